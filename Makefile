@@ -1,0 +1,63 @@
+# Kiln: the two commands of the README are `make run` and `make test`.
+# Everything else here is a habit with one command each.
+
+BUILD      ?= build
+VENV       := .venv
+PY         := $(VENV)/bin/python
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+SITE        = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+
+.PHONY: all setup configure build run test unit pytest test-asan test-tsan fuzz format clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+# Configure once per build folder; warnings are errors in every build we run.
+$(BUILD)/build.ninja: | setup
+	@cmake -S . -B $(BUILD) -G Ninja -DKILN_PYTHON=$(abspath $(PY)) -DKILN_WERROR=ON $(CMAKE_ARGS) >/dev/null
+
+configure: $(BUILD)/build.ninja
+
+build: setup $(BUILD)/build.ninja
+	@cmake --build $(BUILD) -j $(JOBS)
+	@# Make `import kiln` and the `kiln` command work inside the virtualenv.
+	@echo "$(abspath $(BUILD))/python" > "$(SITE)/kiln-build.pth"
+	@ln -sf "$(abspath $(BUILD))/tools/kiln/kiln" $(VENV)/bin/kiln
+
+# Load and run the bundled example models and print their results.
+run: build
+	@$(PY) examples/run_examples.py
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+pytest: build
+	@$(PY) -m pytest -q tests/python
+
+test: unit pytest
+
+# Sanitizer builds of the C++ tests, each in its own folder.
+test-asan:
+	@$(MAKE) --no-print-directory unit BUILD=build-asan CMAKE_ARGS="-DKILN_SANITIZE='address;undefined' -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug"
+
+test-tsan:
+	@$(MAKE) --no-print-directory unit BUILD=build-tsan CMAKE_ARGS="-DKILN_SANITIZE=thread -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_BUILD_PYTHON=OFF \
+	  -DKILN_BUILD_TESTS=ON -DKILN_PYTHON=$(abspath $(PY)) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target onnx_import_fuzz
+	@mkdir -p build-fuzz/corpus && cp -n tests/regress/*.onnx build-fuzz/corpus/ 2>/dev/null || true
+	@build-fuzz/tests/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
+	  build-fuzz/corpus tests/regress 2>&1 | tail -5
+
+format:
+	@clang-format -i $$(git ls-files '*.h' '*.cc')
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

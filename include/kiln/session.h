@@ -1,0 +1,63 @@
+// kiln::Session: load a model and run it. The small public C++ API.
+//
+//   auto session = kiln::Session::open("model.onnx");
+//   if (!session.is_ok()) { ... session.status().message() ... }
+//   auto out = (*session)->run({{"input", tensor}});
+//
+// A Session is thread-safe: concurrent run() calls are allowed and each uses
+// its own execution state.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kiln/data_type.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+struct SessionOptions {
+  int threads = 0;  // intra-op threads; 0 uses every hardware thread
+};
+
+// One model input or output. dims[i] is -1 when unknown; dim_names[i] holds the
+// symbol of a named dynamic dim ("batch") and is empty otherwise.
+struct IoInfo {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  std::vector<int64_t> dims;
+  std::vector<std::string> dim_names;
+  bool rank_known = true;
+  bool optional = false;  // an input with a default value
+};
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> open(const std::string& path, const SessionOptions& options = {});
+  // From serialized ONNX bytes; `name` is used in messages.
+  static Result<std::unique_ptr<Session>> from_bytes(std::string_view bytes, const SessionOptions& options = {},
+                                                     const std::string& name = "<bytes>");
+  ~Session();
+
+  const std::vector<IoInfo>& inputs() const;
+  const std::vector<IoInfo>& outputs() const;
+  // The opset of the default ONNX domain the model imports.
+  int64_t opset() const;
+
+  // Runs the model; `output_names` empty returns every output in model order.
+  Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {}) const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,69 @@
+#include "kiln/session.h"
+
+#include "core/error.h"
+#include "onnx/importer.h"
+#include "runtime/engine.h"
+
+namespace kiln {
+
+struct Session::Impl {
+  std::shared_ptr<runtime::Engine> engine;
+  std::vector<IoInfo> inputs;
+  std::vector<IoInfo> outputs;
+};
+
+namespace {
+
+IoInfo to_info(const runtime::IoBinding& b) {
+  IoInfo info;
+  info.name = b.name;
+  info.dtype = b.dtype;
+  info.rank_known = b.shape.rank_known();
+  info.optional = b.optional;
+  for (const Dim& d : b.shape.dims()) {
+    info.dims.push_back(d.known() ? d.value : -1);
+    info.dim_names.push_back(d.symbol);
+  }
+  return info;
+}
+
+Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionOptions& options) {
+  auto impl = std::make_unique<Session::Impl>();
+  runtime::EngineOptions eo;
+  eo.threads = options.threads;
+  std::string source = model.source_path;
+  auto engine = runtime::Engine::create(std::move(model), eo);
+  if (!engine.is_ok()) return engine.status().with_context(source);
+  impl->engine = std::move(engine).value();
+  for (const auto& b : impl->engine->inputs()) impl->inputs.push_back(to_info(b));
+  for (const auto& b : impl->engine->outputs()) impl->outputs.push_back(to_info(b));
+  return impl;
+}
+
+}  // namespace
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::open(const std::string& path, const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path));
+  KILN_ASSIGN_OR_RETURN(auto impl, make_impl(std::move(model), options));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+Result<std::unique_ptr<Session>> Session::from_bytes(std::string_view bytes, const SessionOptions& options,
+                                                     const std::string& name) {
+  KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_bytes(bytes, "", name));
+  KILN_ASSIGN_OR_RETURN(auto impl, make_impl(std::move(model), options));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
+const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
+int64_t Session::opset() const { return impl_->engine->model().opset(""); }
+
+Result<NamedTensors> Session::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) const {
+  return impl_->engine->run(feeds, output_names);
+}
+
+}  // namespace kiln

@@ -1,0 +1,116 @@
+#include "ops/registry.h"
+
+#include <array>
+
+#include "core/error.h"
+#include "ops/families.h"
+
+namespace kiln::ops {
+namespace {
+
+using RegisterFn = void (*)(Registry&);
+
+// One entry per Family, in Family order; the static_assert below catches a
+// family added to the enum but forgotten here.
+constexpr std::array<RegisterFn, static_cast<size_t>(Family::kCount)> kFamilies = {
+    register_elementwise, register_reduction, register_softmax,   register_cast,
+    register_matmul,      register_conv,      register_pool,      register_normalization,
+    register_shape_ops,   register_tensor_ops, register_pad_resize, register_control_flow,
+    register_rnn,
+};
+
+static_assert([] {
+  for (auto fn : kFamilies) {
+    if (fn == nullptr) return false;
+  }
+  return true;
+}(), "every op family must be registered in kFamilies");
+
+}  // namespace
+
+const Registry& Registry::global() {
+  static const Registry instance = [] {
+    Registry r;
+    for (auto fn : kFamilies) fn(r);
+    return r;
+  }();
+  return instance;
+}
+
+void Registry::add(const OpDef& def) { defs_.push_back(def); }
+
+std::string_view canonical_domain(std::string_view domain) { return domain == "ai.onnx" ? "" : domain; }
+
+const OpDef* Registry::find(std::string_view domain, std::string_view name, int64_t opset) const {
+  domain = canonical_domain(domain);
+  const OpDef* best = nullptr;
+  for (const auto& d : defs_) {
+    if (d.name != name || d.domain != domain) continue;
+    if (opset < d.since_version) continue;
+    if (d.until_version != 0 && opset > d.until_version) continue;
+    if (best == nullptr || d.since_version > best->since_version) best = &d;
+  }
+  return best;
+}
+
+bool Registry::knows(std::string_view domain, std::string_view name) const {
+  domain = canonical_domain(domain);
+  for (const auto& d : defs_) {
+    if (d.name == name && d.domain == domain) return true;
+  }
+  return false;
+}
+
+Status check_arity(const OpDef& def, const ir::Node& node) {
+  // Trailing omitted optional inputs do not count.
+  int n_in = static_cast<int>(node.num_inputs());
+  while (n_in > 0 && node.input(static_cast<size_t>(n_in - 1)) == nullptr) --n_in;
+  if (n_in < def.min_inputs || (def.max_inputs >= 0 && n_in > def.max_inputs)) {
+    return invalid_argument("{} has {} inputs; {} takes {}{}", node.describe(), n_in, def.name,
+                            def.min_inputs == def.max_inputs ? "" : fmt::format("{} to ", def.min_inputs),
+                            def.max_inputs < 0 ? std::string("any number") : std::to_string(def.max_inputs));
+  }
+  for (int i = 0; i < def.min_inputs; ++i) {
+    if (node.input(static_cast<size_t>(i)) == nullptr) {
+      return invalid_argument("{} is missing required input {}", node.describe(), i);
+    }
+  }
+  int n_out = static_cast<int>(node.num_outputs());
+  if (n_out < def.min_outputs || (def.max_outputs >= 0 && n_out > def.max_outputs)) {
+    return invalid_argument("{} has {} outputs; {} gives {}{}", node.describe(), n_out, def.name,
+                            def.min_outputs == def.max_outputs ? "" : fmt::format("{} to ", def.min_outputs),
+                            def.max_outputs < 0 ? std::string("any number") : std::to_string(def.max_outputs));
+  }
+  return Status::ok();
+}
+
+Result<const Tensor*> KernelContext::tensor_input(size_t i) const {
+  if (!has_input(i)) return invalid_argument("{}: input {} is missing", node_.describe(), i);
+  if (!inputs_[i].is_tensor()) return invalid_argument("{}: input {} is not a tensor", node_.describe(), i);
+  return &inputs_[i].tensor();
+}
+
+Result<Tensor*> KernelContext::allocate_output(size_t i, DataType dtype, Dims dims) {
+  if (i >= outputs_.size()) return internal_error("{}: output {} out of range", node_.describe(), i);
+  auto t = Tensor::allocate(dtype, std::move(dims));
+  if (!t.is_ok()) return error(t.status());
+  outputs_[i] = Datum(std::move(t).value());
+  return &outputs_[i].tensor();
+}
+
+const ir::ValueType& InferContext::input_type(size_t i) const {
+  static const ir::ValueType kUnknown;
+  const ir::Value* v = node_.input(i);
+  return v ? v->type() : kUnknown;
+}
+
+const Tensor* InferContext::input_constant(size_t i) const {
+  const ir::Value* v = node_.input(i);
+  return v && v->is_constant() ? &v->constant() : nullptr;
+}
+
+void InferContext::set_output_type(size_t i, ir::ValueType t) {
+  if (ir::Value* v = node_.output(i)) v->set_type(std::move(t));
+}
+
+}  // namespace kiln::ops

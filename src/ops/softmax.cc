@@ -1,0 +1,9 @@
+// Op family: see families.h. (Not yet implemented.)
+#include "ops/families.h"
+#include "ops/registry.h"
+
+namespace kiln::ops {
+
+void register_softmax(Registry& r) { (void)r; }
+
+}  // namespace kiln::ops

@@ -1,0 +1,86 @@
+// Engine and ExecutionContext: the runtime's face.
+//
+// An Engine is built once from a model and is immutable: it may be shared by
+// any number of ExecutionContexts on any threads. A context runs one request
+// at a time and owns its per-run state. Until plans exist, the engine runs the
+// graph through the reference interpreter (exec::Program).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/shape.h"
+#include "ir/graph.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+class ThreadPool;
+}
+namespace kiln::exec {
+class Program;
+}
+
+namespace kiln::runtime {
+
+struct IoBinding {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  Shape shape;                  // dims may be symbolic or unknown
+  bool optional = false;        // an input with a default (an initializer)
+  bool is_tensor = true;        // false for sequence/optional-typed I/O
+};
+
+struct EngineOptions {
+  int threads = 0;  // intra-op threads; 0: all hardware threads
+};
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class ExecutionContext;
+
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  // Takes shared ownership of the model's graph.
+  static Result<std::shared_ptr<Engine>> create(ir::Model model, const EngineOptions& options = {});
+  ~Engine();
+
+  const std::vector<IoBinding>& inputs() const { return inputs_; }
+  const std::vector<IoBinding>& outputs() const { return outputs_; }
+  const ir::Model& model() const { return model_; }
+  int threads() const;
+
+  std::unique_ptr<ExecutionContext> create_context() const;
+
+  // Convenience: runs on a temporary context. Thread-safe.
+  Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {}) const;
+
+ private:
+  friend class ExecutionContext;
+  Engine() = default;
+  // Checks names, dtypes, ranks and known dims of the feeds; returns them in graph-input order.
+  Result<std::vector<Tensor>> bind_inputs(const NamedTensors& feeds) const;
+
+  ir::Model model_;
+  std::shared_ptr<const exec::Program> program_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<IoBinding> inputs_;
+  std::vector<IoBinding> outputs_;
+};
+
+class ExecutionContext {
+ public:
+  explicit ExecutionContext(std::shared_ptr<const Engine> engine) : engine_(std::move(engine)) {}
+
+  // Runs the model. `output_names` empty means every output, in graph order.
+  // Not thread-safe: one run at a time per context.
+  Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {});
+
+  const Engine& engine() const { return *engine_; }
+
+ private:
+  std::shared_ptr<const Engine> engine_;
+};
+
+}  // namespace kiln::runtime

@@ -1,0 +1,5 @@
+import kiln
+
+
+def test_import():
+    assert kiln._core is not None
