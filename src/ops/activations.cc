@@ -223,6 +223,8 @@ Status clip_kernel(KernelContext& ctx) {
       hi = std::numeric_limits<V>::infinity();
     }
     if (ctx.opset() < 11) {
+      KILN_CHECK_ARG(!ctx.has_input(1) && !ctx.has_input(2),
+                     "{}: Clip takes min/max as attributes before opset 11, not inputs", ctx.node().describe());
       if (ctx.node().has_attr("min")) lo = static_cast<V>(ctx.node().attr_float("min", 0));
       if (ctx.node().has_attr("max")) hi = static_cast<V>(ctx.node().attr_float("max", 0));
     } else {

@@ -113,6 +113,9 @@ TEST(Clip, Opset6Attributes) {
   OpTest only_min("Clip", 6);
   only_min.input("x", floats({2}, {-2, 1e30f})).attr(f("min", 0));
   expect_values(run1(only_min), DataType::kFloat32, {2}, {0, 1e30f});
+  OpTest inputs("Clip", 6);
+  inputs.input("x", floats({1}, {1})).input("min", floats({}, {0}));
+  expect_error(inputs, "as attributes before opset 11");
 }
 
 TEST(Clip, Opset13Inputs) {
