@@ -208,4 +208,42 @@ Result<Tensor> to_float64(const Tensor& t) {
   return cast_tensor(t, DataType::kFloat64);
 }
 
+Result<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
+  if (!a.rank_known() || !b.rank_known()) return Shape::unknown_rank();
+  int64_t rank = std::max(a.rank(), b.rank());
+  std::vector<Dim> out(static_cast<size_t>(rank));
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t ia = i - (rank - a.rank());
+    int64_t ib = i - (rank - b.rank());
+    Dim da = ia < 0 ? Dim(1) : a[ia];
+    Dim db = ib < 0 ? Dim(1) : b[ib];
+    Dim& o = out[static_cast<size_t>(i)];
+    if (da.known() && db.known()) {
+      if (da.value != db.value && da.value != 1 && db.value != 1) {
+        return invalid_argument("shapes {} and {} cannot be broadcast together", a.to_string(), b.to_string());
+      }
+      o = da.value == 1 ? db : da;
+    } else if (da.known() && da.value == 1) {
+      o = db;
+    } else if (db.known() && db.value == 1) {
+      o = da;
+    } else if (da.known()) {
+      o = da;  // the unknown one must be 1 or equal
+    } else if (db.known()) {
+      o = db;
+    } else if (!da.symbol.empty() && da.symbol == db.symbol) {
+      o = da;
+    }  // else: unknown
+  }
+  return Shape(std::move(out));
+}
+
+Result<Shape> broadcast_shapes(std::span<const Shape> shapes) {
+  Shape out(std::vector<Dim>{});
+  for (const Shape& s : shapes) {
+    KILN_ASSIGN_OR_RETURN(out, broadcast_shapes(out, s));
+  }
+  return out;
+}
+
 }  // namespace kiln::ops

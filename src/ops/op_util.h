@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/float_types.h"
+#include "core/shape.h"
 #include "kiln/tensor.h"
 
 namespace kiln::ops {
@@ -107,5 +108,13 @@ constexpr DataType data_type_of() {
   else if constexpr (std::is_same_v<T, std::string>) return DataType::kString;
   else return DataType::kUndefined;
 }
+
+// Static (shape inference) counterpart of broadcast_dims: numpy broadcasting
+// of possibly symbolic shapes. A dim is known where the inputs decide it (a
+// known dim > 1 wins over an unknown one, equal symbols stay that symbol);
+// the result has unknown rank if any input has. Fails only when two known
+// dims differ and neither is 1.
+Result<Shape> broadcast_shapes(const Shape& a, const Shape& b);
+Result<Shape> broadcast_shapes(std::span<const Shape> shapes);
 
 }  // namespace kiln::ops
