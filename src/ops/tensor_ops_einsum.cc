@@ -220,11 +220,17 @@ Status einsum_kernel(KernelContext& ctx) {
   }));
 }
 
+// The output has the inputs' element type; its shape is left to run time.
+Status einsum_infer(InferContext& ctx) {
+  ctx.set_output_type(0, ir::ValueType::tensor(input_dtype(ctx, 0)));
+  return Status::ok();
+}
+
 }  // namespace
 
 void register_tensor_ops_einsum(Registry& r) {
   r.add({.name = "Einsum", .domain = "", .since_version = 12, .min_inputs = 1, .max_inputs = -1,
-         .kernel = einsum_kernel, .infer = nullptr});
+         .kernel = einsum_kernel, .infer = einsum_infer});
 }
 
 }  // namespace kiln::ops

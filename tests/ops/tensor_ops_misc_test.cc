@@ -441,3 +441,18 @@ TEST(Einsum, Errors) {
 
 }  // namespace
 }  // namespace kiln::test
+
+namespace kiln::test {
+namespace {
+
+TEST(Einsum, InferKeepsElementType) {
+  auto r = InferTest("Einsum", 12)
+               .input(tensor_type(DataType::kFloat64, {2, 3}))
+               .attr(ir::Attribute::make_string("equation", "ij->ji"))
+               .run();
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].to_string(), "double*");
+}
+
+}  // namespace
+}  // namespace kiln::test
