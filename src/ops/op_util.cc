@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <sstream>
 
@@ -244,6 +245,72 @@ Result<Shape> broadcast_shapes(std::span<const Shape> shapes) {
     KILN_ASSIGN_OR_RETURN(out, broadcast_shapes(out, s));
   }
   return out;
+}
+
+}  // namespace kiln::ops
+
+namespace kiln::ops {
+
+void copy_elements(const Tensor& src, int64_t src_offset, Tensor& dst, int64_t dst_offset, int64_t count) {
+  if (count <= 0) return;
+  if (src.dtype() == DataType::kString) {
+    const std::string* s = src.data<std::string>() + src_offset;
+    std::string* d = dst.data<std::string>() + dst_offset;
+    for (int64_t i = 0; i < count; ++i) d[i] = s[i];
+    return;
+  }
+  size_t es = element_size(src.dtype());
+  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(dst_offset) * es,
+              static_cast<const char*>(src.raw_data()) + static_cast<size_t>(src_offset) * es,
+              static_cast<size_t>(count) * es);
+}
+
+Result<Tensor> take_elements(const Tensor& src, const std::vector<int64_t>& src_index, Dims dims) {
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::allocate(src.dtype(), std::move(dims)));
+  if (static_cast<int64_t>(src_index.size()) != out.numel()) {
+    return internal_error("take_elements: {} indices for {} elements", src_index.size(), out.numel());
+  }
+  if (src.dtype() == DataType::kString) {
+    const std::string* s = src.data<std::string>();
+    std::string* d = out.data<std::string>();
+    for (size_t i = 0; i < src_index.size(); ++i) d[i] = s[src_index[i]];
+    return out;
+  }
+  size_t es = element_size(src.dtype());
+  const char* s = static_cast<const char*>(src.raw_data());
+  char* d = static_cast<char*>(out.raw_data());
+  for (size_t i = 0; i < src_index.size(); ++i) {
+    std::memcpy(d + i * es, s + static_cast<size_t>(src_index[i]) * es, es);
+  }
+  return out;
+}
+
+std::vector<int64_t> strided_indices(const Dims& dims, const std::vector<int64_t>& strides, int64_t base) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  std::vector<int64_t> out;
+  if (n <= 0) return out;
+  out.reserve(static_cast<size_t>(n));
+  std::vector<int64_t> coord(dims.size(), 0);
+  int64_t offset = base;
+  for (int64_t i = 0; i < n; ++i) {
+    out.push_back(offset);
+    for (size_t d = dims.size(); d-- > 0;) {
+      if (++coord[d] < dims[d]) {
+        offset += strides[d];
+        break;
+      }
+      offset -= strides[d] * (dims[d] - 1);
+      coord[d] = 0;
+    }
+  }
+  return out;
+}
+
+Result<int64_t> to_int64_scalar(const Tensor& t) {
+  if (t.numel() != 1) return invalid_argument("expected one integer, got {}", t.debug_string());
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> v, to_int64_vector(t));
+  return v[0];
 }
 
 }  // namespace kiln::ops

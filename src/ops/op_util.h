@@ -118,3 +118,25 @@ Result<Shape> broadcast_shapes(const Shape& a, const Shape& b);
 Result<Shape> broadcast_shapes(std::span<const Shape> shapes);
 
 }  // namespace kiln::ops
+
+namespace kiln::ops {
+
+// Copies `count` consecutive elements from src (starting at element src_offset)
+// to dst (starting at dst_offset). Works for every element type: strings are
+// assigned, everything else is copied as element_size() bytes per element.
+// Preconditions: same dtype, both ranges in bounds.
+void copy_elements(const Tensor& src, int64_t src_offset, Tensor& dst, int64_t dst_offset, int64_t count);
+
+// A new tensor of `dims` whose element i is src's element src_index[i]: the
+// generic data-movement kernel behind Transpose, Expand, Tile, Slice, Gather...
+// Precondition: every index is in [0, src.numel()) and src_index.size() == numel(dims).
+Result<Tensor> take_elements(const Tensor& src, const std::vector<int64_t>& src_index, Dims dims);
+
+// For each element of `dims` in row-major order: base + sum_i coord[i] * strides[i].
+// Strides may be negative or zero (reversed or broadcast axes).
+std::vector<int64_t> strided_indices(const Dims& dims, const std::vector<int64_t>& strides, int64_t base = 0);
+
+// Reads a one-element int32/int64 tensor (any rank) as int64.
+Result<int64_t> to_int64_scalar(const Tensor& t);
+
+}  // namespace kiln::ops
