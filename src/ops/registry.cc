@@ -10,21 +10,19 @@ namespace {
 
 using RegisterFn = void (*)(Registry&);
 
-// One entry per Family, in Family order; the static_assert below catches a
-// family added to the enum but forgotten here.
-constexpr std::array<RegisterFn, static_cast<size_t>(Family::kCount)> kFamilies = {
-    register_elementwise, register_reduction, register_softmax,   register_cast,
-    register_matmul,      register_conv,      register_pool,      register_normalization,
-    register_shape_ops,   register_tensor_ops, register_pad_resize, register_control_flow,
-    register_rnn,
-};
+// Builds the family table; the static_assert catches a family added to the
+// Family enum but forgotten in the list below.
+template <class... Fns>
+constexpr std::array<RegisterFn, sizeof...(Fns)> family_table(Fns... fns) {
+  static_assert(sizeof...(Fns) == static_cast<size_t>(Family::kCount),
+                "every op family must be listed in kFamilies, in Family order");
+  return {fns...};
+}
 
-static_assert([] {
-  for (auto fn : kFamilies) {
-    if (fn == nullptr) return false;
-  }
-  return true;
-}(), "every op family must be registered in kFamilies");
+constexpr auto kFamilies = family_table(
+    register_elementwise, register_reduction, register_softmax, register_cast, register_matmul, register_conv,
+    register_pool, register_normalization, register_shape_ops, register_tensor_ops, register_pad_resize,
+    register_control_flow, register_rnn);
 
 }  // namespace
 
