@@ -23,9 +23,9 @@ namespace {
 
 // Per-iteration sizes shared by both versions.
 struct ScanArity {
-  size_t states = 0;  // N
-  size_t inputs = 0;  // M
-  size_t outputs = 0; // K
+  size_t states = 0;   // N
+  size_t inputs = 0;   // M
+  size_t outputs = 0;  // K
 };
 
 // `first_input`: 1 at opset 8 (sequence_lens), 0 after.
@@ -34,15 +34,16 @@ Result<ScanArity> scan_arity(const KernelContext& ctx, const ir::Graph& body, si
   int64_t m = node.attr_int("num_scan_inputs", -1);
   size_t given = ctx.num_inputs() > first_input ? ctx.num_inputs() - first_input : 0;
   if (m < 1 || static_cast<size_t>(m) > given) {
-    return invalid_argument("{}: attribute num_scan_inputs is {}; it must be between 1 and the {} state and scan inputs",
-                            node.describe(), m, given);
+    return invalid_argument(
+        "{}: attribute num_scan_inputs is {}; it must be between 1 and the {} state and scan inputs", node.describe(),
+        m, given);
   }
   ScanArity a;
   a.inputs = static_cast<size_t>(m);
   a.states = given - a.inputs;
   if (body.inputs().size() != a.states + a.inputs) {
-    return invalid_argument("{}: body takes {} inputs but the node gives {} states and {} scan inputs",
-                            node.describe(), body.inputs().size(), a.states, a.inputs);
+    return invalid_argument("{}: body takes {} inputs but the node gives {} states and {} scan inputs", node.describe(),
+                            body.inputs().size(), a.states, a.inputs);
   }
   if (body.outputs().size() < a.states) {
     return invalid_argument("{}: body returns {} outputs, fewer than the {} states", node.describe(),
@@ -71,8 +72,8 @@ Result<std::vector<int64_t>> scan_attr(const ir::Node& node, const std::string& 
 Status check_directions(const ir::Node& node, const std::string& name, const std::vector<int64_t>& v) {
   for (int64_t d : v) {
     if (d != 0 && d != 1) {
-      return invalid_argument("{}: attribute {} holds {}; directions are 0 (forward) or 1 (reverse)",
-                              node.describe(), name, d);
+      return invalid_argument("{}: attribute {} holds {}; directions are 0 (forward) or 1 (reverse)", node.describe(),
+                              name, d);
     }
   }
   return Status::ok();
@@ -125,7 +126,8 @@ Status scan9_kernel(KernelContext& ctx) {
       return invalid_argument("{}: scan input {} must be a tensor, got {}", node.describe(), j, datum_kind_name(d));
     }
     const Tensor& t = d.tensor();
-    if (t.rank() < 1) return invalid_argument("{}: scan input {} is a scalar; it needs an axis to scan", node.describe(), j);
+    if (t.rank() < 1)
+      return invalid_argument("{}: scan input {} is a scalar; it needs an axis to scan", node.describe(), j);
     auto axis = normalize_axis(in_axes[j], t.rank());
     if (!axis.is_ok()) return ctx.error(axis.status().with_context(fmt::format("scan_input_axes[{}]", j)));
     in_axes[j] = *axis;
@@ -183,7 +185,8 @@ Status scan8_kernel(KernelContext& ctx) {
   for (size_t i = 1; i < ctx.num_inputs(); ++i) {
     const Datum& d = ctx.datum(i);
     bool is_scan = i > arity.states;
-    if (!d.is_tensor()) return invalid_argument("{}: input {} must be a tensor, got {}", node.describe(), i, datum_kind_name(d));
+    if (!d.is_tensor())
+      return invalid_argument("{}: input {} must be a tensor, got {}", node.describe(), i, datum_kind_name(d));
     const Tensor& t = d.tensor();
     if (t.rank() < (is_scan ? 2 : 1)) {
       return invalid_argument("{}: input {} is {}; opset-8 Scan needs a batch axis{}", node.describe(), i,
@@ -252,8 +255,8 @@ Status scan8_kernel(KernelContext& ctx) {
     }
     for (size_t i = 0; i < arity.states; ++i) {
       std::string what = fmt::format("final state {} (body output {})", i, i);
-      KILN_RETURN_IF_ERROR(check_scan_item(body_in[i], final_states[i].empty() ? nullptr : &final_states[i].front(),
-                                           node, what));
+      KILN_RETURN_IF_ERROR(
+          check_scan_item(body_in[i], final_states[i].empty() ? nullptr : &final_states[i].front(), node, what));
       final_states[i].push_back(body_in[i].tensor());
     }
   }
@@ -286,7 +289,7 @@ Status scan8_kernel(KernelContext& ctx) {
     }
     Dims dims = item_dims;
     dims.insert(dims.begin(), {batch, max_length});
-    KILN_ASSIGN_OR_RETURN(Tensor* out, ctx.allocate_output(o, dtype, dims));
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(o, dtype, dims));
     int64_t per_item = 1;
     for (int64_t d : item_dims) per_item *= d;
     for (int64_t b = 0; b < batch; ++b) {

@@ -65,8 +65,7 @@ Result<Tensor> slice_along_axis(const Tensor& t, int64_t axis, int64_t index) {
   return out;
 }
 
-Result<Tensor> stack_along_axis(const std::vector<Tensor>& items, int64_t axis,
-                                const std::vector<int64_t>& positions) {
+Result<Tensor> stack_along_axis(const std::vector<Tensor>& items, int64_t axis, const std::vector<int64_t>& positions) {
   const Tensor& first = items.front();
   Dims out_dims = first.dims();
   auto n = static_cast<int64_t>(items.size());

@@ -39,8 +39,9 @@ struct IfGraph {
     else_b.node("Identity", {"b"}, {"eb"});
     else_b.value("eb", tensor_type(DataType::kFloat32, {Dim::sym("n")}));
     else_b.output("eb");
-    top.node("If", {"cond"}, {"out"},
-             {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
+    top.node(
+        "If", {"cond"}, {"out"},
+        {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
     top.output("out");
   }
 };
@@ -83,8 +84,9 @@ TEST(If, BranchOutputMayBeACaptureOrASequence) {
   else_b.capture("s");
   else_b.node("Identity", {"s"}, {"s2"});
   else_b.output("s2");
-  top.node("If", {"cond"}, {"out"},
-           {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
+  top.node(
+      "If", {"cond"}, {"out"},
+      {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
   top.output("out");
   Datum seq = Datum::sequence({floats({1}, {5}), floats({2}, {6, 7})}, DataType::kFloat32);
   for (bool c : {true, false}) {
@@ -115,8 +117,9 @@ TEST(If, BranchOutputCountMustMatchTheNode) {
   else_b.output("a");
   else_b.node("Identity", {"a"}, {"a2"});
   else_b.output("a2");
-  top.node("If", {"cond"}, {"out"},
-           {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
+  top.node(
+      "If", {"cond"}, {"out"},
+      {Attribute::make_graph("then_branch", then_b.share()), Attribute::make_graph("else_branch", else_b.share())});
   top.output("out");
   expect_error(top.run({bool_scalar(true), floats({1}, {1})}), {"If_0", "else_branch has 2 outputs"});
 }
@@ -308,8 +311,9 @@ TEST(Loop, NestedIfReadsAValueOfTheOutermostGraph) {
       b.output(std::string(name) + "_y");
       return b.share();
     };
-    body.node("If", {"c"}, {"w"},
-              {Attribute::make_graph("then_branch", branch("then")), Attribute::make_graph("else_branch", branch("else"))});
+    body.node(
+        "If", {"c"}, {"w"},
+        {Attribute::make_graph("then_branch", branch("then")), Attribute::make_graph("else_branch", branch("else"))});
     body.node("Identity", {"c"}, {"c_out"});
     body.node("Identity", {"w"}, {"v_out"});
     body.node("Identity", {"w"}, {"w_scan"});

@@ -58,8 +58,8 @@ class GraphBuilder {
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() ? *r : nullptr;
   }
-  ir::Node* node(const std::string& op, const std::vector<std::string>& inputs,
-                 const std::vector<std::string>& outputs, std::vector<ir::Attribute> attrs = {}) {
+  ir::Node* node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+                 std::vector<ir::Attribute> attrs = {}) {
     std::vector<ir::Value*> in;
     for (const auto& n : inputs) {
       ir::Value* v = n.empty() ? nullptr : graph_->find_value(n);

@@ -211,7 +211,8 @@ TEST(Scan, Errors) {
     body.input("ai");
     body.input("extra");
     body.output("ai");
-    top.node("Scan", {"a"}, {"as"}, {Attribute::make_int("num_scan_inputs", 3), Attribute::make_graph("body", body.share())});
+    top.node("Scan", {"a"}, {"as"},
+             {Attribute::make_int("num_scan_inputs", 3), Attribute::make_graph("body", body.share())});
     top.output("as");
     expect_error(top.run({floats({3}, {1, 2, 3})}), {"Scan_0", "num_scan_inputs is 3"});
     top.graph().nodes().back()->set_attr(Attribute::make_int("num_scan_inputs", 1));
