@@ -29,6 +29,21 @@ const Datum* Scope::lookup(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+
+// Names captured by `g` or by any graph nested in it, at any depth. A value of
+// an enclosing scope may be read by a grandchild graph without the graphs in
+// between declaring it as a capture (the scope lookup walks every parent), so
+// the scope holding that value must keep it alive for all of them.
+void collect_captures(const ir::Graph& g, std::vector<std::string>& names) {
+  for (const ir::Value* v : g.captures()) names.push_back(v->name());
+  for (const auto& node : g.nodes()) {
+    for (const ir::Graph* sub : node->subgraphs()) collect_captures(*sub, names);
+  }
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const Program>> Program::compile(const ir::Graph& graph) {
   auto p = std::make_shared<Program>();
   p->graph_ = &graph;
@@ -74,12 +89,12 @@ Result<std::shared_ptr<const Program>> Program::compile(const ir::Graph& graph) 
     for (const ir::Graph* sub : node->subgraphs()) {
       KILN_ASSIGN_OR_RETURN(auto sp, compile(*sub));
       p->subprograms_[sub] = std::move(sp);
-      // A subgraph may read any value of this scope by name: keep those alive
-      // until this node has run.
-      for (const ir::Value* cap : sub->captures()) {
-        if (const ir::Value* v = graph.find_value(cap->name())) {
-          last_use[slot_for(v)] = p->steps_.size();
-        }
+      // A subgraph (or one nested in it) may read any value of this scope by
+      // name: keep those alive until this node has run.
+      std::vector<std::string> captured;
+      collect_captures(*sub, captured);
+      for (const std::string& name : captured) {
+        if (const ir::Value* v = graph.find_value(name)) last_use[slot_for(v)] = p->steps_.size();
       }
     }
     p->steps_.push_back(std::move(step));
