@@ -36,20 +36,6 @@ Result<const ir::Graph*> graph_attr(const ir::Node& node, const std::string& nam
   return g;
 }
 
-void copy_elements(const Tensor& src, int64_t src_offset, Tensor& dst, int64_t dst_offset, int64_t count) {
-  if (count <= 0) return;
-  if (src.dtype() == DataType::kString) {
-    const std::string* s = src.data<std::string>() + src_offset;
-    std::string* d = dst.data<std::string>() + dst_offset;
-    for (int64_t i = 0; i < count; ++i) d[i] = s[i];
-    return;
-  }
-  size_t es = element_size(src.dtype());
-  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(dst_offset) * es,
-              static_cast<const char*>(src.raw_data()) + static_cast<size_t>(src_offset) * es,
-              static_cast<size_t>(count) * es);
-}
-
 Result<Tensor> slice_along_axis(const Tensor& t, int64_t axis, int64_t index) {
   Dims out_dims;
   int64_t outer = 1;

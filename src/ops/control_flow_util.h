@@ -3,6 +3,8 @@
 // axis and stacking per-iteration tensors into scan outputs.
 #pragma once
 
+#include "ops/op_util.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,9 +31,6 @@ Result<bool> read_condition(const Datum& d, const ir::Node& node, const std::str
 // The graph attribute `name` of `node`, or an error naming both.
 Result<const ir::Graph*> graph_attr(const ir::Node& node, const std::string& name);
 
-// Copies `count` elements from src (starting at element src_offset) into dst
-// (at dst_offset). Both must have the same dtype; handles string tensors.
-void copy_elements(const Tensor& src, int64_t src_offset, Tensor& dst, int64_t dst_offset, int64_t count);
 
 // The sub-tensor of rank r-1 at `index` along `axis` (a copy).
 // Preconditions: 0 <= axis < t.rank(), 0 <= index < t.dim(axis).

@@ -20,6 +20,7 @@
 #include "core/datum.h"
 #include "exec/program.h"
 #include "ir/graph.h"
+#include "ops/op_test_util.h"
 
 namespace kiln::test {
 
@@ -85,11 +86,6 @@ class GraphBuilder {
   std::shared_ptr<ir::Graph> graph_;
   int64_t opset_;
 };
-
-inline ir::ValueType tensor_type(DataType dtype, std::vector<Dim> dims) {
-  return ir::ValueType::tensor(dtype, Shape(std::move(dims)));
-}
-inline ir::ValueType tensor_type(DataType dtype) { return ir::ValueType::tensor(dtype); }
 
 inline Tensor bool_scalar(bool v) { return Tensor::scalar<bool>(DataType::kBool, v); }
 inline Tensor int64_scalar(int64_t v) { return Tensor::scalar<int64_t>(DataType::kInt64, v); }

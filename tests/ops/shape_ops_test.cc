@@ -1,4 +1,4 @@
-#include "ops/tensor_ops_test_util.h"
+#include "ops/op_test_util.h"
 
 namespace kiln::test {
 namespace {

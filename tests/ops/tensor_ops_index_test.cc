@@ -1,7 +1,7 @@
 // Gather, GatherElements, GatherND, ScatterElements, ScatterND, Scatter.
 // Expected arrays were computed with onnx.reference.ReferenceEvaluator
 // (onnx 1.23.2) on the same inputs and pasted here.
-#include "ops/tensor_ops_test_util.h"
+#include "ops/op_test_util.h"
 
 namespace kiln::test {
 namespace {

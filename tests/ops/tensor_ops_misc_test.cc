@@ -2,7 +2,7 @@
 // DepthToSpace, SpaceToDepth, Einsum. Expected arrays not obvious by hand
 // were computed with onnx.reference.ReferenceEvaluator (onnx 1.23.2) or
 // numpy.einsum on the same inputs and pasted here.
-#include "ops/tensor_ops_test_util.h"
+#include "ops/op_test_util.h"
 
 namespace kiln::test {
 namespace {

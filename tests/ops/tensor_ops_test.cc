@@ -3,7 +3,7 @@
 // onnx.reference.ReferenceEvaluator (onnx 1.23.2) and pasted here.
 #include <limits>
 
-#include "ops/tensor_ops_test_util.h"
+#include "ops/op_test_util.h"
 
 namespace kiln::test {
 namespace {
