@@ -100,7 +100,7 @@ Status bind_node(pb::NodeProto& node, const Binding& binding, const RenameMap& r
 class Inliner {
  public:
   Inliner(const pb::GraphProto& graph, const FunctionLibrary& library, int64_t& budget, InlinedGraph& out)
-      : library_(library), budget_(budget), out_(out) {
+      : library_(library), budget_(budget), initial_budget_(budget), out_(out) {
     collect_names(graph, names_);
   }
 
@@ -117,6 +117,13 @@ class Inliner {
                                 node.op_type(), fn->name());
       }
     }
+    // Refuse a call whose full expansion exceeds the budget before copying anything.
+    KILN_ASSIGN_OR_RETURN(int64_t size, expanded_size(fn, name, node.op_type(), 0));
+    if (size > budget_) {
+      return resource_exhausted("node '{}' ({}): inlining local function '{}' creates {} nodes, more than the {} "
+                                "allowed for this model (nested calls multiply)", name, node.op_type(), fn->name(),
+                                size >= kSaturated ? std::string("billions of") : std::to_string(size), budget_);
+    }
     active_.push_back(fn);
     Status s = expand(node, name, *fn);
     active_.pop_back();
@@ -124,6 +131,37 @@ class Inliner {
   }
 
  private:
+  static constexpr int64_t kSaturated = int64_t{1} << 40;
+  // Calls nested deeper than this are refused (each level is a native stack frame).
+  static constexpr int kMaxCallDepth = 64;
+
+  // Nodes a call of `fn` expands to, counting nested calls (saturating at
+  // kSaturated); fails on recursion.
+  Result<int64_t> expanded_size(const pb::FunctionProto* fn, const std::string& call, const std::string& op,
+                                int depth) {
+    if (depth > kMaxCallDepth) {
+      return unimplemented("node '{}' ({}): local functions nest more than {} calls deep", call, op, kMaxCallDepth);
+    }
+    if (auto it = sizes_.find(fn); it != sizes_.end()) {
+      if (it->second < 0) {
+        return invalid_argument("node '{}' ({}): local function '{}' calls itself recursively", call, op, fn->name());
+      }
+      return it->second;
+    }
+    sizes_[fn] = -1;  // in progress
+    int64_t total = 0;
+    for (const auto& node : fn->node()) {
+      const pb::FunctionProto* callee = library_.find(node.domain(), node.op_type(), node.overload());
+      int64_t n = 1;
+      if (callee != nullptr) {
+        KILN_ASSIGN_OR_RETURN(n, expanded_size(callee, call, op, depth + 1));
+      }
+      total = std::min(kSaturated, total + n);
+    }
+    sizes_[fn] = total;
+    return total;
+  }
+
   // A name not used anywhere in the graph yet.
   std::string fresh(const std::string& base) {
     std::string name = base;
@@ -180,7 +218,8 @@ class Inliner {
     const Binding binding{&call, &fn};
     for (int j = 0; j < fn.node_size(); ++j) {
       if (--budget_ < 0) {
-        return resource_exhausted("{}: inlining local functions creates more than {} nodes", what, kMaxInlinedNodes);
+        return resource_exhausted("{}: inlining local functions creates too many nodes (nested calls multiply; the "
+                                  "limit for this model is {})", what, initial_budget_);
       }
       pb::NodeProto& node = out_.storage.emplace_back(fn.node(j));
       for (auto& in : *node.mutable_input()) {
@@ -220,9 +259,11 @@ class Inliner {
 
   const FunctionLibrary& library_;
   int64_t& budget_;
+  const int64_t initial_budget_;
   InlinedGraph& out_;
   std::unordered_set<std::string> names_;
   std::vector<const pb::FunctionProto*> active_;
+  std::map<const pb::FunctionProto*, int64_t> sizes_;  // expanded sizes; -1 while being computed
 };
 
 }  // namespace

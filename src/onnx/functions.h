@@ -7,6 +7,7 @@
 // importer.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -52,9 +53,13 @@ struct InlinedGraph {
   std::deque<pb::NodeProto> storage;           // nodes created by inlining (stable addresses)
 };
 
-// Largest number of nodes that inlining may create for one model (nested calls
-// can grow exponentially).
-inline constexpr int64_t kMaxInlinedNodes = int64_t{1} << 20;
+// How many nodes inlining may create for a model of `model_bytes` bytes.
+// Nested calls can grow exponentially (F1 calls F0 twice, F2 calls F1 twice,
+// ...), so a few KB could otherwise demand billions of nodes; a real model's
+// inlined size is proportional to its own.
+inline int64_t inline_budget(uint64_t model_bytes) {
+  return std::max<int64_t>(int64_t{1} << 16, static_cast<int64_t>(model_bytes / 8));
+}
 
 // Expands the calls to local functions among `graph`'s nodes into `out`.
 // `budget` counts down the nodes inlining may still create.

@@ -26,7 +26,7 @@ struct ImportContext {
   ImportOptions options;
   std::map<std::string, int64_t> opsets;  // canonical domain ("" for ai.onnx) -> version
   FunctionLibrary functions;
-  int64_t inline_budget = kMaxInlinedNodes;
+  int64_t inline_budget = 0;  // nodes that inlining may still create (see inline_budget())
 };
 
 class GraphImporter {

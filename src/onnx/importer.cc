@@ -55,6 +55,7 @@ Result<ir::Model> import_proto(const pb::ModelProto& proto, const std::string& b
   ImportContext ctx;
   ctx.source.base_dir = base_dir;
   ctx.options = options;
+  ctx.inline_budget = inline_budget(proto.ByteSizeLong());
   KILN_RETURN_IF_ERROR(read_opsets(proto, ctx.opsets));
   for (const auto& fn : proto.functions()) KILN_RETURN_IF_ERROR(ctx.functions.add(fn));
 
@@ -99,7 +100,9 @@ Result<ir::Model> import_model_file(const std::string& path, const ImportOptions
   }
   std::string bytes(static_cast<size_t>(size), '\0');
   std::ifstream in(path, std::ios::binary);
-  if (!in || !in.read(bytes.data(), static_cast<std::streamsize>(size))) return io_error("{}: cannot read the file", path);
+  if (!in || !in.read(bytes.data(), static_cast<std::streamsize>(size))) {
+    return io_error("{}: cannot read the file", path);
+  }
   const fs::path parent = fs::path(path).parent_path();
   return import_model_bytes(bytes, parent.empty() ? fs::path(".").string() : parent.string(), path, options);
 }

@@ -157,7 +157,9 @@ void decode_typed_field(const pb::TensorProto& p, Tensor& out) {
   if (is_sub_byte(out.dtype())) {
     // Each int32_data entry holds one packed byte.
     std::vector<uint8_t> packed(static_cast<size_t>(p.int32_data_size()));
-    for (int i = 0; i < p.int32_data_size(); ++i) packed[static_cast<size_t>(i)] = static_cast<uint8_t>(p.int32_data(i));
+    for (int i = 0; i < p.int32_data_size(); ++i) {
+      packed[static_cast<size_t>(i)] = static_cast<uint8_t>(p.int32_data(i));
+    }
     unpack_sub_byte(packed.data(), out.dtype(), out.numel(), out.data<uint8_t>());
     return;
   }

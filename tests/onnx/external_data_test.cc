@@ -127,8 +127,9 @@ TEST_F(ExternalData, PackedTypes) {
   auto* t = m.mutable_graph()->mutable_initializer(0);
   t->set_data_type(TensorProto::INT4);
   t->set_dims(0, 3);
-  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(TensorProto::INT4);
-  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_value(3);
+  auto* out_type = m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type();
+  out_type->set_elem_type(TensorProto::INT4);
+  out_type->mutable_shape()->mutable_dim(0)->set_dim_value(3);
   auto r = import(m, model_dir());
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const Tensor& q = r->graph->find_value("w")->constant();

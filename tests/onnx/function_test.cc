@@ -224,6 +224,41 @@ TEST(OnnxFunction, Recursion) {
   expect_error(import(m), StatusCode::kInvalidArgument, {"test.onnx: ", "'Twice' calls itself recursively"});
 }
 
+// F0 = Identity; F_k calls F_{k-1} `calls` times (in sequence).
+pb::ModelProto chain_model(int levels, int calls) {
+  auto m = call_model();
+  m.clear_functions();
+  pb::FunctionProto f0 = twice();
+  f0.set_name("F0");
+  *m.add_functions() = f0;
+  for (int k = 1; k <= levels; ++k) {
+    pb::FunctionProto f;
+    f.set_name("F" + std::to_string(k));
+    f.set_domain("local");
+    f.add_input("X");
+    f.add_output("Y");
+    for (int c = 0; c < calls; ++c) {
+      auto* n = f.add_node();
+      n->set_op_type("F" + std::to_string(k - 1));
+      n->set_domain("local");
+      n->add_input(c == 0 ? "X" : "M" + std::to_string(c - 1));
+      n->add_output(c == calls - 1 ? "Y" : "M" + std::to_string(c));
+    }
+    *m.add_functions() = f;
+  }
+  m.mutable_graph()->mutable_node(0)->set_op_type("F" + std::to_string(levels));
+  return m;
+}
+
+TEST(OnnxFunction, ExponentialExpansionIsRefused) {
+  auto ok = import(chain_model(5, 2));  // 2 * 2^5 nodes
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->graph->num_nodes(), 64u);
+  expect_error(import(chain_model(40, 2)), StatusCode::kResourceExhausted,
+               {"node 'call' (F40)", "inlining local function 'F40' creates billions of nodes"});
+  expect_error(import(chain_model(100, 1)), StatusCode::kUnimplemented, {"nest more than 64 calls deep"});
+}
+
 TEST(OnnxFunction, MalformedBodies) {
   {
     auto m = call_model();

@@ -262,7 +262,8 @@ TEST(OnnxImport, UndefinedInput) {
   add_node(m.mutable_graph(), "Identity", {"missing_w"}, {"z"}, "n");
   auto r = import(m);
   expect_error(r, StatusCode::kInvalidArgument, {});
-  EXPECT_EQ(r.status().message(), "test.onnx: node 'n' (Identity): input 'missing_w' is not defined (missing initializer?)");
+  EXPECT_EQ(r.status().message(),
+            "test.onnx: node 'n' (Identity): input 'missing_w' is not defined (missing initializer?)");
 }
 
 TEST(OnnxImport, UndefinedGraphOutput) {
