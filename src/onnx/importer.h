@@ -21,15 +21,24 @@ namespace kiln::onnx {
 
 struct ImportOptions {
   bool infer_shapes = true;  // run ops' shape inference after import
+  // Import nodes whose operator Kiln does not know (no kernel, no shape
+  // inference) instead of failing; for tools that only inspect a model.
+  // Program::compile still rejects such a graph.
+  bool allow_unknown_ops = false;
 };
 
 inline constexpr int64_t kMinOpset = 7;
 inline constexpr int64_t kMaxOpset = 28;
 
-// Reads and imports a .onnx file. External data is looked up next to it.
+// Reads and imports a .onnx file (at most 2 GiB; larger weights belong in
+// external data files, which are looked up in the model's folder). A missing
+// file is NotFound. The model's source_path is `path`.
 Result<ir::Model> import_model_file(const std::string& path, const ImportOptions& options = {});
 // Imports serialized ModelProto bytes. `base_dir` resolves external data
-// ("" forbids external data); `source_name` names the model in messages.
+// ("" forbids external data); `source_name` names the model in messages and
+// becomes the model's source_path.
+//
+// Every error message starts with "<source_name>: ".
 Result<ir::Model> import_model_bytes(std::string_view bytes, const std::string& base_dir,
                                      const std::string& source_name, const ImportOptions& options = {});
 
