@@ -24,13 +24,13 @@ namespace {
 template <class T>
 void im2col(const T* x, int64_t channels, const ConvGeom& g, T* col) {
   const size_t nd = g.in.size();
-  const int64_t ksize = product(g.w.kernel);
-  const int64_t in_size = product(g.in);
+  const int64_t ksize = volume(g.w.kernel);
+  const int64_t in_size = volume(g.in);
   const int64_t out_last = g.out[nd - 1];
   const int64_t in_last = g.in[nd - 1];
   const int64_t s_last = g.w.strides[nd - 1];
   if (out_last == 0) return;
-  const int64_t outer = product(g.out) / out_last;
+  const int64_t outer = volume(g.out) / out_last;
   const std::vector<int64_t> in_strides = strides_of(g.in);
   std::vector<int64_t> kpos(nd, 0);
   std::vector<int64_t> opos(nd, 0);
@@ -77,9 +77,9 @@ template <class T>
 void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeom& g, ThreadPool* pool) {
   const int64_t cg = g.in_channels / g.group;
   const int64_t mg = g.out_channels / g.group;
-  const int64_t in_size = product(g.in);
-  const int64_t out_size = product(g.out);
-  const int64_t kdim = cg * product(g.w.kernel);
+  const int64_t in_size = volume(g.in);
+  const int64_t out_size = volume(g.out);
+  const int64_t kdim = cg * volume(g.w.kernel);
   bool pointwise = true;
   for (size_t d = 0; d < g.in.size(); ++d) {
     if (g.w.kernel[d] != 1 || g.w.strides[d] != 1 || g.w.pad_begin(d) != 0 || g.w.pad_end(d) != 0) pointwise = false;

@@ -23,12 +23,12 @@ namespace {
 template <class T>
 void col2im(const T* col, int64_t channels, const ConvGeom& g, T* y) {
   const size_t nd = g.in.size();
-  const int64_t ksize = product(g.w.kernel);
-  const int64_t out_size = product(g.out);
+  const int64_t ksize = volume(g.w.kernel);
+  const int64_t out_size = volume(g.out);
   const int64_t in_last = g.in[nd - 1];
   const int64_t out_last = g.out[nd - 1];
   if (in_last == 0) return;
-  const int64_t outer = product(g.in) / in_last;
+  const int64_t outer = volume(g.in) / in_last;
   const std::vector<int64_t> out_strides = strides_of(g.out);
   std::vector<int64_t> kpos(nd, 0);
   std::vector<int64_t> ipos(nd, 0);
@@ -73,9 +73,9 @@ template <class T>
 void conv_transpose_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeom& g, ThreadPool* pool) {
   const int64_t cg = g.in_channels / g.group;
   const int64_t mg = g.out_channels / g.group;
-  const int64_t in_size = product(g.in);
-  const int64_t out_size = product(g.out);
-  const int64_t rows = mg * product(g.w.kernel);
+  const int64_t in_size = volume(g.in);
+  const int64_t out_size = volume(g.out);
+  const int64_t rows = mg * volume(g.w.kernel);
   // W_g^T for every group: [rows, cg].
   std::vector<T> wt(static_cast<size_t>(g.group * rows * cg));
   for (int64_t gi = 0; gi < g.group; ++gi) {

@@ -4,7 +4,7 @@
 
 namespace kiln::ops {
 
-int64_t product(const std::vector<int64_t>& v) {
+int64_t volume(const std::vector<int64_t>& v) {
   int64_t p = 1;
   for (int64_t x : v) p *= x;
   return p;

@@ -56,7 +56,8 @@ struct ConvGeom {
   Window w;  // kernel, strides, dilations and (resolved) pads
 };
 
-int64_t product(const std::vector<int64_t>& v);
+// Product of the entries (1 for none): the element count of a box of these dims.
+int64_t volume(const std::vector<int64_t>& v);
 
 // ConvTranspose lives in conv_transpose.cc; register_conv calls this.
 void register_conv_transpose(Registry& r);

@@ -14,12 +14,12 @@
 
 namespace kiln::ops {
 
-Result<std::vector<double>> doubles_of(const Tensor& t) {
+Result<std::vector<double>> norm_doubles(const Tensor& t) {
   KILN_ASSIGN_OR_RETURN(Tensor d, to_float64(t));
   return std::vector<double>(d.data<double>(), d.data<double>() + d.numel());
 }
 
-Status set_output_from_doubles(KernelContext& ctx, size_t i, DataType dtype, const Dims& dims,
+Status norm_set_output(KernelContext& ctx, size_t i, DataType dtype, const Dims& dims,
                                const std::vector<double>& values) {
   auto t = Tensor::allocate(DataType::kFloat64, dims);
   if (!t.is_ok()) return ctx.error(t.status());
@@ -30,7 +30,7 @@ Status set_output_from_doubles(KernelContext& ctx, size_t i, DataType dtype, con
   return Status::ok();
 }
 
-void row_moments(const std::vector<double>& x, int64_t rows, int64_t len, std::vector<double>& mean,
+void norm_row_moments(const std::vector<double>& x, int64_t rows, int64_t len, std::vector<double>& mean,
                  std::vector<double>& var) {
   mean.assign(static_cast<size_t>(rows), 0.0);
   var.assign(static_cast<size_t>(rows), 0.0);
@@ -46,13 +46,13 @@ void row_moments(const std::vector<double>& x, int64_t rows, int64_t len, std::v
   }
 }
 
-Result<std::vector<double>> broadcast_param(const Tensor& p, const Dims& block, const char* name) {
+Result<std::vector<double>> norm_broadcast_param(const Tensor& p, const Dims& block, const char* name) {
   auto b = broadcast_dims(p.dims(), block);
   if (!b.is_ok() || *b != block) {
     return invalid_argument("{} of shape {} does not broadcast to the normalized shape {}", name,
                             dims_to_string(p.dims()), dims_to_string(block));
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<double> v, doubles_of(p));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> v, norm_doubles(p));
   KILN_ASSIGN_OR_RETURN(int64_t n, checked_numel(block));
   std::vector<double> out(static_cast<size_t>(n));
   BroadcastIterator it(block, {p.dims()});
@@ -70,7 +70,7 @@ Result<std::vector<double>> channel_param(const Tensor& t, int64_t count, const 
   if (t.numel() != count || (t.rank() != 1 && !any_rank)) {
     return invalid_argument("{} must have shape [{}], got {}", name, count, dims_to_string(t.dims()));
   }
-  return doubles_of(t);
+  return norm_doubles(t);
 }
 
 // ---- BatchNormalization ----------------------------------------------------------
@@ -99,7 +99,7 @@ Status batch_norm_kernel(KernelContext& ctx) {
     if (!v.is_ok()) return ctx.error(v.status());
     p[i] = std::move(v).value();
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   std::vector<double> mean = p[2], var = p[3];
   if (training) {
     const double count = static_cast<double>(n * inner);
@@ -118,7 +118,7 @@ Status batch_norm_kernel(KernelContext& ctx) {
     const size_t ch = static_cast<size_t>((i / run) % groups);
     y[static_cast<size_t>(i)] = p[0][ch] * (xv[static_cast<size_t>(i)] - mean[ch]) / std::sqrt(var[ch] + eps) + p[1][ch];
   }
-  KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), y));
+  KILN_RETURN_IF_ERROR(norm_set_output(ctx, 0, x.dtype(), x.dims(), y));
   if (training) {
     const double momentum = ctx.node().attr_float("momentum", 0.9f);
     std::vector<double> running_mean(mean.size()), running_var(var.size());
@@ -127,10 +127,10 @@ Status batch_norm_kernel(KernelContext& ctx) {
       running_var[i] = p[3][i] * momentum + var[i] * (1 - momentum);
     }
     if (ctx.wants_output(1)) {
-      KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 1, ctx.input(3).dtype(), ctx.input(3).dims(), running_mean));
+      KILN_RETURN_IF_ERROR(norm_set_output(ctx, 1, ctx.input(3).dtype(), ctx.input(3).dims(), running_mean));
     }
     if (ctx.wants_output(2)) {
-      KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 2, ctx.input(4).dtype(), ctx.input(4).dims(), running_var));
+      KILN_RETURN_IF_ERROR(norm_set_output(ctx, 2, ctx.input(4).dtype(), ctx.input(4).dims(), running_var));
     }
   }
   return Status::ok();
@@ -160,9 +160,9 @@ Status instance_norm_kernel(KernelContext& ctx) {
   auto bias = channel_param(ctx.input(2), c, "B");
   if (!bias.is_ok()) return ctx.error(bias.status());
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   std::vector<double> mean, var;
-  row_moments(xv, n * c, len, mean, var);
+  norm_row_moments(xv, n * c, len, mean, var);
   for (int64_t r = 0; r < n * c; ++r) {
     const size_t ch = static_cast<size_t>(r % c);
     const double inv = 1.0 / std::sqrt(var[static_cast<size_t>(r)] + eps);
@@ -171,7 +171,7 @@ Status instance_norm_kernel(KernelContext& ctx) {
       v = (*scale)[ch] * (v - mean[static_cast<size_t>(r)]) * inv + (*bias)[ch];
     }
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), xv);
 }
 
 // ---- LRN -----------------------------------------------------------------------
@@ -188,7 +188,7 @@ Status lrn_kernel(KernelContext& ctx) {
   const int64_t n = x.dim(0), c = x.dim(1);
   const int64_t inner = n * c == 0 ? 0 : x.numel() / (n * c);
   const int64_t before = (size - 1) / 2, after = size - 1 - before;  // channels [c - floor, c + ceil]
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   std::vector<double> y(xv.size());
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t ch = 0; ch < c; ++ch) {
@@ -203,7 +203,7 @@ Status lrn_kernel(KernelContext& ctx) {
       }
     }
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), y);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), y);
 }
 
 // ---- LpNormalization -------------------------------------------------------------
@@ -217,7 +217,7 @@ Status lp_norm_kernel(KernelContext& ctx) {
   int64_t outer = 1, len = x.rank() == 0 ? 1 : x.dim(*axis), inner = 1;
   for (int64_t d = 0; d < *axis; ++d) outer *= x.dim(d);
   for (int64_t d = *axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
       double norm = 0;
@@ -232,7 +232,7 @@ Status lp_norm_kernel(KernelContext& ctx) {
       }
     }
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), xv);
 }
 
 // ---- MeanVarianceNormalization -------------------------------------------------------
@@ -244,7 +244,7 @@ Status mvn_kernel(KernelContext& ctx) {
   // Statistics are kept per index over the axes not reduced.
   Dims kept = x.dims();
   for (int64_t a : *axes) kept[static_cast<size_t>(a)] = 1;
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   KILN_ASSIGN_OR_RETURN(int64_t groups, checked_numel(kept));
   const double count = groups == 0 ? 0.0 : static_cast<double>(x.numel()) / static_cast<double>(groups);
   std::vector<double> sum(static_cast<size_t>(groups), 0.0), sq(static_cast<size_t>(groups), 0.0);
@@ -266,7 +266,7 @@ Status mvn_kernel(KernelContext& ctx) {
     const double var = std::max(0.0, sq[g] / count - mean * mean);
     xv[static_cast<size_t>(i)] = (xv[static_cast<size_t>(i)] - mean) / (std::sqrt(var) + 1e-9);
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), xv);
 }
 
 }  // namespace

@@ -12,16 +12,16 @@ namespace kiln::ops {
 class Registry;
 
 // Element values as doubles (any numeric type).
-Result<std::vector<double>> doubles_of(const Tensor& t);
+Result<std::vector<double>> norm_doubles(const Tensor& t);
 // Sets output i to `values` (shape `dims`) converted to `dtype`.
-Status set_output_from_doubles(KernelContext& ctx, size_t i, DataType dtype, const Dims& dims,
+Status norm_set_output(KernelContext& ctx, size_t i, DataType dtype, const Dims& dims,
                                const std::vector<double>& values);
 // Per-row mean and variance (population) of `rows` consecutive runs of `len` values.
-void row_moments(const std::vector<double>& x, int64_t rows, int64_t len, std::vector<double>& mean,
+void norm_row_moments(const std::vector<double>& x, int64_t rows, int64_t len, std::vector<double>& mean,
                  std::vector<double>& var);
 // `p` (from input `name`) read for every element of a normalized block of
 // dims `block`, with numpy broadcasting of p's shape to `block`.
-Result<std::vector<double>> broadcast_param(const Tensor& p, const Dims& block, const char* name);
+Result<std::vector<double>> norm_broadcast_param(const Tensor& p, const Dims& block, const char* name);
 
 // LayerNormalization, GroupNormalization and RMSNormalization (normalization_layer.cc).
 void register_layer_normalizations(Registry& r);

@@ -47,18 +47,18 @@ Status layer_norm_kernel(KernelContext& ctx) {
   if (!split.is_ok()) return ctx.error(split.status());
   auto stash = stash_type(ctx.node());
   if (!stash.is_ok()) return ctx.error(stash.status());
-  auto scale = broadcast_param(ctx.input(1), split->block, "Scale");
+  auto scale = norm_broadcast_param(ctx.input(1), split->block, "Scale");
   if (!scale.is_ok()) return ctx.error(scale.status());
   std::vector<double> bias(static_cast<size_t>(split->len), 0.0);
   if (ctx.has_input(2)) {
-    auto b = broadcast_param(ctx.input(2), split->block, "B");
+    auto b = norm_broadcast_param(ctx.input(2), split->block, "B");
     if (!b.is_ok()) return ctx.error(b.status());
     bias = std::move(b).value();
   }
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   std::vector<double> mean, var;
-  row_moments(xv, split->rows, split->len, mean, var);
+  norm_row_moments(xv, split->rows, split->len, mean, var);
   std::vector<double> inv_std(mean.size());
   for (int64_t r = 0; r < split->rows; ++r) {
     const size_t ri = static_cast<size_t>(r);
@@ -68,11 +68,11 @@ Status layer_norm_kernel(KernelContext& ctx) {
       v = (v - mean[ri]) * inv_std[ri] * (*scale)[static_cast<size_t>(i)] + bias[static_cast<size_t>(i)];
     }
   }
-  KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv));
+  KILN_RETURN_IF_ERROR(norm_set_output(ctx, 0, x.dtype(), x.dims(), xv));
   Dims stat_dims = x.dims();
   for (int64_t d = split->axis; d < x.rank(); ++d) stat_dims[static_cast<size_t>(d)] = 1;
-  if (ctx.wants_output(1)) KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 1, *stash, stat_dims, mean));
-  if (ctx.wants_output(2)) KILN_RETURN_IF_ERROR(set_output_from_doubles(ctx, 2, *stash, stat_dims, inv_std));
+  if (ctx.wants_output(1)) KILN_RETURN_IF_ERROR(norm_set_output(ctx, 1, *stash, stat_dims, mean));
+  if (ctx.wants_output(2)) KILN_RETURN_IF_ERROR(norm_set_output(ctx, 2, *stash, stat_dims, inv_std));
   return Status::ok();
 }
 
@@ -111,15 +111,15 @@ Status group_norm_kernel(KernelContext& ctx) {
       return ctx.error(invalid_argument("{} must have shape [{}] at opset {}, got {}", i == 1 ? "scale" : "bias", params,
                                         ctx.opset(), dims_to_string(t.dims())));
     }
-    KILN_ASSIGN_OR_RETURN(std::vector<double> v, doubles_of(t));
+    KILN_ASSIGN_OR_RETURN(std::vector<double> v, norm_doubles(t));
     (i == 1 ? scale : bias) = std::move(v);
   }
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
   const int64_t spatial = n * c == 0 ? 0 : x.numel() / (n * c);
   const int64_t per_group = (c / groups) * spatial;
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   std::vector<double> mean, var;
-  row_moments(xv, n * groups, per_group, mean, var);
+  norm_row_moments(xv, n * groups, per_group, mean, var);
   for (int64_t i = 0; i < x.numel(); ++i) {
     const int64_t ch = (i / spatial) % c;
     const size_t row = static_cast<size_t>(i / per_group);
@@ -127,7 +127,7 @@ Status group_norm_kernel(KernelContext& ctx) {
     double& v = xv[static_cast<size_t>(i)];
     v = (v - mean[row]) / std::sqrt(var[row] + eps) * scale[pi] + bias[pi];
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), xv);
 }
 
 // ---- RMSNormalization ------------------------------------------------------------
@@ -138,10 +138,10 @@ Status rms_norm_kernel(KernelContext& ctx) {
   if (!split.is_ok()) return ctx.error(split.status());
   auto stash = stash_type(ctx.node());
   if (!stash.is_ok()) return ctx.error(stash.status());
-  auto scale = broadcast_param(ctx.input(1), split->block, "scale");
+  auto scale = norm_broadcast_param(ctx.input(1), split->block, "scale");
   if (!scale.is_ok()) return ctx.error(scale.status());
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
-  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, doubles_of(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<double> xv, norm_doubles(x));
   for (int64_t r = 0; r < split->rows; ++r) {
     double* row = xv.data() + r * split->len;
     double sq = 0;
@@ -149,7 +149,7 @@ Status rms_norm_kernel(KernelContext& ctx) {
     const double inv = 1.0 / std::sqrt(sq / static_cast<double>(split->len) + eps);
     for (int64_t i = 0; i < split->len; ++i) row[i] = row[i] * inv * (*scale)[static_cast<size_t>(i)];
   }
-  return set_output_from_doubles(ctx, 0, x.dtype(), x.dims(), xv);
+  return norm_set_output(ctx, 0, x.dtype(), x.dims(), xv);
 }
 
 Status same_as_input_infer(InferContext& ctx) {

@@ -81,7 +81,7 @@ void visit_window(const std::vector<AxisTaps>& taps, const std::vector<int64_t>&
 template <class F>
 void for_each_output(const ConvGeom& g, ThreadPool* pool, F&& fn) {
   const int64_t planes = g.batch * g.in_channels;
-  const int64_t out_size = product(g.out);
+  const int64_t out_size = volume(g.out);
   auto run = [&](int64_t begin, int64_t end) {
     std::vector<int64_t> opos(g.out.size(), 0);
     for (int64_t p = begin; p < end; ++p) {
@@ -139,7 +139,7 @@ void max_pool(const Tensor& x, const ConvGeom& g, Tensor& y, Tensor* indices, bo
   using C = compute_type_t<T>;
   const std::vector<AxisTaps> taps = axis_taps(g);
   const std::vector<int64_t> in_strides = strides_of(g.in);
-  const int64_t plane = product(g.in);
+  const int64_t plane = volume(g.in);
   const T* xd = x.data<T>();
   T* yd = y.data<T>();
   int64_t* id = indices ? indices->data<int64_t>() : nullptr;
@@ -214,7 +214,7 @@ void sum_pool(const Tensor& x, const ConvGeom& g, Tensor& y, Reduce kind, bool c
               ThreadPool* pool) {
   const std::vector<AxisTaps> taps = axis_taps(g);
   const std::vector<int64_t> in_strides = strides_of(g.in);
-  const int64_t plane = product(g.in);
+  const int64_t plane = volume(g.in);
   const T* xd = x.data<T>();
   T* yd = y.data<T>();
   for_each_output(g, pool, [&](int64_t pl, const std::vector<int64_t>& opos, int64_t oi) {
@@ -312,7 +312,7 @@ Status global_max_pool_kernel(KernelContext& ctx) {
   auto geom = global_geometry(x);
   if (!geom.is_ok()) return ctx.error(geom.status());
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x.dtype(), pool_output_dims(*geom)));
-  if (product(geom->in) == 0) return ctx.error(invalid_argument("cannot pool over empty spatial dims"));
+  if (volume(geom->in) == 0) return ctx.error(invalid_argument("cannot pool over empty spatial dims"));
   return ctx.error(visit_numeric(x.dtype(), "GlobalMaxPool", [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, Float16> ||
@@ -351,9 +351,106 @@ Status global_pool_infer(InferContext& ctx) {
   return Status::ok();
 }
 
+// ---- MaxRoiPool --------------------------------------------------------------------
+
+// Max over each of pooled_shape bins of every region of interest
+// (batch_index, x1, y1, x2, y2) scaled by spatial_scale, with Caffe's rounding
+// (as onnxruntime); an empty bin gives 0.
+template <class T>
+void max_roi_pool(const Tensor& x, const std::vector<double>& rois, int64_t ph, int64_t pw, double scale, Tensor& y) {
+  using C = compute_type_t<T>;
+  const int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const T* xd = x.data<T>();
+  T* yd = y.data<T>();
+  const int64_t num = static_cast<int64_t>(rois.size() / 5);
+  for (int64_t r = 0; r < num; ++r) {
+    const double* roi = rois.data() + r * 5;
+    const int64_t b = static_cast<int64_t>(roi[0]);
+    // Float arithmetic, as onnxruntime: it decides which way values like 5 * 0.9 round.
+    const float fs = static_cast<float>(scale);
+    auto scaled = [&](double v) { return static_cast<int64_t>(std::round(static_cast<float>(v) * fs)); };
+    const int64_t x1 = scaled(roi[1]), y1 = scaled(roi[2]), x2 = scaled(roi[3]), y2 = scaled(roi[4]);
+    const float bin_h = static_cast<float>(std::max<int64_t>(y2 - y1 + 1, 1)) / static_cast<float>(ph);
+    const float bin_w = static_cast<float>(std::max<int64_t>(x2 - x1 + 1, 1)) / static_cast<float>(pw);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const T* plane = xd + (b * c + ch) * h * w;
+      for (int64_t i = 0; i < ph; ++i) {
+        const int64_t hs = std::clamp<int64_t>(static_cast<int64_t>(std::floor(static_cast<float>(i) * bin_h)) + y1, 0, h);
+        const int64_t he = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(static_cast<float>(i + 1) * bin_h)) + y1, 0, h);
+        for (int64_t j = 0; j < pw; ++j) {
+          const int64_t ws = std::clamp<int64_t>(static_cast<int64_t>(std::floor(static_cast<float>(j) * bin_w)) + x1, 0, w);
+          const int64_t we = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(static_cast<float>(j + 1) * bin_w)) + x1, 0, w);
+          C best = 0;
+          bool any = false;
+          for (int64_t yy = hs; yy < he; ++yy) {
+            for (int64_t xx = ws; xx < we; ++xx) {
+              const C v = static_cast<C>(plane[yy * w + xx]);
+              if (!any || v > best) best = v;
+              any = true;
+            }
+          }
+          yd[((r * c + ch) * ph + i) * pw + j] = static_cast<T>(best);
+        }
+      }
+    }
+  }
+}
+
+Status max_roi_pool_kernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& rois_t = ctx.input(1);
+  if (x.rank() != 4) return ctx.error(invalid_argument("X must be 4-D, got {}", dims_to_string(x.dims())));
+  if (rois_t.rank() != 2 || rois_t.dim(1) != 5) {
+    return ctx.error(invalid_argument("rois must have shape [num_rois, 5], got {}", dims_to_string(rois_t.dims())));
+  }
+  const std::vector<int64_t> pooled = ctx.node().attr_ints("pooled_shape");
+  if (pooled.size() != 2 || pooled[0] <= 0 || pooled[1] <= 0) {
+    return ctx.error(invalid_argument("pooled_shape must be two positive values"));
+  }
+  const double scale = ctx.node().attr_float("spatial_scale", 1.0f);
+  auto rois_f = to_float64(rois_t);
+  if (!rois_f.is_ok()) return ctx.error(rois_f.status());
+  std::vector<double> rois(rois_f->data<double>(), rois_f->data<double>() + rois_f->numel());
+  for (size_t i = 0; i < rois.size(); i += 5) {
+    for (size_t k = 1; k < 5; ++k) {
+      if (!std::isfinite(rois[i + k]) || std::abs(rois[i + k] * scale) > 1e15) {
+        return ctx.error(invalid_argument("roi {} has a non-finite or huge coordinate", i / 5));
+      }
+    }
+    if (!(rois[i] >= 0 && rois[i] < static_cast<double>(x.dim(0)))) {
+      return ctx.error(out_of_range("roi {} has batch index {} outside [0, {})", i / 5, rois[i], x.dim(0)));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x.dtype(), {rois_t.dim(0), x.dim(1), pooled[0], pooled[1]}));
+  switch (x.dtype()) {
+    case DataType::kFloat32: max_roi_pool<float>(x, rois, pooled[0], pooled[1], scale, *y); break;
+    case DataType::kFloat64: max_roi_pool<double>(x, rois, pooled[0], pooled[1], scale, *y); break;
+    case DataType::kFloat16: max_roi_pool<Float16>(x, rois, pooled[0], pooled[1], scale, *y); break;
+    default:
+      return ctx.error(unimplemented("element type {} is not supported", data_type_name(x.dtype())));
+  }
+  return Status::ok();
+}
+
+Status max_roi_pool_infer(InferContext& ctx) {
+  const auto& xt = ctx.input_type(0);
+  const auto& rt = ctx.input_type(1);
+  const std::vector<int64_t> pooled = ctx.node().attr_ints("pooled_shape");
+  ir::ValueType out = ir::ValueType::tensor(xt.dtype);
+  if (pooled.size() == 2) {
+    out.shape = Shape({rt.shape.rank_known() && rt.shape.rank() == 2 ? rt.shape[0] : Dim(),
+                       xt.shape.rank_known() && xt.shape.rank() == 4 ? xt.shape[1] : Dim(), Dim(pooled[0]),
+                       Dim(pooled[1])});
+  }
+  ctx.set_output_type(0, out);
+  return Status::ok();
+}
+
 }  // namespace
 
 void register_pool(Registry& r) {
+  r.add({.name = "MaxRoiPool", .domain = "", .since_version = 1, .min_inputs = 2, .max_inputs = 2,
+         .kernel = max_roi_pool_kernel, .infer = max_roi_pool_infer});
   r.add({.name = "MaxPool", .domain = "", .since_version = 1, .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,
          .max_outputs = 2, .kernel = max_pool_kernel, .infer = pool_infer});
   r.add({.name = "AveragePool", .domain = "", .since_version = 1, .min_inputs = 1, .max_inputs = 1,

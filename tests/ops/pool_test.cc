@@ -202,6 +202,25 @@ TEST(Pool, Errors) {
   expect_error(status_of("GlobalMaxPool", {2}, {}), "rank");
 }
 
+TEST(MaxRoiPool, MatchesOnnxRuntime) {
+  // x = arange(84) % 13 as [1,2,6,7]; pooled_shape [2,3], spatial_scale 0.9 (onnxruntime 1.32).
+  std::vector<float> x(84);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13);
+  OpTest t("MaxRoiPool", 1);
+  t.input("x", floats({1, 2, 6, 7}, x));
+  t.input("rois", floats({3, 5}, {0, 1, 1, 5, 4, 0, 0, 0, 6, 5, 0, 2.4f, 1.6f, 3.2f, 2.2f}));
+  t.attr(Attribute::make_ints("pooled_shape", {2, 3})).attr(Attribute::make_float("spatial_scale", 0.9f));
+  auto out = t.run();
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  expect_near((*out)[0], {3, 2, 2, 3}, {9,  11, 12, 10, 12, 12, 12, 12, 9, 12, 9, 10, 8,  10, 12, 10, 12, 12,
+                                        11, 12, 9,  12, 8,  10, 9,  10, 10, 3, 4, 4,  12, 12, 0,  6,  7,  7});
+  OpTest bad("MaxRoiPool", 1);
+  bad.input("x", floats({1, 2, 6, 7}, x)).input("rois", floats({1, 5}, {3, 0, 0, 1, 1}));
+  bad.attr(Attribute::make_ints("pooled_shape", {2, 3}));
+  Status s = bad.run().status();
+  EXPECT_NE(s.message().find("batch index"), std::string::npos) << s.message();
+}
+
 TEST(Pool, ShapeInference) {
   ir::Graph g("g");
   auto* x = g.add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), Dim(64), Dim(112), Dim()})))
