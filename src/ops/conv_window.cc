@@ -50,6 +50,15 @@ Result<Window> read_window(const ir::Node& node, std::vector<int64_t> kernel, bo
       return invalid_argument("{}: pads must be non-negative, got {}", node.describe(), fmt::join(w.pads, ","));
     }
   }
+  // A bound that keeps every size computation below within int64 for any real tensor.
+  constexpr int64_t kMaxWindowValue = int64_t{1} << 24;
+  for (const auto* v : {&w.kernel, &w.strides, &w.dilations, &w.pads}) {
+    for (int64_t x : *v) {
+      if (x > kMaxWindowValue || x < -kMaxWindowValue) {
+        return invalid_argument("{}: window attribute value {} is out of range", node.describe(), x);
+      }
+    }
+  }
   w.auto_pad = node.attr_string("auto_pad", "NOTSET");
   if (w.auto_pad.empty()) w.auto_pad = "NOTSET";
   if (w.auto_pad != "NOTSET" && w.auto_pad != "SAME_UPPER" && w.auto_pad != "SAME_LOWER" && w.auto_pad != "VALID") {

@@ -143,6 +143,11 @@ Status pad_kernel(KernelContext& ctx) {
     return ctx.error(invalid_argument("pads has {} values, expected {} (2 per padded axis)", pads.size(), 2 * na));
   }
   std::vector<int64_t> begin(static_cast<size_t>(rank), 0), end(static_cast<size_t>(rank), 0);
+  for (int64_t v : pads) {
+    if (v > kMaxTensorElements || v < -kMaxTensorElements) {
+      return ctx.error(invalid_argument("pad {} is out of range", v));
+    }
+  }
   for (size_t i = 0; i < na; ++i) {
     begin[static_cast<size_t>((*norm_axes)[i])] = pads[i];
     end[static_cast<size_t>((*norm_axes)[i])] = pads[na + i];
@@ -162,9 +167,21 @@ Status pad_kernel(KernelContext& ctx) {
     if (len == 0 && out[di] > 0 && mode != "constant") {
       return ctx.error(invalid_argument("cannot pad the empty axis {} in mode '{}'", d, mode));
     }
+  }
+  auto numel = checked_numel(out);
+  if (!numel.is_ok()) return ctx.error(numel.status());
+  if (*numel == 0) {  // nothing to gather (and no index maps to build for the other axes)
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x.dtype(), out));
+    (void)y;
+    return Status::ok();
+  }
+  for (int64_t d = 0; d < rank; ++d) {
+    const size_t di = static_cast<size_t>(d);
+    const int64_t lo = std::max<int64_t>(0, -begin[di]);
+    const int64_t len = x.dim(d) - lo - std::max<int64_t>(0, -end[di]);
+    const int64_t before = std::max<int64_t>(0, begin[di]);
     for (int64_t o = 0; o < out[di]; ++o) src[di].push_back(pad_source(o, before, lo, len, mode));
   }
-  if (auto n = checked_numel(out); !n.is_ok()) return ctx.error(n.status());
   auto y = gather_by_axis_maps(x, out, src, fill);
   if (!y.is_ok()) return ctx.error(y.status());
   ctx.set_output(0, std::move(y).value());

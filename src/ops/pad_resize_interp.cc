@@ -240,7 +240,13 @@ Status check_choice(const std::string& what, const std::string& v, std::initiali
 
 Status run_resize(KernelContext& ctx, ResizeParams& p) {
   const Tensor& x = ctx.input(0);
-  if (auto n = checked_numel(p.out); !n.is_ok()) return ctx.error(n.status());
+  auto numel = checked_numel(p.out);
+  if (!numel.is_ok()) return ctx.error(numel.status());
+  if (*numel == 0) {  // empty output: skip building per-axis tables
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x.dtype(), p.out));
+    (void)y;
+    return Status::ok();
+  }
   Result<Tensor> y = p.mode == "nearest" ? nearest_resize(x, p) : interpolate(x, p);
   if (!y.is_ok()) return ctx.error(y.status());
   ctx.set_output(0, std::move(y).value());

@@ -241,6 +241,9 @@ TEST(Conv, ErrorsAreClear) {
   expect_error(conv_error({1, 4, 5, 5}, {2, 4, 3, 3}, {}, {3}), "B must have shape");
   expect_error(conv_error({1, 4, 5, 5}, {2, 4, 3, 3}, {Attribute::make_string("auto_pad", "SAME")}), "auto_pad");
   expect_error(conv_error({1, 4, 5, 5}, {2, 4, 3, 3}, {Attribute::make_int("group", 0)}), "group");
+  expect_error(conv_error({1, 4, 5, 5}, {2, 4, 3, 3}, {Attribute::make_ints("strides", {int64_t{1} << 62, 1}),
+                                                      Attribute::make_string("auto_pad", "SAME_UPPER")}),
+               "out of range");
 }
 
 TEST(Conv, ShapeInference) {

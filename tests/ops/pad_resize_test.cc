@@ -108,6 +108,9 @@ TEST(Pad, OtherElementTypes) {
   auto z = pad(13, "constant", {0, 2, 0, 0}, {}, Tensor(), floats({0, 3}, {}));
   ASSERT_TRUE(z.is_ok()) << z.status().to_string();
   EXPECT_EQ(z->dims(), (Dims{0, 5}));
+  auto big = pad(13, "constant", {0, 0, 0, int64_t{1} << 34}, {}, Tensor(), floats({0, 3}, {}));  // empty: no work
+  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
+  EXPECT_EQ(big->dims(), (Dims{0, (int64_t{1} << 34) + 3}));
 }
 
 TEST(Pad, Errors) {
@@ -119,6 +122,7 @@ TEST(Pad, Errors) {
   expect_error(pad(13, "constant", {-3, 0, -1, 0}), "crop more");
   expect_error(pad(18, "wrap", {1, 1, 1, 1}), "wrap");
   expect_error(pad(13, "mirror", {1, 1, 1, 1}), "unknown mode");
+  expect_error(pad(13, "constant", {0, 0, 0, int64_t{1} << 40}), "out of range");
   expect_error(pad(13, "edge", {0, 1, 0, 0}, {}, Tensor(), floats({2, 0}, {})), "empty axis");
   expect_error(pad(18, "constant", {1, 1}, {2}), "axis 2");
   expect_error(pad(13, "constant", {0, 0, 0, 0}, {}, make_tensor(DataType::kInt32, {}, std::vector<int>{1})),
