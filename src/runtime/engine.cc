@@ -2,7 +2,6 @@
 
 #include <functional>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -174,6 +173,7 @@ Result<std::vector<Datum>> Engine::bind_inputs(const NamedData& feeds) const {
         }
         break;
       default:  // unknown or map types: passed through unchecked
+        if (datum.is_none()) return invalid_argument("input '{}' is given no value", name);
         if (datum.is_tensor() && !datum.tensor().defined()) {
           return invalid_argument("input '{}' is an empty tensor object", name);
         }
