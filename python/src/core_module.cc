@@ -40,7 +40,9 @@ std::unique_ptr<Session> open_session(const py::object& model, int threads) {
   options.threads = threads;
   if (py::isinstance<py::bytes>(model) || py::isinstance<py::bytearray>(model) ||
       py::isinstance<py::memoryview>(model)) {
-    std::string bytes = py::bytes(model);  // one copy; the import then runs without the GIL
+    PyObject* raw = py::isinstance<py::bytes>(model) ? model.inc_ref().ptr() : PyBytes_FromObject(model.ptr());
+    if (raw == nullptr) throw py::error_already_set();
+    std::string bytes = py::reinterpret_steal<py::bytes>(raw);  // one copy; the import then runs without the GIL
     Result<std::unique_ptr<Session>> r = [&] {
       py::gil_scoped_release nogil;
       return Session::from_bytes(bytes, options, "<bytes>");

@@ -29,7 +29,7 @@ CNNS = ["resnet50", "resnet18", "mobilenetv2", "tiny_cnn"]
 TRANSFORMERS = ["bert_base", "bert_tiny"]
 MLPS = ["tiny_mlp"]
 SLOW = {"resnet50", "resnet18", "mobilenetv2", "bert_base"}
-SEQ = {"bert_base": 32, "bert_tiny": 64}  # sequence lengths fed to the BERTs
+SEQ = {"bert_base": 128, "bert_tiny": 128}  # sequence lengths fed to the BERTs
 
 
 @pytest.fixture(scope="session")
