@@ -156,6 +156,25 @@ TEST(Npy, Rejects) {
   EXPECT_FALSE(parse_npy(huge, "huge.npy").is_ok());
 }
 
+// Every single-byte corruption and every truncation either parses or fails cleanly
+// (run under ASan/UBSan by make test-asan).
+TEST(Npy, CorruptionsFailCleanly) {
+  for (auto hex : {kFloat32x2x3, kUnicode3, kV2Int32}) {
+    const std::string good = unhex(hex);
+    for (size_t i = 0; i < good.size(); ++i) {
+      for (char c : {'\0', '\xff', '9', ')', '\'', ',', 'U'}) {
+        std::string bad = good;
+        bad[i] = c;
+        auto r = parse_npy(bad, "mutated.npy");
+        if (!r.is_ok()) {
+          EXPECT_NE(r.status().message().find("mutated.npy"), std::string::npos);
+        }
+      }
+      EXPECT_FALSE(parse_npy(good.substr(0, i), "cut.npy").is_ok()) << "cut at " << i;
+    }
+  }
+}
+
 TEST(Npy, ReadMissingFile) {
   auto r = read_npy("/nonexistent/x.npy");
   ASSERT_FALSE(r.is_ok());
