@@ -20,14 +20,25 @@
 
 namespace kiln {
 
+class Datum;  // src/core/datum.h: a tensor, a sequence of tensors or an optional
+namespace ir {
+struct Model;  // src/ir/graph.h
+}
+
 struct SessionOptions {
   int threads = 0;  // intra-op threads; 0 uses every hardware thread
 };
 
+// What kind of value an input or output carries.
+enum class IoKind { kTensor, kSequence, kOptional, kMap, kUnknown };
+
 // One model input or output. dims[i] is -1 when unknown; dim_names[i] holds the
-// symbol of a named dynamic dim ("batch") and is empty otherwise.
+// symbol of a named dynamic dim ("batch") and is empty otherwise. For a
+// sequence or optional, dtype/dims describe the tensor inside (when known).
 struct IoInfo {
   std::string name;
+  IoKind kind = IoKind::kTensor;
+  std::string type;  // ONNX Runtime's spelling: "tensor(float)", "seq(tensor(int64))", "optional(tensor(float))"
   DataType dtype = DataType::kUndefined;
   std::vector<int64_t> dims;
   std::vector<std::string> dim_names;
@@ -36,6 +47,7 @@ struct IoInfo {
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using NamedData = std::vector<std::pair<std::string, Datum>>;
 
 class Session {
  public:
@@ -43,6 +55,8 @@ class Session {
   // From serialized ONNX bytes; `name` is used in messages.
   static Result<std::unique_ptr<Session>> from_bytes(std::string_view bytes, const SessionOptions& options = {},
                                                      const std::string& name = "<bytes>");
+  // From an already-imported model (tests, tools that build graphs directly).
+  static Result<std::unique_ptr<Session>> from_model(ir::Model model, const SessionOptions& options = {});
   ~Session();
 
   const std::vector<IoInfo>& inputs() const;
@@ -51,7 +65,11 @@ class Session {
   int64_t opset() const;
 
   // Runs the model; `output_names` empty returns every output in model order.
+  // Outputs never share storage with the feeds or the model's weights.
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {}) const;
+  // Like run() for inputs and outputs of any kind (sequences, optionals);
+  // needs src/core/datum.h. An optional input may be fed its content or left out.
+  Result<NamedData> run_data(const NamedData& feeds, const std::vector<std::string>& output_names = {}) const;
 
   struct Impl;
 

@@ -1,2 +1,35 @@
-"""Kiln: ONNX in, fast inference out."""
-from . import _core  # noqa: F401
+"""Kiln: ONNX in, fast inference out.
+
+    import kiln
+    sess = kiln.InferenceSession("model.onnx")
+    outputs = sess.run(None, {"input": array})
+
+`kiln.InferenceSession` mirrors onnxruntime.InferenceSession; `kiln.backend`
+implements onnx.backend.base.Backend (imported on first use: it needs onnx).
+"""
+from . import _core
+from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError
+from .session import InferenceSession, NodeArg, SessionOptions
+
+__version__ = _core.__version__
+
+__all__ = [
+    "InferenceSession",
+    "NodeArg",
+    "SessionOptions",
+    "KilnError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "UnimplementedError",
+    "backend",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    # `kiln.backend` imports onnx, which plain inference does not need.
+    if name == "backend":
+        import importlib
+
+        return importlib.import_module(".backend", __name__)
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")

@@ -1,5 +1,8 @@
 #include "kiln/session.h"
 
+#include <fmt/format.h>
+
+#include "core/datum.h"
 #include "core/error.h"
 #include "onnx/importer.h"
 #include "runtime/engine.h"
@@ -14,13 +17,45 @@ struct Session::Impl {
 
 namespace {
 
+// ONNX Runtime's spelling of a type: "tensor(float)", "seq(tensor(int64))", "map(string,tensor(float))".
+std::string type_string(const ir::ValueType& t) {
+  auto inner = [&] { return t.elem ? type_string(*t.elem) : std::string("unknown"); };
+  switch (t.kind) {
+    case ir::ValueType::Kind::kTensor: return fmt::format("tensor({})", data_type_name(t.dtype));
+    case ir::ValueType::Kind::kSparseTensor: return fmt::format("sparse_tensor({})", data_type_name(t.dtype));
+    case ir::ValueType::Kind::kSequence: return fmt::format("seq({})", inner());
+    case ir::ValueType::Kind::kOptional: return fmt::format("optional({})", inner());
+    case ir::ValueType::Kind::kMap: return fmt::format("map({},{})", data_type_name(t.dtype), inner());
+    case ir::ValueType::Kind::kUnknown: break;
+  }
+  return "unknown";
+}
+
+IoKind kind_of(ir::ValueType::Kind k) {
+  switch (k) {
+    case ir::ValueType::Kind::kTensor: return IoKind::kTensor;
+    case ir::ValueType::Kind::kSequence: return IoKind::kSequence;
+    case ir::ValueType::Kind::kOptional: return IoKind::kOptional;
+    case ir::ValueType::Kind::kMap: return IoKind::kMap;
+    default: return IoKind::kUnknown;
+  }
+}
+
 IoInfo to_info(const runtime::IoBinding& b) {
   IoInfo info;
   info.name = b.name;
-  info.dtype = b.dtype;
-  info.rank_known = b.shape.rank_known();
+  info.kind = kind_of(b.type.kind);
+  info.type = type_string(b.type);
   info.optional = b.optional;
-  for (const Dim& d : b.shape.dims()) {
+  // The tensor described by dtype/dims: the value itself, or the tensor inside a sequence/optional.
+  const ir::ValueType* t = &b.type;
+  while ((t->kind == ir::ValueType::Kind::kSequence || t->kind == ir::ValueType::Kind::kOptional) && t->elem) {
+    t = t->elem.get();
+  }
+  info.dtype = t->kind == ir::ValueType::Kind::kTensor ? t->dtype : b.dtype;
+  const Shape& shape = t->kind == ir::ValueType::Kind::kTensor ? t->shape : b.shape;
+  info.rank_known = shape.rank_known();
+  for (const Dim& d : shape.dims()) {
     info.dims.push_back(d.known() ? d.value : -1);
     info.dim_names.push_back(d.symbol);
   }
@@ -33,7 +68,7 @@ Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionO
   eo.threads = options.threads;
   std::string source = model.source_path;
   auto engine = runtime::Engine::create(std::move(model), eo);
-  if (!engine.is_ok()) return engine.status().with_context(source);
+  if (!engine.is_ok()) return source.empty() ? engine.status() : engine.status().with_context(source);
   impl->engine = std::move(engine).value();
   for (const auto& b : impl->engine->inputs()) impl->inputs.push_back(to_info(b));
   for (const auto& b : impl->engine->outputs()) impl->outputs.push_back(to_info(b));
@@ -58,12 +93,21 @@ Result<std::unique_ptr<Session>> Session::from_bytes(std::string_view bytes, con
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 
+Result<std::unique_ptr<Session>> Session::from_model(ir::Model model, const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(auto impl, make_impl(std::move(model), options));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
 const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 int64_t Session::opset() const { return impl_->engine->model().opset(""); }
 
 Result<NamedTensors> Session::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) const {
   return impl_->engine->run(feeds, output_names);
+}
+
+Result<NamedData> Session::run_data(const NamedData& feeds, const std::vector<std::string>& output_names) const {
+  return impl_->engine->run_data(feeds, output_names);
 }
 
 }  // namespace kiln

@@ -1,7 +1,7 @@
 #include "runtime/engine.h"
 
+#include <functional>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -18,7 +18,83 @@ IoBinding binding_of(const ir::Value& v) {
   b.dtype = v.type().dtype;
   b.shape = v.type().shape;
   b.optional = v.is_constant();
+  b.type = v.type();
   return b;
+}
+
+void add_range(const Tensor& t, std::vector<std::pair<const char*, size_t>>& ranges) {
+  if (t.defined() && t.numel() > 0) ranges.emplace_back(static_cast<const char*>(t.raw_data()), t.nbytes());
+}
+
+// The storage of every constant a run could hand out as an output: values with
+// constant data and tensor attributes (Constant's `value`), in `g` and its subgraphs.
+void collect_constant_ranges(const ir::Graph& g, std::vector<std::pair<const char*, size_t>>& ranges) {
+  for (const ir::Value* v : g.constants()) add_range(v->constant(), ranges);
+  for (const ir::Value* v : g.inputs()) {
+    if (v->is_constant()) add_range(v->constant(), ranges);
+  }
+  for (const auto& node : g.nodes()) {
+    for (const auto& [name, a] : node->attributes()) {
+      add_range(a.t, ranges);
+      for (const Tensor& t : a.tensors) add_range(t, ranges);
+    }
+    for (const ir::Graph* sub : node->subgraphs()) collect_constant_ranges(*sub, ranges);
+  }
+}
+
+bool overlaps(const Tensor& t, const char* data, size_t nbytes) {
+  if (!t.defined() || t.numel() == 0 || nbytes == 0) return false;
+  const char* p = static_cast<const char*>(t.raw_data());
+  return p < data + nbytes && data < p + t.nbytes();
+}
+
+// Gives `d` storage of its own where it overlaps a protected range.
+Datum unshare(const Datum& d, const std::function<bool(const Tensor&)>& shared) {
+  switch (d.kind()) {
+    case Datum::Kind::kTensor:
+      return shared(d.tensor()) ? Datum(d.tensor().clone()) : d;
+    case Datum::Kind::kSequence: {
+      std::vector<Tensor> items;
+      for (const Tensor& t : d.items()) items.push_back(shared(t) ? t.clone() : t);
+      return Datum::sequence(std::move(items), d.elem_type());
+    }
+    case Datum::Kind::kOptional:
+      if (d.optional_value() == nullptr) return d;
+      return Datum::optional(std::make_shared<const Datum>(unshare(*d.optional_value(), shared)));
+    case Datum::Kind::kNone:
+      return d;
+  }
+  return d;
+}
+
+const char* kind_name(const Datum& d) {
+  switch (d.kind()) {
+    case Datum::Kind::kNone: return "nothing";
+    case Datum::Kind::kTensor: return "a tensor";
+    case Datum::Kind::kSequence: return "a sequence";
+    case Datum::Kind::kOptional: return "an optional";
+  }
+  return "?";
+}
+
+// Checks a tensor fed to input `b`: dtype, rank and known dims.
+Status check_tensor(const IoBinding& b, const Tensor& tensor, const std::string& name) {
+  if (!tensor.defined()) return invalid_argument("input '{}' is an empty tensor object", name);
+  if (b.dtype != DataType::kUndefined && tensor.dtype() != b.dtype) {
+    return invalid_argument("input '{}' has type {}, the model expects {}", name, data_type_name(tensor.dtype()),
+                            data_type_name(b.dtype));
+  }
+  if (b.shape.rank_known()) {
+    if (tensor.rank() != b.shape.rank()) {
+      return invalid_argument("input '{}' has rank {} (shape {}), the model expects rank {} ({})", name,
+                              tensor.rank(), dims_to_string(tensor.dims()), b.shape.rank(), b.shape.to_string());
+    }
+    if (!b.shape.matches(tensor.dims())) {
+      return invalid_argument("input '{}' has shape {}, the model expects {}", name, dims_to_string(tensor.dims()),
+                              b.shape.to_string());
+    }
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -34,6 +110,7 @@ Result<std::shared_ptr<Engine>> Engine::create(ir::Model model, const EngineOpti
   e->pool_ = std::make_unique<ThreadPool>(threads);
   for (const ir::Value* v : e->model_.graph->inputs()) e->inputs_.push_back(binding_of(*v));
   for (const ir::Value* v : e->model_.graph->outputs()) e->outputs_.push_back(binding_of(*v));
+  collect_constant_ranges(*e->model_.graph, e->constant_ranges_);
   return e;
 }
 
@@ -48,49 +125,94 @@ Result<NamedTensors> Engine::run(const NamedTensors& feeds, const std::vector<st
   return ctx.run(feeds, output_names);
 }
 
-Result<std::vector<Tensor>> Engine::bind_inputs(const NamedTensors& feeds) const {
+Result<NamedData> Engine::run_data(const NamedData& feeds, const std::vector<std::string>& output_names) const {
+  ExecutionContext ctx(shared_from_this());
+  return ctx.run_data(feeds, output_names);
+}
+
+bool Engine::aliases_constant(const Tensor& t) const {
+  for (const auto& [data, nbytes] : constant_ranges_) {
+    if (overlaps(t, data, nbytes)) return true;
+  }
+  return false;
+}
+
+Result<std::vector<Datum>> Engine::bind_inputs(const NamedData& feeds) const {
   std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < inputs_.size(); ++i) index[inputs_[i].name] = i;
-  std::vector<Tensor> bound(inputs_.size());
-  std::unordered_set<std::string> seen;
-  for (const auto& [name, tensor] : feeds) {
+  std::vector<Datum> bound(inputs_.size());
+  std::vector<bool> given(inputs_.size(), false);
+  for (const auto& [name, datum] : feeds) {
     auto it = index.find(name);
     if (it == index.end()) {
       std::string expected;
       for (const auto& b : inputs_) expected += (expected.empty() ? "'" : ", '") + b.name + "'";
       return invalid_argument("unknown input '{}'; the model's inputs are {}", name, expected);
     }
-    if (!seen.insert(name).second) return invalid_argument("input '{}' is given twice", name);
+    if (given[it->second]) return invalid_argument("input '{}' is given twice", name);
+    given[it->second] = true;
     const IoBinding& b = inputs_[it->second];
-    if (!tensor.defined()) return invalid_argument("input '{}' is an empty tensor object", name);
-    if (b.is_tensor && b.dtype != DataType::kUndefined && tensor.dtype() != b.dtype) {
-      return invalid_argument("input '{}' has type {}, the model expects {}", name, data_type_name(tensor.dtype()),
-                              data_type_name(b.dtype));
+    switch (b.type.kind) {
+      case ir::ValueType::Kind::kTensor:
+        if (!datum.is_tensor()) return invalid_argument("input '{}' expects a tensor, got {}", name, kind_name(datum));
+        KILN_RETURN_IF_ERROR(check_tensor(b, datum.tensor(), name));
+        break;
+      case ir::ValueType::Kind::kSequence:
+        if (!datum.is_sequence()) {
+          return invalid_argument("input '{}' expects a sequence of tensors, got {}", name, kind_name(datum));
+        }
+        break;
+      case ir::ValueType::Kind::kOptional:
+        if (datum.is_tensor() || datum.is_sequence()) {
+          bound[it->second] = Datum::optional(std::make_shared<const Datum>(datum));
+          continue;
+        }
+        if (datum.is_none()) {
+          bound[it->second] = Datum::optional(nullptr);
+          continue;
+        }
+        break;
+      default:  // unknown or map types: passed through unchecked
+        if (datum.is_none()) return invalid_argument("input '{}' is given no value", name);
+        if (datum.is_tensor() && !datum.tensor().defined()) {
+          return invalid_argument("input '{}' is an empty tensor object", name);
+        }
+        break;
     }
-    if (b.is_tensor && b.shape.rank_known()) {
-      if (tensor.rank() != b.shape.rank()) {
-        return invalid_argument("input '{}' has rank {} (shape {}), the model expects rank {} ({})", name,
-                                tensor.rank(), dims_to_string(tensor.dims()), b.shape.rank(), b.shape.to_string());
-      }
-      if (!b.shape.matches(tensor.dims())) {
-        return invalid_argument("input '{}' has shape {}, the model expects {}", name, dims_to_string(tensor.dims()),
-                                b.shape.to_string());
-      }
-    }
-    bound[it->second] = tensor;
+    bound[it->second] = datum;
   }
   for (size_t i = 0; i < inputs_.size(); ++i) {
-    if (!bound[i].defined() && !inputs_[i].optional) {
-      return invalid_argument("missing input '{}' ({}{})", inputs_[i].name, data_type_name(inputs_[i].dtype),
-                              inputs_[i].shape.to_string());
+    if (given[i] || inputs_[i].optional) continue;
+    if (inputs_[i].type.kind == ir::ValueType::Kind::kOptional) {
+      bound[i] = Datum::optional(nullptr);  // an optional input left out is empty
+      continue;
     }
+    return invalid_argument("missing input '{}' ({})", inputs_[i].name,
+                            inputs_[i].is_tensor ? std::string(data_type_name(inputs_[i].dtype)) +
+                                                       inputs_[i].shape.to_string()
+                                                 : inputs_[i].type.to_string());
   }
   return bound;
 }
 
 Result<NamedTensors> ExecutionContext::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) {
+  NamedData data;
+  data.reserve(feeds.size());
+  for (const auto& [name, tensor] : feeds) data.emplace_back(name, Datum(tensor));
+  KILN_ASSIGN_OR_RETURN(NamedData out, run_data(data, output_names));
+  NamedTensors result;
+  for (auto& [name, d] : out) {
+    if (!d.is_tensor()) {
+      return unimplemented("output '{}' is not a tensor (sequence/optional outputs need run_data)", name);
+    }
+    result.emplace_back(name, std::move(d.tensor()));
+  }
+  return result;
+}
+
+Result<NamedData> ExecutionContext::run_data(const NamedData& feeds, const std::vector<std::string>& output_names) {
   const Engine& e = *engine_;
-  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> bound, e.bind_inputs(feeds));
+  KILN_ASSIGN_OR_RETURN(std::vector<Datum> bound, e.bind_inputs(feeds));
   std::vector<size_t> wanted;
   if (output_names.empty()) {
     for (size_t i = 0; i < e.outputs_.size(); ++i) wanted.push_back(i);
@@ -98,21 +220,45 @@ Result<NamedTensors> ExecutionContext::run(const NamedTensors& feeds, const std:
     for (const auto& name : output_names) {
       size_t i = 0;
       while (i < e.outputs_.size() && e.outputs_[i].name != name) ++i;
-      if (i == e.outputs_.size()) return invalid_argument("unknown output '{}'", name);
+      if (i == e.outputs_.size()) {
+        std::string known;
+        for (const auto& b : e.outputs_) known += (known.empty() ? "'" : ", '") + b.name + "'";
+        return invalid_argument("unknown output '{}'; the model's outputs are {}", name, known);
+      }
       wanted.push_back(i);
     }
   }
-  std::vector<Datum> in;
-  in.reserve(bound.size());
-  for (auto& t : bound) in.push_back(t.defined() ? Datum(std::move(t)) : Datum());
-  KILN_ASSIGN_OR_RETURN(std::vector<Datum> out, exec::execute(*e.program_, in, e.pool_.get()));
-  NamedTensors result;
-  for (size_t i : wanted) {
-    if (!out[i].is_tensor()) {
-      return unimplemented("output '{}' is not a tensor (sequence/optional outputs need the Datum API)",
-                           e.outputs_[i].name);
+  KILN_ASSIGN_OR_RETURN(std::vector<Datum> out, exec::execute(*e.program_, bound, e.pool_.get()));
+  // Outputs get storage of their own where they would share it with a feed,
+  // a constant or an output handed out before.
+  std::vector<std::pair<const char*, size_t>> handed_out;
+  auto shared = [&](const Tensor& t) {
+    if (e.aliases_constant(t)) return true;
+    for (const auto& [data, nbytes] : handed_out) {
+      if (overlaps(t, data, nbytes)) return true;
     }
-    result.emplace_back(e.outputs_[i].name, out[i].tensor());
+    for (const auto& [name, d] : feeds) {
+      if (d.is_tensor() && overlaps(t, static_cast<const char*>(d.tensor().raw_data()), d.tensor().nbytes())) {
+        return true;
+      }
+      if (d.is_sequence()) {
+        for (const Tensor& item : d.items()) {
+          if (overlaps(t, static_cast<const char*>(item.raw_data()), item.nbytes())) return true;
+        }
+      }
+    }
+    return false;
+  };
+  NamedData result;
+  result.reserve(wanted.size());
+  for (size_t i : wanted) {
+    Datum d = unshare(out[i], shared);
+    const Datum* inner = d.is_optional() ? d.optional_value() : &d;
+    if (inner != nullptr && inner->is_tensor()) add_range(inner->tensor(), handed_out);
+    if (inner != nullptr && inner->is_sequence()) {
+      for (const Tensor& t : inner->items()) add_range(t, handed_out);
+    }
+    result.emplace_back(e.outputs_[i].name, std::move(d));
   }
   return result;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/datum.h"
 #include "core/shape.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
@@ -30,6 +31,7 @@ struct IoBinding {
   Shape shape;                  // dims may be symbolic or unknown
   bool optional = false;        // an input with a default (an initializer)
   bool is_tensor = true;        // false for sequence/optional-typed I/O
+  ir::ValueType type;           // the full static type (sequence/optional element types)
 };
 
 struct EngineOptions {
@@ -37,6 +39,8 @@ struct EngineOptions {
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+// Named runtime values of any kind (tensors, sequences, optionals).
+using NamedData = std::vector<std::pair<std::string, Datum>>;
 
 class ExecutionContext;
 
@@ -55,18 +59,24 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   // Convenience: runs on a temporary context. Thread-safe.
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {}) const;
+  // Like run() for inputs and outputs of any kind (sequence and optional I/O).
+  Result<NamedData> run_data(const NamedData& feeds, const std::vector<std::string>& output_names = {}) const;
 
  private:
   friend class ExecutionContext;
   Engine() = default;
-  // Checks names, dtypes, ranks and known dims of the feeds; returns them in graph-input order.
-  Result<std::vector<Tensor>> bind_inputs(const NamedTensors& feeds) const;
+  // Checks names, kinds, dtypes, ranks and known dims of the feeds; returns
+  // them in graph-input order (kNone for an input left to its default).
+  Result<std::vector<Datum>> bind_inputs(const NamedData& feeds) const;
+  // True if `t`'s storage overlaps a constant of the model (outputs that do are copied).
+  bool aliases_constant(const Tensor& t) const;
 
   ir::Model model_;
   std::shared_ptr<const exec::Program> program_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<IoBinding> inputs_;
   std::vector<IoBinding> outputs_;
+  std::vector<std::pair<const char*, size_t>> constant_ranges_;  // (data, nbytes) of top-level constants
 };
 
 class ExecutionContext {
@@ -74,8 +84,14 @@ class ExecutionContext {
   explicit ExecutionContext(std::shared_ptr<const Engine> engine) : engine_(std::move(engine)) {}
 
   // Runs the model. `output_names` empty means every output, in graph order.
-  // Not thread-safe: one run at a time per context.
+  // Not thread-safe: one run at a time per context. Outputs never share
+  // storage with the feeds or the model's constants (a value passed straight
+  // through, e.g. by Identity, is copied), so callers may modify them.
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& output_names = {});
+  // Like run() for inputs and outputs of any kind: a sequence input is fed as
+  // a kSequence Datum; an optional input may be fed its content, an empty
+  // optional, or left out (an empty optional).
+  Result<NamedData> run_data(const NamedData& feeds, const std::vector<std::string>& output_names = {});
 
   const Engine& engine() const { return *engine_; }
 

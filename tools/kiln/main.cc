@@ -1,7 +1,40 @@
-// kiln: the command-line tool. (Subcommands land with their features.)
+// kiln: the command-line tool. `kiln run` runs a model on .npy inputs;
+// `kiln inspect` describes a model. Exit status: 0 success, 1 an error while
+// running a command, 2 a usage error.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
+#include <exception>
+#include <string>
+
+#include "commands.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "usage: kiln <run|inspect> ...\n");
-  return argc > 1 ? 2 : 0;
+  CLI::App app{"kiln: load, inspect and run ONNX models with the Kiln inference engine", "kiln"};
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run 'kiln <command> --help' for the options of a command.");
+  int exit_code = 0;
+  kiln::cli::add_run_command(app, &exit_code);
+  kiln::cli::add_inspect_command(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message and a hint on stderr
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln: internal error: %s\n", e.what());
+    return 1;
+  }
+  return exit_code;
 }
