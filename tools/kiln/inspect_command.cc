@@ -156,16 +156,10 @@ void print_json(const InspectArgs& args, const ir::Model& model, const Facts& fa
       facts.nodes, facts.subgraph_nodes, fmt::format("{}", fmt::join(ops, ", ")).c_str());
 }
 
-// Inspecting needs no kernels: ask the importer to keep operators Kiln does
-// not know (ImportOptions::allow_unknown_ops, where the importer has it).
-template <class Options>
-void allow_unknown_ops(Options& options) {
-  if constexpr (requires { options.allow_unknown_ops = true; }) options.allow_unknown_ops = true;
-}
-
 Status inspect(const InspectArgs& args) {
+  // Inspecting needs no kernels: keep operators Kiln does not know.
   onnx::ImportOptions options;
-  allow_unknown_ops(options);
+  options.allow_unknown_ops = true;
   auto imported = onnx::import_model_file(args.model, options);
   if (!imported.is_ok()) return imported.status();
   const ir::Model& model = imported.value();
