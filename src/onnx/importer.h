@@ -27,7 +27,7 @@ struct ImportOptions {
   bool allow_unknown_ops = false;
 };
 
-inline constexpr int64_t kMinOpset = 7;
+inline constexpr int64_t kMinOpset = 1;  // ops older than opset 7 are served best-effort
 inline constexpr int64_t kMaxOpset = 28;
 
 // Reads and imports a .onnx file (at most 2 GiB; larger weights belong in
