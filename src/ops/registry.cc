@@ -19,10 +19,12 @@ constexpr std::array<RegisterFn, sizeof...(Fns)> family_table(Fns... fns) {
   return {fns...};
 }
 
-constexpr auto kFamilies = family_table(
-    register_elementwise, register_reduction, register_softmax, register_cast, register_matmul, register_conv,
-    register_pool, register_normalization, register_shape_ops, register_tensor_ops, register_pad_resize,
-    register_control_flow, register_rnn);
+constexpr auto kFamilies =
+    family_table(register_elementwise, register_reduction, register_softmax, register_cast, register_matmul,
+                 register_conv, register_pool, register_normalization, register_shape_ops, register_tensor_ops,
+                 register_pad_resize, register_control_flow, register_rnn, register_attention, register_loss,
+                 register_random, register_training, register_quantization, register_signal, register_geometry,
+                 register_sequence, register_string, register_ml, register_image);
 
 }  // namespace
 
