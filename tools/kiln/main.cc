@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   kiln::cli::add_run_command(app, &exit_code);
   kiln::cli::add_inspect_command(app, &exit_code);
+  kiln::cli::add_ops_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
