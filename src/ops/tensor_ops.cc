@@ -391,6 +391,33 @@ Result<int64_t> range_count(T start, T limit, T delta) {
   return static_cast<int64_t>(n);
 }
 
+// Range on float16/bfloat16 (opset 27): start, limit and delta are widened
+// to the stash_type (float by default, or double) and each element
+// start + i * delta is computed there and rounded back once.
+Status range_half_kernel(KernelContext& ctx, const Tensor& start_t, const Tensor& limit_t, const Tensor& delta_t) {
+  int64_t stash = ctx.node().attr_int("stash_type", 1);
+  if (stash != 1 && stash != 11) {
+    return ctx.error(invalid_argument("stash_type must be 1 (float) or 11 (double), got {}", stash));
+  }
+  KILN_ASSIGN_OR_RETURN(double start, to_scalar_double(start_t));
+  KILN_ASSIGN_OR_RETURN(double limit, to_scalar_double(limit_t));
+  KILN_ASSIGN_OR_RETURN(double delta, to_scalar_double(delta_t));
+  Result<int64_t> n = stash == 1 ? range_count<float>(static_cast<float>(start), static_cast<float>(limit),
+                                                       static_cast<float>(delta))
+                                 : range_count<double>(start, limit, delta);
+  if (!n.is_ok()) return ctx.error(n.status());
+  KILN_ASSIGN_OR_RETURN(Tensor values, Tensor::allocate(DataType::kFloat64, {*n}));
+  for (int64_t i = 0; i < *n; ++i) {
+    values.data<double>()[i] = stash == 1 ? static_cast<double>(static_cast<float>(start) +
+                                                                static_cast<float>(i) * static_cast<float>(delta))
+                                          : start + static_cast<double>(i) * delta;
+  }
+  auto out = cast_tensor(values, start_t.dtype());
+  if (!out.is_ok()) return ctx.error(out.status());
+  ctx.set_output(0, std::move(out).value());
+  return Status::ok();
+}
+
 Status range_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* start_t, ctx.tensor_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* limit_t, ctx.tensor_input(1));
@@ -402,6 +429,7 @@ Status range_kernel(KernelContext& ctx) {
                                         t->debug_string()));
     }
   }
+  if (dt == DataType::kFloat16 || dt == DataType::kBFloat16) return range_half_kernel(ctx, *start_t, *limit_t, *delta_t);
   if (dt != DataType::kFloat32 && dt != DataType::kFloat64 && dt != DataType::kInt16 && dt != DataType::kInt32 &&
       dt != DataType::kInt64) {
     return ctx.error(unimplemented("Range does not support element type {}", data_type_name(dt)));

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/random_util.h"
 #include "ops/registry.h"
 #include "ops/tensor_ops_internal.h"
 
@@ -16,31 +17,53 @@ Status same_as_input_infer(InferContext& ctx) {
 
 // ---- Dropout -----------------------------------------------------------------
 
-// Kiln runs inference: Dropout is the identity and its mask is all true (all
-// ones in the input's type before opset 10). Training mode (opset 12 inputs)
-// with a non-zero ratio would need random masks and is not supported. Before
-// opset 7 the is_test attribute is ignored, as inference engines commonly do.
+// Without training_mode (opset 12 input; earlier opsets are inference only)
+// Dropout is the identity and its mask is all true (all ones in the input's
+// type before opset 10). Before opset 7 the is_test attribute is ignored, as
+// inference engines commonly do. In training mode each element is kept with
+// probability 1 - ratio and scaled by 1 / (1 - ratio); the mask comes from
+// RandomSource, seeded by the `seed` attribute when present.
 Status dropout_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.tensor_input(0));
+  bool training = false;
+  double ratio = 0.5;
   if (ctx.opset() >= 12 && ctx.has_input(2)) {
     KILN_ASSIGN_OR_RETURN(const Tensor* tm, ctx.tensor_input(2));
-    auto training = to_scalar_double(*tm);
-    if (!training.is_ok()) return ctx.error(training.status().with_context("training_mode"));
-    double ratio = 0.5;
+    auto tv = to_scalar_double(*tm);
+    if (!tv.is_ok()) return ctx.error(tv.status().with_context("training_mode"));
+    training = *tv != 0;
     if (ctx.has_input(1)) {
       KILN_ASSIGN_OR_RETURN(const Tensor* r, ctx.tensor_input(1));
       auto rv = to_scalar_double(*r);
       if (!rv.is_ok()) return ctx.error(rv.status().with_context("ratio"));
       ratio = *rv;
     }
-    if (*training != 0 && ratio != 0) {
-      return ctx.error(unimplemented("training_mode with ratio {} is not supported", ratio));
+    if (training && !(ratio >= 0 && ratio < 1)) {
+      return ctx.error(invalid_argument("ratio must be in [0, 1), got {}", ratio));
     }
   }
-  ctx.set_output(0, ctx.datum(0));
-  if (ctx.wants_output(1)) {
-    KILN_ASSIGN_OR_RETURN(Tensor mask, Tensor::allocate(DataType::kBool, x->dims()));
+  bool drop = training && ratio != 0;
+  Tensor mask;
+  if (drop || ctx.wants_output(1)) {
+    KILN_ASSIGN_OR_RETURN(mask, Tensor::allocate(DataType::kBool, x->dims()));
     std::fill_n(mask.data<bool>(), mask.numel(), true);
+  }
+  if (drop) {
+    auto xd = to_float64(*x);
+    if (!xd.is_ok()) return ctx.error(xd.status());
+    RandomSource rng = RandomSource::for_node(ctx.node());
+    double scale = 1.0 / (1.0 - ratio);
+    for (int64_t i = 0; i < x->numel(); ++i) {
+      mask.data<bool>()[i] = rng.uniform() >= ratio;
+      xd->data<double>()[i] = mask.data<bool>()[i] ? xd->data<double>()[i] * scale : 0.0;
+    }
+    auto y = cast_tensor(*xd, x->dtype());
+    if (!y.is_ok()) return ctx.error(y.status());
+    ctx.set_output(0, std::move(y).value());
+  } else {
+    ctx.set_output(0, ctx.datum(0));
+  }
+  if (ctx.wants_output(1)) {
     if (ctx.opset() < 10) {
       auto cast = cast_tensor(mask, x->dtype());
       if (!cast.is_ok()) return ctx.error(cast.status());
