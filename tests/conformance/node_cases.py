@@ -121,6 +121,22 @@ def _normalize(x):
     return x
 
 
+def readable_reason(err: str) -> str:
+    """A short reason a user can read, from a failure message."""
+    import re
+
+    m = re.search(r"unknown operator '([\w.]+)'(?: \(domain '([\w.]*)'\))?", err)
+    if m:
+        domain = f" ({m.group(2)})" if m.group(2) else ""
+        return f"operator {m.group(1)}{domain} is not implemented yet"
+    m = re.search(r"\((\w+)\): no kernel for opset (\d+)", err)
+    if m:
+        return f"{m.group(1)} at opset {m.group(2)} is not implemented yet"
+    if err.startswith("AssertionError"):
+        return "output differs from ONNX's reference beyond the case tolerance: " + err[15:120].strip(" |")
+    return err[:150]
+
+
 def read_expected_failures(path=EXPECTED_FAILURES):
     """name -> reason, from lines 'test_name: reason' (# comments allowed)."""
     out = {}
@@ -173,8 +189,10 @@ def main(argv=None):
             print(f"{name} [{cat}]: {err}")
     if args.write_expected:
         with open(args.write_expected, "w", encoding="utf-8") as f:
+            f.write("# ONNX node cases that Kiln does not pass yet, one per line: 'name: reason'.\n"
+                    "# Regenerate with tests/conformance/node_cases.py --write-expected FILE and edit the reasons.\n")
             for name, (cat, err) in sorted(failures.items()):
-                f.write(f"{name}: {err[:160]}\n")
+                f.write(f"{name}: {readable_reason(err)}\n")
     if args.markdown:
         write_markdown(args.markdown, lines, cases, failures, elapsed)
     return 0
