@@ -144,6 +144,20 @@ TEST(QuantizeLinear, DivisionPrecision) {
   expect_values(run1(h), DataType::kInt16, {3}, {20480, 33, 10008});
 }
 
+TEST(QuantizeLinear, BFloat16DividesInBFloat16UnlessMixed) {
+  // By numpy's promotion: bfloat16 / bfloat16 rounds 333.33 to 334 (bfloat16
+  // steps by 2 there); bfloat16 / float32 divides in float32.
+  const Tensor x = make_tensor(DataType::kBFloat16, {1}, std::vector<double>{1000});
+  const Tensor zp = make_tensor(DataType::kInt16, {}, std::vector<int>{0});
+  OpTest same = linear("QuantizeLinear", 21, x, make_tensor(DataType::kBFloat16, {}, std::vector<double>{3}), zp);
+  expect_values(run1(same), DataType::kInt16, {1}, {334});
+  OpTest mixed = linear("QuantizeLinear", 23, x, floats({}, {3}), zp);
+  expect_values(run1(mixed), DataType::kInt16, {1}, {333});
+  OpTest deq = linear("DequantizeLinear", 21, make_tensor(DataType::kInt16, {1}, std::vector<int>{333}),
+                      make_tensor(DataType::kBFloat16, {}, std::vector<double>{3}), std::nullopt);
+  expect_values(run1(deq), DataType::kBFloat16, {1}, {1000});  // 999 rounds to bfloat16 1000
+}
+
 TEST(QuantizeLinear, Int32InputAndE8M0Scale) {
   OpTest i = linear("QuantizeLinear", 19, make_tensor(DataType::kInt32, {4}, std::vector<int>{5, -5, 7, 1000}),
                     make_tensor(DataType::kInt32, {}, std::vector<int>{2}),
