@@ -41,24 +41,45 @@ Result<Tensor> quant_values(const Tensor& t) {
 
 double round_to_precision(double v, DataType t) {
   switch (t) {
-    case DataType::kFloat32: return static_cast<float>(v);
-    case DataType::kFloat16: return static_cast<float>(Float16(static_cast<float>(v)));
-    case DataType::kBFloat16: return static_cast<float>(BFloat16(static_cast<float>(v)));
-    default: return v;
+    case DataType::kFloat32:
+      return static_cast<float>(v);
+    case DataType::kFloat16:
+      return static_cast<float>(Float16(static_cast<float>(v)));
+    case DataType::kBFloat16:
+      return static_cast<float>(BFloat16(static_cast<float>(v)));
+    default:
+      return v;
   }
 }
 
 bool quant_int_range(DataType t, int64_t& lo, int64_t& hi) {
   switch (t) {
-    case DataType::kInt8: lo = -128, hi = 127; return true;
-    case DataType::kUInt8: lo = 0, hi = 255; return true;
-    case DataType::kInt16: lo = -32768, hi = 32767; return true;
-    case DataType::kUInt16: lo = 0, hi = 65535; return true;
-    case DataType::kInt4: lo = -8, hi = 7; return true;
-    case DataType::kUInt4: lo = 0, hi = 15; return true;
-    case DataType::kInt2: lo = -2, hi = 1; return true;
-    case DataType::kUInt2: lo = 0, hi = 3; return true;
-    default: return false;
+    case DataType::kInt8:
+      lo = -128, hi = 127;
+      return true;
+    case DataType::kUInt8:
+      lo = 0, hi = 255;
+      return true;
+    case DataType::kInt16:
+      lo = -32768, hi = 32767;
+      return true;
+    case DataType::kUInt16:
+      lo = 0, hi = 65535;
+      return true;
+    case DataType::kInt4:
+      lo = -8, hi = 7;
+      return true;
+    case DataType::kUInt4:
+      lo = 0, hi = 15;
+      return true;
+    case DataType::kInt2:
+      lo = -2, hi = 1;
+      return true;
+    case DataType::kUInt2:
+      lo = 0, hi = 3;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -74,12 +95,20 @@ Result<Tensor> quantize_values(const std::vector<double>& q, const std::vector<d
       const auto iv = static_cast<int64_t>(v);
       // The sub-byte types are stored one value per byte (int4/int2 sign-extended).
       switch (to) {
-        case DataType::kInt16: out.data<int16_t>()[i] = static_cast<int16_t>(iv); break;
-        case DataType::kUInt16: out.data<uint16_t>()[i] = static_cast<uint16_t>(iv); break;
+        case DataType::kInt16:
+          out.data<int16_t>()[i] = static_cast<int16_t>(iv);
+          break;
+        case DataType::kUInt16:
+          out.data<uint16_t>()[i] = static_cast<uint16_t>(iv);
+          break;
         case DataType::kInt8:
         case DataType::kInt4:
-        case DataType::kInt2: out.data<int8_t>()[i] = static_cast<int8_t>(iv); break;
-        default: out.data<uint8_t>()[i] = static_cast<uint8_t>(iv); break;
+        case DataType::kInt2:
+          out.data<int8_t>()[i] = static_cast<int8_t>(iv);
+          break;
+        default:
+          out.data<uint8_t>()[i] = static_cast<uint8_t>(iv);
+          break;
       }
     }
     return out;
@@ -126,19 +155,25 @@ namespace {
 int quant_type_since(DataType t) {
   switch (t) {
     case DataType::kInt8:
-    case DataType::kUInt8: return 10;
+    case DataType::kUInt8:
+      return 10;
     case DataType::kFloat8E4M3FN:
     case DataType::kFloat8E4M3FNUZ:
     case DataType::kFloat8E5M2:
-    case DataType::kFloat8E5M2FNUZ: return 19;
+    case DataType::kFloat8E5M2FNUZ:
+      return 19;
     case DataType::kInt16:
     case DataType::kUInt16:
     case DataType::kInt4:
-    case DataType::kUInt4: return 21;
-    case DataType::kFloat4E2M1: return 23;
+    case DataType::kUInt4:
+      return 21;
+    case DataType::kFloat4E2M1:
+      return 23;
     case DataType::kInt2:
-    case DataType::kUInt2: return 25;
-    default: return 0;
+    case DataType::kUInt2:
+      return 25;
+    default:
+      return 0;
   }
 }
 
@@ -187,8 +222,10 @@ struct ScaleLayout {
   // Index into the scale of x's element i (row-major).
   int64_t index(int64_t i) const {
     switch (kind) {
-      case Kind::kTensor: return 0;
-      case Kind::kAxis: return (i / inner) % axis_dim;
+      case Kind::kTensor:
+        return 0;
+      case Kind::kAxis:
+        return (i / inner) % axis_dim;
       case Kind::kBlocked: {
         const int64_t r = i % inner;
         const int64_t a = (i / inner) % axis_dim;
@@ -425,10 +462,20 @@ Status dequantize_infer(InferContext& ctx) {
 }  // namespace
 
 void register_quantization(Registry& r) {
-  r.add({.name = "QuantizeLinear", .domain = "", .since_version = 10, .min_inputs = 2, .max_inputs = 3,
-         .kernel = quantize_kernel, .infer = quantize_infer});
-  r.add({.name = "DequantizeLinear", .domain = "", .since_version = 10, .min_inputs = 2, .max_inputs = 3,
-         .kernel = dequantize_kernel, .infer = dequantize_infer});
+  r.add({.name = "QuantizeLinear",
+         .domain = "",
+         .since_version = 10,
+         .min_inputs = 2,
+         .max_inputs = 3,
+         .kernel = quantize_kernel,
+         .infer = quantize_infer});
+  r.add({.name = "DequantizeLinear",
+         .domain = "",
+         .since_version = 10,
+         .min_inputs = 2,
+         .max_inputs = 3,
+         .kernel = dequantize_kernel,
+         .infer = dequantize_infer});
   register_qlinear_ops(r);
 }
 

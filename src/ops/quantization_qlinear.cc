@@ -143,7 +143,8 @@ Result<Tensor> qlinear_matmul(const KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(check_zero_point_type(a_zp, a, "a_zero_point", "a"));
   KILN_RETURN_IF_ERROR(check_zero_point_type(b_zp, b, "b_zero_point", "b"));
   const DataType st = a_scale.dtype();
-  const bool st_ok = st == DataType::kFloat32 || (ctx.opset() >= 21 && (st == DataType::kFloat16 || st == DataType::kBFloat16));
+  const bool st_ok =
+      st == DataType::kFloat32 || (ctx.opset() >= 21 && (st == DataType::kFloat16 || st == DataType::kBFloat16));
   if (!st_ok) return unimplemented("scale type {} is not supported at opset {}", data_type_name(st), ctx.opset());
   if (b_scale.dtype() != st || y_scale.dtype() != st) {
     return invalid_argument("a_scale, b_scale and y_scale must have one type, got {}, {} and {}", data_type_name(st),
@@ -173,7 +174,8 @@ Result<Tensor> qlinear_matmul(const KernelContext& ctx) {
   std::vector<double> q(n);
   BroadcastIterator it(c.dims(), {as_view, bs_view});
   for (size_t i = 0; i < n; ++i) {
-    const double ab = round_to_precision(as[static_cast<size_t>(it.offset(0))] * bs[static_cast<size_t>(it.offset(1))], st);
+    const double ab =
+        round_to_precision(as[static_cast<size_t>(it.offset(0))] * bs[static_cast<size_t>(it.offset(1))], st);
     const double multiplier = round_to_precision(ab / ys[0], st);
     q[i] = c.data<double>()[i] * multiplier;
     if (i + 1 < n) it.next();
@@ -326,12 +328,29 @@ Status qlinear_conv_infer(InferContext& ctx) {
 }  // namespace
 
 void register_qlinear_ops(Registry& r) {
-  r.add({.name = "DynamicQuantizeLinear", .domain = "", .since_version = 11, .min_inputs = 1, .max_inputs = 1,
-         .min_outputs = 3, .max_outputs = 3, .kernel = dynamic_quantize_kernel, .infer = dynamic_quantize_infer});
-  r.add({.name = "QLinearMatMul", .domain = "", .since_version = 10, .min_inputs = 8, .max_inputs = 8,
-         .kernel = qlinear_matmul_kernel, .infer = qlinear_matmul_infer});
-  r.add({.name = "QLinearConv", .domain = "", .since_version = 10, .min_inputs = 8, .max_inputs = 9,
-         .kernel = qlinear_conv_kernel, .infer = qlinear_conv_infer});
+  r.add({.name = "DynamicQuantizeLinear",
+         .domain = "",
+         .since_version = 11,
+         .min_inputs = 1,
+         .max_inputs = 1,
+         .min_outputs = 3,
+         .max_outputs = 3,
+         .kernel = dynamic_quantize_kernel,
+         .infer = dynamic_quantize_infer});
+  r.add({.name = "QLinearMatMul",
+         .domain = "",
+         .since_version = 10,
+         .min_inputs = 8,
+         .max_inputs = 8,
+         .kernel = qlinear_matmul_kernel,
+         .infer = qlinear_matmul_infer});
+  r.add({.name = "QLinearConv",
+         .domain = "",
+         .since_version = 10,
+         .min_inputs = 8,
+         .max_inputs = 9,
+         .kernel = qlinear_conv_kernel,
+         .infer = qlinear_conv_infer});
 }
 
 }  // namespace kiln::ops

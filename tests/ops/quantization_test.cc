@@ -59,8 +59,7 @@ OpTest linear(const char* op, int64_t opset, Tensor x, Tensor scale, std::option
 TEST(QuantizeLinear, RoundsHalfToEvenAndSaturates) {
   // By the spec: round(x / 2) + 128, saturated to [0, 255]. inf saturates; NaN
   // (undefined in ONNX) becomes the zero point.
-  OpTest t = linear("QuantizeLinear", 10,
-                    floats({11}, {0, 1, 3, 5, -3, -5, 1000, -1000, kInff, -kInff, kNaNf}),
+  OpTest t = linear("QuantizeLinear", 10, floats({11}, {0, 1, 3, 5, -3, -5, 1000, -1000, kInff, -kInff, kNaNf}),
                     floats({}, {2}), make_tensor(DataType::kUInt8, {}, std::vector<int>{128}));
   expect_values(run1(t), DataType::kUInt8, {11}, {128, 128, 130, 130, 126, 126, 255, 0, 255, 0, 128});
 }
@@ -131,8 +130,9 @@ TEST(QuantizeLinear, Int2AndUint2FromOutputDtype) {
 TEST(QuantizeLinear, DivisionPrecision) {
   // precision=float16 rounds 2049 to 2048 and 2051 to 2052 before dividing.
   const Tensor x = floats({2}, {2049, 2051});
-  OpTest p16 = linear("QuantizeLinear", 23, x, floats({}, {1}), std::nullopt,
-                      {attr("output_dtype", type_attr(DataType::kInt16)), attr("precision", type_attr(DataType::kFloat16))});
+  OpTest p16 =
+      linear("QuantizeLinear", 23, x, floats({}, {1}), std::nullopt,
+             {attr("output_dtype", type_attr(DataType::kInt16)), attr("precision", type_attr(DataType::kFloat16))});
   expect_values(run1(p16), DataType::kInt16, {2}, {2048, 2052});
   OpTest p32 = linear("QuantizeLinear", 23, x, floats({}, {1}), std::nullopt,
                       {attr("output_dtype", type_attr(DataType::kInt16))});
@@ -184,9 +184,10 @@ TEST(QuantizeLinear, ScaleShapeErrors) {
   expect_error(matrix, "blocked quantization needs block_size");
   OpTest blocks = linear("QuantizeLinear", 21, x, floats({2, 3}, {1, 2, 3, 4, 5, 6}), std::nullopt,
                          {attr("axis", 1), attr("block_size", 2)});
-  expect_error(blocks, "y_scale of shape [2,3] does not fit x of shape [2,4] in blocks of 2 along axis 1: expected [2,2]");
-  OpTest other_dim = linear("QuantizeLinear", 21, x, floats({1, 2}, {1, 2}), std::nullopt,
-                            {attr("axis", 1), attr("block_size", 2)});
+  expect_error(blocks,
+               "y_scale of shape [2,3] does not fit x of shape [2,4] in blocks of 2 along axis 1: expected [2,2]");
+  OpTest other_dim =
+      linear("QuantizeLinear", 21, x, floats({1, 2}, {1, 2}), std::nullopt, {attr("axis", 1), attr("block_size", 2)});
   expect_error(other_dim, "expected [2,2]");
   OpTest negative = linear("QuantizeLinear", 21, x, floats({2, 2}, {1, 2, 3, 4}), std::nullopt,
                            {attr("axis", 1), attr("block_size", -2)});
@@ -198,8 +199,9 @@ TEST(QuantizeLinear, ScaleShapeErrors) {
 
 TEST(QuantizeLinear, TypeErrors) {
   const Tensor x = floats({2}, {1, 2});
-  OpTest mismatch = linear("QuantizeLinear", 21, x, floats({}, {1}), make_tensor(DataType::kInt8, {}, std::vector<int>{0}),
-                           {attr("output_dtype", type_attr(DataType::kUInt8))});
+  OpTest mismatch =
+      linear("QuantizeLinear", 21, x, floats({}, {1}), make_tensor(DataType::kInt8, {}, std::vector<int>{0}),
+             {attr("output_dtype", type_attr(DataType::kUInt8))});
   expect_error(mismatch, "output_dtype uint8 differs from y_zero_point's type int8");
   OpTest int4_old = linear("QuantizeLinear", 19, x, floats({}, {1}), small(DataType::kInt4, {}, {0}));
   expect_error(int4_old, "output type int4 is not supported at opset 19");
@@ -208,13 +210,13 @@ TEST(QuantizeLinear, TypeErrors) {
   OpTest int8_in = linear("QuantizeLinear", 21, make_tensor(DataType::kInt8, {1}, std::vector<int>{1}), floats({}, {1}),
                           std::nullopt);
   expect_error(int8_in, "x type int8 is not supported");
-  OpTest half_scale_old = linear("QuantizeLinear", 13, x, make_tensor(DataType::kFloat16, {}, std::vector<double>{1}),
-                                 std::nullopt);
+  OpTest half_scale_old =
+      linear("QuantizeLinear", 13, x, make_tensor(DataType::kFloat16, {}, std::vector<double>{1}), std::nullopt);
   expect_error(half_scale_old, "y_scale type float16 is not supported at opset 13");
   OpTest bad_dtype = linear("QuantizeLinear", 21, x, floats({}, {1}), std::nullopt, {attr("output_dtype", 99)});
   expect_error(bad_dtype, "output_dtype 99 is not a tensor element type");
-  OpTest bad_precision = linear("QuantizeLinear", 23, x, floats({}, {1}), std::nullopt,
-                                {attr("precision", type_attr(DataType::kInt32))});
+  OpTest bad_precision =
+      linear("QuantizeLinear", 23, x, floats({}, {1}), std::nullopt, {attr("precision", type_attr(DataType::kInt32))});
   expect_error(bad_precision, "precision must be a floating type");
 }
 
@@ -245,8 +247,9 @@ TEST(DequantizeLinear, OutputDtypeAndInt32) {
   EXPECT_EQ(y.dtype(), DataType::kFloat16);
   expect_near(y, {4}, {-0.3, -0.2, 12.4, -13.1}, 0, 1e-3);
   // int32 is read as float32 first (100000001 -> 1e8), as the reference does.
-  OpTest i = linear("DequantizeLinear", 21, make_tensor(DataType::kInt32, {3}, std::vector<int>{100000001, -7, 16777217}),
-                    floats({}, {0.5f}), std::nullopt);
+  OpTest i =
+      linear("DequantizeLinear", 21, make_tensor(DataType::kInt32, {3}, std::vector<int>{100000001, -7, 16777217}),
+             floats({}, {0.5f}), std::nullopt);
   expect_values(run1(i), DataType::kFloat32, {3}, {5e7, -3.5, 8388608});
 }
 
@@ -268,14 +271,16 @@ TEST(DequantizeLinear, Float8AndE8M0) {
 
 TEST(DequantizeLinear, Errors) {
   const Tensor x = make_tensor(DataType::kInt8, {2, 4}, std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
-  OpTest zp_type = linear("DequantizeLinear", 21, x, floats({}, {1}), make_tensor(DataType::kUInt8, {}, std::vector<int>{0}));
+  OpTest zp_type =
+      linear("DequantizeLinear", 21, x, floats({}, {1}), make_tensor(DataType::kUInt8, {}, std::vector<int>{0}));
   expect_error(zp_type, "x_zero_point is uint8 but x is int8");
   OpTest per_axis = linear("DequantizeLinear", 21, x, floats({2}, {1, 2}), std::nullopt);
   expect_error(per_axis, "x_scale of shape [2] must be a scalar or 1-D with x's 4 elements along axis 1");
   OpTest zp_shape = linear("DequantizeLinear", 21, x, floats({2, 2}, {1, 2, 3, 4}),
                            make_tensor(DataType::kInt8, {2}, std::vector<int>{0, 0}), {attr("block_size", 2)});
   expect_error(zp_shape, "x_zero_point has shape [2] but x_scale has shape [2,2]");
-  OpTest f8_old = linear("DequantizeLinear", 13, small(DataType::kFloat8E4M3FN, {1}, {1}), floats({}, {1}), std::nullopt);
+  OpTest f8_old =
+      linear("DequantizeLinear", 13, small(DataType::kFloat8E4M3FN, {1}, {1}), floats({}, {1}), std::nullopt);
   expect_error(f8_old, "x type float8e4m3fn is not supported at opset 13");
   OpTest out_int = linear("DequantizeLinear", 23, x, floats({}, {1}), std::nullopt,
                           {attr("output_dtype", type_attr(DataType::kInt32))});
@@ -382,10 +387,10 @@ TEST(QLinearMatMul, BatchedSaturatesAndVector) {
 
 TEST(QLinearMatMul, Float8Operands) {
   // By the spec formula: (a - 0) @ (b - 0) * 1 * 1 / 2 = [1.5*2 + 2*4] / 2 = 5.5 -> e4m3fn 5.5.
-  OpTest t = qmatmul(21, small(DataType::kFloat8E4M3FN, {1, 2}, {1.5, 2}), floats({}, {1}),
-                     small(DataType::kFloat8E4M3FN, {}, {0}), small(DataType::kFloat8E4M3FN, {2, 1}, {2, 4}),
-                     floats({}, {1}), small(DataType::kFloat8E4M3FN, {}, {0}), floats({}, {2}),
-                     small(DataType::kFloat8E4M3FN, {}, {0}));
+  OpTest t =
+      qmatmul(21, small(DataType::kFloat8E4M3FN, {1, 2}, {1.5, 2}), floats({}, {1}),
+              small(DataType::kFloat8E4M3FN, {}, {0}), small(DataType::kFloat8E4M3FN, {2, 1}, {2, 4}), floats({}, {1}),
+              small(DataType::kFloat8E4M3FN, {}, {0}), floats({}, {2}), small(DataType::kFloat8E4M3FN, {}, {0}));
   Tensor y = run1(t);
   expect_small_values(y, DataType::kFloat8E4M3FN, {1, 1}, {5.5});
 }
@@ -396,7 +401,8 @@ TEST(QLinearMatMul, Errors) {
                    floats({}, {1}), std::move(bz), std::move(ys), u8({}, {0}));
   };
   OpTest rows = make(floats({3}, {1, 1, 1}), u8({3}, {0, 0, 0}), floats({}, {1}), u8({}, {0}));
-  expect_error(rows, "a_scale of shape [3] does not fit an operand of shape [2,3]: expected a scalar, [M] or [..., M, 1]");
+  expect_error(rows,
+               "a_scale of shape [3] does not fit an operand of shape [2,3]: expected a scalar, [M] or [..., M, 1]");
   OpTest cols = make(floats({}, {1}), u8({}, {0}), floats({}, {1}), u8({3, 1}, {0, 0, 0}));
   expect_error(cols, "b_zero_point of shape [3,1] does not fit an operand of shape [3,2]");
   OpTest y = make(floats({}, {1}), u8({}, {0}), floats({2}, {1, 1}), u8({}, {0}));
@@ -467,7 +473,10 @@ TEST(QuantizationInfer, OutputTypes) {
                 .tensor(DataType::kInt8, Shape::of({}))
                 .str(),
             "int8*");
-  EXPECT_EQ(InferTest("QuantizeLinear", 13).tensor(DataType::kFloat32, Shape::of({2})).tensor(DataType::kFloat32, Shape()).str(),
+  EXPECT_EQ(InferTest("QuantizeLinear", 13)
+                .tensor(DataType::kFloat32, Shape::of({2}))
+                .tensor(DataType::kFloat32, Shape())
+                .str(),
             "uint8[2]");
   EXPECT_EQ(InferTest("DequantizeLinear", 23)
                 .tensor(DataType::kInt8, Shape::of({3}))
@@ -475,7 +484,10 @@ TEST(QuantizationInfer, OutputTypes) {
                 .attr(attr("output_dtype", type_attr(DataType::kBFloat16)))
                 .str(),
             "bfloat16[3]");
-  EXPECT_EQ(InferTest("DequantizeLinear", 21).tensor(DataType::kInt8, Shape::of({3})).tensor(DataType::kFloat16, Shape()).str(),
+  EXPECT_EQ(InferTest("DequantizeLinear", 21)
+                .tensor(DataType::kInt8, Shape::of({3}))
+                .tensor(DataType::kFloat16, Shape())
+                .str(),
             "float16[3]");
 }
 
