@@ -251,7 +251,7 @@ TEST(Dropout, TrainingModeDropsAndScales) {
   std::vector<double> mask = values_of((*out)[1]);
   double kept = 0;
   for (size_t i = 0; i < y.size(); ++i) {
-    ASSERT_DOUBLE_EQ(y[i], mask[i] != 0 ? 2.0 / 0.75 : 0.0) << i;
+    ASSERT_EQ(y[i], mask[i] != 0 ? static_cast<double>(static_cast<float>(2.0 / 0.75)) : 0.0) << i;
     kept += mask[i];
   }
   EXPECT_NEAR(kept / kSamples, 0.75, 0.01);

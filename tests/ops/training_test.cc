@@ -1,6 +1,7 @@
 // Tests of the ai.onnx.preview.training optimizers: Adagrad, Momentum, Adam.
 // Expected values ("ref") were computed with the _apply_* functions of
-// onnx.reference.ops.aionnx_preview_training on float64 inputs:
+// onnx.reference.ops.aionnx_preview_training on float64 inputs, with the
+// attributes rounded to float32 as the node stores them:
 //   r = 0.1, x = [1, -2, 0.5], g = [-1, 0.5, 2], h = [0.5, 1, 0], v = [0.2, -0.1, 0].
 #include <gtest/gtest.h>
 
@@ -31,8 +32,8 @@ TEST(Adagrad, OneTensor) {
       Attribute::make_float("decay_factor", 0.1f));
   auto out = t.run();
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {1.0625959098, -2.0332869752, 0.4230769614}, 1e-6, 1e-6);  // ref
-  expect_near((*out)[1], {3}, {1.4801, 1.2304, 4.020025}, 1e-6, 1e-6);                   // ref
+  expect_near((*out)[0], {3}, {1.0625959096, -2.0332869751, 0.4230769617}, 1e-8, 1e-8);  // ref
+  expect_near((*out)[1], {3}, {1.4801000004, 1.2304000004, 4.0200249996}, 1e-8, 1e-8);  // ref
 }
 
 TEST(Momentum, StandardNesterovAndFirstStep) {
@@ -45,14 +46,14 @@ TEST(Momentum, StandardNesterovAndFirstStep) {
   };
   auto out = run("standard", 3);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {1.0315, -2.015, 0.39975}, 1e-6, 1e-6);  // ref
-  expect_near((*out)[1], {3}, {-0.315, 0.15, 1.0025}, 1e-6, 1e-6);     // ref
+  expect_near((*out)[0], {3}, {1.0315, -2.015, 0.39975}, 1e-8, 1e-8);  // ref
+  expect_near((*out)[1], {3}, {-0.315, 0.15, 1.0025}, 1e-8, 1e-8);     // ref
   out = run("standard", 0);  // T = 0: the gradient's coefficient is 1, not beta
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {1.081, -2.039, 0.2995}, 1e-6, 1e-6);  // ref
+  expect_near((*out)[0], {3}, {1.081, -2.039, 0.2995}, 1e-8, 1e-8);  // ref
   out = run("nesterov", 3);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {1.12735, -2.0615, 0.209275}, 1e-6, 1e-6);  // ref
+  expect_near((*out)[0], {3}, {1.12735, -2.0615, 0.209275}, 1e-8, 1e-8);  // ref
   expect_error(run("adaptive", 3), "mode must be");
 }
 
@@ -62,15 +63,15 @@ TEST(Adam, BiasCorrectionAndPostNorm) {
   t.attr(Attribute::make_float("norm_coefficient", 0.01f)).attr(Attribute::make_float("norm_coefficient_post", 0.1f));
   auto out = t.run();  // alpha 0.9, beta 0.999, epsilon 1e-6 by default
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {0.8979183502, -1.7992361067, 0.3925076828}, 1e-6, 1e-6);  // ref
-  expect_near((*out)[1], {3}, {0.081, -0.042, 0.2005}, 1e-6, 1e-6);                      // ref
-  expect_near((*out)[2], {3}, {0.5004801, 0.9992304, 0.004020025}, 1e-6, 1e-6);          // ref
+  expect_near((*out)[0], {3}, {0.8979183633, -1.7992361091, 0.3925076804}, 1e-8, 1e-8);  // ref
+  expect_near((*out)[1], {3}, {0.0809999716, -0.0419999861, 0.2005000478}, 1e-8, 1e-8);  // ref
+  expect_near((*out)[2], {3}, {0.5004800938, 0.9992304099, 0.0040199732}, 1e-8, 1e-8);  // ref
 
   OpTest first = optimizer("Adam", 0);  // T = 0: no bias correction
   first.input("X", x0()).input("G", g0()).input("V", v0()).input("H", h0()).outputs(3);
   out = first.run();
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  expect_near((*out)[0], {3}, {0.9886919601, -1.9959985032, 0.1837772339}, 1e-6, 1e-6);  // ref
+  expect_near((*out)[0], {3}, {0.9886919641, -1.9959985046, 0.1837751229}, 1e-8, 1e-8);  // ref
 }
 
 TEST(Adagrad, TwoTensorsKeepTheirOrderAndTypes) {
