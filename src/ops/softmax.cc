@@ -9,6 +9,7 @@
 // of exponentials accumulates in double. A row holding NaN gives NaN.
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ops/elementwise_util.h"
@@ -67,15 +68,26 @@ void normalize_row(const T* x, T* y, int64_t n, int64_t stride, std::vector<comp
       if (v > m || std::isnan(v)) m = v;
       if (std::isnan(m)) break;
     }
+    // Softmax is defined as Exp(x - max) / ReduceSum(Exp(x - max)): for the
+    // 16-bit types each of those steps yields a T tensor, so the difference,
+    // the exponentials and their sum are rounded to T before the division
+    // (rounding only the quotient leaves results up to 2 ulps from the spec's).
+    auto round_t = [](V v) { return ew::load(ew::store<T>(v)); };
     double sum = 0;
     for (int64_t r = 0; r < n; ++r) {
-      V e = std::exp(ew::load(x[r * stride]) - m);
+      const V d = ew::load(x[r * stride]) - m;
+      const V e = K == Kind::kSoftmax ? round_t(std::exp(round_t(d))) : std::exp(d);
       tmp[static_cast<size_t>(r)] = e;
       sum += static_cast<double>(e);
     }
     if constexpr (K == Kind::kSoftmax) {
-      for (int64_t r = 0; r < n; ++r) {
-        y[r * stride] = ew::store<T>(static_cast<V>(static_cast<double>(tmp[static_cast<size_t>(r)]) / sum));
+      if constexpr (!std::is_same_v<V, T>) {
+        const V sum_t = round_t(static_cast<V>(sum));
+        for (int64_t r = 0; r < n; ++r) y[r * stride] = ew::store<T>(tmp[static_cast<size_t>(r)] / sum_t);
+      } else {
+        for (int64_t r = 0; r < n; ++r) {
+          y[r * stride] = ew::store<T>(static_cast<V>(static_cast<double>(tmp[static_cast<size_t>(r)]) / sum));
+        }
       }
     } else {
       const V log_sum = static_cast<V>(std::log(sum));

@@ -49,6 +49,16 @@ TEST(Softmax, Float16Float64AndEmpty) {
   expect_values(run_axis("Softmax", 13, floats({0, 3}, {})), DataType::kFloat32, {0, 3}, {});
 }
 
+TEST(Softmax, Float16RoundsLikeItsFunctionBody) {
+  // Exp(x - max) and their sum are float16 tensors in the spec's definition;
+  // expected: onnx.reference (numpy float16). Rounding only the quotient gives
+  // 0.95751953125, 9.721517562866211e-05, 0.03729248046875, 0.00518798828125.
+  Tensor x = make_tensor(DataType::kFloat16, {4},
+                         std::vector<double>{4.08203125, -5.11328125, 0.83642578125, -1.1357421875});
+  expect_values(run_axis("Softmax", 13, x), DataType::kFloat16, {4},
+                {0.95703125, 9.715557098388672e-05, 0.037261962890625, 0.00518035888671875});
+}
+
 TEST(LogSoftmax, BothForms) {
   expect_near(run_axis("LogSoftmax", 13, x123()), {1, 2, 3},
               {-2.4076059, -1.407606, -0.40760598, -2.4076059, -1.407606, -0.40760598});
