@@ -146,10 +146,21 @@ Result<std::vector<Datum>> execute(const Program& program, std::span<const Datum
     if (!inputs[i].is_none()) slots[static_cast<size_t>(program.input_slots_[i])] = inputs[i];
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (slots[static_cast<size_t>(program.input_slots_[i])].is_none() &&
-        graph.inputs()[i]->type().kind != ir::ValueType::Kind::kOptional) {
+    Datum& slot = slots[static_cast<size_t>(program.input_slots_[i])];
+    const bool optional = graph.inputs()[i]->type().kind == ir::ValueType::Kind::kOptional;
+    if (optional && (slot.is_tensor() || slot.is_sequence())) {
+      // A plain value fed to an optional-typed input (e.g. a loop body's
+      // optional carried value after the first iteration) is that value wrapped.
+      slot = Datum::optional(std::make_shared<const Datum>(std::move(slot)));
+      continue;
+    }
+    if (!slot.is_none()) continue;
+    if (!optional) {
       return invalid_argument("graph '{}': input '{}' was not given", graph.name(), graph.inputs()[i]->name());
     }
+    // An optional input left out is an empty optional: a defined value, which
+    // subgraphs capturing it must find (an empty slot reads as "not computed").
+    slot = Datum::optional(nullptr);
   }
   for (const auto& [s, name] : program.captures_) {
     const Datum* d = outer ? outer->lookup(name) : nullptr;

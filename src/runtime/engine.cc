@@ -97,6 +97,50 @@ Status check_tensor(const IoBinding& b, const Tensor& tensor, const std::string&
   return Status::ok();
 }
 
+// The element dtype a sequence/optional type declares, or kUndefined.
+DataType declared_tensor_dtype(const ir::ValueType& t) {
+  return t.is_tensor() ? t.dtype : DataType::kUndefined;
+}
+
+// Checks the items of a sequence fed to an input of sequence type `type`.
+Status check_sequence(const ir::ValueType& type, const Datum& seq, const std::string& name) {
+  const DataType want = type.elem ? declared_tensor_dtype(*type.elem) : DataType::kUndefined;
+  if (want == DataType::kUndefined) return Status::ok();
+  for (size_t i = 0; i < seq.items().size(); ++i) {
+    const Tensor& t = seq.items()[i];
+    if (!t.defined()) return invalid_argument("input '{}': item {} is an empty tensor object", name, i);
+    if (t.dtype() != want) {
+      return invalid_argument("input '{}': item {} has type {}, the model expects a sequence of {}", name, i,
+                              data_type_name(t.dtype()), data_type_name(want));
+    }
+  }
+  if (seq.items().empty() && seq.elem_type() != DataType::kUndefined && seq.elem_type() != want) {
+    return invalid_argument("input '{}' is an empty sequence of {}, the model expects a sequence of {}", name,
+                            data_type_name(seq.elem_type()), data_type_name(want));
+  }
+  return Status::ok();
+}
+
+// Checks the content of an optional fed to an input of optional type `type`.
+Status check_optional_content(const ir::ValueType& type, const Datum& d, const std::string& name) {
+  if (!type.elem || type.elem->kind == ir::ValueType::Kind::kUnknown) return Status::ok();
+  const ir::ValueType& inner = *type.elem;
+  if (inner.kind == ir::ValueType::Kind::kSequence) {
+    if (!d.is_sequence()) {
+      return invalid_argument("input '{}' expects an optional sequence, got {}", name, kind_name(d));
+    }
+    return check_sequence(inner, d, name);
+  }
+  if (inner.kind == ir::ValueType::Kind::kTensor) {
+    if (!d.is_tensor()) return invalid_argument("input '{}' expects an optional tensor, got {}", name, kind_name(d));
+    IoBinding b;
+    b.dtype = inner.dtype;
+    b.shape = inner.shape;
+    return check_tensor(b, d.tensor(), name);
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Engine::~Engine() = default;
@@ -161,11 +205,16 @@ Result<std::vector<Datum>> Engine::bind_inputs(const NamedData& feeds) const {
         if (!datum.is_sequence()) {
           return invalid_argument("input '{}' expects a sequence of tensors, got {}", name, kind_name(datum));
         }
+        KILN_RETURN_IF_ERROR(check_sequence(b.type, datum, name));
         break;
       case ir::ValueType::Kind::kOptional:
         if (datum.is_tensor() || datum.is_sequence()) {
+          KILN_RETURN_IF_ERROR(check_optional_content(b.type, datum, name));
           bound[it->second] = Datum::optional(std::make_shared<const Datum>(datum));
           continue;
+        }
+        if (datum.is_optional() && datum.optional_value() != nullptr) {
+          KILN_RETURN_IF_ERROR(check_optional_content(b.type, *datum.optional_value(), name));
         }
         if (datum.is_none()) {
           bound[it->second] = Datum::optional(nullptr);

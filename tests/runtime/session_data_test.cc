@@ -101,6 +101,40 @@ TEST(SessionData, SequencesAndOptionals) {
   EXPECT_TRUE(empty_optional.is_ok()) << empty_optional.status().to_string();  // Datum() for an optional: empty
 }
 
+TEST(SessionData, SequenceAndOptionalContentIsChecked) {
+  auto session = IdentityModel()
+                     .input("s", ir::ValueType::wrapping(ir::ValueType::Kind::kSequence,
+                                                         ir::ValueType::tensor(DataType::kInt64)))
+                     .input("o", ir::ValueType::wrapping(ir::ValueType::Kind::kOptional, floats(Shape::of({2}))))
+                     .open();
+  ASSERT_NE(session, nullptr);
+  Tensor f = Tensor::empty(DataType::kFloat32, {2});
+  Tensor i = Tensor::empty(DataType::kInt64, {2});
+  auto r = session->run_data({{"s", Datum::sequence({i, f}, DataType::kInt64)}});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("input 's': item 1 has type float, the model expects a sequence of int64"),
+            std::string::npos)
+      << r.status().message();
+  r = session->run_data({{"s", Datum::sequence({}, DataType::kFloat32)}});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("empty sequence of float"), std::string::npos) << r.status().message();
+  // An empty sequence of unknown element type is accepted.
+  r = session->run_data({{"s", Datum::sequence({}, DataType::kUndefined)}});
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  // The content of an optional is checked like a tensor input: dtype and shape.
+  r = session->run_data({{"s", Datum::sequence({i}, DataType::kInt64)}, {"o", Datum(i)}});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("input 'o' has type int64"), std::string::npos) << r.status().message();
+  r = session->run_data({{"s", Datum::sequence({i}, DataType::kInt64)},
+                         {"o", Datum::optional(std::make_shared<const Datum>(Tensor::empty(DataType::kFloat32, {3})))}});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("input 'o' has shape [3]"), std::string::npos) << r.status().message();
+  r = session->run_data({{"s", Datum::sequence({i}, DataType::kInt64)}, {"o", Datum::sequence({f}, DataType::kFloat32)}});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("'o' expects an optional tensor, got a sequence"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(SessionData, OutputsNeverAliasFeedsOrConstants) {
   Tensor def = Tensor::empty(DataType::kFloat32, {3});
   auto session = IdentityModel().input("x", floats(Shape::of({3}))).input("d", floats(Shape::of({3})), def).open();
