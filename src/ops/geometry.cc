@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,9 @@ double grid_sample_point(const double* plane, const std::vector<Axis>& axes, con
         x = reflect(x, axes[i].lo, axes[i].hi);
       }
     }
+    if (std::isnan(x)) return std::numeric_limits<double>::quiet_NaN();
+    // Far outside, every tap reads padding; clamping keeps the integer casts defined.
+    x = std::clamp(x, axes[i].lo - 4, axes[i].hi + 4);
   }
   if (p.mode == Interp::kNearest) {
     int64_t offset = 0;

@@ -49,6 +49,13 @@ Result<Window> read_window(const ir::Node& node, Dims kernel) {
                             dims_to_string(w.strides), dims_to_string(w.dilations), dims_to_string(w.pads), r, r,
                             2 * r);
   }
+  // Bounded so that window arithmetic (dilation * kernel, image + pads) cannot overflow.
+  constexpr int64_t kMax = int64_t{1} << 31;
+  for (const Dims* v : {&w.kernel, &w.strides, &w.dilations, &w.pads}) {
+    for (int64_t d : *v) {
+      if (d > kMax) return invalid_argument("window value {} is too large", d);
+    }
+  }
   for (size_t i = 0; i < r; ++i) {
     if (w.kernel[i] <= 0) return invalid_argument("kernel shape {} must be positive", dims_to_string(w.kernel));
     if (w.strides[i] <= 0) return invalid_argument("strides {} must be positive", dims_to_string(w.strides));
@@ -128,8 +135,9 @@ Status col2im_kernel(KernelContext& ctx) {
                             dims_to_string(image), dims_to_string(block));
   }
   for (int64_t d : image) {
-    if (d <= 0) return invalid_argument("image_shape {} must be positive", dims_to_string(image));
+    if (d <= 0 || d > kMaxTensorElements) return invalid_argument("image_shape {} must be positive", dims_to_string(image));
   }
+  KILN_RETURN_IF_ERROR(checked_numel(block).status());
   KILN_ASSIGN_OR_RETURN(Window w, read_window(ctx.node(), block));
   KILN_ASSIGN_OR_RETURN(Dims counts, block_counts(w, image));
   int64_t k_size = product(block);
@@ -348,6 +356,7 @@ Status center_crop_pad_kernel(KernelContext& ctx) {
     if (shape[i] < 0) return invalid_argument("shape {} has a negative dim", dims_to_string(shape));
     out_dims[static_cast<size_t>(axes[i])] = shape[i];
   }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x->dtype(), out_dims));
   for (int64_t a = 0; a < x->rank(); ++a) {
     int64_t in = x->dim(a), out = out_dims[static_cast<size_t>(a)];
     int64_t shift = in >= out ? (in - out) / 2 : -((out - in) / 2);
@@ -355,7 +364,6 @@ Status center_crop_pad_kernel(KernelContext& ctx) {
     table.resize(static_cast<size_t>(out));
     for (int64_t j = 0; j < out; ++j) table[static_cast<size_t>(j)] = j + shift >= 0 && j + shift < in ? j + shift : -1;
   }
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, x->dtype(), out_dims));
   if (y->numel() == 0) return Status::ok();
   std::vector<int64_t> in_strides = strides_of(x->dims());
   std::vector<int64_t> idx(out_dims.size(), 0);

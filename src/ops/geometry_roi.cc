@@ -46,6 +46,7 @@ Result<RoiAlignParams> roi_align_params(const ir::Node& node) {
   p.sampling_ratio = node.attr_int("sampling_ratio", 0);
   if (p.sampling_ratio < 0) return invalid_argument("sampling_ratio {} must not be negative", p.sampling_ratio);
   p.spatial_scale = node.attr_float("spatial_scale", 1.0f);
+  if (!std::isfinite(p.spatial_scale)) return invalid_argument("spatial_scale {} is not finite", p.spatial_scale);
   return p;
 }
 
@@ -55,6 +56,9 @@ struct Sample {
   int64_t pos[4] = {0, 0, 0, 0};
   double w[4] = {0, 0, 0, 0};
 };
+
+// The most bilinear samples RoiAlign keeps for one roi.
+constexpr int64_t kMaxSamples = int64_t{1} << 26;
 
 Sample bilinear_sample(double y, double x, int64_t height, int64_t width) {
   Sample s;
@@ -117,6 +121,9 @@ Status roi_align_kernel(KernelContext& ctx) {
   std::vector<Sample> samples;
   for (int64_t n = 0; n < n_rois; ++n) {
     const double* roi = rd.data<double>() + n * 4;
+    if (!std::isfinite(roi[0]) || !std::isfinite(roi[1]) || !std::isfinite(roi[2]) || !std::isfinite(roi[3])) {
+      return invalid_argument("roi {} has a non-finite coordinate", n);
+    }
     double start_w = roi[0] * p.spatial_scale - offset;
     double start_h = roi[1] * p.spatial_scale - offset;
     double roi_w = roi[2] * p.spatial_scale - offset - start_w;
@@ -127,11 +134,14 @@ Status roi_align_kernel(KernelContext& ctx) {
     }
     double bin_h = roi_h / static_cast<double>(p.out_h);
     double bin_w = roi_w / static_cast<double>(p.out_w);
-    auto grid_h = static_cast<int64_t>(p.sampling_ratio > 0 ? p.sampling_ratio : std::ceil(bin_h));
-    auto grid_w = static_cast<int64_t>(p.sampling_ratio > 0 ? p.sampling_ratio : std::ceil(bin_w));
-    if (grid_h < 0 || grid_w < 0 || grid_h > (int64_t{1} << 20) || grid_w > (int64_t{1} << 20)) {
-      return invalid_argument("roi {} needs an unreasonable number of samples per bin ({} x {})", n, grid_h, grid_w);
+    double grid_hd = p.sampling_ratio > 0 ? static_cast<double>(p.sampling_ratio) : std::max(0.0, std::ceil(bin_h));
+    double grid_wd = p.sampling_ratio > 0 ? static_cast<double>(p.sampling_ratio) : std::max(0.0, std::ceil(bin_w));
+    // The samples of every bin are kept at once: bound their number.
+    if (grid_hd * grid_wd * static_cast<double>(p.out_h * p.out_w) > static_cast<double>(kMaxSamples)) {
+      return invalid_argument("roi {} needs too many samples ({} x {} per bin)", n, grid_hd, grid_wd);
     }
+    auto grid_h = static_cast<int64_t>(grid_hd);
+    auto grid_w = static_cast<int64_t>(grid_wd);
     double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
     // Samples for every output bin, shared by the channels.
     samples.clear();
@@ -241,7 +251,7 @@ Status nms_kernel(KernelContext& ctx) {
   if (!(iou_threshold >= 0 && iou_threshold <= 1)) {
     return invalid_argument("iou_threshold {} must be in [0, 1]", iou_threshold);
   }
-  auto max_boxes = static_cast<int64_t>(std::clamp(max_boxes_d, 0.0, 9e18));
+  auto max_boxes = max_boxes_d >= 0 ? static_cast<int64_t>(std::min(max_boxes_d, 9e18)) : 0;
   KILN_ASSIGN_OR_RETURN(Tensor bd, to_float64(*boxes_t));
   KILN_ASSIGN_OR_RETURN(Tensor sd, to_float64(*scores_t));
   int64_t batches = boxes_t->dim(0), n_boxes = boxes_t->dim(1), classes = scores_t->dim(1);

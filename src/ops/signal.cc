@@ -441,6 +441,9 @@ Status mel_weight_matrix_kernel(KernelContext& ctx) {
     ints[i] = *v;
   }
   int64_t mel_bins = ints[0], dft_length = ints[1], sample_rate = ints[2];
+  if (mel_bins > kMaxTensorElements || dft_length > kMaxTensorElements) {
+    return invalid_argument("num_mel_bins {} or dft_length {} is too large", mel_bins, dft_length);
+  }
   KILN_ASSIGN_OR_RETURN(const Tensor* lower_t, ctx.tensor_input(3));
   KILN_ASSIGN_OR_RETURN(const Tensor* upper_t, ctx.tensor_input(4));
   if (!is_floating(lower_t->dtype()) || lower_t->numel() != 1 || upper_t->numel() != 1) {

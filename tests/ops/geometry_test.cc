@@ -4,6 +4,9 @@
 // unless a comment derives them by hand.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "op_test_util.h"
 
 namespace kiln::test {
@@ -131,6 +134,23 @@ TEST(GridSample, Errors) {
   expect_error(rank2.run(), "[N, C, D1, ..., Dr]");
 }
 
+TEST(GridSample, NonFiniteAndFarCoordinates) {
+  // NaN gives NaN; infinite or huge coordinates read padding (or the border).
+  float inf = std::numeric_limits<float>::infinity();
+  Tensor grid = floats({1, 1, 3, 2}, {std::nanf(""), 0, inf, 0, 1e30f, -1e30f});
+  OpTest zeros("GridSample", 20);
+  zeros.input("x", grid_x()).input("grid", grid);
+  expect_near(run_ok(zeros)[0], {1, 1, 1, 3}, {std::nan(""), 0, 0});
+  OpTest border("GridSample", 20);
+  border.input("x", grid_x()).input("grid", grid).attr(Attribute::make_string("padding_mode", "border"));
+  border.attr(Attribute::make_string("mode", "cubic"));
+  expect_near(run_ok(border)[0], {1, 1, 1, 3}, {std::nan(""), 7, 3}, 1e-4);
+  OpTest reflect("GridSample", 20);
+  reflect.input("x", grid_x()).input("grid", grid).attr(Attribute::make_string("padding_mode", "reflection"));
+  reflect.attr(Attribute::make_string("mode", "nearest"));
+  EXPECT_TRUE(reflect.run().is_ok());
+}
+
 TEST(GridSample, Infer) {
   EXPECT_EQ(InferTest("GridSample", 20)
                 .tensor(DataType::kFloat32, Shape({Dim::sym("N"), Dim(3), Dim(8), Dim(8)}))
@@ -240,6 +260,12 @@ TEST(RoiAlign, ErrorsAndInfer) {
   OpTest rank("RoiAlign", 16);
   rank.input("x", floats({1, 4, 4}, iota(16))).input("rois", rois()).input("b", int64s({2}, {0, 0}));
   expect_error(rank.run(), "4-D");
+  OpTest nan("RoiAlign", 16);
+  nan.input("x", roi_x()).input("rois", floats({1, 4}, {0, std::nanf(""), 1, 1})).input("b", int64s({1}, {0}));
+  expect_error(nan.run(), "non-finite");
+  OpTest huge("RoiAlign", 16);
+  huge.input("x", roi_x()).input("rois", floats({1, 4}, {0, 0, 1e20f, 1e20f})).input("b", int64s({1}, {0}));
+  expect_error(huge.run(), "too many samples");
   OpTest none("RoiAlign", 16);
   none.input("x", roi_x()).input("rois", floats({0, 4}, {})).input("b", int64s({0}, {}));
   EXPECT_EQ(dims_to_string(run_ok(none)[0].dims()), "[0,1,1,1]");
@@ -413,6 +439,9 @@ TEST(NonMaxSuppression, ErrorsAndInfer) {
   OpTest iou("NonMaxSuppression", 11);
   iou.input("b", nms_boxes()).input("s", nms_scores()).input("m", int64s({1}, {3})).input("i", floats({1}, {1.5f}));
   expect_error(iou.run(), "iou_threshold 1.5");
+  OpTest negative("NonMaxSuppression", 11);
+  negative.input("b", nms_boxes()).input("s", nms_scores()).input("m", int64s({1}, {-5}));
+  EXPECT_EQ(dims_to_string(run_ok(negative)[0].dims()), "[0,3]");
   OpTest cpb("NonMaxSuppression", 11);
   cpb.input("b", nms_boxes()).input("s", nms_scores()).attr(Attribute::make_int("center_point_box", 2));
   expect_error(cpb.run(), "center_point_box 2");
@@ -452,6 +481,9 @@ TEST(CenterCropPad, ErrorsAndInfer) {
   OpTest neg("CenterCropPad", 18);
   neg.input("x", floats({3, 4}, iota(12))).input("s", int64s({2}, {-1, 2}));
   expect_error(neg.run(), "negative");
+  OpTest huge("CenterCropPad", 18);
+  huge.input("x", floats({3, 4}, iota(12))).input("s", int64s({2}, {int64_t{1} << 40, 1 << 20}));
+  EXPECT_FALSE(huge.run().is_ok());
   OpTest axis("CenterCropPad", 18);
   axis.input("x", floats({3, 4}, iota(12))).input("s", int64s({1}, {2})).attr(Attribute::make_ints("axes", {2}));
   EXPECT_FALSE(axis.run().is_ok());
