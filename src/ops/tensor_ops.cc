@@ -303,7 +303,12 @@ Status split_infer(InferContext& ctx) {
   const Dim& dim = (*in)[axis];
   std::vector<int64_t> sizes;
   if (sizes_known && dim.known()) {
-    KILN_ASSIGN_OR_RETURN(sizes, split_sizes(ctx.node(), dim.value, given ? &split : nullptr));
+    // A split that cannot work leaves the sizes unknown rather than failing:
+    // the node may sit in an If branch that never runs for these shapes (ONNX's
+    // AffineGrid function splits a 5-element size into 4 in its 2-D branch).
+    // The kernel reports the error if the node does run.
+    auto r = split_sizes(ctx.node(), dim.value, given ? &split : nullptr);
+    if (r.is_ok()) sizes = std::move(r).value();
   } else if (given) {
     sizes = split;  // the sum cannot be checked against an unknown dim
   }

@@ -252,6 +252,18 @@ TEST(Split, Infer) {
                 .run();
   ASSERT_TRUE(eq.is_ok()) << eq.status().to_string();
   EXPECT_EQ((*eq)[1].to_string(), "float[2]");
+  // A split that cannot work (5 into 4 chunks of 2) may sit in an If branch
+  // that never runs: inference leaves the dim unknown, the kernel reports it.
+  auto dead = InferTest("Split", 18)
+                  .input(tensor_type(DataType::kInt64, {5}))
+                  .attr(Attribute::make_int("num_outputs", 4))
+                  .outputs(4)
+                  .run();
+  ASSERT_TRUE(dead.is_ok()) << dead.status().to_string();
+  EXPECT_EQ((*dead)[3].to_string(), "int64[?]");
+  OpTest run("Split", 18);
+  run.input("x", int64s({5}, {1, 2, 3, 4, 5})).attr(Attribute::make_int("num_outputs", 4)).outputs(4);
+  expect_error(run.run(), "cannot be split into 4 outputs");
 }
 
 // ---- Slice -------------------------------------------------------------------
