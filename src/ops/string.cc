@@ -7,6 +7,7 @@
 // string_util.cc); regular expressions use RE2, the syntax the spec names.
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -155,8 +156,19 @@ Status string_normalizer_infer(InferContext& ctx) {
       return invalid_argument("{}: input X must have shape [C] or [1, C], got rank {}", ctx.node().describe(),
                               x->rank());
     }
-    // Without stopwords no element is dropped and the shape is kept.
-    out = ctx.node().attr_strings("stopwords").empty() ? *x : Shape::unknown_dims(x->rank());
+    if (x->rank() == 2 && (*x)[0].known() && (*x)[0].value != 1) {
+      return invalid_argument("{}: input X must have shape [C] or [1, C], got {}", ctx.node().describe(),
+                              x->to_string());
+    }
+    // Without stopwords no element is dropped and the shape is kept, except
+    // that an empty input gives one empty string.
+    out = *x;
+    Dim& c = out[x->rank() - 1];
+    if (!ctx.node().attr_strings("stopwords").empty()) {
+      c = Dim();
+    } else if (c.known() && c.value == 0) {
+      c = Dim(1);
+    }
     if (x->rank() == 2) out[0] = Dim(1);
   }
   ctx.set_output_type(0, ir::ValueType::tensor(DataType::kString, out));

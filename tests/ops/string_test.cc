@@ -175,6 +175,12 @@ TEST(StringNormalizer, Errors) {
                 .attr(strings_attr("stopwords", {"a"}))
                 .str(),
             "string[?]");
+  EXPECT_EQ(InferTest("StringNormalizer", 10).tensor(DataType::kString, sym_shape({0})).str(), "string[1]");
+  EXPECT_EQ(InferTest("StringNormalizer", 10).tensor(DataType::kString, sym_shape({3, 2})).str(),
+            "error: node 'StringNormalizer_0' (StringNormalizer): input X must have shape [C] or [1, C], got [3,2]");
+  OpTest empty("StringNormalizer", 10);
+  empty.input("x", strings({0}, {}));
+  expect_strings(run1(empty), {1}, {""});
 }
 
 // ---- RegexFullMatch ----------------------------------------------------------------
