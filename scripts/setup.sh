@@ -11,6 +11,7 @@ APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev
   libfmt-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev
+  libre2-dev libfreeimage-dev libtiff-dev
 )
 
 missing=()
