@@ -12,6 +12,9 @@ APT_PACKAGES=(
   libfmt-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev
   libre2-dev libfreeimage-dev libtiff-dev
+  libdnnl-dev libflatbuffers-dev flatbuffers-compiler
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev zlib1g-dev
+  libbenchmark-dev
 )
 
 missing=()

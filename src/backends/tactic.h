@@ -1,0 +1,91 @@
+// Tactics: the candidate implementations of one node.
+//
+// The builder lowers each node of the optimized graph to a kernel by asking
+// the registry for every tactic that supports the node, timing each prepared
+// candidate on the node's real shapes, and keeping the fastest (the result is
+// recorded in the timing cache and in the plan by tactic name). The reference
+// tactic, which wraps the op's reference kernel, supports every node that has
+// one; it is the fallback and the oracle that fast tactics are tested against.
+//
+// Backends (src/backends/cpu, src/backends/cuda) register their tactics in
+// their register_tactics() function; nothing else reaches a backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/status.h"
+#include "ops/op_def.h"
+
+namespace kiln::backends {
+
+// One node's prepared implementation. Immutable after prepare/load and shared
+// by every execution context of an engine, so run() must be thread-safe.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Runs the node with the same contract as a reference kernel: reads the
+  // inputs of `ctx`, allocates its outputs through ctx.allocate_output (the
+  // memory planner may place them in the context's arena), uses ctx.pool().
+  virtual Status run(ops::KernelContext& ctx) const = 0;
+  // State worth storing in a plan (e.g. weights packed for the microkernel);
+  // empty when there is none. Tactic::load() restores a kernel from it.
+  virtual std::vector<uint8_t> serialize() const { return {}; }
+};
+
+class Tactic {
+ public:
+  virtual ~Tactic() = default;
+  // A unique, stable name recorded in plans and timing caches:
+  // "<source>.<kernel>[.<isa>]", e.g. "own.conv_im2col.avx512", "onednn.conv".
+  virtual std::string_view name() const = 0;
+  // The source that --tactic-sources selects: "reference", "own", "onednn", "cuda".
+  virtual std::string_view source() const = 0;
+  // True if this tactic can run `node` on this machine: op, attributes,
+  // dtypes and the static facts known at build time (constant weights,
+  // ranks), and the ISA it needs. Must not fail on unknown facts: say false.
+  virtual bool supports(const ir::Node& node) const = 0;
+  // Makes a kernel for `node`; packs constant inputs (weights) once.
+  virtual Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const = 0;
+  // Rebuilds a kernel from Kernel::serialize()'s bytes when a plan loads.
+  // The default ignores the state and prepares again.
+  virtual Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const {
+    (void)state;
+    return prepare(node);
+  }
+};
+
+class TacticRegistry {
+ public:
+  // The process-wide registry: the reference tactic plus every compiled-in backend's.
+  static const TacticRegistry& global();
+
+  // Registers `tactic` for nodes of (domain, op_type); domain "" is ai.onnx.
+  void add(std::string_view domain, std::string_view op_type, std::unique_ptr<Tactic> tactic);
+  // Every tactic registered for the node's op that supports it, the
+  // reference tactic last (when the op has a reference kernel).
+  std::vector<const Tactic*> candidates(const ir::Node& node) const;
+  // The tactic with this name, or nullptr.
+  const Tactic* find(std::string_view name) const;
+  // The tactic wrapping the reference kernels.
+  const Tactic& reference() const { return *reference_; }
+
+  TacticRegistry();
+  ~TacticRegistry();
+
+ private:
+  struct Entry {
+    std::string domain;
+    std::string op_type;
+    std::unique_ptr<Tactic> tactic;
+  };
+  std::vector<Entry> entries_;
+  std::unique_ptr<Tactic> reference_;
+};
+
+}  // namespace kiln::backends
