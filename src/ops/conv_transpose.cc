@@ -140,7 +140,9 @@ Result<std::vector<int64_t>> transpose_output(const ir::Node& node, const std::v
       const int64_t target = !shape.empty() ? shape[d] : in[d] * w.strides[d];
       if (target < 0) return invalid_argument("output_shape must be non-negative, got {}", target);
       const int64_t total = full - target;
-      const int64_t small = total / 2;
+      // Floor division, as ONNX's reference: a negative total (output_shape
+      // beyond the full extent) becomes a negative end pad, i.e. extra output.
+      const int64_t small = total >= 0 ? total / 2 : -((-total + 1) / 2);
       w.pads[d] = w.auto_pad == "SAME_UPPER" ? small : total - small;
       w.pads[nd + d] = total - w.pads[d];
       out[d] = target;

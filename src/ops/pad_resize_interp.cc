@@ -41,7 +41,11 @@ double source_coordinate(const ResizeParams& p, size_t d, int64_t o, int64_t in_
   const std::string& c = p.coord;
   if (c == "half_pixel") return (x + 0.5) / scale - 0.5;
   if (c == "pytorch_half_pixel") return out_len > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-  if (c == "align_corners") return out_len == 1 ? 0.0 : x * static_cast<double>(in_len - 1) / (out_len - 1);
+  if (c == "align_corners") {
+    // ONNX takes the resized length as in_len * scale, unrounded, when scales are given.
+    const double resized = scale * static_cast<double>(in_len);
+    return resized == 1 ? 0.0 : x * static_cast<double>(in_len - 1) / (resized - 1);
+  }
   if (c == "asymmetric" || c == "legacy") return x / scale;
   if (c == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
   if (c == "half_pixel_symmetric") {

@@ -288,13 +288,19 @@ Status space_to_depth_kernel(KernelContext& ctx) {
   if (x->rank() != 4 || x->dim(2) % b != 0 || x->dim(3) % b != 0) {
     return ctx.error(invalid_argument("input {} must be 4-D with H and W divisible by {}", x->debug_string(), b));
   }
+  // Opset 28 added CRD order (channel-major) beside the original DCR (block-major).
+  std::string mode = ctx.opset() >= 28 ? ctx.node().attr_string("mode", "DCR") : "DCR";
+  if (mode != "DCR" && mode != "CRD") return ctx.error(invalid_argument("mode '{}' must be DCR or CRD", mode));
+  bool crd = mode == "CRD";
   int64_t n = x->dim(0), c = x->dim(1), h = x->dim(2) / b, w = x->dim(3) / b;
   Dims out_dims = {n, c * b * b, h, w};
   std::vector<int64_t> src;
   src.reserve(static_cast<size_t>(x->numel()));
   for (int64_t in = 0; in < n; ++in) {
     for (int64_t oc = 0; oc < c * b * b; ++oc) {
-      int64_t ic = oc % c, i = oc / c / b, j = oc / c % b;
+      int64_t ic = crd ? oc / (b * b) : oc % c;
+      int64_t block = crd ? oc % (b * b) : oc / c;
+      int64_t i = block / b, j = block % b;
       for (int64_t oh = 0; oh < h; ++oh) {
         for (int64_t ow = 0; ow < w; ++ow) {
           src.push_back(((in * c + ic) * x->dim(2) + oh * b + i) * x->dim(3) + ow * b + j);
