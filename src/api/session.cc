@@ -17,19 +17,6 @@ struct Session::Impl {
 
 namespace {
 
-// ONNX Runtime's spelling of a type: "tensor(float)", "seq(tensor(int64))", "map(string,tensor(float))".
-std::string type_string(const ir::ValueType& t) {
-  auto inner = [&] { return t.elem ? type_string(*t.elem) : std::string("unknown"); };
-  switch (t.kind) {
-    case ir::ValueType::Kind::kTensor: return fmt::format("tensor({})", data_type_name(t.dtype));
-    case ir::ValueType::Kind::kSparseTensor: return fmt::format("sparse_tensor({})", data_type_name(t.dtype));
-    case ir::ValueType::Kind::kSequence: return fmt::format("seq({})", inner());
-    case ir::ValueType::Kind::kOptional: return fmt::format("optional({})", inner());
-    case ir::ValueType::Kind::kMap: return fmt::format("map({},{})", data_type_name(t.dtype), inner());
-    case ir::ValueType::Kind::kUnknown: break;
-  }
-  return "unknown";
-}
 
 IoKind kind_of(ir::ValueType::Kind k) {
   switch (k) {
@@ -45,7 +32,7 @@ IoInfo to_info(const runtime::IoBinding& b) {
   IoInfo info;
   info.name = b.name;
   info.kind = kind_of(b.type.kind);
-  info.type = type_string(b.type);
+  info.type = b.type.ort_type_name();
   info.optional = b.optional;
   // The tensor described by dtype/dims: the value itself, or the tensor inside a sequence/optional.
   const ir::ValueType* t = &b.type;

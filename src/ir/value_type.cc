@@ -23,4 +23,17 @@ std::string ValueType::to_string() const {
   return "?";
 }
 
+std::string ValueType::ort_type_name() const {
+  auto inner = [&] { return elem ? elem->ort_type_name() : std::string("unknown"); };
+  switch (kind) {
+    case Kind::kTensor: return fmt::format("tensor({})", data_type_name(dtype));
+    case Kind::kSparseTensor: return fmt::format("sparse_tensor({})", data_type_name(dtype));
+    case Kind::kSequence: return fmt::format("seq({})", inner());
+    case Kind::kOptional: return fmt::format("optional({})", inner());
+    case Kind::kMap: return fmt::format("map({},{})", data_type_name(dtype), inner());
+    case Kind::kUnknown: break;
+  }
+  return "unknown";
+}
+
 }  // namespace kiln::ir

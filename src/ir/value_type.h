@@ -35,6 +35,9 @@ struct ValueType {
   bool is_tensor() const { return kind == Kind::kTensor; }
   bool operator==(const ValueType& o) const;
   std::string to_string() const;  // "float[N,3,224,224]", "seq(float[*])", "optional(int64[])"
+  // ONNX Runtime's spelling, which its users and tools expect: "tensor(float)",
+  // "seq(tensor(int64))", "optional(tensor(float))", "map(string,tensor(float))".
+  std::string ort_type_name() const;
 };
 
 }  // namespace kiln::ir

@@ -45,19 +45,6 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// ONNX Runtime's type spelling: tensor(float), seq(tensor(int64)), ...
-std::string type_name(const ir::ValueType& t) {
-  auto inner = [&] { return t.elem ? type_name(*t.elem) : std::string("unknown"); };
-  switch (t.kind) {
-    case ir::ValueType::Kind::kTensor: return fmt::format("tensor({})", data_type_name(t.dtype));
-    case ir::ValueType::Kind::kSparseTensor: return fmt::format("sparse_tensor({})", data_type_name(t.dtype));
-    case ir::ValueType::Kind::kSequence: return fmt::format("seq({})", inner());
-    case ir::ValueType::Kind::kOptional: return fmt::format("optional({})", inner());
-    case ir::ValueType::Kind::kMap: return fmt::format("map({},{})", data_type_name(t.dtype), inner());
-    case ir::ValueType::Kind::kUnknown: break;
-  }
-  return "unknown";
-}
 
 // The shape of a tensor (or of the tensor in a sequence/optional) as JSON:
 // ints, symbol strings and null for unknown dims; null for an unknown rank.
@@ -111,12 +98,12 @@ void print_text(const InspectArgs& args, const ir::Model& model, const Facts& fa
   }
   std::printf("\ninputs:\n");
   for (const ir::Value* v : g.inputs()) {
-    std::printf("  %-24s %-22s %s%s\n", v->name().c_str(), type_name(v->type()).c_str(),
+    std::printf("  %-24s %-22s %s%s\n", v->name().c_str(), v->type().ort_type_name().c_str(),
                 text_shape(v->type()).c_str(), v->is_constant() ? "  (has a default)" : "");
   }
   std::printf("outputs:\n");
   for (const ir::Value* v : g.outputs()) {
-    std::printf("  %-24s %-22s %s\n", v->name().c_str(), type_name(v->type()).c_str(), text_shape(v->type()).c_str());
+    std::printf("  %-24s %-22s %s\n", v->name().c_str(), v->type().ort_type_name().c_str(), text_shape(v->type()).c_str());
   }
   std::printf("initializers: %zu (%lld elements)\n", initializers, static_cast<long long>(parameters));
   std::printf("nodes: %zu", facts.nodes);
@@ -129,7 +116,7 @@ void print_text(const InspectArgs& args, const ir::Model& model, const Facts& fa
 
 std::string json_io(const ir::Value* v) {
   return fmt::format("{{\"name\": {}, \"type\": {}, \"shape\": {}, \"has_default\": {}}}", json_string(v->name()),
-                     json_string(type_name(v->type())), json_shape(v->type()), v->is_constant() ? "true" : "false");
+                     json_string(v->type().ort_type_name()), json_shape(v->type()), v->is_constant() ? "true" : "false");
 }
 
 void print_json(const InspectArgs& args, const ir::Model& model, const Facts& facts, size_t initializers,
