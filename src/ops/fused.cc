@@ -14,7 +14,7 @@
 // norm, GELU, pointwise chains).
 #include "ops/fused.h"
 
-#include <array>
+#include <vector>
 
 #include "core/error.h"
 #include "ops/epilogue.h"
@@ -74,11 +74,11 @@ namespace {
 // input `residual_index` as Z and (for MatMul) input 2 as the last-dim bias.
 template <int kBaseInputs, bool kLastDimBias>
 Status fused_kernel(KernelContext& ctx, std::string_view op) {
-  std::array<Datum, kBaseInputs> in;
+  std::vector<Datum> in(kBaseInputs);
   for (size_t i = 0; i < in.size(); ++i) {
     if (ctx.has_input(i)) in[i] = ctx.datum(i);
   }
-  if (op == "Gemm" && in[2].is_none()) {
+  if (op == "Gemm" && in.size() > 2 && in[2].is_none()) {
     // Gemm without C: a zero C keeps the Gemm kernel on its opset-11 path.
     in[2] = Datum(Tensor::scalar<float>(DataType::kFloat32, 0.0f));
   }

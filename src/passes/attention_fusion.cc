@@ -15,13 +15,6 @@
 namespace kiln::passes {
 namespace {
 
-ir::Value* other(const ir::Node* n, const ir::Value* v) {
-  if (n == nullptr || n->num_inputs() != 2) return nullptr;
-  if (n->input(0) == v) return n->input(1);
-  if (n->input(1) == v) return n->input(0);
-  return nullptr;
-}
-
 bool softmax_last_axis(const ir::Node* s) {
   if (!is_op(s, "Softmax")) return false;
   const ir::Value* x = s->input(0);

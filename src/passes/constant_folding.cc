@@ -10,7 +10,8 @@
 // Bernoulli, ...), Dropout (layer elimination removes it in inference mode),
 // nodes with subgraphs, and results larger than kMaxGrowth elements that are
 // also larger than their inputs (an Expand or ConstantOfShape to a huge
-// tensor stays a node: folding it would only bloat the model).
+// tensor stays a node: folding it would only bloat the model), except for
+// weights, up to kMaxWeightElements.
 #include <algorithm>
 #include <set>
 
@@ -25,8 +26,27 @@
 namespace kiln::passes {
 namespace {
 
-// A folded result may exceed the total size of its inputs by this many elements at most.
+// A folded result may exceed the total size of its inputs by this many elements at most,
 constexpr int64_t kMaxGrowth = int64_t{1} << 16;
+// unless it is only read as weights (then the run time would build the same
+// tensor on every run; models that store weights as ConstantOfShape do this).
+constexpr int64_t kMaxWeightElements = int64_t{1} << 27;
+
+// Every output of `n` is read only as a weight: input >= 1 of a Conv,
+// ConvTranspose, Gemm, MatMul or BatchNormalization.
+bool feeds_only_weights(const ir::Node& n) {
+  for (const ir::Value* v : n.outputs()) {
+    if (v == nullptr) continue;
+    if (v->is_graph_output() || v->uses().empty()) return false;
+    for (const ir::Use& u : v->uses()) {
+      const ir::Node* c = u.node;
+      const bool weight_op = is_op(c, "Conv") || is_op(c, "ConvTranspose") || is_op(c, "Gemm") ||
+                             is_op(c, "MatMul") || is_op(c, "BatchNormalization");
+      if (!weight_op || u.input_index < 1) return false;
+    }
+  }
+  return true;
+}
 
 // Ops whose output size comes from input values rather than input sizes:
 // folded only when shape inference already knows the output is small.
@@ -136,7 +156,8 @@ std::optional<std::vector<Tensor>> evaluate(ir::Node& n) {
       return std::nullopt;
     }
   }
-  const int64_t limit = std::max(kMaxGrowth, input_elements(n));
+  int64_t limit = std::max(kMaxGrowth, input_elements(n));
+  if (feeds_only_weights(n)) limit = std::max(limit, kMaxWeightElements);
   if (kGenerators.count(n.op_type()) > 0) {
     // Shape inference on the now-constant inputs tells the output size before
     // anything is allocated.

@@ -18,8 +18,9 @@ namespace kiln::passes {
 inline constexpr std::string_view kKilnDomain = "kiln";
 inline constexpr int64_t kKilnOpset = 1;
 
-// Calls fn on `graph` and then on every subgraph of its nodes, recursively;
-// true if any call returned true.
+// Calls fn on `graph` and then on every subgraph of its nodes, recursively
+// (except the bodies of kiln-domain nodes, which passes build); true if any
+// call returned true.
 Result<bool> for_each_graph(ir::Graph& graph, const std::function<Result<bool>(ir::Graph&)>& fn);
 
 // Names referenced as captures by the subgraphs of `graph`'s nodes (at any depth).
