@@ -190,10 +190,41 @@ std::optional<std::vector<Tensor>> evaluate(ir::Node& n) {
   return result;
 }
 
+// Range(0, Gather(Shape(x), i), 1) has x's dim i as its length: gives the
+// output that (symbolic) dim where shape inference left it unknown, so
+// position ids built from a dynamic sequence length keep the sequence's
+// symbol (and later passes can prove shapes equal).
+bool refine_range(ir::Node& n) {
+  if (!is_op(&n, "Range") || n.output(0) == nullptr) return false;
+  ir::Value* out = n.output(0);
+  const Shape& s = out->type().shape;
+  if (!out->type().is_tensor() || (s.rank_known() && (s.rank() != 1 || s[0].known() || !s[0].symbol.empty()))) {
+    return false;
+  }
+  auto start = scalar_of(n.input(0));
+  auto delta = scalar_of(n.input(2));
+  const ir::Node* gather = producer_of(n.input(1), "Gather");
+  if (!start || *start != 0.0 || !delta || *delta != 1.0 || gather == nullptr || gather->attr_int("axis", 0) != 0) {
+    return false;
+  }
+  const ir::Node* shape = producer_of(gather->input(0), "Shape");
+  const Tensor* idx = constant_of(gather->input(1));
+  if (shape == nullptr || idx == nullptr || idx->rank() != 0 || idx->dtype() != DataType::kInt64) return false;
+  auto dims = shape_slice(*shape);
+  const int64_t i = idx->data<int64_t>()[0];
+  const auto rank = dims ? static_cast<int64_t>(dims->size()) : 0;
+  if (!dims || i < -rank || i >= rank) return false;
+  const Dim& d = (*dims)[static_cast<size_t>(i < 0 ? i + rank : i)];
+  if (d.symbol.empty()) return false;
+  out->set_type(ir::ValueType::tensor(out->type().dtype, Shape(std::vector<Dim>{d})));
+  return true;
+}
+
 Result<bool> fold_graph(ir::Graph& graph) {
   bool changed = false;
   for (int round = 0; round < 16; ++round) {
     bool round_changed = false;
+    for (const auto& n : graph.nodes()) round_changed = refine_range(*n) || round_changed;
     std::vector<ir::Node*> order;
     for (const auto& n : graph.nodes()) order.push_back(n.get());
     for (ir::Node* n : order) {

@@ -178,8 +178,10 @@ class VerticalFusion : public Pass {
   bool take_bias(Chain& c, const Pinned& pinned) {
     ir::Node* add = only_consumer(c.out, pinned);
     if (!is_op(add, "Add") || c.has_activation || c.residual != nullptr || c.bias.defined()) return false;
+    // per_channel() admits only constants whose dims are 1 except along the
+    // (known) channel dim, so the Add cannot broadcast Y up.
     auto b = per_channel(c, other_operand(add, c.out));
-    if (!b || !same_shape(add->output(0), c.out)) return false;
+    if (!b) return false;
     c.bias = std::move(*b);
     c.absorbed.push_back(add);
     c.out = add->output(0);
