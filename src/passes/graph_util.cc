@@ -57,8 +57,18 @@ ir::Node* only_consumer(const ir::Value* v, const Pinned& pinned) {
   return single_use(v, pinned) ? v->uses()[0].node : nullptr;
 }
 
+namespace {
+thread_local bool initializer_inputs_are_constant = false;
+}  // namespace
+
+InitializerInputsAreConstant::InitializerInputsAreConstant(bool on) : previous_(initializer_inputs_are_constant) {
+  initializer_inputs_are_constant = on;
+}
+InitializerInputsAreConstant::~InitializerInputsAreConstant() { initializer_inputs_are_constant = previous_; }
+
 const Tensor* constant_of(const ir::Value* v) {
-  return v != nullptr && v->is_constant() && !v->is_graph_input() ? &v->constant() : nullptr;
+  if (v == nullptr || !v->is_constant()) return nullptr;
+  return !v->is_graph_input() || initializer_inputs_are_constant ? &v->constant() : nullptr;
 }
 
 std::optional<double> scalar_of(const ir::Value* v) {

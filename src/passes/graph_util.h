@@ -49,8 +49,24 @@ ir::Node* producer_of(const ir::Value* v, std::string_view op);
 // The only consumer of `v` when single_use(v), else nullptr.
 ir::Node* only_consumer(const ir::Value* v, const Pinned& pinned);
 
-// The constant tensor of `v` (nullptr if `v` is null or not constant).
+// The constant tensor of `v` (nullptr if `v` is null or not constant). A
+// graph input with an initializer is not constant (a caller may feed it),
+// except while an InitializerInputsAreConstant scope says so.
 const Tensor* constant_of(const ir::Value* v);
+
+// Within this scope (on this thread), graph inputs that have an initializer
+// count as constants: ONNX IR versions before 4 list every initializer as a
+// graph input, and ONNX Runtime treats those as constants too.
+class InitializerInputsAreConstant {
+ public:
+  explicit InitializerInputsAreConstant(bool on);
+  ~InitializerInputsAreConstant();
+  InitializerInputsAreConstant(const InitializerInputsAreConstant&) = delete;
+  InitializerInputsAreConstant& operator=(const InitializerInputsAreConstant&) = delete;
+
+ private:
+  bool previous_;
+};
 // A constant with one element, as a double (float, double, fp16/bf16 or integer types).
 std::optional<double> scalar_of(const ir::Value* v);
 // True if `v` is a float32 tensor.

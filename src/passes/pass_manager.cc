@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "passes/graph_util.h"
 
 namespace kiln::passes {
 
@@ -19,6 +20,7 @@ int64_t count_nodes(const ir::Graph& graph) {
 
 Result<std::vector<PassReport>> PassManager::run(ir::Graph& graph) const {
   std::vector<PassReport> reports;
+  const InitializerInputsAreConstant scope(options_.initializer_inputs_are_constant);
   for (const auto& pass : passes_) {
     const std::string name(pass->name());
     const bool disabled =

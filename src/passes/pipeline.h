@@ -24,6 +24,9 @@ struct PipelineOptions {
   // Stop after the pass of this name ("" runs the whole pipeline); for tests
   // that compare outputs after each pass in turn.
   std::string stop_after;
+  // Treat graph inputs that have an initializer as constants (set for ONNX IR
+  // versions before 4, which list every initializer as an input).
+  bool initializer_inputs_are_constant = false;
   // Run the IR verifier after every pass (on by default in debug builds).
 #ifdef NDEBUG
   bool verify = false;

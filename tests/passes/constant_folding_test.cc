@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "passes/pass_test_util.h"
+#include "passes/pipeline.h"
 
 namespace kiln::test {
 namespace {
@@ -132,6 +133,35 @@ TEST(DeadCodeElimination, KeepsValuesCapturedBySubgraphs) {
   expect_preserved(top.graph(), {Datum(bool_scalar(true)), random_floats({2}, 5)},
                    pass_list(make_dead_code_elimination(), passes::make_layer_elimination()), false);
   EXPECT_EQ(count_ops(top.graph(), "Neg"), 1);
+}
+
+}  // namespace
+}  // namespace kiln::test
+
+namespace kiln::test {
+namespace {
+
+// y = x + Neg(w) where w is a graph input with an initializer (a default).
+void initializer_input_graph(GraphBuilder& b) {
+  b.input("x", f32({2}));
+  b.input("w", f32({2}))->set_constant(floats({2}, {1, 2}));
+  b.node("Neg", {"w"}, {"nw"});
+  b.node("Add", {"x", "nw"}, {"y"});
+  b.output("y");
+}
+
+TEST(ConstantFolding, InitializerInputsAreFedValuesUnlessOldIrSaysOtherwise) {
+  GraphBuilder b("g", nullptr, 17);
+  initializer_input_graph(b);
+  ASSERT_TRUE(passes::optimize(b.graph(), {}).is_ok());
+  EXPECT_EQ(count_ops(b.graph(), "Neg"), 1);
+
+  GraphBuilder old("g", nullptr, 8);
+  initializer_input_graph(old);
+  passes::PipelineOptions options;
+  options.initializer_inputs_are_constant = true;  // what the engine sets for IR version < 4
+  ASSERT_TRUE(passes::optimize(old.graph(), options).is_ok());
+  EXPECT_EQ(count_ops(old.graph(), "Neg"), 0);
 }
 
 }  // namespace
