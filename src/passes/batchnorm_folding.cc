@@ -1,5 +1,7 @@
 // BatchNormalization folding: Conv / ConvTranspose / Gemm followed by an
-// inference-mode BatchNormalization becomes the same op with rewritten
+// inference-mode BatchNormalization, or by a Mul with a per-output-channel
+// constant (BN as exporters sometimes write it: Mul then Add; the Add is
+// left for vertical fusion as a bias), becomes the same op with rewritten
 // weights and bias:
 //
 //   s = scale / sqrt(var + eps)       (per output channel)
@@ -54,6 +56,29 @@ std::optional<BnParams> bn_params(const ir::Node& bn, int64_t channels, const Pi
   return p;
 }
 
+// Mul(Y, t) with t a float32 constant of one value per output channel of the
+// Conv/ConvTranspose/Gemm `p` (dims 1 except along Y's channel axis): a BN
+// with multiplier t and no shift. Exporters write BN this way too.
+std::optional<BnParams> mul_params(const ir::Node& p, const ir::Node& mul, int64_t channels) {
+  const ir::Value* y = p.output(0);
+  const ir::Value* other = mul.input(0) == y ? mul.input(1) : mul.input(0);
+  const Tensor* t = float_constant(other);
+  if (t == nullptr || mul.input(0) == mul.input(1) || !y->type().shape.rank_known()) return std::nullopt;
+  const int64_t rank = y->type().shape.rank();
+  const int64_t axis = is_op(&p, "Gemm") ? t->rank() - 1 : 1 - (rank - t->rank());
+  if (t->rank() > rank) return std::nullopt;
+  for (int64_t i = 0; i < t->rank(); ++i) {
+    if (t->dim(i) != 1 && !(i == axis && t->dim(i) == channels)) return std::nullopt;
+  }
+  BnParams b;
+  for (int64_t c = 0; c < channels; ++c) {
+    b.s.push_back(t->data<float>()[t->numel() == 1 ? 0 : c]);
+    b.shift.push_back(0.0f);
+    b.mean.push_back(0.0f);
+  }
+  return b;
+}
+
 class BatchNormFolding : public Pass {
  public:
   std::string_view name() const override { return "batchnorm_folding"; }
@@ -67,10 +92,12 @@ class BatchNormFolding : public Pass {
     bool changed = false;
     std::vector<ir::Node*> bns;
     for (const auto& n : graph.nodes()) {
-      if (is_op(n.get(), "BatchNormalization")) bns.push_back(n.get());
+      if (is_op(n.get(), "BatchNormalization") || is_op(n.get(), "Mul")) bns.push_back(n.get());
     }
     for (ir::Node* bn : bns) {
       ir::Value* x = bn->input(0);
+      // Mul by a per-channel constant: either operand may be the producer's output.
+      if (is_op(bn, "Mul") && constant_of(x) != nullptr) x = bn->input(1);
       ir::Node* p = x ? x->producer() : nullptr;
       if (p == nullptr || p->graph() != &graph || !single_use(x, pinned) || !is_float32(x)) continue;
       KILN_ASSIGN_OR_RETURN(bool folded, fold(graph, p, bn, pinned));
@@ -100,7 +127,7 @@ class BatchNormFolding : public Pass {
       if (w->rank() != 2) return false;
       channels = p->attr_int("transB", 0) != 0 ? w->dim(0) : w->dim(1);
     }
-    auto bnp = bn_params(*bn, channels, pinned);
+    auto bnp = is_op(bn, "Mul") ? mul_params(*p, *bn, channels) : bn_params(*bn, channels, pinned);
     if (!bnp) return false;
     const std::vector<float>& s = bnp->s;
     // Scale W along its output-channel axis.

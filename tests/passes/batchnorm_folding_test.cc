@@ -60,6 +60,23 @@ TEST(BatchNormFolding, FoldsIntoGemm) {
   }
 }
 
+TEST(BatchNormFolding, FoldsPerChannelMulIntoConv) {
+  GraphBuilder b("g", nullptr, 17);
+  b.input("x", f32({Dim::sym("n"), 3, 4, 4}));
+  b.constant("w", random_floats({2, 3, 3, 3}, 16));
+  b.constant("cb", random_floats({2}, 17));
+  b.constant("scale", random_floats({2, 1, 1}, 18));
+  b.constant("row", random_floats({2}, 19));  // varies along W: not per channel
+  b.node("Conv", {"x", "w", "cb"}, {"c"});
+  b.node("Mul", {"scale", "c"}, {"y"});
+  b.node("Conv", {"x", "w"}, {"c2"});
+  b.node("Mul", {"c2", "row"}, {"z"});
+  b.output("y");
+  b.output("z");
+  expect_preserved(b.graph(), {random_floats({1, 3, 4, 4}, 7)}, pass_list(make_batchnorm_folding()));
+  EXPECT_EQ(count_ops(b.graph(), "Mul"), 1);
+}
+
 TEST(BatchNormFolding, SkipsWhenTheConvOutputHasOtherReaders) {
   GraphBuilder b("g", nullptr, 17);
   b.input("x", f32({1, 3, 4, 4}));
