@@ -116,12 +116,27 @@ constexpr char kMatMul[] = "MatMul";
 }  // namespace
 
 void register_fused(Registry& r) {
-  r.add({.name = "FusedConv", .domain = "kiln", .since_version = 1, .min_inputs = 2, .max_inputs = 4,
-         .kernel = fused_conv_kernel, .infer = fused_infer<kConv>});
-  r.add({.name = "FusedGemm", .domain = "kiln", .since_version = 1, .min_inputs = 2, .max_inputs = 4,
-         .kernel = fused_gemm_kernel, .infer = fused_infer<kGemm>});
-  r.add({.name = "FusedMatMul", .domain = "kiln", .since_version = 1, .min_inputs = 2, .max_inputs = 4,
-         .kernel = fused_matmul_kernel, .infer = fused_infer<kMatMul>});
+  r.add({.name = "FusedConv",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 2,
+         .max_inputs = 4,
+         .kernel = fused_conv_kernel,
+         .infer = fused_infer<kConv>});
+  r.add({.name = "FusedGemm",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 2,
+         .max_inputs = 4,
+         .kernel = fused_gemm_kernel,
+         .infer = fused_infer<kGemm>});
+  r.add({.name = "FusedMatMul",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 2,
+         .max_inputs = 4,
+         .kernel = fused_matmul_kernel,
+         .infer = fused_infer<kMatMul>});
   register_fused_misc(r);
 }
 

@@ -148,15 +148,38 @@ Status pointwise_infer(InferContext& ctx) {
 }  // namespace
 
 void register_fused_misc(Registry& r) {
-  r.add({.name = "Attention", .domain = "kiln", .since_version = 1, .min_inputs = 3, .max_inputs = 4,
-         .kernel = attention_kernel, .infer = attention_infer});
-  r.add({.name = "LayerNormalization", .domain = "kiln", .since_version = 1, .min_inputs = 2, .max_inputs = 3,
-         .min_outputs = 1, .max_outputs = 3, .kernel = delegate_kernel<kLayerNorm>,
+  r.add({.name = "Attention",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 3,
+         .max_inputs = 4,
+         .kernel = attention_kernel,
+         .infer = attention_infer});
+  r.add({.name = "LayerNormalization",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 2,
+         .max_inputs = 3,
+         .min_outputs = 1,
+         .max_outputs = 3,
+         .kernel = delegate_kernel<kLayerNorm>,
          .infer = delegate_infer<kLayerNorm>});
-  r.add({.name = "Gelu", .domain = "kiln", .since_version = 1, .min_inputs = 1, .max_inputs = 1,
-         .kernel = delegate_kernel<kGelu>, .infer = delegate_infer<kGelu>});
-  r.add({.name = "Pointwise", .domain = "kiln", .since_version = 1, .min_inputs = 1, .max_inputs = -1,
-         .min_outputs = 1, .max_outputs = -1, .kernel = pointwise_kernel, .infer = pointwise_infer});
+  r.add({.name = "Gelu",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 1,
+         .max_inputs = 1,
+         .kernel = delegate_kernel<kGelu>,
+         .infer = delegate_infer<kGelu>});
+  r.add({.name = "Pointwise",
+         .domain = "kiln",
+         .since_version = 1,
+         .min_inputs = 1,
+         .max_inputs = -1,
+         .min_outputs = 1,
+         .max_outputs = -1,
+         .kernel = pointwise_kernel,
+         .infer = pointwise_infer});
 }
 
 }  // namespace kiln::ops

@@ -40,8 +40,8 @@ bool feeds_only_weights(const ir::Node& n) {
     if (v->is_graph_output() || v->uses().empty()) return false;
     for (const ir::Use& u : v->uses()) {
       const ir::Node* c = u.node;
-      const bool weight_op = is_op(c, "Conv") || is_op(c, "ConvTranspose") || is_op(c, "Gemm") ||
-                             is_op(c, "MatMul") || is_op(c, "BatchNormalization");
+      const bool weight_op = is_op(c, "Conv") || is_op(c, "ConvTranspose") || is_op(c, "Gemm") || is_op(c, "MatMul") ||
+                             is_op(c, "BatchNormalization");
       if (!weight_op || u.input_index < 1) return false;
     }
   }
@@ -51,8 +51,9 @@ bool feeds_only_weights(const ir::Node& n) {
 // Ops whose output size comes from input values rather than input sizes:
 // folded only when shape inference already knows the output is small.
 const std::set<std::string, std::less<>> kGenerators = {
-    "ConstantOfShape", "Expand", "Tile", "Range", "OneHot", "EyeLike", "Resize", "Upsample", "Pad",
-    "Col2Im", "CenterCropPad", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"};
+    "ConstantOfShape", "Expand", "Tile",   "Range",         "OneHot",     "EyeLike",       "Resize",
+    "Upsample",        "Pad",    "Col2Im", "CenterCropPad", "HannWindow", "HammingWindow", "BlackmanWindow",
+    "MelWeightMatrix"};
 
 int64_t input_elements(const ir::Node& n) {
   int64_t total = 0;

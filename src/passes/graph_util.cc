@@ -75,13 +75,20 @@ std::optional<double> scalar_of(const ir::Value* v) {
   const Tensor* t = constant_of(v);
   if (t == nullptr || t->numel() != 1) return std::nullopt;
   switch (t->dtype()) {
-    case DataType::kFloat32: return static_cast<double>(t->data<float>()[0]);
-    case DataType::kFloat64: return t->data<double>()[0];
-    case DataType::kFloat16: return static_cast<double>(static_cast<float>(t->data<Float16>()[0]));
-    case DataType::kBFloat16: return static_cast<double>(static_cast<float>(t->data<BFloat16>()[0]));
-    case DataType::kInt64: return static_cast<double>(t->data<int64_t>()[0]);
-    case DataType::kInt32: return static_cast<double>(t->data<int32_t>()[0]);
-    default: return std::nullopt;
+    case DataType::kFloat32:
+      return static_cast<double>(t->data<float>()[0]);
+    case DataType::kFloat64:
+      return t->data<double>()[0];
+    case DataType::kFloat16:
+      return static_cast<double>(static_cast<float>(t->data<Float16>()[0]));
+    case DataType::kBFloat16:
+      return static_cast<double>(static_cast<float>(t->data<BFloat16>()[0]));
+    case DataType::kInt64:
+      return static_cast<double>(t->data<int64_t>()[0]);
+    case DataType::kInt32:
+      return static_cast<double>(t->data<int32_t>()[0]);
+    default:
+      return std::nullopt;
   }
 }
 

@@ -23,13 +23,20 @@ namespace {
 bool same_attribute(const ir::Attribute& a, const ir::Attribute& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case ir::Attribute::Kind::kInt: return a.i == b.i;
-    case ir::Attribute::Kind::kFloat: return a.f == b.f;
-    case ir::Attribute::Kind::kString: return a.s == b.s;
-    case ir::Attribute::Kind::kInts: return a.ints == b.ints;
-    case ir::Attribute::Kind::kFloats: return a.floats == b.floats;
-    case ir::Attribute::Kind::kStrings: return a.strings == b.strings;
-    default: return false;
+    case ir::Attribute::Kind::kInt:
+      return a.i == b.i;
+    case ir::Attribute::Kind::kFloat:
+      return a.f == b.f;
+    case ir::Attribute::Kind::kString:
+      return a.s == b.s;
+    case ir::Attribute::Kind::kInts:
+      return a.ints == b.ints;
+    case ir::Attribute::Kind::kFloats:
+      return a.floats == b.floats;
+    case ir::Attribute::Kind::kStrings:
+      return a.strings == b.strings;
+    default:
+      return false;
   }
 }
 

@@ -143,7 +143,7 @@ class LayerNormFusion : public Pass {
     if (b != nullptr) inputs.push_back(b);
     const std::string name = graph.unique_name(sub->name() + "_layernorm");
     ir::Node* ln = onnx_opset(graph) >= 17 ? insert_onnx_node(graph, last_node, "LayerNormalization", inputs, {}, name)
-                                            : insert_kiln_node(graph, last_node, "LayerNormalization", inputs, {}, name);
+                                           : insert_kiln_node(graph, last_node, "LayerNormalization", inputs, {}, name);
     ln->set_attr(ir::Attribute::make_int("axis", -1));
     ln->set_attr(ir::Attribute::make_float("epsilon", *eps));
     std::vector<const ir::Node*> sources(nodes.begin(), nodes.end());

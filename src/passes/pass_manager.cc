@@ -32,8 +32,7 @@ Result<std::vector<PassReport>> PassManager::run(ir::Graph& graph) const {
       const auto start = std::chrono::steady_clock::now();
       auto changed = pass->run(graph);
       if (!changed.is_ok()) return changed.status().with_context(fmt::format("pass '{}'", name));
-      report.milliseconds =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      report.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       report.changed = *changed;
       report.nodes_after = count_nodes(graph);
       if (options_.verify) {
@@ -41,7 +40,7 @@ Result<std::vector<PassReport>> PassManager::run(ir::Graph& graph) const {
         if (!s.is_ok()) return internal_error("pass '{}' left an invalid graph: {}", name, s.message());
       }
       KILN_LOG_DEBUG("pass {}: {} -> {} nodes in {:.2f} ms", name, report.nodes_before, report.nodes_after,
-                report.milliseconds);
+                     report.milliseconds);
       reports.push_back(std::move(report));
     }
     if (options_.dump != nullptr && options_.dump_after == name) *options_.dump << graph.to_string();

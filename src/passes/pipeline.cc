@@ -46,15 +46,13 @@ Result<std::vector<PassReport>> optimize(ir::Graph& graph, const PipelineOptions
   const std::vector<std::string> names = pipeline_pass_names();
   auto known = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
   if (!options.stop_after.empty() && !known(options.stop_after)) {
-    return invalid_argument("no optimizer pass is named '{}' (passes: {})", options.stop_after,
-                            fmt::join(names, ", "));
+    return invalid_argument("no optimizer pass is named '{}' (passes: {})", options.stop_after, fmt::join(names, ", "));
   }
   for (const auto& d : options.disabled) {
     if (!known(d)) return invalid_argument("no optimizer pass is named '{}' (passes: {})", d, fmt::join(names, ", "));
   }
   if (!options.dump_after.empty() && !known(options.dump_after)) {
-    return invalid_argument("no optimizer pass is named '{}' (passes: {})", options.dump_after,
-                            fmt::join(names, ", "));
+    return invalid_argument("no optimizer pass is named '{}' (passes: {})", options.dump_after, fmt::join(names, ", "));
   }
   PassManager manager(options);
   for (auto& p : default_passes()) manager.add(std::move(p));

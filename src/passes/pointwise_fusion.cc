@@ -16,11 +16,35 @@
 namespace kiln::passes {
 namespace {
 
-const std::set<std::string, std::less<>> kUnary = {
-    "Relu",     "Sigmoid",  "Tanh",     "Exp",         "Log",       "Abs",      "Neg",   "Sqrt",
-    "Reciprocal", "Erf",    "Floor",    "Ceil",        "Round",     "Sign",     "LeakyRelu", "Elu",
-    "Selu",     "Celu",     "HardSigmoid", "HardSwish", "Softplus", "Softsign", "ThresholdedRelu",
-    "Sin",      "Cos",      "Gelu",     "Mish",        "Cast",      "Clip"};
+const std::set<std::string, std::less<>> kUnary = {"Relu",
+                                                   "Sigmoid",
+                                                   "Tanh",
+                                                   "Exp",
+                                                   "Log",
+                                                   "Abs",
+                                                   "Neg",
+                                                   "Sqrt",
+                                                   "Reciprocal",
+                                                   "Erf",
+                                                   "Floor",
+                                                   "Ceil",
+                                                   "Round",
+                                                   "Sign",
+                                                   "LeakyRelu",
+                                                   "Elu",
+                                                   "Selu",
+                                                   "Celu",
+                                                   "HardSigmoid",
+                                                   "HardSwish",
+                                                   "Softplus",
+                                                   "Softsign",
+                                                   "ThresholdedRelu",
+                                                   "Sin",
+                                                   "Cos",
+                                                   "Gelu",
+                                                   "Mish",
+                                                   "Cast",
+                                                   "Clip"};
 const std::set<std::string, std::less<>> kBinary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
 
 // Constant `c` broadcasts into `x` without enlarging it.

@@ -248,8 +248,8 @@ class VerticalFusion : public Pass {
         const Tensor* t = constant_of(own);
         const float beta = c.kind == Kind::kGemm ? op->attr_float("beta", 1.0f) : 1.0f;
         const int64_t m = c.bias.numel();
-        if (t == nullptr || t->dtype() != DataType::kFloat32 ||
-            !(t->numel() == m || t->numel() == 1) || (c.kind == Kind::kGemm && t->rank() == 2 && t->dim(0) != 1)) {
+        if (t == nullptr || t->dtype() != DataType::kFloat32 || !(t->numel() == m || t->numel() == 1) ||
+            (c.kind == Kind::kGemm && t->rank() == 2 && t->dim(0) != 1)) {
           return false;
         }
         Tensor merged = c.bias.clone();

@@ -62,8 +62,7 @@ TEST(ConstantFolding, GatherOfShapeFoldsKnownDimsOfSymbolicShapes) {
 
 TEST(ConstantFolding, NeverFoldsRandomOps) {
   GraphBuilder b("g", nullptr, 17);
-  b.node("RandomNormal", {}, {"r"},
-         {ir::Attribute::make_ints("shape", {4}), ir::Attribute::make_int("dtype", 1)});
+  b.node("RandomNormal", {}, {"r"}, {ir::Attribute::make_ints("shape", {4}), ir::Attribute::make_int("dtype", 1)});
   b.output("r");
   ASSERT_TRUE(ops::infer_shapes(b.graph()).is_ok());
   auto r = make_constant_folding()->run(b.graph());

@@ -27,8 +27,9 @@ TEST(FusedOps, FusedGemmAppliesBiasResidualAndActivation) {
   b.constant("w", floats({2, 2}, {1, -1, 2, 0.5f}));
   b.constant("c", floats({2}, {0.5f, -3}));
   b.input("z", {});
-  kiln_node(b, "FusedGemm", {"a", "w", "c", "z"}, {"y"},
-            {ir::Attribute::make_string("activation", "Relu"), ir::Attribute::make_int("residual_after_activation", 1)});
+  kiln_node(
+      b, "FusedGemm", {"a", "w", "c", "z"}, {"y"},
+      {ir::Attribute::make_string("activation", "Relu"), ir::Attribute::make_int("residual_after_activation", 1)});
   b.output("y");
   auto out = b.run({floats({1, 2}, {1, 2}), floats({1, 2}, {10, 20})});
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
@@ -41,8 +42,9 @@ TEST(FusedOps, FusedMatMulBiasOverTheLastDim) {
   b.input("a", {});
   b.constant("w", floats({2, 3}, {1, 0, 0, 0, 1, 0}));
   b.constant("bias", floats({3}, {1, 2, 3}));
-  kiln_node(b, "FusedMatMul", {"a", "w", "bias"}, {"y"},
-            {ir::Attribute::make_string("activation", "Clip"), ir::Attribute::make_floats("activation_params", {0, 2.5f})});
+  kiln_node(
+      b, "FusedMatMul", {"a", "w", "bias"}, {"y"},
+      {ir::Attribute::make_string("activation", "Clip"), ir::Attribute::make_floats("activation_params", {0, 2.5f})});
   b.output("y");
   auto out = b.run({floats({2, 2}, {1, 2, -5, 0})});
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
@@ -78,8 +80,8 @@ TEST(FusedOps, AttentionMatchesTheFormula) {
   kiln_node(b, "Attention", {"q", "kt", "v", "mask"}, {"y"}, {ir::Attribute::make_float("scale", 0.5f)});
   b.output("y");
   // One query, two keys: scores = 0.5 * [2, 4] + [0, -1] = [1, 1] -> p = [0.5, 0.5].
-  auto out = b.run({floats({1, 1, 1}, {2}), floats({1, 1, 2}, {1, 2}), floats({1, 2, 1}, {10, 20}),
-                    floats({1, 1, 2}, {0, -1})});
+  auto out = b.run(
+      {floats({1, 1, 1}, {2}), floats({1, 1, 2}, {1, 2}), floats({1, 2, 1}, {10, 20}), floats({1, 1, 2}, {0, -1})});
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
   expect_near((*out)[0].tensor(), {1, 1, 1}, {15});
 }
@@ -89,8 +91,8 @@ TEST(FusedOps, AttentionRejectsAMaskThatDoesNotBroadcast) {
   for (const char* n : {"q", "kt", "v", "mask"}) b.input(n, {});
   kiln_node(b, "Attention", {"q", "kt", "v", "mask"}, {"y"}, {});
   b.output("y");
-  auto out = b.run({floats({1, 1, 1}, {2}), floats({1, 1, 2}, {1, 2}), floats({1, 2, 1}, {10, 20}),
-                    floats({3}, {0, 0, 0})});
+  auto out =
+      b.run({floats({1, 1, 1}, {2}), floats({1, 1, 2}, {1, 2}), floats({1, 2, 1}, {10, 20}), floats({3}, {0, 0, 0})});
   expect_error(out, "mask");
 }
 

@@ -40,7 +40,8 @@ TEST(HorizontalFusion, MergesQkvProjectionsAfterVerticalFusion) {
     b.node("Add", {"m" + n, "b" + n}, {n});
     b.output(n);
   }
-  expect_preserved(b.graph(), {random_floats({2, 5, 8}, 2)}, pass_list(make_vertical_fusion(), make_horizontal_fusion()));
+  expect_preserved(b.graph(), {random_floats({2, 5, 8}, 2)},
+                   pass_list(make_vertical_fusion(), make_horizontal_fusion()));
   EXPECT_EQ(count_ops(b.graph(), "kiln.FusedMatMul"), 1);
   EXPECT_EQ(count_ops(b.graph(), "Split"), 1);
 }

@@ -1,8 +1,9 @@
+#include "passes/pass_manager.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-#include "passes/pass_manager.h"
 #include "passes/pass_test_util.h"
 #include "passes/pipeline.h"
 

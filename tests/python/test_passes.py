@@ -3,11 +3,11 @@
 Every model runs unoptimized and optimized on the same seeded inputs and the
 outputs are compared at rtol = atol = 1e-4 (fp32):
 
-- the small zoo models (make_models.py's resnet18, tiny_cnn, tiny_mlp,
-  bert_tiny) after each pass in turn (the pipeline truncated after it);
-- the large zoo models (resnet50, mobilenetv2, bert_base) and the onnx
-  wheel's light models with the whole pipeline (marked slow where they take
-  seconds);
+- every make_models.py model after each pass in turn (the pipeline
+  truncated after it; resnet50, mobilenetv2 and bert_base marked slow);
+- the onnx wheel's light models after each pass, except the four that take
+  several seconds a run on reference kernels (whole pipeline only; slow
+  ones marked);
 
 and the optimized graphs must be smaller: resnet50 below 45% of its ONNX
 node count, every model no larger than before. Models are loaded once per
@@ -32,6 +32,8 @@ LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "
 SMALL_ZOO = ["resnet18", "tiny_cnn", "tiny_mlp", "bert_tiny"]
 LARGE_ZOO = ["resnet50", "mobilenetv2", "bert_base"]
 SLOW_LIGHT = {"vgg19", "bvlc_alexnet", "zfnet512", "densenet121", "inception_v2", "resnet50"}
+# Light models too slow on reference kernels to run once per pass.
+WHOLE_PIPELINE_ONLY = {"vgg19", "bvlc_alexnet", "zfnet512", "resnet50"}
 PASSES = kiln.optimizer_pass_names()
 # Largest optimized/ONNX node-count ratio allowed per model (the issue's bar for resnet50).
 MAX_RATIO = {"resnet50": 0.45, "resnet18": 0.45, "mobilenetv2": 0.45, "tiny_cnn": 0.5, "bert_base": 0.6, "bert_tiny": 0.6}
@@ -87,37 +89,41 @@ def test_unknown_pass_is_an_error(zoo_dir):
         kiln.InferenceSession(str(zoo_model(zoo_dir, "tiny_mlp")), passes=["no_such_pass"])
 
 
-@pytest.mark.parametrize("stop", PASSES + ["all"])
-@pytest.mark.parametrize("name", SMALL_ZOO)
-def test_small_zoo_after_each_pass(zoo_dir, name, stop):
+def per_pass_cases():
+    """(key, stop) for every model checked after each pass; the slow ones marked."""
+    for name in SMALL_ZOO + LARGE_ZOO:
+        for stop in PASSES:
+            marks = [pytest.mark.slow] if name in LARGE_ZOO else []
+            yield pytest.param(name, stop, marks=marks, id=f"{name}-{stop}")
+
+
+@pytest.mark.parametrize("name,stop", list(per_pass_cases()))
+def test_zoo_after_each_pass(zoo_dir, name, stop):
     base = baseline(name, zoo_model(zoo_dir, name), SEQ.get(name, 16))
     sess = base.check([stop])
-    if stop == "all":
+    if stop == PASSES[-1]:  # the whole pipeline
         check_node_count(name, base, sess)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", LARGE_ZOO)
-def test_large_zoo_full_pipeline(zoo_dir, name):
-    base = baseline(name, zoo_model(zoo_dir, name), SEQ.get(name, 16))
-    sess = base.check(["all"])
-    check_node_count(name, base, sess)
-
-
 def light_cases():
+    """Light models after each pass where a run takes about a second, else the whole pipeline only."""
     for name in LIGHT_MODELS:
-        marks = [pytest.mark.slow] if name in SLOW_LIGHT else []
-        yield pytest.param(name, marks=marks, id=name)
+        slow = name in SLOW_LIGHT
+        stops = ["all"] if name in WHOLE_PIPELINE_ONLY else PASSES
+        for stop in stops:
+            marks = [pytest.mark.slow] if slow else []
+            yield pytest.param(name, stop, marks=marks, id=f"{name}-{stop}")
 
 
-@pytest.mark.parametrize("name", list(light_cases()))
-def test_light_models_full_pipeline(name):
+@pytest.mark.parametrize("name,stop", list(light_cases()))
+def test_light_models(name, stop):
     path = light_model(name)
     if not path.is_file():
         pytest.skip(f"{path} is not in this onnx wheel")
     base = baseline("light_" + name, path)
-    sess = base.check(["all"])
-    check_node_count(name, base, sess)
+    sess = base.check([stop])
+    if stop in ("all", PASSES[-1]):
+        check_node_count(name, base, sess)
 
 
 def test_fused_layers_name_their_sources(zoo_dir):
