@@ -27,6 +27,20 @@ struct Model;  // src/ir/graph.h
 
 struct SessionOptions {
   int threads = 0;  // intra-op threads; 0 uses every hardware thread
+  // Optimizer passes run on the model before it is compiled: empty runs none,
+  // {"all"} the default pipeline, {"NAME"} the default pipeline up to and
+  // including the pass NAME (for comparing outputs after each pass).
+  std::vector<std::string> passes;
+};
+
+// The optimizer's default pipeline, in order (the names SessionOptions::passes takes).
+std::vector<std::string> optimizer_pass_names();
+
+// One node of the graph a session runs (after any optimizer passes).
+struct LayerInfo {
+  std::string name;
+  std::string op;                       // "Conv", or "kiln.FusedConv" outside the default domain
+  std::vector<std::string> fused_from;  // the source nodes a fused node replaced
 };
 
 // What kind of value an input or output carries.
@@ -63,6 +77,8 @@ class Session {
   const std::vector<IoInfo>& outputs() const;
   // The opset of the default ONNX domain the model imports.
   int64_t opset() const;
+  // The top-level nodes of the graph this session runs, in execution order.
+  std::vector<LayerInfo> layers() const;
 
   // Runs the model; `output_names` empty returns every output in model order.
   // Outputs never share storage with the feeds or the model's weights.

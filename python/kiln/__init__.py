@@ -9,6 +9,7 @@ implements onnx.backend.base.Backend (imported on first use: it needs onnx).
 """
 from . import _core
 from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError
+from ._core import optimizer_pass_names
 from .session import InferenceSession, NodeArg, SessionOptions
 
 __version__ = _core.__version__
@@ -21,6 +22,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "UnimplementedError",
+    "optimizer_pass_names",
     "backend",
     "__version__",
 ]

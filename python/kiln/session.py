@@ -51,7 +51,10 @@ class InferenceSession:
     Mirrors onnxruntime.InferenceSession so that switching is a one-line change:
     `sess_options`, `providers` and `provider_options` are accepted (Kiln reads
     only `sess_options.intra_op_num_threads`). `threads` sets the number of
-    intra-op threads; 0 (default) uses every hardware thread.
+    intra-op threads; 0 (default) uses every hardware thread. `passes` runs the
+    optimizer first: None or [] runs no pass, ["all"] the default pipeline
+    (kiln.optimizer_pass_names()), ["NAME"] the pipeline up to and including
+    the pass NAME.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class InferenceSession:
         providers: Sequence[Any] | None = None,
         provider_options: Sequence[Any] | None = None,
         threads: int | None = None,
+        passes: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if threads is None:
@@ -72,7 +76,7 @@ class InferenceSession:
                 f"InferenceSession expects a model path or serialized ONNX bytes, got {type(path_or_bytes).__name__}"
             )
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
-        self._sess = _core.Session(path_or_bytes, threads)
+        self._sess = _core.Session(path_or_bytes, threads, list(passes or []))
         self._inputs = [NodeArg(i) for i in self._sess.inputs if not i.optional]
         self._initializers = [NodeArg(i) for i in self._sess.inputs if i.optional]
         self._outputs = [NodeArg(o) for o in self._sess.outputs]
@@ -87,6 +91,10 @@ class InferenceSession:
     def get_overridable_initializers(self) -> list[NodeArg]:
         """Inputs that have a default value (an initializer) and may be fed to override it."""
         return list(self._initializers)
+
+    def get_layers(self) -> list[dict[str, Any]]:
+        """The top-level nodes the session runs, in order: {"name", "op", "fused_from"} each."""
+        return [{"name": n, "op": op, "fused_from": list(src)} for n, op, src in self._sess.layers]
 
     def get_providers(self) -> list[str]:
         return ["KilnCPUExecutionProvider"]

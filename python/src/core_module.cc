@@ -34,10 +34,11 @@ const char* kind_name(IoKind kind) {
   return "unknown";
 }
 
-std::unique_ptr<Session> open_session(const py::object& model, int threads) {
+std::unique_ptr<Session> open_session(const py::object& model, int threads, std::vector<std::string> passes) {
   if (threads < 0) throw_status(Status(StatusCode::kInvalidArgument, "threads must be >= 0, got " + std::to_string(threads)));
   SessionOptions options;
   options.threads = threads;
+  options.passes = std::move(passes);
   if (py::isinstance<py::bytes>(model) || py::isinstance<py::bytearray>(model) ||
       py::isinstance<py::memoryview>(model)) {
     PyObject* raw = py::isinstance<py::bytes>(model) ? model.inc_ref().ptr() : PyBytes_FromObject(model.ptr());
@@ -114,15 +115,26 @@ PYBIND11_MODULE(_core, m) {
       .def("__repr__", [](const IoInfo& i) { return "<IoInfo " + i.name + ": " + i.type + ">"; });
 
   py::class_<Session>(m, "Session", "A loaded model; thread-safe")
-      .def(py::init(&open_session), "model"_a, "threads"_a = 0,
-           "Loads an ONNX model from a path or from serialized bytes. threads=0 uses every hardware thread.")
+      .def(py::init(&open_session), "model"_a, "threads"_a = 0, "passes"_a = std::vector<std::string>{},
+           "Loads an ONNX model from a path or from serialized bytes. threads=0 uses every hardware thread. "
+           "passes: optimizer passes to run first ([] none, ['all'] the default pipeline, ['NAME'] the "
+           "pipeline up to and including pass NAME).")
       .def_property_readonly("inputs", &Session::inputs)
       .def_property_readonly("outputs", &Session::outputs)
       .def_property_readonly("opset", &Session::opset)
+      .def_property_readonly(
+          "layers",
+          [](const Session& s) {
+            py::list out;
+            for (const LayerInfo& l : s.layers()) out.append(py::make_tuple(l.name, l.op, l.fused_from));
+            return out;
+          },
+          "The top-level nodes the session runs, as (name, op, fused_from) tuples.")
       .def("run", &run_session, "feeds"_a, "output_names"_a = py::none(),
            "Runs the model on {name: array} and returns the outputs (all, or those named) as a list. "
            "Sequence outputs are lists of arrays; empty optionals are None. The GIL is released while it runs.");
 
+  m.def("optimizer_pass_names", &optimizer_pass_names, "The optimizer's default pipeline, in order.");
   m.def("_roundtrip", [](const py::object& obj) { return tensor_to_array(tensor_from_object(obj, "value")); },
         "Test hook: numpy -> kiln::Tensor -> numpy.");
   m.def("_identity_session", &make_identity_session, "inputs"_a, "threads"_a = 1,

@@ -5,6 +5,7 @@
 #include "core/datum.h"
 #include "core/error.h"
 #include "onnx/importer.h"
+#include "passes/pipeline.h"
 #include "runtime/engine.h"
 
 namespace kiln {
@@ -53,6 +54,7 @@ Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionO
   auto impl = std::make_unique<Session::Impl>();
   runtime::EngineOptions eo;
   eo.threads = options.threads;
+  eo.passes = options.passes;
   std::string source = model.source_path;
   auto engine = runtime::Engine::create(std::move(model), eo);
   if (!engine.is_ok()) return source.empty() ? engine.status() : engine.status().with_context(source);
@@ -88,6 +90,20 @@ Result<std::unique_ptr<Session>> Session::from_model(ir::Model model, const Sess
 const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 int64_t Session::opset() const { return impl_->engine->model().opset(""); }
+
+std::vector<std::string> optimizer_pass_names() { return passes::pipeline_pass_names(); }
+
+std::vector<LayerInfo> Session::layers() const {
+  std::vector<LayerInfo> out;
+  for (const auto& n : impl_->engine->model().graph->nodes()) {
+    LayerInfo l;
+    l.name = n->name();
+    l.op = n->domain().empty() ? n->op_type() : n->domain() + "." + n->op_type();
+    l.fused_from = n->attr_strings("fused_from");
+    out.push_back(std::move(l));
+  }
+  return out;
+}
 
 Result<NamedTensors> Session::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) const {
   return impl_->engine->run(feeds, output_names);

@@ -36,6 +36,7 @@ void register_sequence(Registry& r);  // Sequence*, SplitToSequence, ConcatFromS
 void register_string(Registry& r);    // StringSplit, StringNormalizer, StringConcat, RegexFullMatch, TfIdfVectorizer
 void register_ml(Registry& r);        // ai.onnx.ml operators
 void register_image(Registry& r);     // ImageDecoder
+void register_fused(Registry& r);     // domain "kiln": FusedConv/Gemm/MatMul, Attention, LayerNormalization, Gelu, Pointwise
 
 enum class Family {
   kElementwise,
@@ -62,6 +63,7 @@ enum class Family {
   kString,
   kMl,
   kImage,
+  kFused,
   kCount,
 };
 

@@ -108,6 +108,10 @@ struct OpDef {
   int max_outputs = 1;       // -1: variadic
   KernelFn kernel = nullptr;
   InferFn infer = nullptr;   // nullptr: outputs keep unknown types
+  // The output is random (RandomNormal, Bernoulli, ...): constant folding must
+  // never evaluate it at build time. Dropout, random only in training mode,
+  // is left to the passes (they fold or remove it only when provably inference).
+  bool nondeterministic = false;
 };
 
 }  // namespace kiln::ops

@@ -218,17 +218,17 @@ Status multinomial_infer(InferContext& ctx) {
 
 void register_random(Registry& r) {
   r.add({.name = "RandomUniform", .domain = "", .since_version = 1, .min_inputs = 0, .max_inputs = 0,
-         .kernel = generator_kernel<false, false>, .infer = generator_infer});
+         .kernel = generator_kernel<false, false>, .infer = generator_infer, .nondeterministic = true});
   r.add({.name = "RandomNormal", .domain = "", .since_version = 1, .min_inputs = 0, .max_inputs = 0,
-         .kernel = generator_kernel<true, false>, .infer = generator_infer});
+         .kernel = generator_kernel<true, false>, .infer = generator_infer, .nondeterministic = true});
   r.add({.name = "RandomUniformLike", .domain = "", .since_version = 1, .min_inputs = 1, .max_inputs = 1,
-         .kernel = generator_kernel<false, true>, .infer = like_infer});
+         .kernel = generator_kernel<false, true>, .infer = like_infer, .nondeterministic = true});
   r.add({.name = "RandomNormalLike", .domain = "", .since_version = 1, .min_inputs = 1, .max_inputs = 1,
-         .kernel = generator_kernel<true, true>, .infer = like_infer});
+         .kernel = generator_kernel<true, true>, .infer = like_infer, .nondeterministic = true});
   r.add({.name = "Bernoulli", .domain = "", .since_version = 15, .min_inputs = 1, .max_inputs = 1,
-         .kernel = bernoulli_kernel, .infer = like_infer});
+         .kernel = bernoulli_kernel, .infer = like_infer, .nondeterministic = true});
   r.add({.name = "Multinomial", .domain = "", .since_version = 7, .min_inputs = 1, .max_inputs = 1,
-         .kernel = multinomial_kernel, .infer = multinomial_infer});
+         .kernel = multinomial_kernel, .infer = multinomial_infer, .nondeterministic = true});
 }
 
 }  // namespace kiln::ops

@@ -24,7 +24,8 @@ constexpr auto kFamilies =
                  register_conv, register_pool, register_normalization, register_shape_ops, register_tensor_ops,
                  register_pad_resize, register_control_flow, register_rnn, register_attention, register_loss,
                  register_random, register_training, register_quantization, register_signal, register_geometry,
-                 register_sequence, register_string, register_ml, register_image);
+                 register_sequence, register_string, register_ml, register_image,
+                 register_fused);
 
 }  // namespace
 

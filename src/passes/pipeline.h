@@ -2,7 +2,7 @@
 //
 // The builder (src/plan) calls optimize() between import and lowering; each
 // pass lives in its own file in this folder behind the Pass interface of
-// pass.h, and the pipeline below is the one place that orders them.
+// pass.h, and the pipeline (pipeline.cc) is the one place that orders them.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,12 @@ struct PipelineOptions {
   // Print the graph to `dump` after the pass of this name (kiln build --dump-after).
   std::string dump_after;
   std::ostream* dump = nullptr;
+  // Stop after the pass of this name ("" runs the whole pipeline); for tests
+  // that compare outputs after each pass in turn.
+  std::string stop_after;
+  // Treat graph inputs that have an initializer as constants (set for ONNX IR
+  // versions before 4, which list every initializer as an input).
+  bool initializer_inputs_are_constant = false;
   // Run the IR verifier after every pass (on by default in debug builds).
 #ifdef NDEBUG
   bool verify = false;
@@ -39,6 +45,7 @@ struct PassReport {
 };
 
 // Runs the default pipeline on `graph` (and its subgraphs); outputs stay equal.
+// Fails if options.stop_after or a name in options.disabled names no pass.
 Result<std::vector<PassReport>> optimize(ir::Graph& graph, const PipelineOptions& options = {});
 
 // The names of the default pipeline's passes, in order.

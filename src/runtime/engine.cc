@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "exec/program.h"
+#include "passes/pipeline.h"
 
 namespace kiln::runtime {
 
@@ -141,6 +142,22 @@ Status check_optional_content(const ir::ValueType& type, const Datum& d, const s
   return Status::ok();
 }
 
+// Runs the optimizer passes `names` asks for (see EngineOptions::passes).
+Status optimize(ir::Model& model, const std::vector<std::string>& names) {
+  if (names.empty()) return Status::ok();
+  passes::PipelineOptions po;
+  po.verify = true;
+  // IR versions before 4 list every initializer as a graph input; those are weights, not inputs.
+  po.initializer_inputs_are_constant = model.ir_version > 0 && model.ir_version < 4;
+  if (names.size() != 1) {
+    return invalid_argument("passes: give \"all\" or the one pass to stop after, got {} names", names.size());
+  }
+  if (names[0] != "all") po.stop_after = names[0];
+  auto reports = passes::optimize(*model.graph, po);
+  if (!reports.is_ok()) return reports.status().with_context("optimizer");
+  return Status::ok();
+}
+
 }  // namespace
 
 Engine::~Engine() = default;
@@ -149,6 +166,7 @@ Result<std::shared_ptr<Engine>> Engine::create(ir::Model model, const EngineOpti
   if (!model.graph) return invalid_argument("model has no graph");
   std::shared_ptr<Engine> e(new Engine());
   e->model_ = std::move(model);
+  KILN_RETURN_IF_ERROR(optimize(e->model_, options.passes));
   KILN_ASSIGN_OR_RETURN(e->program_, exec::Program::compile(*e->model_.graph));
   int threads = options.threads > 0 ? options.threads : ThreadPool::hardware_threads();
   e->pool_ = std::make_unique<ThreadPool>(threads);

@@ -36,6 +36,10 @@ struct IoBinding {
 
 struct EngineOptions {
   int threads = 0;  // intra-op threads; 0: all hardware threads
+  // Optimizer passes to run on the graph before it is compiled: empty runs
+  // none; {"all"} the default pipeline (passes::pipeline_pass_names()); a
+  // pass name, the default pipeline up to and including that pass.
+  std::vector<std::string> passes;
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
@@ -46,7 +50,8 @@ class ExecutionContext;
 
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
-  // Takes shared ownership of the model's graph.
+  // Takes shared ownership of the model's graph (which the optimizer passes
+  // named in options.passes rewrite in place).
   static Result<std::shared_ptr<Engine>> create(ir::Model model, const EngineOptions& options = {});
   ~Engine();
 

@@ -1,0 +1,161 @@
+// Pointwise chain fusion: a chain of elementwise ops, each reading the
+// previous one's output (and otherwise only constants that do not broadcast
+// the chain up), becomes one kiln.Pointwise node whose "body" attribute is a
+// subgraph holding the chain. The reference kernel runs the body on whole
+// tensors; a fast kernel can generate one loop from it.
+//
+// Elementwise: the unary math and activation ops, Cast, Clip with constant
+// bounds, and Add/Sub/Mul/Div/Pow/Max/Min/PRelu with one constant operand.
+// Links need one use, not a graph output. Chains of two or more ops only.
+#include <set>
+
+#include "core/error.h"
+#include "passes/graph_util.h"
+#include "passes/pass.h"
+
+namespace kiln::passes {
+namespace {
+
+const std::set<std::string, std::less<>> kUnary = {"Relu",
+                                                   "Sigmoid",
+                                                   "Tanh",
+                                                   "Exp",
+                                                   "Log",
+                                                   "Abs",
+                                                   "Neg",
+                                                   "Sqrt",
+                                                   "Reciprocal",
+                                                   "Erf",
+                                                   "Floor",
+                                                   "Ceil",
+                                                   "Round",
+                                                   "Sign",
+                                                   "LeakyRelu",
+                                                   "Elu",
+                                                   "Selu",
+                                                   "Celu",
+                                                   "HardSigmoid",
+                                                   "HardSwish",
+                                                   "Softplus",
+                                                   "Softsign",
+                                                   "ThresholdedRelu",
+                                                   "Sin",
+                                                   "Cos",
+                                                   "Gelu",
+                                                   "Mish",
+                                                   "Cast",
+                                                   "Clip"};
+const std::set<std::string, std::less<>> kBinary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
+
+// Constant `c` broadcasts into `x` without enlarging it.
+bool fits(const ir::Value* c, const ir::Value* x) {
+  const Tensor* t = constant_of(c);
+  if (t == nullptr || !x->type().is_tensor() || !x->type().shape.rank_known()) return false;
+  const Shape& s = x->type().shape;
+  if (t->rank() > s.rank()) return false;
+  for (int64_t i = 0; i < t->rank(); ++i) {
+    const int64_t d = t->dim(t->rank() - 1 - i);
+    const Dim& xd = s[s.rank() - 1 - i];
+    if (d != 1 && !(xd.known() && xd.value == d)) return false;
+  }
+  return true;
+}
+
+// The input through which `n` continues a chain, or -1 if `n` is not elementwise.
+int data_input(const ir::Node* n) {
+  const bool kiln_gelu = n->domain() == kKilnDomain && n->op_type() == "Gelu";
+  if (!n->domain().empty() && !kiln_gelu) return -1;
+  if (n->num_outputs() != 1 || n->output(0) == nullptr || !n->subgraphs().empty()) return -1;
+  if (kiln_gelu || kUnary.count(n->op_type()) > 0) {
+    if (n->input(0) == nullptr || constant_of(n->input(0)) != nullptr) return -1;
+    for (size_t i = 1; i < n->num_inputs(); ++i) {
+      if (n->input(i) != nullptr && !fits(n->input(i), n->input(0))) return -1;
+    }
+    return 0;
+  }
+  if (kBinary.count(n->op_type()) > 0 && n->num_inputs() == 2) {
+    for (int i = 0; i < 2; ++i) {
+      const ir::Value* x = n->input(static_cast<size_t>(i));
+      const ir::Value* c = n->input(static_cast<size_t>(1 - i));
+      if (x != nullptr && constant_of(x) == nullptr && c != nullptr && fits(c, x)) return i;
+    }
+  }
+  return -1;
+}
+
+class PointwiseFusion : public Pass {
+ public:
+  std::string_view name() const override { return "pointwise_fusion"; }
+  Result<bool> run(ir::Graph& graph) override {
+    return for_each_graph(graph, [this](ir::Graph& g) { return run_graph(g); });
+  }
+
+ private:
+  Result<bool> run_graph(ir::Graph& graph) {
+    const Pinned pinned(graph);
+    std::vector<ir::Node*> order;
+    for (const auto& n : graph.nodes()) order.push_back(n.get());
+    std::set<const ir::Node*> taken;
+    bool changed = false;
+    for (ir::Node* head : order) {
+      if (taken.count(head) > 0 || data_input(head) < 0) continue;
+      std::vector<ir::Node*> chain = {head};
+      for (;;) {
+        ir::Value* out = chain.back()->output(0);
+        ir::Node* next = only_consumer(out, pinned);
+        if (next == nullptr || next->graph() != &graph || data_input(next) < 0) break;
+        if (next->input(static_cast<size_t>(data_input(next))) != out) break;
+        chain.push_back(next);
+      }
+      for (ir::Node* n : chain) taken.insert(n);
+      if (chain.size() < 2) continue;
+      KILN_RETURN_IF_ERROR(build(graph, chain));
+      changed = true;
+    }
+    return changed;
+  }
+
+  Status build(ir::Graph& graph, const std::vector<ir::Node*>& chain) {
+    ir::Node* head = chain.front();
+    ir::Value* x = head->input(static_cast<size_t>(data_input(head)));
+    auto body = std::make_shared<ir::Graph>(graph.unique_name(head->name() + "_pointwise_body"), &graph);
+    KILN_ASSIGN_OR_RETURN(ir::Value * bx, body->add_value("x", x->type()));
+    body->add_input(bx);
+    ir::Value* cur = bx;
+    int k = 0;
+    for (ir::Node* n : chain) {
+      const int di = data_input(n);
+      std::vector<ir::Value*> inputs(n->num_inputs(), nullptr);
+      for (size_t i = 0; i < n->num_inputs(); ++i) {
+        if (static_cast<int>(i) == di) {
+          inputs[i] = cur;
+        } else if (n->input(i) != nullptr) {
+          KILN_ASSIGN_OR_RETURN(inputs[i], body->add_constant(fmt::format("c{}_{}", k, i), n->input(i)->constant()));
+        }
+      }
+      KILN_ASSIGN_OR_RETURN(ir::Value * out, body->add_value(fmt::format("t{}", k), n->output(0)->type()));
+      ir::Node* copy = body->add_node(n->op_type(), inputs, {out}, n->name(), n->domain());
+      copy->set_opset(n->opset());
+      copy_attributes(*n, *copy);
+      cur = out;
+      ++k;
+    }
+    body->add_output(cur);
+    ir::Node* last = chain.back();
+    const std::string name = graph.unique_name(head->name() + "_pointwise");
+    ir::Node* pw = insert_kiln_node(graph, last, "Pointwise", {x}, {}, name);
+    pw->set_attr(ir::Attribute::make_graph("body", body));
+    std::vector<const ir::Node*> sources(chain.begin(), chain.end());
+    set_fused_from(pw, sources);
+    ir::Value* out = last->output(0);
+    for (ir::Node* n : chain) graph.remove_node(n);
+    pw->set_output(0, out);
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> make_pointwise_fusion() { return std::make_unique<PointwiseFusion>(); }
+
+}  // namespace kiln::passes
