@@ -27,6 +27,13 @@ struct Model;  // src/ir/graph.h
 
 struct SessionOptions {
   int threads = 0;  // intra-op threads; 0 uses every hardware thread
+  // An ONNX model is built into a plan when opened (optimizer passes, one
+  // kernel per node, memory plan), with default build options; false runs it
+  // on the reference interpreter as imported. Plan files always run as built.
+  bool build = true;
+  // Time the candidate kernels of nodes that have several (the environment
+  // variable KILN_SKIP_TIMING=1 also turns this off); false takes the first.
+  bool time_tactics = true;
 };
 
 // What kind of value an input or output carries.
@@ -51,6 +58,7 @@ using NamedData = std::vector<std::pair<std::string, Datum>>;
 
 class Session {
  public:
+  // Opens an ONNX model or a plan file (told apart by the plan's magic bytes).
   static Result<std::unique_ptr<Session>> open(const std::string& path, const SessionOptions& options = {});
   // From serialized ONNX bytes; `name` is used in messages.
   static Result<std::unique_ptr<Session>> from_bytes(std::string_view bytes, const SessionOptions& options = {},

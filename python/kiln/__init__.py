@@ -3,17 +3,21 @@
     import kiln
     sess = kiln.InferenceSession("model.onnx")
     outputs = sess.run(None, {"input": array})
+    kiln.build("model.onnx", "model.plan", shapes={"input": (8, 3, 224, 224)})
+    sess = kiln.InferenceSession("model.plan")
 
 `kiln.InferenceSession` mirrors onnxruntime.InferenceSession; `kiln.backend`
 implements onnx.backend.base.Backend (imported on first use: it needs onnx).
 """
 from . import _core
 from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError
+from .build import build
 from .session import InferenceSession, NodeArg, SessionOptions
 
 __version__ = _core.__version__
 
 __all__ = [
+    "build",
     "InferenceSession",
     "NodeArg",
     "SessionOptions",

@@ -1,0 +1,40 @@
+// The memory planner ("dynamic tensor memory"): places every intermediate
+// activation of the top-level graph in one arena per execution context.
+//
+// Each planned value lives from the node that produces it to its last use
+// (a node whose subgraph reads it by name counts as a use). Values whose
+// lifetimes do not overlap share bytes; values are placed greedily, largest
+// first, at the lowest offset that fits between the blocks already placed
+// with overlapping lifetimes. Two forms of reuse go further:
+//  - views: the output of Identity/Reshape/Flatten/Squeeze/Unsqueeze/Dropout
+//    (the reference kernels return a view of an owned input) shares its
+//    input's block, whose lifetime then extends to the view's last use;
+//  - in place: an elementwise node whose input dies at that node, has the
+//    output's dtype and dims and fills the same bytes, writes its output into
+//    that input's block (only for the reference kernels, which read element i
+//    before writing element i).
+// Graph inputs, outputs, constants, non-tensors and values whose dims are not
+// known at build time are not planned: they live on the heap.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "plan/plan.h"
+#include "plan/shapes.h"
+
+namespace kiln::plan {
+
+struct MemoryPlanOptions {
+  bool in_place = true;
+  bool views = true;
+  int64_t alignment = 64;
+};
+
+// `dims`: every value's dims at the profile's max shapes. `tactics`: the
+// chosen tactic per top-level node (in-place reuse only for "reference").
+MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std::vector<std::string>& tactics,
+                       const MemoryPlanOptions& options = {});
+
+}  // namespace kiln::plan
