@@ -62,7 +62,7 @@ std::unique_ptr<Session> open_session(const py::object& model, int threads) {
   return value_or_throw(std::move(r));
 }
 
-py::dict build_plan(const std::string& onnx_path, const std::string& plan_path, const std::string& precision,
+py::dict py_build_plan(const std::string& onnx_path, const std::string& plan_path, const std::string& precision,
                     const std::string& shapes, const std::string& min_shapes, const std::string& opt_shapes,
                     const std::string& max_shapes, const std::string& timing_cache,
                     const std::vector<std::string>& tactic_sources, int threads, bool time_tactics) {
@@ -150,7 +150,7 @@ PYBIND11_MODULE(_core, m) {
            "Runs the model on {name: array} and returns the outputs (all, or those named) as a list. "
            "Sequence outputs are lists of arrays; empty optionals are None. The GIL is released while it runs.");
 
-  m.def("build", &build_plan, "onnx_path"_a, "plan_path"_a, "precision"_a = "fp32", "shapes"_a = "",
+  m.def("build", &py_build_plan, "onnx_path"_a, "plan_path"_a, "precision"_a = "fp32", "shapes"_a = "",
         "min_shapes"_a = "", "opt_shapes"_a = "", "max_shapes"_a = "", "timing_cache"_a = "",
         "tactic_sources"_a = std::vector<std::string>{}, "threads"_a = 0, "time_tactics"_a = true,
         "Builds a plan file from an ONNX model (shapes in trtexec syntax); returns a summary dict.");

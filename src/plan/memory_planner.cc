@@ -28,13 +28,57 @@ bool is_in_place_op(const ir::Node& n) {
   return kOps.count(n.op_type()) != 0;
 }
 
+struct Member {
+  const ir::Value* value;
+  BlockKind kind;
+  int64_t sub_offset = 0;  // within the buffer (concat slices)
+  int64_t size = -1;       // bytes when not the buffer's size (concat slices)
+};
+
 struct Buffer {
   int64_t start = 0;
   int64_t end = 0;
   int64_t size = 0;
   int64_t offset = -1;
-  std::vector<std::pair<const ir::Value*, BlockKind>> values;
+  std::vector<Member> values;
 };
+
+// Concat inputs that can live in a slice of the output: (input -> byte offset in the output).
+std::unordered_map<const ir::Value*, int64_t> concat_slices(
+    const std::vector<const ir::Node*>& order, const ValueDims& dims,
+    const std::unordered_map<const ir::Value*, int64_t>& bytes, const std::vector<std::string>& tactics,
+    std::unordered_map<const ir::Node*, int64_t>& index) {
+  std::unordered_map<const ir::Value*, int64_t> out;
+  for (const ir::Node* n : order) {
+    if (n->op_type() != "Concat" || (!n->domain().empty() && n->domain() != "ai.onnx")) continue;
+    const size_t i = static_cast<size_t>(index[n]);
+    if (i >= tactics.size() || tactics[i] != "reference" || n->num_outputs() != 1) continue;
+    const ir::Value* o = n->output(0);
+    if (o == nullptr || bytes.count(o) == 0) continue;
+    const Dims& od = dims.at(o);
+    int64_t axis = n->attr_int("axis", 0);
+    const int64_t rank = static_cast<int64_t>(od.size());
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) continue;
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= od[static_cast<size_t>(d)];
+    if (outer != 1) continue;  // slices would not be contiguous
+    std::vector<std::pair<const ir::Value*, int64_t>> slices;
+    int64_t offset = 0;
+    bool ok = n->num_inputs() > 1;
+    for (const ir::Value* v : n->inputs()) {
+      ok = ok && v != nullptr && bytes.count(v) != 0 && v->uses().size() == 1 && v->producer() != nullptr &&
+           v->type().dtype == o->type().dtype && out.count(v) == 0 && !is_view_op(*v->producer());
+      for (const auto& s : slices) ok = ok && s.first != v;
+      if (!ok) break;
+      slices.emplace_back(v, offset);
+      offset += bytes.at(v);
+    }
+    if (!ok || offset != bytes.at(o)) continue;
+    for (const auto& [v, off] : slices) out[v] = off;
+  }
+  return out;
+}
 
 int64_t aligned(int64_t n, int64_t a) { return (n + a - 1) / a * a; }
 
@@ -87,14 +131,33 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
   }
   for (const auto& [v, b] : bytes) plan.naive_bytes += b;
 
+  std::unordered_map<const ir::Value*, int64_t> slices;
+  if (options.concats) slices = concat_slices(order, dims, bytes, tactics, index);
   std::vector<Buffer> buffers;
   std::unordered_map<const ir::Value*, size_t> buffer_of;
   for (const ir::Node* n : order) {
     const int64_t i = index[n];
     const std::string& tactic = static_cast<size_t>(i) < tactics.size() ? tactics[static_cast<size_t>(i)] : "";
+    // An eliminated Concat: one buffer from its first input's producer to its output's last use.
+    if (!n->inputs().empty() && n->input(0) != nullptr && slices.count(n->input(0)) != 0) {
+      const ir::Value* o = n->output(0);
+      Buffer b;
+      b.start = i;
+      b.end = last_use[o];
+      b.size = aligned(bytes[o], options.alignment);
+      b.values.push_back({o, BlockKind::kConcat});
+      for (const ir::Value* in : n->inputs()) {
+        b.start = std::min(b.start, index[in->producer()]);
+        b.values.push_back({in, BlockKind::kOwn, slices[in], bytes[in]});
+      }
+      buffer_of[o] = buffers.size();
+      buffers.push_back(std::move(b));
+      ++plan.concats;
+      continue;
+    }
     for (size_t o = 0; o < n->num_outputs(); ++o) {
       const ir::Value* v = n->output(o);
-      if (v == nullptr || bytes.count(v) == 0) continue;
+      if (v == nullptr || bytes.count(v) == 0 || slices.count(v) != 0) continue;
       const int64_t size = bytes[v];
       // A view shares its input's block.
       if (options.views && o == 0 && is_view_op(*n) && n->input(0) != nullptr && tactic == "reference") {
@@ -102,7 +165,7 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
         if (in != buffer_of.end() && buffers[in->second].size >= size) {
           Buffer& b = buffers[in->second];
           b.end = std::max(b.end, last_use[v]);
-          b.values.emplace_back(v, BlockKind::kView);
+          b.values.push_back({v, BlockKind::kView});
           buffer_of[v] = in->second;
           ++plan.views;
           continue;
@@ -122,7 +185,7 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
             continue;
           }
           b.end = std::max(b.end, last_use[v]);
-          b.values.emplace_back(v, BlockKind::kInPlace);
+          b.values.push_back({v, BlockKind::kInPlace});
           buffer_of[v] = bi->second;
           ++plan.in_place;
           placed = true;
@@ -134,7 +197,7 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
       b.start = i;
       b.end = last_use[v];
       b.size = aligned(size, options.alignment);
-      b.values.emplace_back(v, BlockKind::kOwn);
+      b.values.push_back({v, BlockKind::kOwn});
       buffer_of[v] = buffers.size();
       buffers.push_back(std::move(b));
     }
@@ -175,8 +238,8 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
     placed.push_back(k);
   }
   for (const Buffer& b : buffers) {
-    for (const auto& [v, kind] : b.values) {
-      plan.blocks.push_back({v->name(), b.offset, b.size, kind});
+    for (const Member& m : b.values) {
+      plan.blocks.push_back({m.value->name(), b.offset + m.sub_offset, m.size >= 0 ? m.size : b.size, m.kind});
     }
   }
   return plan;

@@ -12,7 +12,12 @@
 //  - in place: an elementwise node whose input dies at that node, has the
 //    output's dtype and dims and fills the same bytes, writes its output into
 //    that input's block (only for the reference kernels, which read element i
-//    before writing element i).
+//    before writing element i);
+//  - concat elimination: a Concat whose inputs are produced by other nodes,
+//    used by it alone, and lie in contiguous slices of its output (every dim
+//    before the axis is 1) gets one block; each input is placed at its slice,
+//    so its producer writes straight into the output and the Concat itself
+//    has nothing left to do (the runtime checks the inputs are in place).
 // Graph inputs, outputs, constants, non-tensors and values whose dims are not
 // known at build time are not planned: they live on the heap.
 #pragma once
@@ -29,6 +34,7 @@ namespace kiln::plan {
 struct MemoryPlanOptions {
   bool in_place = true;
   bool views = true;
+  bool concats = true;
   int64_t alignment = 64;
 };
 

@@ -39,6 +39,7 @@ enum class BlockKind : int8_t {
   kOwn = 0,      // the value owns its block; the kernel writes it from zero-filled memory
   kInPlace = 1,  // shares the block of an input that dies at this node (elementwise ops)
   kView = 2,     // a view of an input's storage (Reshape, Flatten, ...): never allocated itself
+  kConcat = 3,   // a Concat output whose inputs were written straight into their slices of it
 };
 
 struct MemoryBlock {
@@ -54,6 +55,7 @@ struct MemoryPlan {
   int64_t naive_bytes = 0;   // the sum of all planned intermediates' sizes
   int64_t in_place = 0;      // values that reuse an input's block
   int64_t views = 0;         // values that are views of another value's block
+  int64_t concats = 0;       // Concat nodes eliminated (inputs written in place)
   std::vector<MemoryBlock> blocks;
 };
 

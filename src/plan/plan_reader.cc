@@ -323,9 +323,10 @@ Result<Plan> read(const uint8_t* data, size_t size, std::shared_ptr<void> owner,
   plan.memory.naive_bytes = fp->naive_bytes();
   plan.memory.in_place = fp->in_place();
   plan.memory.views = fp->views();
+  plan.memory.concats = fp->concats();
   if (fp->blocks()) {
     for (const auto* b : *fp->blocks()) {
-      if (b->kind() < 0 || b->kind() > static_cast<int8_t>(BlockKind::kView) || b->offset() < 0 || b->size() < 0 ||
+      if (b->kind() < 0 || b->kind() > static_cast<int8_t>(BlockKind::kConcat) || b->offset() < 0 || b->size() < 0 ||
           b->offset() > plan.memory.arena_bytes || b->size() > plan.memory.arena_bytes - b->offset()) {
         return invalid_argument("corrupt plan: memory block of '{}' outside the {}-byte arena", str(b->value()),
                                 plan.memory.arena_bytes);

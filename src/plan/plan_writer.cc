@@ -169,7 +169,8 @@ Result<std::string> serialize_plan(const Plan& plan) {
       fbb.CreateVectorOfStrings(plan.target.isa), fbb.CreateVectorOfStrings(plan.target.required), libs,
       fbb.CreateString(plan.precision), plan.threads, plan.onnx_nodes, plan.model.ir_version,
       fbb.CreateString(plan.model.producer_name), fbb.CreateString(plan.model.producer_version), meta, opset_v, graph,
-      plan.memory.arena_bytes, plan.memory.naive_bytes, bv, pv, plan.memory.in_place, plan.memory.views);
+      plan.memory.arena_bytes, plan.memory.naive_bytes, bv, pv, plan.memory.in_place, plan.memory.views,
+      plan.memory.concats);
   fbs::FinishPlanBuffer(fbb, root);
 
   const uint64_t meta_size = fbb.GetSize();

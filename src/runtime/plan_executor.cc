@@ -29,7 +29,7 @@ class ArenaAllocator final : public ops::OutputAllocator {
     const int slot = step_->outputs[index];
     if (slot < 0 || dtype == DataType::kString || dtype == DataType::kUndefined) return {};
     const Block& b = blocks_[static_cast<size_t>(slot)];
-    if (b.offset < 0 || b.kind == plan::BlockKind::kView) return {};
+    if (b.offset < 0 || b.kind == plan::BlockKind::kView || b.kind == plan::BlockKind::kConcat) return {};
     auto numel = checked_numel(dims);
     if (!numel.is_ok()) return {};
     const int64_t nbytes = *numel * static_cast<int64_t>(element_size(dtype));
@@ -101,6 +101,38 @@ Datum detach(const Datum& d, const uint8_t* lo, const uint8_t* hi, const uint8_t
       return d;
   }
   return d;
+}
+
+// An eliminated Concat: if its inputs were written into consecutive slices of
+// its block, the output is that block (returns true); else the kernel must run.
+bool concat_in_place(const exec::Program::Step& step, const std::vector<Datum>& in, const Block& out,
+                     const std::shared_ptr<void>& arena, Datum& result) {
+  auto* base = static_cast<uint8_t*>(arena.get()) + out.offset;
+  const uint8_t* next = base;
+  Dims dims;
+  int64_t axis = step.node->attr_int("axis", 0);
+  DataType dtype = DataType::kUndefined;
+  for (const Datum& d : in) {
+    if (!d.is_tensor() || d.tensor().raw_data() != next || d.tensor().rank() == 0) return false;
+    const Tensor& t = d.tensor();
+    if (dims.empty()) {
+      dims = t.dims();
+      dtype = t.dtype();
+      if (axis < 0) axis += t.rank();
+      if (axis < 0 || axis >= t.rank()) return false;
+      dims[static_cast<size_t>(axis)] = 0;
+    }
+    if (t.dtype() != dtype || t.rank() != static_cast<int64_t>(dims.size())) return false;
+    for (size_t k = 0; k < dims.size(); ++k) {
+      if (k != static_cast<size_t>(axis) && t.dims()[k] != dims[k]) return false;
+      if (k < static_cast<size_t>(axis) && t.dims()[k] != 1) return false;
+    }
+    dims[static_cast<size_t>(axis)] += t.dim(axis);
+    next += t.nbytes();
+  }
+  if (dims.empty() || next - base > out.size) return false;
+  result = Datum(Tensor::wrap(dtype, dims, base, arena));
+  return true;
 }
 
 }  // namespace
@@ -207,7 +239,11 @@ Result<std::vector<Datum>> PlanExecutor::run(std::span<const Datum> inputs, Thre
       ctx.set_allocator(&allocator);
     }
     auto t0 = layer_ms ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Status st = kernels_[k]->run(ctx);
+    const Block* concat = arena && step.outputs.size() == 1 && step.outputs[0] >= 0 &&
+                                  blocks_[static_cast<size_t>(step.outputs[0])].kind == plan::BlockKind::kConcat
+                              ? &blocks_[static_cast<size_t>(step.outputs[0])]
+                              : nullptr;
+    Status st = concat && concat_in_place(step, in, *concat, arena, out[0]) ? Status::ok() : kernels_[k]->run(ctx);
     if (layer_ms) (*layer_ms)[k] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) {
       if (st.message().find(step.node->describe()) == std::string::npos) return std::move(st).with_context(step.node->describe());

@@ -89,8 +89,8 @@ void print_memory(const plan::Plan& plan) {
   std::printf("activation memory: peak %s (arena) vs naive %s", human_bytes(m.arena_bytes).c_str(),
               human_bytes(m.naive_bytes).c_str());
   if (m.naive_bytes > 0) std::printf(" = %.1f%%", 100.0 * static_cast<double>(m.arena_bytes) / m.naive_bytes);
-  std::printf("; %zu values planned, %lld in place, %lld views\n", m.blocks.size(), static_cast<long long>(m.in_place),
-              static_cast<long long>(m.views));
+  std::printf("; %zu values planned, %lld in place, %lld views, %lld concats eliminated\n", m.blocks.size(),
+              static_cast<long long>(m.in_place), static_cast<long long>(m.views), static_cast<long long>(m.concats));
 }
 
 std::string plan_json(const plan::Plan& plan, const std::string& path) {
@@ -146,6 +146,8 @@ std::string plan_json(const plan::Plan& plan, const std::string& path) {
   w.Int64(plan.memory.in_place);
   key("view_values");
   w.Int64(plan.memory.views);
+  key("concats_eliminated");
+  w.Int64(plan.memory.concats);
   key("profiles");
   w.StartArray();
   for (const auto& p : plan.profiles) {
