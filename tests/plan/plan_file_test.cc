@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "plan/builder.h"
 #include "plan/target.h"
@@ -156,6 +157,47 @@ TEST(PlanFile, TacticIsaSuffix) {
   EXPECT_EQ(tactic_isa("own.gemm.avx2"), "avx2");
   EXPECT_EQ(tactic_isa("onednn.conv"), "");
   EXPECT_EQ(tactic_isa("reference"), "");
+}
+
+}  // namespace
+}  // namespace kiln::plan
+
+namespace kiln::plan {
+namespace {
+
+// Contexts on many threads share one plan engine; each has its own arena.
+TEST(PlanEngine, ContextsOnManyThreadsMatchASerialRun) {
+  auto engine = runtime::Engine::create_from_plan(build_conv(), {.threads = 2});
+  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  std::vector<runtime::NamedTensors> inputs;
+  std::vector<runtime::NamedTensors> want;
+  for (uint32_t i = 0; i < 4; ++i) {
+    inputs.push_back({{"x", test::random_tensor({2, 8, 16, 16}, 100 + i)}});
+    want.push_back(test::reference_run(test::conv_model(), inputs.back()));
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> bad(4, 0);
+  for (size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto ctx = (*engine)->create_context();
+      for (int rep = 0; rep < 5; ++rep) {
+        auto out = rep % 2 ? ctx->run(inputs[t]) : (*engine)->run(inputs[t]);
+        if (!out.is_ok()) {
+          bad[t] = 1;
+          return;
+        }
+        for (size_t k = 0; k < out->size(); ++k) {
+          const Tensor& g = (*out)[k].second;
+          const Tensor& w = want[t][k].second;
+          for (int64_t e = 0; e < g.numel(); ++e) {
+            if (std::abs(g.data<float>()[e] - w.data<float>()[e]) > 1e-5f) bad[t] = 1;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int b : bad) EXPECT_EQ(b, 0);
 }
 
 }  // namespace
