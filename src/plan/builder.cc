@@ -4,6 +4,7 @@
 #include <flatbuffers/base.h>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "core/thread_pool.h"
 #include "ops/shape_inference.h"
 #include "plan/memory_planner.h"
@@ -55,6 +56,11 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   auto t_opt = Clock::now();
   KILN_ASSIGN_OR_RETURN(auto pass_reports, passes::optimize(graph, options.passes));
   const double optimize_seconds = seconds_since(t_opt);
+  // Types of values the passes created; only a hint to the memory plan
+  // (values of unknown size stay on the heap), so a failure is not fatal.
+  if (Status st = ops::infer_shapes(graph); !st.is_ok()) {
+    KILN_LOG_DEBUG("shape inference after the passes: {}", st.message());
+  }
 
   bool dynamic = false;
   for (const auto& p : plan.profiles) dynamic = dynamic || p.min != p.max;
