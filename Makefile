@@ -54,12 +54,16 @@ FUZZ_SECONDS ?= 60
 fuzz: setup
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_BUILD_PYTHON=OFF \
 	  -DKILN_PYTHON=$(abspath $(PY)) >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target onnx_import_fuzz
-	@mkdir -p build-fuzz/corpus
+	@cmake --build build-fuzz -j $(JOBS) --target onnx_import_fuzz plan_load_fuzz
+	@mkdir -p build-fuzz/corpus build-fuzz/plan-corpus
 	@echo "fuzz: onnx_import_fuzz for $(FUZZ_SECONDS) s"
 	@build-fuzz/tests/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
 	  -timeout=10 -artifact_prefix=build-fuzz/ build-fuzz/corpus tests/regress > build-fuzz/fuzz.log 2>&1 \
 	  || { tail -40 build-fuzz/fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
+	@echo "fuzz: plan_load_fuzz for $(FUZZ_SECONDS) s"
+	@build-fuzz/tests/fuzz/plan_load_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=262144 \
+	  -timeout=10 -artifact_prefix=build-fuzz/plan- build-fuzz/plan-corpus > build-fuzz/plan-fuzz.log 2>&1 \
+	  || { tail -40 build-fuzz/plan-fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
 	@grep -E "^#[0-9]+.*DONE" build-fuzz/fuzz.log | tail -1
 
 format:

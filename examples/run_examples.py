@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Runs the example models in examples/models/ with Kiln, through the Python
 API (kiln.InferenceSession) and the `kiln run` command, on seeded random
-inputs; compares both with onnxruntime and prints a table.
+inputs; builds a plan of each (kiln.build) and runs it too; compares all of
+them with onnxruntime and prints a table, then the plans' layer counts and
+activation memory.
 
 The models (tiny_mlp, tiny_cnn) were written by make_models.py
 (--only tiny_mlp --only tiny_cnn, seed 0). Exits 1 if any model fails or
@@ -90,10 +92,13 @@ def main() -> int:
         print(f"no models in {MODELS}", file=sys.stderr)
         return 1
     print(f"kiln {kiln.__version__}; batch {BATCH}; max |kiln - onnxruntime| per path\n")
-    header = f"{'model':<10} {'inputs':<14} {'outputs':<9} {'python':>10} {'cli':>10} {'kiln ms':>9} {'ort ms':>8}"
+    header = (f"{'model':<10} {'inputs':<14} {'outputs':<9} {'python':>10} {'cli':>10} {'plan':>10} "
+              f"{'kiln ms':>9} {'ort ms':>8}")
     print(header)
     print("-" * len(header))
     failed = False
+    plan_dir = Path(tempfile.mkdtemp(prefix="kiln_plans_"))
+    summaries = {}
     for i, model in enumerate(models):
         name = model.stem
         try:
@@ -119,11 +124,25 @@ def main() -> int:
                 reference = want if want is not None else got
                 cli_diff = f"{max_diff(from_cli, reference):.2e}"
                 failed |= not within(from_cli, reference)
+            # The plan: built for these input shapes, saved, loaded and run.
+            plan = plan_dir / f"{name}.plan"
+            summaries[name] = kiln.build(model, plan, shapes={k: v.shape for k, v in feeds.items()})
+            from_plan = kiln.InferenceSession(str(plan)).run(None, feeds)
+            reference = want if want is not None else got
+            plan_diff = f"{max_diff(from_plan, reference):.2e}"
+            failed |= not within(from_plan, reference)
             print(f"{name:<10} {shapes(feeds.values()):<14} {shapes(got):<9} {py_diff:>10} {cli_diff:>10} "
-                  f"{kiln_ms:>9.2f} {ort_ms:>8.2f}")
+                  f"{plan_diff:>10} {kiln_ms:>9.2f} {ort_ms:>8.2f}")
         except Exception as e:  # noqa: BLE001 - one row per model, whatever went wrong
             failed = True
             print(f"{name:<10} error: {e}")
+    if summaries:
+        print(f"\nplans (in {plan_dir}):")
+        for name, s in summaries.items():
+            ratio = 100.0 * s["peak_activation_bytes"] / max(1, s["naive_activation_bytes"])
+            print(f"  {name:<10} {s['onnx_nodes']} ONNX nodes -> {s['layers']} layers; activation memory "
+                  f"{s['peak_activation_bytes']} B peak vs {s['naive_activation_bytes']} B naive ({ratio:.0f}%)")
+    shutil.rmtree(plan_dir, ignore_errors=True)
     if exe is None:
         print("\n(the kiln command was not found; build it with `make build`)")
     print("\nFAILED: see the rows above" if failed else f"\nall outputs within {TOLERANCE} of onnxruntime")

@@ -31,6 +31,14 @@ struct SessionOptions {
   // {"all"} the default pipeline, {"NAME"} the default pipeline up to and
   // including the pass NAME (for comparing outputs after each pass).
   std::vector<std::string> passes;
+  // An ONNX model is built into a plan when opened (optimizer passes, one
+  // kernel per node, memory plan), with default build options; false runs it
+  // on the reference interpreter as imported. Plan files always run as built.
+  // Explicit `passes` (above) run the reference interpreter after them instead.
+  bool build = true;
+  // Time the candidate kernels of nodes that have several (the environment
+  // variable KILN_SKIP_TIMING=1 also turns this off); false takes the first.
+  bool time_tactics = true;
 };
 
 // The optimizer's default pipeline, in order (the names SessionOptions::passes takes).
@@ -65,6 +73,7 @@ using NamedData = std::vector<std::pair<std::string, Datum>>;
 
 class Session {
  public:
+  // Opens an ONNX model or a plan file (told apart by the plan's magic bytes).
   static Result<std::unique_ptr<Session>> open(const std::string& path, const SessionOptions& options = {});
   // From serialized ONNX bytes; `name` is used in messages.
   static Result<std::unique_ptr<Session>> from_bytes(std::string_view bytes, const SessionOptions& options = {},

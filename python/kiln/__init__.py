@@ -3,6 +3,8 @@
     import kiln
     sess = kiln.InferenceSession("model.onnx")
     outputs = sess.run(None, {"input": array})
+    kiln.build("model.onnx", "model.plan", shapes={"input": (8, 3, 224, 224)})
+    sess = kiln.InferenceSession("model.plan")
 
 `kiln.InferenceSession` mirrors onnxruntime.InferenceSession; `kiln.backend`
 implements onnx.backend.base.Backend (imported on first use: it needs onnx).
@@ -10,11 +12,13 @@ implements onnx.backend.base.Backend (imported on first use: it needs onnx).
 from . import _core
 from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError
 from ._core import optimizer_pass_names
+from .build import build
 from .session import InferenceSession, NodeArg, SessionOptions
 
 __version__ = _core.__version__
 
 __all__ = [
+    "build",
     "InferenceSession",
     "NodeArg",
     "SessionOptions",

@@ -46,7 +46,7 @@ class SessionOptions:
 
 
 class InferenceSession:
-    """Loads an ONNX model (a path or serialized bytes) and runs it.
+    """Loads an ONNX model (a path or serialized bytes) or a plan file (kiln.build) and runs it.
 
     Mirrors onnxruntime.InferenceSession so that switching is a one-line change:
     `sess_options`, `providers` and `provider_options` are accepted (Kiln reads

@@ -10,6 +10,7 @@
 
 #include "convert.h"
 #include "errors.h"
+#include "kiln/builder.h"
 #include "kiln/session.h"
 #include "test_hooks.h"
 
@@ -60,6 +61,31 @@ std::unique_ptr<Session> open_session(const py::object& model, int threads, std:
     return Session::open(p, options);
   }();
   return value_or_throw(std::move(r));
+}
+
+py::dict py_build_plan(const std::string& onnx_path, const std::string& plan_path, const std::string& precision,
+                    const std::string& shapes, const std::string& min_shapes, const std::string& opt_shapes,
+                    const std::string& max_shapes, const std::string& timing_cache,
+                    const std::vector<std::string>& tactic_sources, int threads, bool time_tactics) {
+  BuildConfig c;
+  c.precision = precision;
+  c.shapes = shapes;
+  c.min_shapes = min_shapes;
+  c.opt_shapes = opt_shapes;
+  c.max_shapes = max_shapes;
+  c.timing_cache = timing_cache;
+  c.tactic_sources = tactic_sources;
+  c.threads = threads;
+  c.time_tactics = time_tactics;
+  Result<BuildSummary> r = [&] {
+    py::gil_scoped_release nogil;
+    return kiln::build_plan(onnx_path, plan_path, c);
+  }();
+  BuildSummary s = value_or_throw(std::move(r));
+  return py::dict("onnx_nodes"_a = s.onnx_nodes, "layers"_a = s.layers,
+                  "peak_activation_bytes"_a = s.peak_activation_bytes,
+                  "naive_activation_bytes"_a = s.naive_activation_bytes, "timed_layers"_a = s.timed_layers,
+                  "cache_hits"_a = s.cache_hits, "cache_misses"_a = s.cache_misses, "seconds"_a = s.seconds);
 }
 
 const IoInfo* find_input(const Session& s, const std::string& name) {
@@ -116,7 +142,7 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Session>(m, "Session", "A loaded model; thread-safe")
       .def(py::init(&open_session), "model"_a, "threads"_a = 0, "passes"_a = std::vector<std::string>{},
-           "Loads an ONNX model from a path or from serialized bytes. threads=0 uses every hardware thread. "
+           "Loads an ONNX model or a plan file from a path, or an ONNX model from serialized bytes. threads=0 uses every hardware thread. "
            "passes: optimizer passes to run first ([] none, ['all'] the default pipeline, ['NAME'] the "
            "pipeline up to and including pass NAME).")
       .def_property_readonly("inputs", &Session::inputs)
@@ -135,6 +161,11 @@ PYBIND11_MODULE(_core, m) {
            "Sequence outputs are lists of arrays; empty optionals are None. The GIL is released while it runs.");
 
   m.def("optimizer_pass_names", &optimizer_pass_names, "The optimizer's default pipeline, in order.");
+  m.def("build", &py_build_plan, "onnx_path"_a, "plan_path"_a, "precision"_a = "fp32", "shapes"_a = "",
+        "min_shapes"_a = "", "opt_shapes"_a = "", "max_shapes"_a = "", "timing_cache"_a = "",
+        "tactic_sources"_a = std::vector<std::string>{}, "threads"_a = 0, "time_tactics"_a = true,
+        "Builds a plan file from an ONNX model (shapes in trtexec syntax); returns a summary dict.");
+
   m.def("_roundtrip", [](const py::object& obj) { return tensor_to_array(tensor_from_object(obj, "value")); },
         "Test hook: numpy -> kiln::Tensor -> numpy.");
   m.def("_identity_session", &make_identity_session, "inputs"_a, "threads"_a = 1,

@@ -6,7 +6,12 @@
 #include "core/error.h"
 #include "onnx/importer.h"
 #include "passes/pipeline.h"
+#include "plan/builder.h"
+#include "plan/plan_file.h"
 #include "runtime/engine.h"
+
+#include <cstdlib>
+#include <cstring>
 
 namespace kiln {
 
@@ -50,18 +55,45 @@ IoInfo to_info(const runtime::IoBinding& b) {
   return info;
 }
 
-Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionOptions& options) {
-  auto impl = std::make_unique<Session::Impl>();
-  runtime::EngineOptions eo;
-  eo.threads = options.threads;
-  eo.passes = options.passes;
-  std::string source = model.source_path;
-  auto engine = runtime::Engine::create(std::move(model), eo);
+Result<std::unique_ptr<Session::Impl>> finish_impl(Result<std::shared_ptr<runtime::Engine>> engine,
+                                                   const std::string& source) {
   if (!engine.is_ok()) return source.empty() ? engine.status() : engine.status().with_context(source);
+  auto impl = std::make_unique<Session::Impl>();
   impl->engine = std::move(engine).value();
   for (const auto& b : impl->engine->inputs()) impl->inputs.push_back(to_info(b));
   for (const auto& b : impl->engine->outputs()) impl->outputs.push_back(to_info(b));
   return impl;
+}
+
+bool skip_timing_env() {
+  const char* v = std::getenv("KILN_SKIP_TIMING");
+  return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
+}
+
+// An imported model: built into a plan with default options, or run as is.
+Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionOptions& options) {
+  runtime::EngineOptions eo;
+  eo.threads = options.threads;
+  std::string source = model.source_path;
+  if (!options.build || !options.passes.empty()) {
+    eo.passes = options.passes;
+    return finish_impl(runtime::Engine::create(std::move(model), eo), source);
+  }
+  plan::BuildOptions bo;
+  bo.threads = options.threads;
+  bo.time_tactics = options.time_tactics && !skip_timing_env();
+  bo.warmup = 1;
+  bo.repeats = 3;
+  auto built = plan::build(std::move(model), bo);
+  if (!built.is_ok()) return source.empty() ? built.status() : built.status().with_context(source);
+  return finish_impl(runtime::Engine::create_from_plan(std::move(built).value(), eo), source);
+}
+
+Result<std::unique_ptr<Session::Impl>> make_impl_from_plan(plan::Plan plan, const SessionOptions& options) {
+  runtime::EngineOptions eo;
+  eo.threads = options.threads;
+  std::string source = plan.model.source_path;
+  return finish_impl(runtime::Engine::create_from_plan(std::move(plan), eo), source);
 }
 
 }  // namespace
@@ -70,6 +102,11 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
 Result<std::unique_ptr<Session>> Session::open(const std::string& path, const SessionOptions& options) {
+  if (plan::is_plan_file(path)) {
+    KILN_ASSIGN_OR_RETURN(plan::Plan p, plan::load_plan(path));
+    KILN_ASSIGN_OR_RETURN(auto impl, make_impl_from_plan(std::move(p), options));
+    return std::unique_ptr<Session>(new Session(std::move(impl)));
+  }
   KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path));
   KILN_ASSIGN_OR_RETURN(auto impl, make_impl(std::move(model), options));
   return std::unique_ptr<Session>(new Session(std::move(impl)));

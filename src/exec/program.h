@@ -45,6 +45,14 @@ class Program {
     std::vector<int> release;  // slots whose last use is this step
   };
 
+  // The compiled form, for executors that run the same steps with other
+  // kernels (runtime::Engine running a plan).
+  const std::vector<Step>& steps() const { return steps_; }
+  int num_slots() const { return num_slots_; }
+  const std::vector<std::pair<int, Tensor>>& constants() const { return constants_; }
+  const std::vector<int>& input_slots() const { return input_slots_; }
+  const std::vector<int>& output_slots() const { return output_slots_; }
+
  private:
   friend Result<std::vector<Datum>> execute(const Program&, std::span<const Datum>, ThreadPool*, const Scope*);
   const ir::Graph* graph_ = nullptr;

@@ -31,6 +31,17 @@ class SubgraphRunner {
   virtual Result<std::vector<Datum>> run(const ir::Graph& graph, std::span<const Datum> inputs) = 0;
 };
 
+// Gives kernel outputs their storage: the runtime's memory plan places
+// planned outputs in its arena. allocate() returns a zero-filled tensor for
+// output `index` of `node` with `dims`, or an undefined Tensor to let the
+// context allocate on the heap (unplanned values, shapes the plan did not
+// foresee). Owned by the caller of KernelContext::set_allocator.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  virtual Tensor allocate(const ir::Node& node, size_t index, DataType dtype, const Dims& dims) = 0;
+};
+
 // What a reference kernel sees: its node (attributes, opset), its inputs and
 // the outputs it must set. Inputs are borrowed for the duration of the call.
 class KernelContext {
@@ -55,8 +66,11 @@ class KernelContext {
   size_t num_outputs() const { return outputs_.size(); }
   // Output i is wanted by the graph (ONNX lets trailing optional outputs be omitted).
   bool wants_output(size_t i) const { return i < outputs_.size() && node_.output(i) != nullptr; }
-  // Allocates output i (zero-filled) and returns it.
+  // Allocates output i (zero-filled) and returns it: from the allocator set
+  // with set_allocator() when it has storage for it, else on the heap.
   Result<Tensor*> allocate_output(size_t i, DataType dtype, Dims dims);
+  // Borrowed; must outlive the kernel call. nullptr: always the heap.
+  void set_allocator(OutputAllocator* allocator) { allocator_ = allocator; }
   void set_output(size_t i, Datum d) { outputs_[i] = std::move(d); }
 
   ThreadPool* pool() const { return pool_; }
@@ -71,6 +85,7 @@ class KernelContext {
   std::vector<Datum>& outputs_;
   ThreadPool* pool_;
   SubgraphRunner* runner_;
+  OutputAllocator* allocator_ = nullptr;
 };
 
 // What static shape inference sees: input types (and constant values when

@@ -93,6 +93,13 @@ Result<const Tensor*> KernelContext::tensor_input(size_t i) const {
 
 Result<Tensor*> KernelContext::allocate_output(size_t i, DataType dtype, Dims dims) {
   if (i >= outputs_.size()) return internal_error("{}: output {} out of range", node_.describe(), i);
+  if (allocator_ != nullptr && checked_numel(dims).is_ok()) {
+    Tensor planned = allocator_->allocate(node_, i, dtype, dims);
+    if (planned.defined()) {
+      outputs_[i] = Datum(std::move(planned));
+      return &outputs_[i].tensor();
+    }
+  }
   auto t = Tensor::allocate(dtype, std::move(dims));
   if (!t.is_ok()) return error(t.status());
   outputs_[i] = Datum(std::move(t).value());

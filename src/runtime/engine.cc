@@ -7,6 +7,9 @@
 #include "core/thread_pool.h"
 #include "exec/program.h"
 #include "passes/pipeline.h"
+#include "plan/plan.h"
+#include "plan/profile.h"
+#include "runtime/plan_executor.h"
 
 namespace kiln::runtime {
 
@@ -176,6 +179,37 @@ Result<std::shared_ptr<Engine>> Engine::create(ir::Model model, const EngineOpti
   return e;
 }
 
+Result<std::shared_ptr<Engine>> Engine::create_from_plan(plan::Plan plan, const EngineOptions& options) {
+  if (!plan.model.graph) return invalid_argument("plan has no graph");
+  std::shared_ptr<Engine> e(new Engine());
+  auto p = std::make_shared<plan::Plan>(std::move(plan));
+  e->model_ = p->model;  // shares the graph
+  KILN_ASSIGN_OR_RETURN(e->program_, exec::Program::compile(*e->model_.graph));
+  KILN_ASSIGN_OR_RETURN(e->executor_, PlanExecutor::create(*p, *e->program_));
+  p->kernels.clear();  // the executor holds them
+  e->plan_ = std::move(p);
+  int threads = options.threads > 0 ? options.threads : ThreadPool::hardware_threads();
+  e->pool_ = std::make_unique<ThreadPool>(threads);
+  for (const ir::Value* v : e->model_.graph->inputs()) e->inputs_.push_back(binding_of(*v));
+  for (const ir::Value* v : e->model_.graph->outputs()) e->outputs_.push_back(binding_of(*v));
+  collect_constant_ranges(*e->model_.graph, e->constant_ranges_);
+  return e;
+}
+
+std::shared_ptr<void> Engine::take_arena() const {
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  if (idle_arenas_.empty()) return nullptr;
+  auto a = std::move(idle_arenas_.back());
+  idle_arenas_.pop_back();
+  return a;
+}
+
+void Engine::return_arena(std::shared_ptr<void> arena) const {
+  if (!arena) return;
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  if (idle_arenas_.size() < 4) idle_arenas_.push_back(std::move(arena));
+}
+
 int Engine::threads() const { return pool_->threads(); }
 
 std::unique_ptr<ExecutionContext> Engine::create_context() const {
@@ -184,12 +218,18 @@ std::unique_ptr<ExecutionContext> Engine::create_context() const {
 
 Result<NamedTensors> Engine::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) const {
   ExecutionContext ctx(shared_from_this());
-  return ctx.run(feeds, output_names);
+  ctx.arena_ = take_arena();
+  auto out = ctx.run(feeds, output_names);
+  return_arena(std::move(ctx.arena_));
+  return out;
 }
 
 Result<NamedData> Engine::run_data(const NamedData& feeds, const std::vector<std::string>& output_names) const {
   ExecutionContext ctx(shared_from_this());
-  return ctx.run_data(feeds, output_names);
+  ctx.arena_ = take_arena();
+  auto out = ctx.run_data(feeds, output_names);
+  return_arena(std::move(ctx.arena_));
+  return out;
 }
 
 bool Engine::aliases_constant(const Tensor& t) const {
@@ -246,6 +286,11 @@ Result<std::vector<Datum>> Engine::bind_inputs(const NamedData& feeds) const {
         }
         break;
     }
+    if (plan_ && datum.is_tensor()) {
+      for (const plan::InputProfile& p : plan_->profiles) {
+        if (p.name == name) KILN_RETURN_IF_ERROR(plan::check_profile(p, datum.tensor().dims()));
+      }
+    }
     bound[it->second] = datum;
   }
   for (size_t i = 0; i < inputs_.size(); ++i) {
@@ -295,7 +340,16 @@ Result<NamedData> ExecutionContext::run_data(const NamedData& feeds, const std::
       wanted.push_back(i);
     }
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<Datum> out, exec::execute(*e.program_, bound, e.pool_.get()));
+  std::vector<Datum> out;
+  if (e.executor_) {
+    if (!arena_ && e.executor_->arena_bytes() > 0) {
+      arena_ = make_arena(e.executor_->arena_bytes());
+      if (!arena_) return resource_exhausted("cannot allocate the {}-byte activation arena", e.executor_->arena_bytes());
+    }
+    KILN_ASSIGN_OR_RETURN(out, e.executor_->run(bound, e.pool_.get(), arena_, profiling_ ? &layer_ms_ : nullptr));
+  } else {
+    KILN_ASSIGN_OR_RETURN(out, exec::execute(*e.program_, bound, e.pool_.get()));
+  }
   // Outputs get storage of their own where they would share it with a feed,
   // a constant or an output handed out before.
   std::vector<std::pair<const char*, size_t>> handed_out;

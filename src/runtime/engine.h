@@ -2,11 +2,16 @@
 //
 // An Engine is built once from a model and is immutable: it may be shared by
 // any number of ExecutionContexts on any threads. A context runs one request
-// at a time and owns its per-run state. Until plans exist, the engine runs the
-// graph through the reference interpreter (exec::Program).
+// at a time and owns its per-run state, including its activation arena.
+//
+// An engine made from a plan (create_from_plan) runs each node with the
+// plan's kernel and places activations in the context's arena as the plan's
+// memory plan says; inputs must fit the plan's shape profiles. An engine made
+// from a model (create) runs it on the reference interpreter (exec::Program).
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +26,10 @@ class ThreadPool;
 }
 namespace kiln::exec {
 class Program;
+}
+namespace kiln::plan {
+struct Plan;
+struct InputProfile;
 }
 
 namespace kiln::runtime {
@@ -47,13 +56,19 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using NamedData = std::vector<std::pair<std::string, Datum>>;
 
 class ExecutionContext;
+class PlanExecutor;
 
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
   // Takes shared ownership of the model's graph (which the optimizer passes
   // named in options.passes rewrite in place).
   static Result<std::shared_ptr<Engine>> create(ir::Model model, const EngineOptions& options = {});
+  // Runs a plan (from plan::build or plan::load_plan); takes it over.
+  static Result<std::shared_ptr<Engine>> create_from_plan(plan::Plan plan, const EngineOptions& options = {});
   ~Engine();
+
+  // The plan this engine runs, or nullptr for a reference-interpreter engine.
+  const plan::Plan* plan() const { return plan_.get(); }
 
   const std::vector<IoBinding>& inputs() const { return inputs_; }
   const std::vector<IoBinding>& outputs() const { return outputs_; }
@@ -70,6 +85,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
  private:
   friend class ExecutionContext;
   Engine() = default;
+  // Arenas of finished temporary contexts, re-used by run()/run_data().
+  std::shared_ptr<void> take_arena() const;
+  void return_arena(std::shared_ptr<void> arena) const;
   // Checks names, kinds, dtypes, ranks and known dims of the feeds; returns
   // them in graph-input order (kNone for an input left to its default).
   Result<std::vector<Datum>> bind_inputs(const NamedData& feeds) const;
@@ -77,7 +95,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool aliases_constant(const Tensor& t) const;
 
   ir::Model model_;
+  std::shared_ptr<const plan::Plan> plan_;
   std::shared_ptr<const exec::Program> program_;
+  std::unique_ptr<PlanExecutor> executor_;  // plans only
+  mutable std::mutex arenas_mu_;
+  mutable std::vector<std::shared_ptr<void>> idle_arenas_;  // guarded by arenas_mu_
   std::unique_ptr<ThreadPool> pool_;
   std::vector<IoBinding> inputs_;
   std::vector<IoBinding> outputs_;
@@ -100,8 +122,16 @@ class ExecutionContext {
 
   const Engine& engine() const { return *engine_; }
 
+  // Per-layer times (ms, summed over runs, one per plan layer) when enabled; plans only.
+  void enable_profiling(bool on) { profiling_ = on; layer_ms_.clear(); }
+  const std::vector<double>& layer_ms() const { return layer_ms_; }
+
  private:
+  friend class Engine;
   std::shared_ptr<const Engine> engine_;
+  std::shared_ptr<void> arena_;  // the plan's activation arena, allocated on the first run
+  bool profiling_ = false;
+  std::vector<double> layer_ms_;
 };
 
 }  // namespace kiln::runtime

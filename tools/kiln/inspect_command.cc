@@ -16,6 +16,9 @@
 #include "core/error.h"
 #include "ir/graph.h"
 #include "onnx/importer.h"
+#include "plan/plan_file.h"
+#include "plan/profile.h"
+#include "plan_report.h"
 
 namespace kiln::cli {
 namespace {
@@ -143,7 +146,32 @@ void print_json(const InspectArgs& args, const ir::Model& model, const Facts& fa
       facts.nodes, facts.subgraph_nodes, fmt::format("{}", fmt::join(ops, ", ")).c_str());
 }
 
+// A plan file: what it was built for, its layers and memory.
+Status inspect_plan(const InspectArgs& args) {
+  plan::LoadOptions lo;
+  lo.check_target = false;  // describing a plan built elsewhere is fine
+  KILN_ASSIGN_OR_RETURN(plan::Plan p, plan::load_plan(args.model, lo));
+  if (args.json) {
+    std::printf("%s\n", plan_json(p, args.model).c_str());
+    return Status::ok();
+  }
+  std::printf("plan: %s\nformat: %u  kiln: %s  precision: %s  threads: %d\n", args.model.c_str(),
+              plan::kFormatVersion, p.kiln_version.c_str(), p.precision.c_str(), p.threads);
+  std::printf("target: %s [%s]; needs [%s]\n", p.target.arch.c_str(),
+              fmt::format("{}", fmt::join(p.target.isa, " ")).c_str(),
+              fmt::format("{}", fmt::join(p.target.required, " ")).c_str());
+  for (const auto& prof : p.profiles) {
+    std::printf("profile %s: min %s opt %s max %s\n", prof.name.c_str(), plan::format_dims(prof.min).c_str(),
+                plan::format_dims(prof.opt).c_str(), plan::format_dims(prof.max).c_str());
+  }
+  std::printf("onnx nodes: %lld  layers: %zu\n", static_cast<long long>(p.onnx_nodes), p.layers.size());
+  print_layers(layer_rows(p));
+  print_memory(p);
+  return Status::ok();
+}
+
 Status inspect(const InspectArgs& args) {
+  if (plan::is_plan_file(args.model)) return inspect_plan(args);
   // Inspecting needs no kernels: keep operators Kiln does not know.
   onnx::ImportOptions options;
   options.allow_unknown_ops = true;
@@ -175,8 +203,8 @@ Status inspect(const InspectArgs& args) {
 
 void add_inspect_command(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<InspectArgs>();
-  CLI::App* sub = app.add_subcommand("inspect", "Describe a model: opsets, inputs, outputs, nodes and ops");
-  sub->add_option("model", args->model, "the .onnx model file")->required();
+  CLI::App* sub = app.add_subcommand("inspect", "Describe a model (opsets, inputs, outputs, nodes, ops) or a plan (target, layers, tactics, memory)");
+  sub->add_option("model", args->model, "the .onnx model or .plan file")->required();
   sub->add_flag("--json", args->json, "print one JSON object instead of text");
   sub->footer("");
   sub->callback([args, exit_code] {

@@ -1,0 +1,153 @@
+#include "plan/tactic_selector.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/thread_pool.h"
+
+namespace kiln::plan {
+namespace {
+
+bool allowed(const backends::Tactic& t, const std::vector<std::string>& sources) {
+  if (sources.empty()) return true;
+  return std::find(sources.begin(), sources.end(), std::string(t.source())) != sources.end();
+}
+
+// Random values for a timing run: floats in [-1, 1), integers and bools zero
+// (valid as indices and counts).
+Tensor random_tensor(DataType dtype, const Dims& dims, std::mt19937& rng) {
+  Tensor t = Tensor::empty(dtype, dims);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  if (dtype == DataType::kFloat32) {
+    for (float& x : t.span<float>()) x = u(rng);
+  } else if (dtype == DataType::kFloat64) {
+    for (double& x : t.span<double>()) x = u(rng);
+  }
+  return t;
+}
+
+// The node's inputs for timing, or nullopt when a shape is unknown or too big.
+std::optional<std::vector<Datum>> timing_inputs(const ir::Node& node, const ValueDims& dims, std::mt19937& rng) {
+  std::vector<Datum> in;
+  for (const ir::Value* v : node.inputs()) {
+    if (v == nullptr) {
+      in.emplace_back();
+      continue;
+    }
+    if (v->is_constant()) {
+      in.emplace_back(v->constant());
+      continue;
+    }
+    auto it = dims.find(v);
+    if (it == dims.end() || !v->type().is_tensor() || v->type().dtype == DataType::kString) return std::nullopt;
+    auto numel = checked_numel(it->second);
+    if (!numel.is_ok() || *numel > (int64_t{1} << 28)) return std::nullopt;
+    in.emplace_back(random_tensor(v->type().dtype, it->second, rng));
+  }
+  return in;
+}
+
+// Median time of `kernel` on `inputs` in milliseconds, or an error from the kernel.
+Result<double> time_kernel(const backends::Kernel& kernel, const ir::Node& node, const std::vector<Datum>& inputs,
+                           ThreadPool& pool, int warmup, int repeats) {
+  std::vector<double> times;
+  for (int r = 0; r < warmup + repeats; ++r) {
+    std::vector<Datum> outputs(node.num_outputs());
+    ops::KernelContext ctx(node, inputs, outputs, &pool, nullptr);
+    auto t0 = std::chrono::steady_clock::now();
+    KILN_RETURN_IF_ERROR(kernel.run(ctx));
+    auto t1 = std::chrono::steady_clock::now();
+    if (r >= warmup) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+Status check_tactic_sources(const std::vector<std::string>& sources) {
+  static const char* const kKnown[] = {"own", "onednn", "reference", "cuda"};
+  for (const std::string& s : sources) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), s) == std::end(kKnown)) {
+      return invalid_argument("unknown tactic source '{}'; the sources are own, onednn, reference, cuda", s);
+    }
+  }
+  return Status::ok();
+}
+
+Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, ThreadPool& pool,
+                                 const SelectOptions& options, TimingCache* cache) {
+  KILN_RETURN_IF_ERROR(check_tactic_sources(options.sources));
+  const auto& registry = options.registry ? *options.registry : backends::TacticRegistry::global();
+  Selection sel;
+  std::mt19937 rng(1234);
+  const size_t total = graph.num_nodes();
+  size_t done = 0;
+  for (const auto& node_ptr : graph.nodes()) {
+    const ir::Node& node = *node_ptr;
+    std::vector<const backends::Tactic*> cands;
+    for (const backends::Tactic* t : registry.candidates(node)) {
+      if (allowed(*t, options.sources)) cands.push_back(t);
+    }
+    // The reference kernels run what no allowed source covers.
+    if (cands.empty() && registry.reference().supports(node)) cands.push_back(&registry.reference());
+    if (cands.empty()) return unimplemented("{}: no tactic can run this node", node.describe());
+
+    Layer layer;
+    layer.candidates = static_cast<int>(cands.size());
+    std::shared_ptr<const backends::Kernel> chosen;
+    std::optional<std::vector<Datum>> inputs;
+    if (cands.size() > 1 && options.time) inputs = timing_inputs(node, dims, rng);
+    if (inputs) {
+      ++sel.timed_nodes;
+      double best = -1;
+      for (const backends::Tactic* t : cands) {
+        std::string name(t->name());
+        std::string key = TimingCache::key(node, dims, pool.threads(), name);
+        std::optional<double> ms = cache ? cache->find(key) : std::nullopt;
+        std::shared_ptr<const backends::Kernel> kernel;
+        if (ms) {
+          ++sel.cache_hits;
+        } else {
+          ++sel.cache_misses;
+          auto k = t->prepare(node);
+          if (!k.is_ok()) {
+            KILN_LOG_DEBUG("{}: tactic {} failed to prepare: {}", node.describe(), name, k.status().message());
+            continue;
+          }
+          kernel = std::move(k).value();
+          auto timed = time_kernel(*kernel, node, *inputs, pool, options.warmup, options.repeats);
+          if (!timed.is_ok()) {
+            KILN_LOG_DEBUG("{}: tactic {} failed to run: {}", node.describe(), name, timed.status().message());
+            continue;
+          }
+          ms = *timed;
+          if (cache) cache->put(key, *ms);
+        }
+        if (best < 0 || *ms < best) {
+          best = *ms;
+          layer.tactic = name;
+          layer.time_ms = *ms;
+          chosen = kernel;
+        }
+      }
+    }
+    if (layer.tactic.empty()) layer.tactic = std::string(cands.front()->name());
+    if (!chosen) {
+      const backends::Tactic* t = registry.find(layer.tactic);
+      auto k = t->prepare(node);
+      if (!k.is_ok()) return std::move(k).status().with_context(fmt::format("tactic {}", layer.tactic));
+      chosen = std::move(k).value();
+    }
+    layer.state = chosen->serialize();
+    sel.layers.push_back(std::move(layer));
+    sel.kernels.push_back(std::move(chosen));
+    if (options.progress) options.progress(++done, total);
+  }
+  return sel;
+}
+
+}  // namespace kiln::plan

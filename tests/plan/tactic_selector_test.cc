@@ -1,0 +1,139 @@
+#include "plan/tactic_selector.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "core/thread_pool.h"
+#include "ops/registry.h"
+#include "plan/builder.h"
+#include "plan_test_util.h"
+
+namespace kiln::plan {
+namespace {
+
+// The reference Relu, slowed down by `delay_us` per run.
+class DelayKernel final : public backends::Kernel {
+ public:
+  explicit DelayKernel(int delay_us) : delay_us_(delay_us) {}
+  Status run(ops::KernelContext& ctx) const override {
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us_));
+    return ops::Registry::global().find("", "Relu", ctx.opset())->kernel(ctx);
+  }
+  std::vector<uint8_t> serialize() const override { return {static_cast<uint8_t>(delay_us_ / 100)}; }
+
+ private:
+  int delay_us_;
+};
+
+class DelayTactic final : public backends::Tactic {
+ public:
+  DelayTactic(std::string name, int delay_us) : name_(std::move(name)), delay_us_(delay_us) {}
+  std::string_view name() const override { return name_; }
+  std::string_view source() const override { return "own"; }
+  bool supports(const ir::Node& node) const override { return node.op_type() == "Relu"; }
+  Result<std::unique_ptr<backends::Kernel>> prepare(const ir::Node&) const override {
+    return std::unique_ptr<backends::Kernel>(new DelayKernel(delay_us_));
+  }
+
+ private:
+  std::string name_;
+  int delay_us_;
+};
+
+backends::TacticRegistry& test_registry() {
+  static backends::TacticRegistry* r = [] {
+    auto* reg = new backends::TacticRegistry();
+    reg->add("", "Relu", std::make_unique<DelayTactic>("own.slow_relu", 3000));
+    reg->add("", "Relu", std::make_unique<DelayTactic>("own.fast_relu", 0));
+    return reg;
+  }();
+  return *r;
+}
+
+TEST(TacticSelector, TimesCandidatesAndKeepsTheFastest) {
+  ir::Model m = test::relu_chain(2);
+  ThreadPool pool(1);
+  SelectOptions o;
+  o.registry = &test_registry();
+  o.repeats = 3;
+  o.warmup = 1;
+  TimingCache cache;
+  auto sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, &cache);
+  ASSERT_TRUE(sel.is_ok()) << sel.status().to_string();
+  ASSERT_EQ(sel->layers.size(), 3u);  // relu0, relu1, neg
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(sel->layers[static_cast<size_t>(i)].candidates, 3);
+    EXPECT_NE(sel->layers[static_cast<size_t>(i)].tactic, "own.slow_relu");
+    EXPECT_GE(sel->layers[static_cast<size_t>(i)].time_ms, 0.0);
+  }
+  EXPECT_EQ(sel->layers[2].tactic, "reference");  // Neg: one candidate, not timed
+  EXPECT_LT(sel->layers[2].time_ms, 0.0);
+  EXPECT_EQ(sel->timed_nodes, 2);
+  // The relus share one signature: the second is answered by the cache, as is a second selection.
+  EXPECT_EQ(sel->cache_misses, 3);
+  EXPECT_EQ(sel->cache_hits, 3);
+  auto again = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, &cache);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->cache_misses, 0);
+  EXPECT_EQ(again->cache_hits, 6);
+  EXPECT_EQ(again->layers[0].tactic, sel->layers[0].tactic);
+}
+
+TEST(TacticSelector, SourcesRestrictTheCandidates) {
+  ir::Model m = test::relu_chain(1);
+  ThreadPool pool(1);
+  SelectOptions o;
+  o.registry = &test_registry();
+  o.sources = {"reference"};
+  auto sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_TRUE(sel.is_ok());
+  EXPECT_EQ(sel->layers[0].tactic, "reference");
+  o.sources = {"own"};
+  o.time = false;
+  sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_TRUE(sel.is_ok());
+  EXPECT_EQ(sel->layers[0].tactic, "own.slow_relu");  // untimed: the first candidate
+  EXPECT_EQ(sel->layers[1].tactic, "reference");      // Neg: no "own" tactic, the reference runs it
+  o.sources = {"nvidia"};
+  sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_FALSE(sel.is_ok());
+  EXPECT_NE(sel.status().message().find("'nvidia'"), std::string::npos);
+}
+
+TEST(TimingCache, FileRoundTripAndRebuild) {
+  auto path = (std::filesystem::temp_directory_path() / "kiln_timing_cache_test.txt").string();
+  std::filesystem::remove(path);
+  BuildOptions o;
+  o.registry = &test_registry();
+  o.timing_cache = path;
+  o.threads = 1;
+  BuildReport first;
+  auto p1 = build(test::relu_chain(2), o, &first);
+  ASSERT_TRUE(p1.is_ok()) << p1.status().to_string();
+  EXPECT_GT(first.cache_misses, 0);
+  auto cache = TimingCache::load(path);
+  ASSERT_TRUE(cache.is_ok());
+  EXPECT_EQ(cache->size(), 3u);  // one Relu signature x three tactics
+  BuildReport second;
+  auto p2 = build(test::relu_chain(2), o, &second);
+  ASSERT_TRUE(p2.is_ok());
+  EXPECT_EQ(second.cache_misses, 0);
+  EXPECT_EQ(second.cache_hits, 6);
+  EXPECT_EQ(p2->layers[0].tactic, p1->layers[0].tactic);
+  // A file that is not a timing cache is an error, not silently replaced.
+  {
+    std::ofstream f(path);
+    f << "hello\n";
+  }
+  auto bad = build(test::relu_chain(2), o);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("timing cache"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace kiln::plan

@@ -1,0 +1,137 @@
+// kiln build: ONNX model in, plan file out. Prints the layer table before and
+// after optimization, the chosen tactics with --verbose, and the activation
+// memory the memory planner saves. A progress line is drawn while tactics
+// are timed when stderr is a terminal; nothing in pipes.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/error.h"
+#include "onnx/importer.h"
+#include "plan/builder.h"
+#include "plan/plan_file.h"
+#include "plan_report.h"
+
+namespace kiln::cli {
+namespace {
+
+struct BuildArgs {
+  std::string model;
+  std::string output;
+  bool fp32 = false;
+  std::string shapes, min_shapes, opt_shapes, max_shapes;
+  std::string timing_cache;
+  std::string tactic_sources;
+  int threads = 0;
+  bool verbose = false;
+  bool skip_timing = false;
+  std::string dump_after;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Status run_build(const BuildArgs& args) {
+  plan::BuildOptions o;
+  o.precision = "fp32";
+  KILN_ASSIGN_OR_RETURN(o.shapes, plan::parse_shape_spec(args.shapes));
+  KILN_ASSIGN_OR_RETURN(o.min_shapes, plan::parse_shape_spec(args.min_shapes));
+  KILN_ASSIGN_OR_RETURN(o.opt_shapes, plan::parse_shape_spec(args.opt_shapes));
+  KILN_ASSIGN_OR_RETURN(o.max_shapes, plan::parse_shape_spec(args.max_shapes));
+  o.timing_cache = args.timing_cache;
+  o.tactic_sources = split_list(args.tactic_sources);
+  o.threads = args.threads;
+  o.time_tactics = !args.skip_timing;
+  if (!args.dump_after.empty()) {
+    o.passes.dump_after = args.dump_after;
+    o.passes.dump = &std::cout;
+  }
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  if (tty) {
+    o.progress = [](const std::string& stage, size_t done, size_t total) {
+      std::fprintf(stderr, "\r[%s] %zu/%zu layers", stage.c_str(), done, total);
+      if (done == total) std::fprintf(stderr, "\r\033[K");
+      std::fflush(stderr);
+    };
+  }
+  KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(args.model));
+  std::error_code abs_ec;
+  model.metadata["kiln.source_model"] = std::filesystem::absolute(args.model, abs_ec).string();
+  const auto before = op_histogram(*model.graph);
+  plan::BuildReport report;
+  KILN_ASSIGN_OR_RETURN(plan::Plan plan, plan::build(std::move(model), o, &report));
+  KILN_RETURN_IF_ERROR(plan::save_plan(plan, args.output));
+
+  std::printf("kiln build: %s -> %s\n", args.model.c_str(), args.output.c_str());
+  print_layer_table(before, op_histogram(*plan.model.graph), report.onnx_nodes, report.layers);
+  if (args.verbose) {
+    for (const auto& p : report.passes) {
+      std::printf("pass %-28s %s %lld -> %lld nodes, %.1f ms\n", p.name.c_str(), p.changed ? "changed" : "       ",
+                  static_cast<long long>(p.nodes_before), static_cast<long long>(p.nodes_after), p.milliseconds);
+    }
+    print_layers(layer_rows(plan));
+  }
+  print_memory(plan);
+  for (const auto& p : plan.profiles) {
+    std::printf("profile %s: min %s opt %s max %s\n", p.name.c_str(), plan::format_dims(p.min).c_str(),
+                plan::format_dims(p.opt).c_str(), plan::format_dims(p.max).c_str());
+  }
+  std::printf("tactics: %lld layers timed (%lld timings from the cache, %lld measured) in %.2f s; build %.2f s\n",
+              static_cast<long long>(report.timed_nodes), static_cast<long long>(report.cache_hits),
+              static_cast<long long>(report.cache_misses), report.tactic_seconds, report.total_seconds);
+  std::error_code ec;
+  auto size = std::filesystem::file_size(args.output, ec);
+  std::printf("wrote %s (%s)\n", args.output.c_str(), ec ? "?" : human_bytes(static_cast<int64_t>(size)).c_str());
+  return Status::ok();
+}
+
+}  // namespace
+
+void add_build_command(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<BuildArgs>();
+  CLI::App* sub = app.add_subcommand("build", "Optimize an ONNX model and save it as a plan file");
+  sub->add_option("model", args->model, "the .onnx model file")->required();
+  sub->add_option("-o,--output", args->output, "the plan file to write")->required();
+  sub->add_flag("--fp32", args->fp32, "build in fp32 (the default and, so far, the only precision)");
+  sub->add_option("--shapes", args->shapes, "fixed input shapes, e.g. input_ids:8x128,attention_mask:8x128");
+  sub->add_option("--min-shapes", args->min_shapes, "the smallest input shapes of a dynamic profile");
+  sub->add_option("--opt-shapes", args->opt_shapes, "the shapes tactics are timed on");
+  sub->add_option("--max-shapes", args->max_shapes, "the largest input shapes (the memory plan's)");
+  sub->add_option("--timing-cache", args->timing_cache, "read and update tactic timings in this file");
+  sub->add_option("--tactic-sources", args->tactic_sources, "allowed kernel sources: own,onednn,reference");
+  sub->add_option("--threads", args->threads, "threads to time tactics with (default: all)");
+  sub->add_flag("--verbose", args->verbose, "print each pass and each layer's tactic and time");
+  sub->add_flag("--skip-timing", args->skip_timing, "take each node's first candidate instead of timing");
+  sub->add_option("--dump-after", args->dump_after, "print the graph after this pass");
+  sub->callback([args, exit_code] {
+    try {
+      Status s = run_build(*args);
+      if (!s.is_ok()) {
+        std::fprintf(stderr, "kiln build: error: %s\n", s.message().c_str());
+        *exit_code = 1;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kiln build: internal error: %s\n", e.what());
+      *exit_code = 1;
+    }
+  });
+}
+
+}  // namespace kiln::cli
