@@ -1,0 +1,77 @@
+// The SGEMM microkernels: one register-blocked MR x NR tile of C per call.
+//
+// Each ISA's microkernel lives in its own translation unit compiled with that
+// ISA's flags (microkernel_<isa>.cc); this header is the only thing they
+// share with the rest of Kiln, so it holds plain data and declarations only
+// (no inline code that the linker could merge with an ISA-flagged copy).
+//
+// Operands are packed panels (gemm.h): A is kc x MR (column of MR values per
+// k), B is kc x NR, both 64-byte aligned and zero-padded to full panels.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::backends::cpu {
+
+// Activations the microkernels apply in registers. Others (sigmoid, tanh,
+// gelu, ...) are applied by the driver on the tile right after the store,
+// while it is still in L1.
+enum class TileActivation : int32_t {
+  kNone = 0,
+  kRelu,
+  kClip,         // min(max(v, p0), p1)
+  kLeakyRelu,    // v >= 0 ? v : p0 * v
+  kHardSigmoid,  // max(0, min(1, p0 * v + p1))
+  kHardSwish,    // v * max(0, min(1, v / 6 + 0.5))
+};
+
+// One full MR x NR tile:
+//   v = acc (+ C when load_c)
+//   if epilogue: v = v * scale + bias_row[i] + bias_col[j] + residual[i, j];
+//                v = act(v); v += residual2[i, j]
+//   C = v
+struct TileArgs {
+  int64_t kc = 0;
+  const float* a = nullptr;  // kc x MR packed
+  const float* b = nullptr;  // kc x NR packed
+  float* c = nullptr;
+  int64_t ldc = 0;
+  bool load_c = false;
+  bool epilogue = false;
+  float scale = 1.0f;
+  const float* bias_row = nullptr;  // MR values or nullptr
+  const float* bias_col = nullptr;  // NR values or nullptr
+  const float* residual = nullptr;  // added before the activation; nullptr for none
+  int64_t ldr = 0;
+  const float* residual2 = nullptr;  // added after the activation; nullptr for none
+  int64_t ldr2 = 0;
+  TileActivation act = TileActivation::kNone;
+  float p0 = 0.0f;
+  float p1 = 0.0f;
+};
+
+using MicroKernelFn = void (*)(const TileArgs& t);
+
+struct MicroKernel {
+  int mr = 0;
+  int nr = 0;
+  MicroKernelFn fn = nullptr;
+};
+
+// Defined in microkernel_<isa>.cc. Call only after detect_isa() allows the ISA.
+MicroKernel microkernel_generic();
+MicroKernel microkernel_avx2();
+MicroKernel microkernel_avx512();
+
+// y[i] += a * x[i] for i < n: the inner loop of the direct depthwise conv.
+using AxpyFn = void (*)(float* y, const float* x, float a, int64_t n);
+void axpy_generic(float* y, const float* x, float a, int64_t n);
+void axpy_avx2(float* y, const float* x, float a, int64_t n);
+void axpy_avx512(float* y, const float* x, float a, int64_t n);
+
+// Register-only FMA loops for measuring the peak: run `iters` iterations
+// and return the floating-point operations done (2 per lane per FMA).
+double fma_peak_loop_avx2(int64_t iters);
+double fma_peak_loop_avx512(int64_t iters);
+
+}  // namespace kiln::backends::cpu
