@@ -53,6 +53,8 @@ const std::vector<ConvCase>& conv_cases() {
       {{2, 5, 30}, 7, {5}, {2}, {}, {2, 1}, 1, "", true},                    // 1-D
       {{1, 1, 1, 1}, 1, {1, 1}, {}, {}, {}, 1, "", true},                    // scalar-size
       {{1, 40, 15, 15}, 70, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 1, "", true},  // tails in M and N
+      {{2, 16, 14, 14}, 32, {3, 3}, {}, {}, {0, 1, 2, 0}, 1, "", true},      // 3x3 asymmetric pads, batch 2
+      {{1, 64, 28, 28}, 64, {3, 3}, {}, {}, {1, 1, 1, 1}, 1, "", false},     // a ResNet layer
       // depthwise (group == C == M)
       {{1, 16, 12, 12}, 16, {3, 3}, {}, {}, {1, 1, 1, 1}, 16, "", true},
       {{2, 8, 11, 13}, 8, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 8, "", true},
@@ -83,6 +85,7 @@ bool is_depthwise(const ConvCase& c) { return c.group == c.x[1] && c.m == c.x[1]
 
 TEST(CpuConv, MatchesReferenceOnEveryIsa) {
   uint32_t seed = 1;
+  size_t winograd_cases = 0;
   for (const ConvCase& c : conv_cases()) {
     Dims wd = {c.m, c.x[1] / c.group};
     wd.insert(wd.end(), c.kernel.begin(), c.kernel.end());
@@ -103,8 +106,19 @@ TEST(CpuConv, MatchesReferenceOnEveryIsa) {
       auto dw = make_conv_depthwise_tactic(isa, false);
       EXPECT_EQ(dw->supports(g.node()), is_depthwise(c)) << describe(c);
       if (is_depthwise(c)) check_kernel(*dw, g, *want, mag, describe(c));
+      auto wino = make_conv_winograd_tactic(isa, false);
+      if (wino->supports(g.node())) {
+        ++winograd_cases;
+        check_kernel(*wino, g, *want, mag, describe(c));
+      }
+    }
+    for (bool blocked : {false, true}) {
+      auto onednn = make_onednn_conv_tactic(blocked);
+      EXPECT_EQ(onednn->supports(g.node()), c.x.size() == 4) << describe(c);
+      if (onednn->supports(g.node())) check_kernel(*onednn, g, *want, mag, describe(c));
     }
   }
+  EXPECT_GE(winograd_cases, 3u);
 }
 
 TEST(CpuFusedConv, EveryActivationAndResidual) {
@@ -140,7 +154,10 @@ TEST(CpuFusedConv, EveryActivationAndResidual) {
         for (Isa isa : supported_isas()) {
           check_kernel(*make_conv_gemm_tactic(isa, true), g, want, mag, what);
           if (is_depthwise(c)) check_kernel(*make_conv_depthwise_tactic(isa, true), g, want, mag, what);
+          auto wino = make_conv_winograd_tactic(isa, true);
+          if (wino->supports(g.node())) check_kernel(*wino, g, want, mag, what);
         }
+        for (bool blocked : {false, true}) check_kernel(*make_onednn_conv_tactic(blocked), g, want, mag, what);
       }
     }
   }

@@ -59,6 +59,9 @@ TEST(CpuMatMul, MatchesReferenceOnEveryIsa) {
       check_tactic(*make_matmul_tactic(isa, false), g, *want, *mag,
                    dims_to_string(c.a) + "x" + dims_to_string(c.b) + (c.b_const ? " const" : ""));
     }
+    auto onednn = make_onednn_matmul_tactic();
+    EXPECT_EQ(onednn->supports(g.node()), c.b_const && c.b.size() == 2);
+    if (onednn->supports(g.node()) && c.a.back() > 0) check_tactic(*onednn, g, *want, *mag, dims_to_string(c.a));
   }
 }
 
@@ -92,6 +95,10 @@ TEST(CpuFusedMatMul, EveryActivationBiasAndResidual) {
           check_tactic(*make_matmul_tactic(isa, true), g, want, mag,
                        std::string(ops::activation_name(e.activation)) + " variant " + std::to_string(variant));
         }
+        if (c.b_const) {
+          check_tactic(*make_onednn_matmul_tactic(), g, want, mag,
+                       std::string(ops::activation_name(e.activation)) + " variant " + std::to_string(variant));
+        }
       }
     }
   }
@@ -113,6 +120,7 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
       {1, 256, 1000, 0, 1, 1.0f, 1.0f, {1000}, true}, {4, 5, 6, 0, 0, 1.0f, 3.0f, {}, true},
   };
   uint32_t seed = 200;
+  int onednn_cases = 0;
   for (const auto& c : cases) {
     Tensor a = random_tensor(c.trans_a ? Dims{c.k, c.m} : Dims{c.m, c.k}, seed++);
     Tensor b = random_tensor(c.trans_b ? Dims{c.n, c.k} : Dims{c.k, c.n}, seed++);
@@ -120,7 +128,7 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
     std::vector<Attribute> attrs = {Attribute::make_int("transA", c.trans_a), Attribute::make_int("transB", c.trans_b),
                                     Attribute::make_float("alpha", c.alpha), Attribute::make_float("beta", c.beta)};
     std::vector<NodeInput> in = {{a}, {b, true}};
-    if (c.has_c) in.push_back({cc});
+    if (c.has_c) in.push_back({cc, true});
     OneNode g("", "Gemm", in, attrs);
     std::vector<Datum> feeds = {a, b}, abs_feeds = {abs_tensor(a), abs_tensor(b)};
     if (c.has_c) {
@@ -136,7 +144,21 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
                    "gemm m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n) +
                        " C" + dims_to_string(c.c));
     }
+    auto onednn = make_onednn_matmul_tactic();
+    if (onednn->supports(g.node())) {
+      ++onednn_cases;
+      check_tactic(*onednn, g, *want, mag, "gemm m=" + std::to_string(c.m) + " C" + dims_to_string(c.c));
+    }
   }
+  EXPECT_GE(onednn_cases, 4);
+}
+
+TEST(CpuGemm, OnednnTakesConstantRowBiasOnly) {
+  Tensor a = random_tensor({3, 4}, 1), b = random_tensor({4, 6}, 2), c = random_tensor({3, 6}, 3);
+  OneNode with_full_c("", "Gemm", {{a}, {b, true}, {c, true}}, {});
+  EXPECT_FALSE(make_onednn_matmul_tactic()->supports(with_full_c.node()));
+  OneNode trans_a("", "Gemm", {{random_tensor({4, 3}, 4)}, {b, true}}, {Attribute::make_int("transA", 1)});
+  EXPECT_FALSE(make_onednn_matmul_tactic()->supports(trans_a.node()));
 }
 
 TEST(CpuFusedGemm, EveryActivationWithResidual) {
@@ -159,6 +181,7 @@ TEST(CpuFusedGemm, EveryActivationWithResidual) {
       for (Isa isa : supported_isas()) {
         check_tactic(*make_gemm_tactic(isa, true), g, want, mag, std::string(ops::activation_name(e.activation)));
       }
+      check_tactic(*make_onednn_matmul_tactic(), g, want, mag, std::string(ops::activation_name(e.activation)));
     }
   }
 }

@@ -62,22 +62,28 @@ bool read_conv_inputs(ops::KernelContext& ctx, ConvInputs& in) {
 
 // Packs columns [r0, r0 + n) (output pixels) x depth [k0, k0 + kc) (input
 // channel, kernel row, kernel column) of the im2col matrix of one image and
-// group into panels of `width` columns.
+// group into panels of `width` columns. A panel's columns are split into
+// segments lying on one output row; along a segment the input column
+// advances by the stride, so each depth row of a segment is one strided
+// (for stride 1, contiguous) run of an input row, clipped to the padding.
 void pack_im2col(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n, int64_t k0, int64_t kc, int width,
                  float* dst) {
+  struct Segment {
+    int64_t begin, len, iy, ix;  // first column in the panel, length, input row and column of its first pixel
+  };
   constexpr int kMaxWidth = 64;
-  int64_t iy0[kMaxWidth], ix0[kMaxWidth];
+  Segment segs[kMaxWidth];
   const int64_t taps = g.kh * g.kw;
   for (int64_t p0 = 0; p0 < n; p0 += width) {
     const int64_t cols = std::min<int64_t>(width, n - p0);
-    for (int64_t jj = 0; jj < cols; ++jj) {
+    int nseg = 0;
+    for (int64_t jj = 0; jj < cols;) {
       const int64_t j = r0 + p0 + jj;
       const int64_t oy = j / g.ow, ox = j % g.ow;
-      iy0[jj] = oy * g.sh - g.pt;
-      ix0[jj] = ox * g.sw - g.pl;
+      const int64_t len = std::min(cols - jj, g.ow - ox);
+      segs[nseg++] = {jj, len, oy * g.sh - g.pt, ox * g.sw - g.pl};
+      jj += len;
     }
-    // One output row, unit stride: each depth row is a contiguous input run.
-    const bool run = g.sw == 1 && iy0[0] == iy0[cols - 1] && ix0[cols - 1] - ix0[0] == cols - 1;
     float* d = dst + (p0 / width) * kc * width;
     for (int64_t kk = 0; kk < kc; ++kk) {
       const int64_t k = k0 + kk;
@@ -85,24 +91,29 @@ void pack_im2col(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n, int
       const int64_t dy = (t / g.kw) * g.dh, dx = (t % g.kw) * g.dw;
       const float* xc = x + c * g.h * g.w;
       float* dk = d + kk * width;
-      if (run) {
-        const int64_t iy = iy0[0] + dy;
-        const int64_t ix = ix0[0] + dx;
+      for (int s = 0; s < nseg; ++s) {
+        const Segment& sg = segs[s];
+        float* out = dk + sg.begin;
+        const int64_t iy = sg.iy + dy;
         if (iy < 0 || iy >= g.h) {
-          std::fill(dk, dk + cols, 0.0f);
-        } else if (ix >= 0 && ix + cols <= g.w) {
-          std::memcpy(dk, xc + iy * g.w + ix, static_cast<size_t>(cols) * sizeof(float));
-        } else {
-          const float* row = xc + iy * g.w;
-          for (int64_t jj = 0; jj < cols; ++jj) {
-            const int64_t xx = ix + jj;
-            dk[jj] = xx >= 0 && xx < g.w ? row[xx] : 0.0f;
-          }
+          std::fill(out, out + sg.len, 0.0f);
+          continue;
         }
-      } else {
-        for (int64_t jj = 0; jj < cols; ++jj) {
-          const int64_t iy = iy0[jj] + dy, ix = ix0[jj] + dx;
-          dk[jj] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? xc[iy * g.w + ix] : 0.0f;
+        const float* row = xc + iy * g.w;
+        const int64_t ix0 = sg.ix + dx;
+        // Columns q of the segment with 0 <= ix0 + q * sw < W.
+        const int64_t lo = ix0 >= 0 ? 0 : std::min(sg.len, (-ix0 + g.sw - 1) / g.sw);
+        const int64_t hi = g.w - 1 - ix0 < 0 ? 0 : std::min(sg.len, (g.w - 1 - ix0) / g.sw + 1);
+        std::fill(out, out + lo, 0.0f);
+        if (hi > lo) {
+          if (g.sw == 1) {
+            std::memcpy(out + lo, row + ix0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+          } else {
+            for (int64_t q = lo; q < hi; ++q) out[q] = row[ix0 + q * g.sw];
+          }
+          std::fill(out + hi, out + sg.len, 0.0f);
+        } else {
+          std::fill(out + lo, out + sg.len, 0.0f);
         }
       }
       for (int64_t jj = cols; jj < width; ++jj) dk[jj] = 0.0f;

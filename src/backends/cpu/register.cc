@@ -19,6 +19,8 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
     registry.add("", "Conv", make_conv_depthwise_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
+    registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
+    registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
   }
   // oneDNN's tactics are shared objects registered under each op they serve.
   for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());

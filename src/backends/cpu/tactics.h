@@ -26,6 +26,10 @@ std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused);
 // along the output row. "own.conv_depthwise.<isa>" / "own.fused_conv_depthwise.<isa>".
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
 
+// Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped 2-D Conv /
+// kiln.FusedConv. "own.conv_winograd_f2x3.<isa>" / "own.fused_conv_winograd_f2x3.<isa>".
+std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused);
+
 // oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
 // their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
 // "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the
