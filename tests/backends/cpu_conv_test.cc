@@ -4,6 +4,8 @@
 // relative to the magnitude of the accumulation (Conv on |X|, |W|, |B|, plus |Z|).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "backends/cpu/tactics.h"
 #include "cpu_test_util.h"
 
@@ -183,6 +185,37 @@ TEST(CpuConv, BadRuntimeShapeReportsAnError) {
   std::vector<Datum> outs(1);
   ops::KernelContext ctx(g.node(), feeds, outs, nullptr, nullptr);
   EXPECT_FALSE((*kernel)->run(ctx).is_ok());
+}
+
+// A kernel is shared by every execution context of an engine: several
+// threads run it at once, each with its own pool, and get the same result.
+TEST(CpuConv, KernelsRunConcurrently) {
+  Tensor x = random_tensor({2, 16, 12, 12}, 1), w = random_tensor({24, 16, 3, 3}, 2), b = random_tensor({24}, 3);
+  OneNode g("", "Conv", {{x}, {w, true}, {b, true}}, {Attribute::make_ints("pads", {1, 1, 1, 1})});
+  Tensor want = *g.run_reference({x, w, b});
+  Tensor mag = *g.run_reference({abs_tensor(x), abs_tensor(w), abs_tensor(b)});
+  const Isa isa = detect_isa();
+  for (const auto& tactic : {make_conv_gemm_tactic(isa, false), make_conv_winograd_tactic(isa, false),
+                             make_onednn_conv_tactic(false), make_onednn_conv_tactic(true)}) {
+    auto kernel = tactic->prepare(g.node());
+    ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+    std::vector<Tensor> results(4);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < results.size(); ++t) {
+      threads.emplace_back([&, t] {
+        ThreadPool pool(1 + static_cast<int>(t % 2));
+        for (int rep = 0; rep < 3; ++rep) {
+          auto got = g.run(**kernel, &pool);
+          if (got.is_ok()) results[t] = *got;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const Tensor& r : results) {
+      ASSERT_TRUE(r.defined()) << tactic->name();
+      expect_close(r, want, mag, kRel, std::string(tactic->name()) + " concurrent");
+    }
+  }
 }
 
 }  // namespace

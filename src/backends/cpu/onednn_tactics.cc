@@ -8,6 +8,8 @@
 //
 // Primitives depend on the input shape, so each kernel creates them on the
 // first run of a shape and caches them (weights reordered once per shape).
+// Every execution passes its own scratchpad (scratchpad_mode::user), so one
+// kernel can run from several execution contexts at the same time.
 //
 // Threading: Debian's oneDNN runs on OpenMP (DNNL_CPU_RUNTIME == OMP). Each
 // run sets the calling thread's OpenMP team size to the context's thread
@@ -114,6 +116,7 @@ class OnednnMatMulKernel final : public Kernel {
       if (bias != nullptr) {
         args.insert({DNNL_ARG_BIAS, memory({{1, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(bias))});
       }
+      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
       dnnl::stream s(cpu_engine());
       p.prim.execute(s, args);
       s.wait();
@@ -125,6 +128,7 @@ class OnednnMatMulKernel final : public Kernel {
 
  private:
   struct Prepared {
+    dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
     memory weights;
   };
@@ -141,6 +145,8 @@ class OnednnMatMulKernel final : public Kernel {
     build_post_ops(epi_, residual, po);
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);
+    // A scratchpad per execution: kernels run from several contexts at once.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto desc = bias ? dnnl::matmul::desc(src_md, w_md, memory::desc({1, n}, dt::f32, tag::ab), dst_md)
                      : dnnl::matmul::desc(src_md, w_md, dst_md);
     dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
@@ -149,7 +155,7 @@ class OnednnMatMulKernel final : public Kernel {
     dnnl::stream s(cpu_engine());
     dnnl::reorder(plain, packed).execute(s, plain, packed);
     s.wait();
-    return cache_.emplace(rows, Prepared{dnnl::matmul(pd), packed}).first->second;
+    return cache_.emplace(rows, Prepared{pd, dnnl::matmul(pd), packed}).first->second;
   }
 
   Tensor w_;  // [K, N]
@@ -267,6 +273,7 @@ class OnednnConvKernel final : public Kernel {
       if (bias != nullptr) {
         args.insert({DNNL_ARG_BIAS, memory({{g.m}, dt::f32, tag::x}, cpu_engine(), const_cast<float*>(bias))});
       }
+      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
       p.prim.execute(s, args);
       if (dst != dst_user) dnnl::reorder(dst, dst_user).execute(s, dst, dst_user);
       s.wait();
@@ -301,6 +308,8 @@ class OnednnConvKernel final : public Kernel {
     build_post_ops(epi_, residual, po);
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);
+    // A scratchpad per execution: kernels run from several contexts at once.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
                                                         algorithm::convolution_direct, src_md, w_md,
                                                         memory::desc({g.m}, dt::f32, tag::x), dst_md, strides, dil,
