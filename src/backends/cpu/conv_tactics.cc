@@ -6,8 +6,10 @@
 //   each KC x NC block straight from X (a 1x1 stride-1 unpadded conv reads X
 //   as the matrix). Bias (per output channel = per GEMM row), the residual
 //   and the activation run in the microkernel's store.
-// - conv_depthwise: group == C == M, a direct loop: every kernel tap adds a
-//   scaled input row to the output row (vectorized axpy), then the epilogue.
+// - conv_depthwise: group == C == M, direct: with stride 1 each output row's
+//   interior is computed by the ISA's row kernel (outputs held in registers
+//   across all taps), the padded border columns by scalar loops; then the
+//   epilogue.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -253,18 +255,32 @@ class ConvGemmTactic final : public Tactic {
 
 // ---- conv_depthwise -----------------------------------------------------------
 
-AxpyFn axpy_for(Isa isa) {
+DepthwiseRowFn depthwise_row_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return axpy_avx512;
-    case Isa::kAvx2: return axpy_avx2;
-    case Isa::kGeneric: return axpy_generic;
+    case Isa::kAvx512: return depthwise_row_avx512;
+    case Isa::kAvx2: return depthwise_row_avx2;
+    case Isa::kGeneric: return depthwise_row_generic;
   }
-  return axpy_generic;
+  return depthwise_row_generic;
+}
+
+// Output (oy, ox) of one channel plane with bounds checks: the border path.
+float depthwise_point(const float* xc, const float* wc, const Conv2dGeom& g, int64_t oy, int64_t ox) {
+  float s = 0.0f;
+  for (int64_t ky = 0; ky < g.kh; ++ky) {
+    const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+    if (iy < 0 || iy >= g.h) continue;
+    for (int64_t kx = 0; kx < g.kw; ++kx) {
+      const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
+      if (ix >= 0 && ix < g.w) s += wc[ky * g.kw + kx] * xc[iy * g.w + ix];
+    }
+  }
+  return s;
 }
 
 class DepthwiseKernel final : public Kernel {
  public:
-  DepthwiseKernel(AxpyFn axpy, ops::Epilogue epi) : axpy_(axpy), epi_(epi) {}
+  DepthwiseKernel(DepthwiseRowFn row, ops::Epilogue epi) : row_(row), epi_(epi) {}
 
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
@@ -278,33 +294,40 @@ class DepthwiseKernel final : public Kernel {
     const float* x = in.x->data<float>();
     const float* w = in.w->data<float>();
     float* yp = y->data<float>();
+    // Interior columns [lo, hi): every tap of the row lies inside the input
+    // (ox * sw - pl >= 0 and ox * sw - pl + (kw - 1) * dw <= W - 1).
+    const int64_t lo = std::min((g.pl + g.sw - 1) / g.sw, g.ow);
+    const int64_t last = g.w - 1 + g.pl - (g.kw - 1) * g.dw;
+    const int64_t hi = last < 0 ? lo : std::max(lo, std::min(g.ow, last / g.sw + 1));
     auto plane = [&](int64_t t) {
       const int64_t ch = t % g.c;
       const float* xc = x + t * in_size;
       const float* wc = w + ch * g.kh * g.kw;
       float* yc = yp + t * out_size;
-      std::fill(yc, yc + out_size, 0.0f);
-      for (int64_t kx = 0; kx < g.kw; ++kx) {
-        // Output columns whose input column ox * sw - pl + kx * dw lies inside [0, W).
-        const int64_t off = kx * g.dw - g.pl;
-        int64_t lo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
-        int64_t hi = g.w - 1 - off < 0 ? 0 : (g.w - 1 - off) / g.sw + 1;
-        lo = std::min(lo, g.ow);
-        hi = std::min(hi, g.ow);
+      std::vector<const float*> rows(static_cast<size_t>(g.kh));
+      for (int64_t oy = 0; oy < g.oh; ++oy) {
+        float* yrow = yc + oy * g.ow;
+        for (int64_t ox = 0; ox < lo; ++ox) yrow[ox] = depthwise_point(xc, wc, g, oy, ox);
+        for (int64_t ox = hi; ox < g.ow; ++ox) yrow[ox] = depthwise_point(xc, wc, g, oy, ox);
         if (lo >= hi) continue;
-        for (int64_t oy = 0; oy < g.oh; ++oy) {
-          float* yrow = yc + oy * g.ow;
+        for (int64_t ky = 0; ky < g.kh; ++ky) {
+          const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+          rows[static_cast<size_t>(ky)] = iy >= 0 && iy < g.h ? xc + iy * g.w : nullptr;
+        }
+        if (g.sw == 1) {
+          // Shifted by pl so that the kernel's indices start at the row's first column.
+          row_(yrow + g.pl, rows.data(), wc, g.kh, g.kw, g.dw, lo - g.pl, hi - g.pl);
+          continue;
+        }
+        for (int64_t ox = lo; ox < hi; ++ox) {
+          const int64_t ix0 = ox * g.sw - g.pl;
+          float acc = 0.0f;
           for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
-            if (iy < 0 || iy >= g.h) continue;
-            const float wv = wc[ky * g.kw + kx];
-            const float* xrow = xc + iy * g.w + off;
-            if (g.sw == 1) {
-              axpy_(yrow + lo, xrow + lo, wv, hi - lo);
-            } else {
-              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * xrow[ox * g.sw];
-            }
+            const float* r = rows[static_cast<size_t>(ky)];
+            if (r == nullptr) continue;
+            for (int64_t kx = 0; kx < g.kw; ++kx) acc += wc[ky * g.kw + kx] * r[ix0 + kx * g.dw];
           }
+          yrow[ox] = acc;
         }
       }
       const float bias = in.bias != nullptr ? in.bias[ch] : 0.0f;
@@ -331,7 +354,7 @@ class DepthwiseKernel final : public Kernel {
   }
 
  private:
-  AxpyFn axpy_;
+  DepthwiseRowFn row_;
   ops::Epilogue epi_;
 };
 
@@ -354,7 +377,7 @@ class DepthwiseTactic final : public Tactic {
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    return std::unique_ptr<Kernel>(new DepthwiseKernel(axpy_for(isa_), epi));
+    return std::unique_ptr<Kernel>(new DepthwiseKernel(depthwise_row_for(isa_), epi));
   }
 
  private:

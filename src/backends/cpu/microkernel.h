@@ -63,11 +63,18 @@ MicroKernel microkernel_generic();
 MicroKernel microkernel_avx2();
 MicroKernel microkernel_avx512();
 
-// y[i] += a * x[i] for i < n: the inner loop of the direct depthwise conv.
-using AxpyFn = void (*)(float* y, const float* x, float a, int64_t n);
-void axpy_generic(float* y, const float* x, float a, int64_t n);
-void axpy_avx2(float* y, const float* x, float a, int64_t n);
-void axpy_avx512(float* y, const float* x, float a, int64_t n);
+// One output row of a stride-1 depthwise conv over the interior columns
+// [lo, hi), where every tap is inside the input: y[ox] = sum over ky < kh
+// with rows[ky] != nullptr and kx < kw of w[ky * kw + kx] * rows[ky][ox + kx * dw].
+// Overwrites y[lo, hi); keeps each output vector in a register across taps.
+using DepthwiseRowFn = void (*)(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw,
+                                int64_t dw, int64_t lo, int64_t hi);
+void depthwise_row_generic(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                           int64_t lo, int64_t hi);
+void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                        int64_t lo, int64_t hi);
+void depthwise_row_avx512(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                          int64_t lo, int64_t hi);
 
 // Register-only FMA loops for measuring the peak: run `iters` iterations
 // and return the floating-point operations done (2 per lane per FMA).

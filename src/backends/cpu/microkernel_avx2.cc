@@ -85,11 +85,43 @@ void kernel_6x16(const TileArgs& t) {
 
 MicroKernel microkernel_avx2() { return {kMr, kNr, kernel_6x16}; }
 
-void axpy_avx2(float* y, const float* x, float a, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
+void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                        int64_t lo, int64_t hi) {
+  int64_t ox = lo;
+  for (; ox + 16 <= hi; ox += 16) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const float* r = rows[ky];
+      if (r == nullptr) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        const __m256 wv = _mm256_set1_ps(w[ky * kw + kx]);
+        const float* p = r + ox + kx * dw;
+        s0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), s0);
+        s1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), s1);
+      }
+    }
+    _mm256_storeu_ps(y + ox, s0);
+    _mm256_storeu_ps(y + ox + 8, s1);
+  }
+  for (; ox + 8 <= hi; ox += 8) {
+    __m256 s0 = _mm256_setzero_ps();
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const float* r = rows[ky];
+      if (r == nullptr) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        s0 = _mm256_fmadd_ps(_mm256_set1_ps(w[ky * kw + kx]), _mm256_loadu_ps(r + ox + kx * dw), s0);
+      }
+    }
+    _mm256_storeu_ps(y + ox, s0);
+  }
+  for (; ox < hi; ++ox) {
+    float s = 0.0f;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      if (rows[ky] == nullptr) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) s += w[ky * kw + kx] * rows[ky][ox + kx * dw];
+    }
+    y[ox] = s;
+  }
 }
 
 double fma_peak_loop_avx2(int64_t iters) {

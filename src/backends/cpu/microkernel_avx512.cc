@@ -85,16 +85,20 @@ void kernel_14x32(const TileArgs& t) {
 
 MicroKernel microkernel_avx512() { return {kMr, kNr, kernel_14x32}; }
 
-void axpy_avx512(float* y, const float* x, float a, int64_t n) {
-  const __m512 va = _mm512_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-  }
-  if (i < n) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, tail,
-                          _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(tail, x + i), _mm512_maskz_loadu_ps(tail, y + i)));
+void depthwise_row_avx512(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                          int64_t lo, int64_t hi) {
+  for (int64_t ox = lo; ox < hi; ox += 16) {
+    const int64_t n = hi - ox < 16 ? hi - ox : 16;
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const float* r = rows[ky];
+      if (r == nullptr) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        s = _mm512_fmadd_ps(_mm512_set1_ps(w[ky * kw + kx]), _mm512_maskz_loadu_ps(m, r + ox + kx * dw), s);
+      }
+    }
+    _mm512_mask_storeu_ps(y + ox, m, s);
   }
 }
 

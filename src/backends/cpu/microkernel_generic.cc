@@ -63,8 +63,20 @@ void kernel_4x8(const TileArgs& t) {
 
 MicroKernel microkernel_generic() { return {kMr, kNr, kernel_4x8}; }
 
-void axpy_generic(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}  // namespace kiln::backends::cpu
+
+namespace kiln::backends::cpu {
+
+void depthwise_row_generic(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                           int64_t lo, int64_t hi) {
+  for (int64_t ox = lo; ox < hi; ++ox) {
+    float s = 0.0f;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      if (rows[ky] == nullptr) continue;
+      for (int64_t kx = 0; kx < kw; ++kx) s += w[ky * kw + kx] * rows[ky][ox + kx * dw];
+    }
+    y[ox] = s;
+  }
 }
 
 }  // namespace kiln::backends::cpu
