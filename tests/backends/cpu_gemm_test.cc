@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
 #include "cpu_test_util.h"
 
@@ -205,6 +206,40 @@ TEST(CpuGemm, RejectsCorruptPackedWeights) {
   ASSERT_FALSE(bytes.empty());
   bytes.pop_back();
   EXPECT_FALSE(tactic->load(g.node(), bytes).is_ok());
+}
+
+// The vectorized exp/erf activations against the scalar definitions
+// (ops::Epilogue::activate) over a wide range, extremes included.
+TEST(CpuActivations, VectorizedTranscendentalsMatchScalar) {
+  if (detect_isa() < Isa::kAvx2) GTEST_SKIP() << "no AVX2";
+  std::vector<float> xs;
+  for (float x = -30.0f; x <= 30.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 87.0f, -87.0f, 100.0f, -100.0f, 1e10f, -1e10f}) {
+    xs.push_back(x);
+  }
+  const std::pair<ops::Activation, TileTranscendental> acts[] = {
+      {ops::Activation::kSigmoid, TileTranscendental::kSigmoid},
+      {ops::Activation::kTanh, TileTranscendental::kTanh},
+      {ops::Activation::kSilu, TileTranscendental::kSilu},
+      {ops::Activation::kGelu, TileTranscendental::kGelu},
+      {ops::Activation::kGeluTanh, TileTranscendental::kGeluTanh},
+  };
+  for (const auto& [act, tile] : acts) {
+    ops::Epilogue e;
+    e.activation = act;
+    std::vector<float> got = xs;
+    // One row of odd length so that the masked tail runs too.
+    activate_tile_avx2(got.data(), static_cast<int64_t>(got.size()), 1, static_cast<int64_t>(got.size()), tile);
+    int bad = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const float want = e.activate(xs[i]);
+      const float tol = 2e-6f * std::max(1.0f, std::fabs(xs[i]));
+      if (!(std::fabs(got[i] - want) <= tol) && bad++ < 3) {
+        ADD_FAILURE() << ops::activation_name(act) << "(" << xs[i] << ") = " << got[i] << ", expected " << want;
+      }
+    }
+    EXPECT_EQ(bad, 0) << ops::activation_name(act);
+  }
 }
 
 TEST(CpuIsa, DetectionIsConsistent) {

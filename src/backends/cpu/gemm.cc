@@ -57,10 +57,32 @@ Scratch& thread_scratch() {
   return s;
 }
 
+// The vectorized tile pass for an activation, if there is one.
+bool to_transcendental(ops::Activation a, TileTranscendental& t) {
+  switch (a) {
+    case ops::Activation::kSigmoid: t = TileTranscendental::kSigmoid; return true;
+    case ops::Activation::kTanh: t = TileTranscendental::kTanh; return true;
+    case ops::Activation::kSilu: t = TileTranscendental::kSilu; return true;
+    case ops::Activation::kGelu: t = TileTranscendental::kGelu; return true;
+    case ops::Activation::kGeluTanh: t = TileTranscendental::kGeluTanh; return true;
+    default: return false;
+  }
+}
+
 // The driver's part of the epilogue on a stored tile region in kKernelThenAct mode.
-void finish_activation(const GemmEpilogue& e, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t rows,
-                       int64_t cols) {
+void finish_activation(const GemmConfig& cfg, const GemmEpilogue& e, float* c, int64_t ldc, int64_t i0, int64_t j0,
+                       int64_t rows, int64_t cols) {
   const bool post = e.residual != nullptr && e.residual_after_activation;
+  TileTranscendental t;
+  if (cfg.activate != nullptr && to_transcendental(e.activation.activation, t)) {
+    cfg.activate(c, ldc, rows, cols, t);
+    if (post) {
+      for (int64_t i = 0; i < rows; ++i) {
+        for (int64_t j = 0; j < cols; ++j) c[i * ldc + j] += e.residual[(i0 + i) * e.ldr + j0 + j];
+      }
+    }
+    return;
+  }
   for (int64_t i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
     for (int64_t j = 0; j < cols; ++j) {
@@ -109,7 +131,7 @@ void run_tile(const Plan& p, const float* ap, const float* bp, int64_t kc, bool 
       }
     }
     p.cfg->kernel.fn(t);
-    if (last && p.mode == EpilogueMode::kKernelThenAct) finish_activation(e, c, p.ldc, i0, j0, rows, cols);
+    if (last && p.mode == EpilogueMode::kKernelThenAct) finish_activation(*p.cfg, e, c, p.ldc, i0, j0, rows, cols);
     if (last && p.mode == EpilogueMode::kDriver) {
       for (int64_t i = 0; i < rows; ++i) {
         for (int64_t j = 0; j < cols; ++j) c[i * p.ldc + j] = apply_epilogue(e, c[i * p.ldc + j], i0 + i, j0 + j);
@@ -208,12 +230,14 @@ GemmConfig gemm_config(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
       c.kernel = microkernel_avx512();
+      c.activate = activate_tile_avx2;
       c.kc = 256;
       c.mc = 14 * 12;
       c.nc = 32 * 64;
       break;
     case Isa::kAvx2:
       c.kernel = microkernel_avx2();
+      c.activate = activate_tile_avx2;
       c.kc = 256;
       c.mc = 6 * 24;
       c.nc = 16 * 128;

@@ -53,6 +53,7 @@ class AlignedFloats {
 struct GemmConfig {
   Isa isa = Isa::kGeneric;
   MicroKernel kernel;
+  TileActivateFn activate = nullptr;  // vectorized exp/erf activations; nullptr: scalar
   int64_t mc = 0;  // rows of A per packed block (multiple of MR): stays in L2
   int64_t kc = 0;  // depth per block: one MR x KC and one KC x NR panel stay in L1
   int64_t nc = 0;  // columns of B per block packed on the fly

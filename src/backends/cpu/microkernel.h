@@ -52,6 +52,13 @@ struct TileArgs {
 
 using MicroKernelFn = void (*)(const TileArgs& t);
 
+// Activations with exp/erf that the driver applies to a stored tile in one
+// vectorized pass (float accuracy: a few ulp; erf within 2e-7 absolute).
+enum class TileTranscendental : int32_t { kSigmoid, kTanh, kSilu, kGelu, kGeluTanh };
+using TileActivateFn = void (*)(float* c, int64_t ldc, int64_t rows, int64_t cols, TileTranscendental act);
+// AVX2 + FMA; also used on AVX-512 machines (the tile pass is memory-bound).
+void activate_tile_avx2(float* c, int64_t ldc, int64_t rows, int64_t cols, TileTranscendental act);
+
 struct MicroKernel {
   int mr = 0;
   int nr = 0;

@@ -81,7 +81,92 @@ void kernel_6x16(const TileArgs& t) {
   }
 }
 
+// e^x for x in float range (Cephes expf: range reduction by ln 2, degree-6
+// polynomial, scaling by 2^n through the exponent bits); clamped to +-88.
+__m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+__m256 sigmoid_ps(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|); no cancellation for large |x|.
+__m256 tanh_ps(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 e = exp_ps(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+  return _mm256_or_ps(t, sign);
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+__m256 erf_ps(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(ax, _mm256_set1_ps(0.3275911f), one));
+  __m256 p = _mm256_set1_ps(1.061405429f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+  p = _mm256_mul_ps(p, t);
+  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
+  const __m256 y = _mm256_fnmadd_ps(p, e, one);
+  return _mm256_or_ps(y, sign);
+}
+
+__m256 transcendental(__m256 v, TileTranscendental act) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  switch (act) {
+    case TileTranscendental::kSigmoid: return sigmoid_ps(v);
+    case TileTranscendental::kTanh: return tanh_ps(v);
+    case TileTranscendental::kSilu: return _mm256_mul_ps(v, sigmoid_ps(v));
+    case TileTranscendental::kGelu:
+      return _mm256_mul_ps(_mm256_mul_ps(half, v),
+                           _mm256_add_ps(one, erf_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)))));
+    case TileTranscendental::kGeluTanh: {
+      const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+      const __m256 inner = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
+                                         _mm256_fmadd_ps(cube, _mm256_set1_ps(0.044715f), v));
+      return _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, tanh_ps(inner)));
+    }
+  }
+  return v;
+}
+
 }  // namespace
+
+void activate_tile_avx2(float* c, int64_t ldc, int64_t rows, int64_t cols, TileTranscendental act) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) _mm256_storeu_ps(row + j, transcendental(_mm256_loadu_ps(row + j), act));
+    if (j < cols) {
+      alignas(32) float buf[8] = {};
+      for (int64_t q = j; q < cols; ++q) buf[q - j] = row[q];
+      _mm256_store_ps(buf, transcendental(_mm256_load_ps(buf), act));
+      for (int64_t q = j; q < cols; ++q) row[q] = buf[q - j];
+    }
+  }
+}
 
 MicroKernel microkernel_avx2() { return {kMr, kNr, kernel_6x16}; }
 
