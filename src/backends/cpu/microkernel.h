@@ -83,6 +83,16 @@ void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int6
 void depthwise_row_avx512(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
                           int64_t lo, int64_t hi);
 
+// Row kernels of the normalization tactics (rows of n contiguous floats,
+// all finite; the tactics check). softmax: y = exp(x - max) / sum.
+// layernorm: y = (x - mean) / sqrt(var + eps) * scale + bias (bias may be null).
+using SoftmaxRowFn = void (*)(const float* x, float* y, int64_t n);
+using LayerNormRowFn = void (*)(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+void softmax_row_generic(const float* x, float* y, int64_t n);
+void softmax_row_avx2(const float* x, float* y, int64_t n);
+void layernorm_row_generic(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+void layernorm_row_avx2(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+
 // Register-only FMA loops for measuring the peak: run `iters` iterations
 // and return the floating-point operations done (2 per lane per FMA).
 double fma_peak_loop_avx2(int64_t iters);

@@ -168,6 +168,83 @@ void activate_tile_avx2(float* c, int64_t ldc, int64_t rows, int64_t cols, TileT
   }
 }
 
+namespace {
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+}  // namespace
+
+void softmax_row_avx2(const float* x, float* y, int64_t n) {
+  if (n <= 0) return;
+  __m256 vmax = _mm256_set1_ps(x[0]);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  float mx = hmax(vmax);
+  for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  const __m256 m = _mm256_set1_ps(mx);
+  __m256 vsum = _mm256_setzero_ps();
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+    _mm256_storeu_ps(y + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float sum = hsum(vsum);
+  if (i < n) {
+    alignas(32) float buf[8] = {};
+    for (int64_t q = i; q < n; ++q) buf[q - i] = x[q] - mx;
+    _mm256_store_ps(buf, exp_ps(_mm256_load_ps(buf)));
+    for (int64_t q = i; q < n; ++q) {
+      y[q] = buf[q - i];
+      sum += buf[q - i];
+    }
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
+  for (; i < n; ++i) y[i] *= 1.0f / sum;
+}
+
+void layernorm_row_avx2(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps) {
+  if (n <= 0) return;
+  __m256 vs = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + i));
+  float sum = hsum(vs);
+  for (; i < n; ++i) sum += x[i];
+  const float mean = sum / static_cast<float>(n);
+  const __m256 vm = _mm256_set1_ps(mean);
+  __m256 vq = _mm256_setzero_ps();
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+    vq = _mm256_fmadd_ps(d, d, vq);
+  }
+  float sq = hsum(vq);
+  for (; i < n; ++i) sq += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / __builtin_sqrtf(sq / static_cast<float>(n) + eps);
+  const __m256 vi = _mm256_set1_ps(inv);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi), _mm256_loadu_ps(scale + i));
+    if (bias != nullptr) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+    _mm256_storeu_ps(y + i, v);
+  }
+  for (; i < n; ++i) y[i] = (x[i] - mean) * inv * scale[i] + (bias != nullptr ? bias[i] : 0.0f);
+}
+
 MicroKernel microkernel_avx2() { return {kMr, kNr, kernel_6x16}; }
 
 void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,

@@ -2,6 +2,7 @@
 // vectorizes it for the baseline target). The fallback when the CPU has
 // neither AVX2 nor AVX-512, and a third path the differential tests check.
 #include <algorithm>
+#include <cmath>
 
 #include "backends/cpu/microkernel.h"
 
@@ -66,6 +67,29 @@ MicroKernel microkernel_generic() { return {kMr, kNr, kernel_4x8}; }
 }  // namespace kiln::backends::cpu
 
 namespace kiln::backends::cpu {
+
+void softmax_row_generic(const float* x, float* y, int64_t n) {
+  if (n <= 0) return;
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = std::exp(x[i] - mx);
+    sum += y[i];
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] /= sum;
+}
+
+void layernorm_row_generic(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps) {
+  if (n <= 0) return;
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const float mean = sum / static_cast<float>(n);
+  float sq = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sq += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * inv * scale[i] + (bias != nullptr ? bias[i] : 0.0f);
+}
 
 void depthwise_row_generic(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
                            int64_t lo, int64_t hi) {

@@ -22,6 +22,9 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
   }
+  const Isa row_isa = detect_isa() >= Isa::kAvx2 ? Isa::kAvx2 : Isa::kGeneric;
+  registry.add("", "Softmax", make_softmax_tactic(row_isa));
+  registry.add("", "LayerNormalization", make_layernorm_tactic(row_isa));
   // oneDNN's tactics are shared objects registered under each op they serve.
   for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());
   for (const char* op : {"FusedMatMul", "FusedGemm"}) registry.add("kiln", op, make_onednn_matmul_tactic());

@@ -30,6 +30,12 @@ std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
 // kiln.FusedConv. "own.conv_winograd_f2x3.<isa>" / "own.fused_conv_winograd_f2x3.<isa>".
 std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused);
 
+// Softmax (last axis; any axis of the pre-13 form) and LayerNormalization
+// (last axis, Y only), fp32. Row kernels exist for generic and AVX2 (also
+// used on AVX-512 machines): "own.softmax.<generic|avx2>", "own.layernorm.<...>".
+std::unique_ptr<Tactic> make_softmax_tactic(Isa isa);
+std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
+
 // oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
 // their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
 // "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the
