@@ -34,9 +34,7 @@ namespace {
 using kiln::ThreadPool;
 using namespace kiln::backends::cpu;
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double thread_cpu_s() {
   timespec ts{};
@@ -123,8 +121,9 @@ void report_cpu_time(Isa isa, int64_t n, int reps) {
   }
   std::sort(times.begin(), times.end());
   const double gf = 2.0 * static_cast<double>(n) * n * n / times[times.size() / 2] * 1e-9;
-  std::printf("%-7s threads=1  FMA peak %7.1f GFLOP/s  SGEMM %ld^3 %7.1f GFLOP/s  = %5.1f%% of peak (thread CPU time)\n",
-              std::string(isa_name(isa)).c_str(), peak, n, gf, 100.0 * gf / peak);
+  std::printf(
+      "%-7s threads=1  FMA peak %7.1f GFLOP/s  SGEMM %ld^3 %7.1f GFLOP/s  = %5.1f%% of peak (thread CPU time)\n",
+      std::string(isa_name(isa)).c_str(), peak, n, gf, 100.0 * gf / peak);
 }
 
 // Compares the packed GEMM with a triple loop on awkward shapes and epilogues.
@@ -143,7 +142,7 @@ bool check(Isa isa) {
       e.residual = res.data();
       e.ldr = n;
       e.residual_after_activation = act == 2;
-      e.activation.activation = act == 0 ? kiln::ops::Activation::kRelu
+      e.activation.activation = act == 0   ? kiln::ops::Activation::kRelu
                                 : act == 1 ? kiln::ops::Activation::kSigmoid
                                            : kiln::ops::Activation::kLeakyRelu;
       e.activation.alpha = 0.1f;
@@ -184,11 +183,16 @@ int main(int argc, char** argv) {
   bool cpu_time = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--size" && i + 1 < argc) n = std::atoll(argv[++i]);
-    else if (arg == "--threads" && i + 1 < argc) max_threads = std::atoi(argv[++i]);
-    else if (arg == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (arg == "--check") do_check = true;
-    else if (arg == "--cpu-time") cpu_time = true;
+    if (arg == "--size" && i + 1 < argc)
+      n = std::atoll(argv[++i]);
+    else if (arg == "--threads" && i + 1 < argc)
+      max_threads = std::atoi(argv[++i]);
+    else if (arg == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (arg == "--check")
+      do_check = true;
+    else if (arg == "--cpu-time")
+      cpu_time = true;
     else {
       std::fprintf(stderr, "usage: gemm_bench [--size N] [--threads T] [--reps R] [--check] [--cpu-time]\n");
       return 2;

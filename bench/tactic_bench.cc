@@ -10,9 +10,9 @@
 // work, which wall-clock medians are not.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <random>
 #include <string>
@@ -55,12 +55,27 @@ std::vector<Layer> layers() {
       {"resnet50 conv1x1 64->256 @56", "Conv", {1, 64, 56, 56}, {256, 64, 1, 1}, true, {}, true},
       {"resnet50 conv3x3 256->256 @14", "Conv", {1, 256, 14, 14}, {256, 256, 3, 3}, true, {pads(1)}, true},
       {"resnet50 conv1x1/2 1024->2048 @14", "Conv", {1, 1024, 14, 14}, {2048, 1024, 1, 1}, true, {strides(2)}, true},
-      {"mobilenetv2 dw3x3 144 @56", "Conv", {1, 144, 56, 56}, {144, 1, 3, 3}, true,
-       {pads(1), Attribute::make_int("group", 144)}, true},
-      {"mobilenetv2 dw3x3/2 144 @56", "Conv", {1, 144, 56, 56}, {144, 1, 3, 3}, true,
-       {pads(1), strides(2), Attribute::make_int("group", 144)}, true},
-      {"mobilenetv2 dw3x3 960 @7", "Conv", {1, 960, 7, 7}, {960, 1, 3, 3}, true,
-       {pads(1), Attribute::make_int("group", 960)}, true},
+      {"mobilenetv2 dw3x3 144 @56",
+       "Conv",
+       {1, 144, 56, 56},
+       {144, 1, 3, 3},
+       true,
+       {pads(1), Attribute::make_int("group", 144)},
+       true},
+      {"mobilenetv2 dw3x3/2 144 @56",
+       "Conv",
+       {1, 144, 56, 56},
+       {144, 1, 3, 3},
+       true,
+       {pads(1), strides(2), Attribute::make_int("group", 144)},
+       true},
+      {"mobilenetv2 dw3x3 960 @7",
+       "Conv",
+       {1, 960, 7, 7},
+       {960, 1, 3, 3},
+       true,
+       {pads(1), Attribute::make_int("group", 960)},
+       true},
       {"bert matmul 128x768 x 768x3072", "MatMul", {1, 128, 768}, {768, 3072}, true, {}, false},
       {"bert matmul 128x3072 x 3072x768", "MatMul", {1, 128, 3072}, {3072, 768}, true, {}, false},
       {"bert attention 12x128x64 x 12x64x128", "MatMul", {1, 12, 128, 64}, {1, 12, 64, 128}, false, {}, false},
@@ -86,10 +101,14 @@ int main(int argc, char** argv) {
   bool cpu_time = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
-    else if (a == "--cpu-time") cpu_time = true;
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--filter" && i + 1 < argc)
+      filter = argv[++i];
+    else if (a == "--cpu-time")
+      cpu_time = true;
     else {
       std::fprintf(stderr, "usage: tactic_bench [--reps R] [--threads T] [--filter SUBSTRING] [--cpu-time]\n");
       return 2;
@@ -131,7 +150,8 @@ int main(int argc, char** argv) {
     for (const backends::Tactic* t : registry.candidates(*node)) {
       auto kernel = t->prepare(*node);
       if (!kernel.is_ok()) {
-        std::printf("  %-34s prepare failed: %s\n", std::string(t->name()).c_str(), kernel.status().to_string().c_str());
+        std::printf("  %-34s prepare failed: %s\n", std::string(t->name()).c_str(),
+                    kernel.status().to_string().c_str());
         continue;
       }
       std::vector<double> times;

@@ -62,8 +62,8 @@ const std::vector<ConvCase>& conv_cases() {
       {{2, 8, 11, 13}, 8, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 8, "", true},
       {{1, 9, 14, 10}, 9, {5, 5}, {1, 1}, {2, 2}, {4, 3, 2, 5}, 9, "", true},
       {{1, 7, 9, 40}, 7, {3, 3}, {1, 2}, {}, {0, 1, 2, 0}, 7, "", false},
-      {{1, 5, 6, 45}, 5, {3, 3}, {}, {}, {1, 1, 1, 1}, 5, "", true},           // wide rows: vector interior
-      {{1, 3, 5, 50}, 3, {3, 5}, {}, {1, 3}, {0, 7, 1, 2}, 3, "", true},       // dilated, asymmetric
+      {{1, 5, 6, 45}, 5, {3, 3}, {}, {}, {1, 1, 1, 1}, 5, "", true},      // wide rows: vector interior
+      {{1, 3, 5, 50}, 3, {3, 5}, {}, {1, 3}, {0, 7, 1, 2}, 3, "", true},  // dilated, asymmetric
   };
   return cases;
 }
@@ -76,7 +76,8 @@ void check_kernel(const Tactic& tactic, OneNode& g, const Tensor& want, const Te
     ThreadPool pool(threads);
     auto got = g.run(**kernel, &pool);
     ASSERT_TRUE(got.is_ok()) << got.status().to_string();
-    expect_close(*got, want, mag, kRel, std::string(tactic.name()) + " " + what + " threads=" + std::to_string(threads));
+    expect_close(*got, want, mag, kRel,
+                 std::string(tactic.name()) + " " + what + " threads=" + std::to_string(threads));
   }
   auto loaded = tactic.load(g.node(), (*kernel)->serialize());
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
@@ -153,8 +154,8 @@ TEST(CpuFusedConv, EveryActivationAndResidual) {
           for (int64_t i = 0; i < mag.numel(); ++i) mag.data<float>()[i] += std::fabs(z.data<float>()[i]);
         }
         apply_epilogue(want, e, with_z ? &z : nullptr);
-        const std::string what = describe(c) + " " + std::string(ops::activation_name(e.activation)) + " variant " +
-                                 std::to_string(variant);
+        const std::string what =
+            describe(c) + " " + std::string(ops::activation_name(e.activation)) + " variant " + std::to_string(variant);
         for (Isa isa : supported_isas()) {
           check_kernel(*make_conv_gemm_tactic(isa, true), g, want, mag, what);
           if (is_depthwise(c)) check_kernel(*make_conv_depthwise_tactic(isa, true), g, want, mag, what);

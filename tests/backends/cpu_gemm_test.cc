@@ -25,7 +25,8 @@ void check_tactic(const Tactic& tactic, OneNode& g, const Tensor& want, const Te
     ThreadPool pool(threads);
     auto got = g.run(**kernel, &pool);
     ASSERT_TRUE(got.is_ok()) << got.status().to_string();
-    expect_close(*got, want, mag, kRel, std::string(tactic.name()) + " " + what + " threads=" + std::to_string(threads));
+    expect_close(*got, want, mag, kRel,
+                 std::string(tactic.name()) + " " + what + " threads=" + std::to_string(threads));
   }
   // A plan stores the packed weights and loads them back.
   auto loaded = tactic.load(g.node(), (*kernel)->serialize());
@@ -43,9 +44,9 @@ struct MatMulCase {
 
 TEST(CpuMatMul, MatchesReferenceOnEveryIsa) {
   const std::vector<MatMulCase> cases = {
-      {{1, 1}, {1, 1}, true},         {{7, 13}, {13, 5}, true},        {{33, 300}, {300, 65}, true},
+      {{1, 1}, {1, 1}, true},           {{7, 13}, {13, 5}, true},      {{33, 300}, {300, 65}, true},
       {{2, 3, 17, 40}, {40, 33}, true}, {{64}, {64, 48}, true},        {{100, 513}, {513, 37}, true},
-      {{2, 5, 7}, {2, 7, 9}, false},  {{1, 5, 7}, {3, 7, 9}, false},   {{20, 31}, {31, 47}, false},
+      {{2, 5, 7}, {2, 7, 9}, false},    {{1, 5, 7}, {3, 7, 9}, false}, {{20, 31}, {31, 47}, false},
       {{4, 0}, {0, 6}, true},
   };
   uint32_t seed = 1;
@@ -89,7 +90,8 @@ TEST(CpuFusedMatMul, EveryActivationBiasAndResidual) {
         Tensor want = base.clone(), mag = base_mag.clone();
         for (int64_t i = 0; i < want.numel(); ++i) {
           want.data<float>()[i] += bias.data<float>()[i % n];
-          mag.data<float>()[i] += std::fabs(bias.data<float>()[i % n]) + (with_z ? std::fabs(z.data<float>()[i]) : 0.0f);
+          mag.data<float>()[i] +=
+              std::fabs(bias.data<float>()[i % n]) + (with_z ? std::fabs(z.data<float>()[i]) : 0.0f);
         }
         apply_epilogue(want, e, with_z ? &z : nullptr);
         for (Isa isa : supported_isas()) {
@@ -115,9 +117,9 @@ struct GemmCase {
 
 TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
   const std::vector<GemmCase> cases = {
-      {5, 7, 3, 0, 0, 1.0f, 1.0f, {}, false},      {17, 33, 29, 1, 0, 0.5f, 2.0f, {29}, true},
-      {17, 33, 29, 0, 1, 1.0f, 1.0f, {1, 29}, true}, {30, 64, 40, 1, 1, 1.5f, 0.5f, {30, 1}, true},
-      {9, 12, 70, 0, 1, 1.0f, 1.0f, {9, 70}, true},  {9, 12, 70, 0, 1, 2.0f, -1.0f, {9, 70}, true},
+      {5, 7, 3, 0, 0, 1.0f, 1.0f, {}, false},         {17, 33, 29, 1, 0, 0.5f, 2.0f, {29}, true},
+      {17, 33, 29, 0, 1, 1.0f, 1.0f, {1, 29}, true},  {30, 64, 40, 1, 1, 1.5f, 0.5f, {30, 1}, true},
+      {9, 12, 70, 0, 1, 1.0f, 1.0f, {9, 70}, true},   {9, 12, 70, 0, 1, 2.0f, -1.0f, {9, 70}, true},
       {1, 256, 1000, 0, 1, 1.0f, 1.0f, {1000}, true}, {4, 5, 6, 0, 0, 1.0f, 3.0f, {}, true},
   };
   uint32_t seed = 200;
@@ -142,8 +144,8 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
     for (float& v : mag.span<float>()) v = std::fabs(v) * 4.0f;  // |alpha|, |beta| up to 2
     for (Isa isa : supported_isas()) {
       check_tactic(*make_gemm_tactic(isa, false), g, *want, mag,
-                   "gemm m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n) +
-                       " C" + dims_to_string(c.c));
+                   "gemm m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n) + " C" +
+                       dims_to_string(c.c));
     }
     auto onednn = make_onednn_matmul_tactic();
     if (onednn->supports(g.node())) {
@@ -218,10 +220,8 @@ TEST(CpuActivations, VectorizedTranscendentalsMatchScalar) {
     xs.push_back(x);
   }
   const std::pair<ops::Activation, TileTranscendental> acts[] = {
-      {ops::Activation::kSigmoid, TileTranscendental::kSigmoid},
-      {ops::Activation::kTanh, TileTranscendental::kTanh},
-      {ops::Activation::kSilu, TileTranscendental::kSilu},
-      {ops::Activation::kGelu, TileTranscendental::kGelu},
+      {ops::Activation::kSigmoid, TileTranscendental::kSigmoid},   {ops::Activation::kTanh, TileTranscendental::kTanh},
+      {ops::Activation::kSilu, TileTranscendental::kSilu},         {ops::Activation::kGelu, TileTranscendental::kGelu},
       {ops::Activation::kGeluTanh, TileTranscendental::kGeluTanh},
   };
   for (const auto& [act, tile] : acts) {

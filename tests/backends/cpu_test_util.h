@@ -110,7 +110,8 @@ inline void expect_close(const Tensor& got, const Tensor& want, const Tensor& ma
   for (int64_t i = 0; i < got.numel(); ++i) {
     const float tol = rel * m[i] + 1e-6f;
     if (!(std::fabs(g[i] - w[i]) <= tol)) {
-      if (bad++ < 3) ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", expected " << w[i] << " (tol " << tol << ")";
+      if (bad++ < 3)
+        ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", expected " << w[i] << " (tol " << tol << ")";
     }
   }
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.numel() << " elements differ";

@@ -22,7 +22,9 @@ struct Conv2dGeom {
   int64_t cg() const { return c / group; }
   int64_t mg() const { return m / group; }
   int64_t depth() const { return cg() * kh * kw; }  // GEMM K per group
-  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w; }
+  bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w;
+  }
   Dims output_dims(size_t rank) const { return rank == 3 ? Dims{n, m, ow} : Dims{n, m, oh, ow}; }
 };
 

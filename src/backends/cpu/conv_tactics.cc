@@ -152,11 +152,10 @@ class ConvGemmKernel final : public Kernel {
       e.ldr = out_size;
       e.residual_after_activation = epi_.residual_after_activation;
       e.activation = epi_;
-      const GemmOperand b = pointwise ? GemmOperand::strided({xg, 1, in_size})
-                                      : GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t k0, int64_t kc,
-                                                                     int width, float* dst) {
-                                          pack_im2col(xg, g, r0, n, k0, kc, width, dst);
-                                        });
+      const GemmOperand b =
+          pointwise ? GemmOperand::strided({xg, 1, in_size})
+                    : GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t k0, int64_t kc, int width,
+                                                   float* dst) { pack_im2col(xg, g, r0, n, k0, kc, width, dst); });
       gemm(cfg_, g.mg(), out_size, g.depth(), GemmOperand::prepacked(w_[static_cast<size_t>(gi)]), b,
            y->data<float>() + y_off, out_size, e, pool, GemmSplit::kColumns);
     };
@@ -196,8 +195,9 @@ class ConvGemmKernel final : public Kernel {
 class ConvGemmTactic final : public Tactic {
  public:
   ConvGemmTactic(Isa isa, bool fused)
-      : isa_(isa), fused_(fused), name_(std::string(fused ? "own.fused_conv_gemm." : "own.conv_gemm.") +
-                                        std::string(isa_name(isa))) {}
+      : isa_(isa),
+        fused_(fused),
+        name_(std::string(fused ? "own.fused_conv_gemm." : "own.conv_gemm.") + std::string(isa_name(isa))) {}
   std::string_view name() const override { return name_; }
   std::string_view source() const override { return "own"; }
 
@@ -234,7 +234,8 @@ class ConvGemmTactic final : public Tactic {
     size_t pos = 0;
     for (int64_t gi = 0; gi < group; ++gi) {
       uint64_t size = 0;
-      if (state.size() - pos < sizeof(size)) return invalid_argument("{}: packed weights are truncated", node.describe());
+      if (state.size() - pos < sizeof(size))
+        return invalid_argument("{}: packed weights are truncated", node.describe());
       std::memcpy(&size, state.data() + pos, sizeof(size));
       pos += sizeof(size);
       if (state.size() - pos < size) return invalid_argument("{}: packed weights are truncated", node.describe());
@@ -257,9 +258,12 @@ class ConvGemmTactic final : public Tactic {
 
 DepthwiseRowFn depthwise_row_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return depthwise_row_avx512;
-    case Isa::kAvx2: return depthwise_row_avx2;
-    case Isa::kGeneric: return depthwise_row_generic;
+    case Isa::kAvx512:
+      return depthwise_row_avx512;
+    case Isa::kAvx2:
+      return depthwise_row_avx2;
+    case Isa::kGeneric:
+      return depthwise_row_generic;
   }
   return depthwise_row_generic;
 }
@@ -361,7 +365,8 @@ class DepthwiseKernel final : public Kernel {
 class DepthwiseTactic final : public Tactic {
  public:
   DepthwiseTactic(Isa isa, bool fused)
-      : isa_(isa), fused_(fused),
+      : isa_(isa),
+        fused_(fused),
         name_(std::string(fused ? "own.fused_conv_depthwise." : "own.conv_depthwise.") + std::string(isa_name(isa))) {}
   std::string_view name() const override { return name_; }
   std::string_view source() const override { return "own"; }

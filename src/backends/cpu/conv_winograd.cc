@@ -203,7 +203,8 @@ class WinogradKernel final : public Kernel {
 class WinogradTactic final : public Tactic {
  public:
   WinogradTactic(Isa isa, bool fused)
-      : isa_(isa), fused_(fused),
+      : isa_(isa),
+        fused_(fused),
         name_(std::string(fused ? "own.fused_conv_winograd_f2x3." : "own.conv_winograd_f2x3.") +
               std::string(isa_name(isa))) {}
   std::string_view name() const override { return name_; }

@@ -17,20 +17,35 @@ bool to_tile_activation(const ops::Epilogue& e, TileArgs& t) {
   t.p0 = e.alpha;
   t.p1 = e.beta;
   switch (e.activation) {
-    case ops::Activation::kNone: t.act = TileActivation::kNone; return true;
-    case ops::Activation::kRelu: t.act = TileActivation::kRelu; return true;
-    case ops::Activation::kClip: t.act = TileActivation::kClip; return true;
-    case ops::Activation::kLeakyRelu: t.act = TileActivation::kLeakyRelu; return true;
-    case ops::Activation::kHardSigmoid: t.act = TileActivation::kHardSigmoid; return true;
-    case ops::Activation::kHardSwish: t.act = TileActivation::kHardSwish; return true;
-    default: t.act = TileActivation::kNone; return false;
+    case ops::Activation::kNone:
+      t.act = TileActivation::kNone;
+      return true;
+    case ops::Activation::kRelu:
+      t.act = TileActivation::kRelu;
+      return true;
+    case ops::Activation::kClip:
+      t.act = TileActivation::kClip;
+      return true;
+    case ops::Activation::kLeakyRelu:
+      t.act = TileActivation::kLeakyRelu;
+      return true;
+    case ops::Activation::kHardSigmoid:
+      t.act = TileActivation::kHardSigmoid;
+      return true;
+    case ops::Activation::kHardSwish:
+      t.act = TileActivation::kHardSwish;
+      return true;
+    default:
+      t.act = TileActivation::kNone;
+      return false;
   }
 }
 
 // How the epilogue of a full tile is split between microkernel and driver.
 enum class EpilogueMode {
   kKernel,         // the microkernel applies all of it
-  kKernelThenAct,  // the microkernel adds scale/bias/pre-activation terms; the driver activates and adds the residual after
+  kKernelThenAct,  // the microkernel adds scale/bias/pre-activation terms; the driver activates and adds the residual
+                   // after
   kDriver,         // the microkernel stores the raw sum; the driver applies everything
 };
 
@@ -60,12 +75,23 @@ Scratch& thread_scratch() {
 // The vectorized tile pass for an activation, if there is one.
 bool to_transcendental(ops::Activation a, TileTranscendental& t) {
   switch (a) {
-    case ops::Activation::kSigmoid: t = TileTranscendental::kSigmoid; return true;
-    case ops::Activation::kTanh: t = TileTranscendental::kTanh; return true;
-    case ops::Activation::kSilu: t = TileTranscendental::kSilu; return true;
-    case ops::Activation::kGelu: t = TileTranscendental::kGelu; return true;
-    case ops::Activation::kGeluTanh: t = TileTranscendental::kGeluTanh; return true;
-    default: return false;
+    case ops::Activation::kSigmoid:
+      t = TileTranscendental::kSigmoid;
+      return true;
+    case ops::Activation::kTanh:
+      t = TileTranscendental::kTanh;
+      return true;
+    case ops::Activation::kSilu:
+      t = TileTranscendental::kSilu;
+      return true;
+    case ops::Activation::kGelu:
+      t = TileTranscendental::kGelu;
+      return true;
+    case ops::Activation::kGeluTanh:
+      t = TileTranscendental::kGeluTanh;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -261,8 +287,7 @@ std::vector<uint8_t> PackedMatrix::serialize() const {
   return out;
 }
 
-Result<PackedMatrix> PackedMatrix::deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth,
-                                               int width) {
+Result<PackedMatrix> PackedMatrix::deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width) {
   int64_t header[3];
   if (bytes.size() < sizeof(header)) return invalid_argument("packed weights: {} bytes is too short", bytes.size());
   std::memcpy(header, bytes.data(), sizeof(header));
@@ -323,8 +348,7 @@ PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, in
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t panel = begin; panel < end; ++panel) {
       const int64_t r0 = panel * width;
-      pack_strided(m, r0, std::min<int64_t>(width, rows - r0), 0, depth, width,
-                   p.data.data() + panel * depth * width);
+      pack_strided(m, r0, std::min<int64_t>(width, rows - r0), 0, depth, width, p.data.data() + panel * depth * width);
     }
   };
   if (pool != nullptr && pool->threads() > 1 && rows * depth > (1 << 16)) {
@@ -354,8 +378,8 @@ float apply_epilogue(const GemmEpilogue& e, float acc, int64_t i, int64_t j) {
   return y;
 }
 
-void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b,
-          float* c, int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split) {
+void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float* c,
+          int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i) {

@@ -54,9 +54,9 @@ struct GemmConfig {
   Isa isa = Isa::kGeneric;
   MicroKernel kernel;
   TileActivateFn activate = nullptr;  // vectorized exp/erf activations; nullptr: scalar
-  int64_t mc = 0;  // rows of A per packed block (multiple of MR): stays in L2
-  int64_t kc = 0;  // depth per block: one MR x KC and one KC x NR panel stay in L1
-  int64_t nc = 0;  // columns of B per block packed on the fly
+  int64_t mc = 0;                     // rows of A per packed block (multiple of MR): stays in L2
+  int64_t kc = 0;                     // depth per block: one MR x KC and one KC x NR panel stay in L1
+  int64_t nc = 0;                     // columns of B per block packed on the fly
 };
 GemmConfig gemm_config(Isa isa);
 
@@ -130,8 +130,8 @@ enum class GemmSplit { kAuto, kRows, kColumns };
 // C[M, N] (leading dimension ldc, fully overwritten) = epilogue(A x B).
 // A prepacked operand must have the config's MR (A) or NR (B) width and the
 // product's M/N and K.
-void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b,
-          float* c, int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split = GemmSplit::kAuto);
+void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float* c,
+          int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split = GemmSplit::kAuto);
 
 // Applies the full epilogue to one value at (i, j) that holds scale-free
 // accumulation `acc`; the scalar path for tails and transcendental activations.

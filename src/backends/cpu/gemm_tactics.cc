@@ -84,8 +84,8 @@ class MatMulKernel final : public Kernel {
       runtime_b = pack_matrix({b.data<float>(), 1, n}, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, rows, n, k, GemmOperand::strided({a.data<float>(), k, 1}), GemmOperand::prepacked(*pb),
-         y->data<float>(), n, e, ctx.pool());
+    gemm(cfg_, rows, n, k, GemmOperand::strided({a.data<float>(), k, 1}), GemmOperand::prepacked(*pb), y->data<float>(),
+         n, e, ctx.pool());
     return Status::ok();
   }
 
@@ -142,8 +142,9 @@ class MatMulKernel final : public Kernel {
 class MatMulTactic final : public Tactic {
  public:
   MatMulTactic(Isa isa, bool fused)
-      : isa_(isa), fused_(fused), name_(std::string(fused ? "own.fused_matmul." : "own.matmul.") +
-                                        std::string(isa_name(isa))) {}
+      : isa_(isa),
+        fused_(fused),
+        name_(std::string(fused ? "own.fused_matmul." : "own.matmul.") + std::string(isa_name(isa))) {}
   std::string_view name() const override { return name_; }
   std::string_view source() const override { return "own"; }
 
@@ -278,8 +279,9 @@ class GemmKernel final : public Kernel {
 class GemmTactic final : public Tactic {
  public:
   GemmTactic(Isa isa, bool fused)
-      : isa_(isa), fused_(fused), name_(std::string(fused ? "own.fused_gemm." : "own.gemm.") +
-                                        std::string(isa_name(isa))) {}
+      : isa_(isa),
+        fused_(fused),
+        name_(std::string(fused ? "own.fused_gemm." : "own.gemm.") + std::string(isa_name(isa))) {}
   std::string_view name() const override { return name_; }
   std::string_view source() const override { return "own"; }
 

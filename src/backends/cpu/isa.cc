@@ -31,8 +31,8 @@ CpuFeatures probe() {
   const bool fma = (c >> 12) & 1;
   if (!osxsave || !avx) return f;
   const unsigned long long xcr0 = read_xcr0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
-  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // plus opmask, ZMM_Hi256, Hi16_ZMM
   if (!ymm_state) return f;
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = (b >> 5) & 1;
@@ -87,9 +87,12 @@ std::vector<Isa> supported_isas() {
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kGeneric: return "generic";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
+    case Isa::kGeneric:
+      return "generic";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }

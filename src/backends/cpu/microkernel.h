@@ -74,8 +74,8 @@ MicroKernel microkernel_avx512();
 // [lo, hi), where every tap is inside the input: y[ox] = sum over ky < kh
 // with rows[ky] != nullptr and kx < kw of w[ky * kw + kx] * rows[ky][ox + kx * dw].
 // Overwrites y[lo, hi); keeps each output vector in a register across taps.
-using DepthwiseRowFn = void (*)(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw,
-                                int64_t dw, int64_t lo, int64_t hi);
+using DepthwiseRowFn = void (*)(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                                int64_t lo, int64_t hi);
 void depthwise_row_generic(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
                            int64_t lo, int64_t hi);
 void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,

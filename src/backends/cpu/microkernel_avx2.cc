@@ -136,16 +136,19 @@ __m256 transcendental(__m256 v, TileTranscendental act) {
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
   switch (act) {
-    case TileTranscendental::kSigmoid: return sigmoid_ps(v);
-    case TileTranscendental::kTanh: return tanh_ps(v);
-    case TileTranscendental::kSilu: return _mm256_mul_ps(v, sigmoid_ps(v));
+    case TileTranscendental::kSigmoid:
+      return sigmoid_ps(v);
+    case TileTranscendental::kTanh:
+      return tanh_ps(v);
+    case TileTranscendental::kSilu:
+      return _mm256_mul_ps(v, sigmoid_ps(v));
     case TileTranscendental::kGelu:
       return _mm256_mul_ps(_mm256_mul_ps(half, v),
                            _mm256_add_ps(one, erf_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)))));
     case TileTranscendental::kGeluTanh: {
       const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-      const __m256 inner = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
-                                         _mm256_fmadd_ps(cube, _mm256_set1_ps(0.044715f), v));
+      const __m256 inner =
+          _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f), _mm256_fmadd_ps(cube, _mm256_set1_ps(0.044715f), v));
       return _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, tanh_ps(inner)));
     }
   }

@@ -50,20 +50,39 @@ const dnnl::engine& cpu_engine() {
 bool build_post_ops(const ops::Epilogue& e, bool residual, dnnl::post_ops& po) {
   if (residual && !e.residual_after_activation) po.append_sum(1.0f);
   switch (e.activation) {
-    case ops::Activation::kNone: break;
-    case ops::Activation::kRelu: po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f); break;
-    case ops::Activation::kLeakyRelu: po.append_eltwise(1.0f, algorithm::eltwise_relu, e.alpha, 0.0f); break;
-    case ops::Activation::kClip: po.append_eltwise(1.0f, algorithm::eltwise_clip, e.alpha, e.beta); break;
-    case ops::Activation::kSigmoid: po.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f); break;
-    case ops::Activation::kTanh: po.append_eltwise(1.0f, algorithm::eltwise_tanh, 0.0f, 0.0f); break;
+    case ops::Activation::kNone:
+      break;
+    case ops::Activation::kRelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kLeakyRelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_relu, e.alpha, 0.0f);
+      break;
+    case ops::Activation::kClip:
+      po.append_eltwise(1.0f, algorithm::eltwise_clip, e.alpha, e.beta);
+      break;
+    case ops::Activation::kSigmoid:
+      po.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kTanh:
+      po.append_eltwise(1.0f, algorithm::eltwise_tanh, 0.0f, 0.0f);
+      break;
     case ops::Activation::kHardSigmoid:
       po.append_eltwise(1.0f, algorithm::eltwise_linear, e.alpha, e.beta);
       po.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
       break;
-    case ops::Activation::kHardSwish: po.append_eltwise(1.0f, algorithm::eltwise_hardswish, 0.0f, 0.0f); break;
-    case ops::Activation::kSilu: po.append_eltwise(1.0f, algorithm::eltwise_swish, 1.0f, 0.0f); break;
-    case ops::Activation::kGelu: po.append_eltwise(1.0f, algorithm::eltwise_gelu_erf, 0.0f, 0.0f); break;
-    case ops::Activation::kGeluTanh: po.append_eltwise(1.0f, algorithm::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+    case ops::Activation::kHardSwish:
+      po.append_eltwise(1.0f, algorithm::eltwise_hardswish, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kSilu:
+      po.append_eltwise(1.0f, algorithm::eltwise_swish, 1.0f, 0.0f);
+      break;
+    case ops::Activation::kGelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kGeluTanh:
+      po.append_eltwise(1.0f, algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+      break;
   }
   if (residual && e.residual_after_activation) po.append_sum(1.0f);
   return true;
@@ -184,8 +203,8 @@ class OnednnMatMulTactic final : public Tactic {
       if (const ir::Value* c = node.input(2)) {
         if (!c->is_constant() || !is_f32(c)) return false;
         const Tensor& ct = c->constant();
-        const int64_t n = node.attr_int("transB", 0) != 0 ? node.input(1)->constant().dim(0)
-                                                           : node.input(1)->constant().dim(1);
+        const int64_t n =
+            node.attr_int("transB", 0) != 0 ? node.input(1)->constant().dim(0) : node.input(1)->constant().dim(1);
         const bool row = ct.numel() == n && (ct.rank() == 1 || (ct.rank() == 2 && ct.dim(0) == 1));
         if (!row && ct.numel() != 1) return false;
       }
@@ -298,8 +317,8 @@ class OnednnConvKernel final : public Kernel {
     const tag io = blocked_ ? tag::any : tag::nchw;
     memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, io);
     memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io);
-    const memory::dims wdims = g.group == 1 ? memory::dims{g.m, g.c, g.kh, g.kw}
-                                            : memory::dims{g.group, g.mg(), g.cg(), g.kh, g.kw};
+    const memory::dims wdims =
+        g.group == 1 ? memory::dims{g.m, g.c, g.kh, g.kw} : memory::dims{g.group, g.mg(), g.cg(), g.kh, g.kw};
     memory::desc w_md(wdims, dt::f32, tag::any);
     const int64_t pb = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.h - g.pt;
     const int64_t pr = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.w - g.pl;
@@ -310,13 +329,12 @@ class OnednnConvKernel final : public Kernel {
     attr.set_post_ops(po);
     // A scratchpad per execution: kernels run from several contexts at once.
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                        algorithm::convolution_direct, src_md, w_md,
-                                                        memory::desc({g.m}, dt::f32, tag::x), dst_md, strides, dil,
-                                                        pad_l, pad_r)
-                     : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                        algorithm::convolution_direct, src_md, w_md, dst_md, strides,
-                                                        dil, pad_l, pad_r);
+    auto desc = bias
+                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                                      src_md, w_md, memory::desc({g.m}, dt::f32, tag::x), dst_md,
+                                                      strides, dil, pad_l, pad_r)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                                      src_md, w_md, dst_md, strides, dil, pad_l, pad_r);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
     memory plain({wdims, dt::f32, g.group == 1 ? tag::oihw : tag::goihw}, cpu_engine(),
                  const_cast<float*>(w_.data<float>()));
