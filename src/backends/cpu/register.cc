@@ -1,9 +1,37 @@
 #include "backends/cpu/cpu_backend.h"
-
+#include "backends/cpu/isa.h"
+#include "backends/cpu/tactics.h"
 #include "backends/tactic.h"
 
 namespace kiln::backends::cpu {
 
-void register_tactics(TacticRegistry& registry) { (void)registry; }
+// Own kernels for every ISA level this machine runs from AVX2 up (the tuner
+// times them against each other); the portable ones only where the CPU has
+// no AVX2, as there they are the only own candidates.
+void register_tactics(TacticRegistry& registry) {
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;
+    registry.add("", "MatMul", make_matmul_tactic(isa, false));
+    registry.add("kiln", "FusedMatMul", make_matmul_tactic(isa, true));
+    registry.add("", "Gemm", make_gemm_tactic(isa, false));
+    registry.add("kiln", "FusedGemm", make_gemm_tactic(isa, true));
+    registry.add("", "Conv", make_conv_gemm_tactic(isa, false));
+    registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
+    registry.add("", "Conv", make_conv_depthwise_tactic(isa, false));
+    registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
+    registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
+    registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
+  }
+  const Isa row_isa = detect_isa() >= Isa::kAvx2 ? Isa::kAvx2 : Isa::kGeneric;
+  registry.add("", "Softmax", make_softmax_tactic(row_isa));
+  registry.add("", "LayerNormalization", make_layernorm_tactic(row_isa));
+  // oneDNN's tactics are shared objects registered under each op they serve.
+  for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());
+  for (const char* op : {"FusedMatMul", "FusedGemm"}) registry.add("kiln", op, make_onednn_matmul_tactic());
+  for (bool blocked : {false, true}) {
+    registry.add("", "Conv", make_onednn_conv_tactic(blocked));
+    registry.add("kiln", "FusedConv", make_onednn_conv_tactic(blocked));
+  }
+}
 
 }  // namespace kiln::backends::cpu

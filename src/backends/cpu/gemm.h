@@ -1,0 +1,140 @@
+// Packed SGEMM: C[M, N] = epilogue(A[M, K] x B[K, N]) for the CPU tactics.
+//
+// GotoBLAS structure: the driver walks C in blocks (NC columns, KC depth, MC
+// rows), packs the operands into panels that the microkernel streams (A in
+// panels of MR rows, B in panels of NR columns, each panel [depth][width]
+// contiguous and zero-padded), and calls the ISA's register-blocked
+// microkernel (microkernel.h) on every MR x NR tile. Either operand can be
+// packed once ahead of time (weights, in Tactic::prepare) or packed block by
+// block while the product runs (activations, im2col columns). The epilogue
+// (scale, bias per row or per column, residual, activation) is applied in
+// the microkernel's store, on the last depth block.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backends/cpu/isa.h"
+#include "backends/cpu/microkernel.h"
+#include "kiln/status.h"
+#include "ops/epilogue.h"
+
+namespace kiln {
+class ThreadPool;
+}
+
+namespace kiln::backends::cpu {
+
+// 64-byte aligned float storage that does not zero-initialize on resize.
+class AlignedFloats {
+ public:
+  AlignedFloats() = default;
+  explicit AlignedFloats(int64_t n) { resize(n); }
+  // Grows (never shrinks) to at least n floats; contents are not kept.
+  void reserve_discard(int64_t n);
+  void resize(int64_t n);
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  int64_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], Free> data_;
+  int64_t size_ = 0;
+  int64_t capacity_ = 0;
+};
+
+// The ISA's microkernel and the cache blocking used with it.
+struct GemmConfig {
+  Isa isa = Isa::kGeneric;
+  MicroKernel kernel;
+  TileActivateFn activate = nullptr;  // vectorized exp/erf activations; nullptr: scalar
+  int64_t mc = 0;                     // rows of A per packed block (multiple of MR): stays in L2
+  int64_t kc = 0;                     // depth per block: one MR x KC and one KC x NR panel stay in L1
+  int64_t nc = 0;                     // columns of B per block packed on the fly
+};
+GemmConfig gemm_config(Isa isa);
+
+// One whole operand packed into panels of `width` along its row dimension
+// (M for A, N for B), each panel holding all `depth` (K) values.
+struct PackedMatrix {
+  int64_t rows = 0;
+  int64_t depth = 0;
+  int width = 0;
+  AlignedFloats data;
+
+  int64_t panels() const { return (rows + width - 1) / width; }
+  const float* panel(int64_t p) const { return data.data() + p * depth * width; }
+
+  // rows, depth, width then the floats, little-endian host order.
+  std::vector<uint8_t> serialize() const;
+  // Restores serialize()'s bytes; checks the header against the expected
+  // geometry and the byte count.
+  static Result<PackedMatrix> deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width);
+};
+
+// Element (r, k) of a strided matrix operand is src[r * row_stride + k * depth_stride].
+// For A [M, K] row-major: (K, 1); A transposed: (1, M). For B [K, N]
+// row-major: (1, N); B transposed ([N, K]): (K, 1).
+struct StridedMatrix {
+  const float* src = nullptr;
+  int64_t row_stride = 0;
+  int64_t depth_stride = 0;
+};
+
+// Writes rows [r0, r0 + n) x depth [k0, k0 + kc) of `m` as ceil(n / width)
+// panels of kc x width floats into dst, zero-padding the last panel.
+void pack_strided(const StridedMatrix& m, int64_t r0, int64_t n, int64_t k0, int64_t kc, int width, float* dst);
+
+// Packs a whole operand (all rows, all depth); work is split over `pool`.
+PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
+
+// Packs a block of an operand computed on the fly (e.g. im2col): same
+// contract as pack_strided.
+using PackFn = std::function<void(int64_t r0, int64_t n, int64_t k0, int64_t kc, int width, float* dst)>;
+
+// One operand of a product: prepacked (with the config's MR or NR as width),
+// or packed block by block with `pack`.
+struct GemmOperand {
+  const PackedMatrix* packed = nullptr;
+  PackFn pack;
+
+  static GemmOperand prepacked(const PackedMatrix& p) { return {&p, nullptr}; }
+  static GemmOperand strided(StridedMatrix m);
+  static GemmOperand custom(PackFn f) { return {nullptr, std::move(f)}; }
+};
+
+// What happens to each accumulated value (see ops/epilogue.h):
+//   y = scale * acc + bias_row[i] + bias_col[j] (+ residual[i, j]); y = act(y) (+ residual[i, j])
+struct GemmEpilogue {
+  float scale = 1.0f;
+  const float* bias_row = nullptr;  // M values or nullptr
+  const float* bias_col = nullptr;  // N values or nullptr
+  const float* residual = nullptr;  // [M, N] with leading dimension ldr, or nullptr
+  int64_t ldr = 0;
+  bool residual_after_activation = false;
+  const float* addend = nullptr;  // a second [M, N] term always added before the activation
+  int64_t lda = 0;                // (Gemm's full C); leading dimension of addend
+  ops::Epilogue activation;       // activation kind and parameters
+};
+
+// Which dimension the driver splits over threads first: the one whose
+// operand is packed on the fly, so that each thread packs its own share.
+enum class GemmSplit { kAuto, kRows, kColumns };
+
+// C[M, N] (leading dimension ldc, fully overwritten) = epilogue(A x B).
+// A prepacked operand must have the config's MR (A) or NR (B) width and the
+// product's M/N and K.
+void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float* c,
+          int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split = GemmSplit::kAuto);
+
+// Applies the full epilogue to one value at (i, j) that holds scale-free
+// accumulation `acc`; the scalar path for tails and transcendental activations.
+float apply_epilogue(const GemmEpilogue& e, float acc, int64_t i, int64_t j);
+
+}  // namespace kiln::backends::cpu

@@ -1,0 +1,101 @@
+// The SGEMM microkernels: one register-blocked MR x NR tile of C per call.
+//
+// Each ISA's microkernel lives in its own translation unit compiled with that
+// ISA's flags (microkernel_<isa>.cc); this header is the only thing they
+// share with the rest of Kiln, so it holds plain data and declarations only
+// (no inline code that the linker could merge with an ISA-flagged copy).
+//
+// Operands are packed panels (gemm.h): A is kc x MR (column of MR values per
+// k), B is kc x NR, both 64-byte aligned and zero-padded to full panels.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::backends::cpu {
+
+// Activations the microkernels apply in registers. Others (sigmoid, tanh,
+// gelu, ...) are applied by the driver on the tile right after the store,
+// while it is still in L1.
+enum class TileActivation : int32_t {
+  kNone = 0,
+  kRelu,
+  kClip,         // min(max(v, p0), p1)
+  kLeakyRelu,    // v >= 0 ? v : p0 * v
+  kHardSigmoid,  // max(0, min(1, p0 * v + p1))
+  kHardSwish,    // v * max(0, min(1, v / 6 + 0.5))
+};
+
+// One full MR x NR tile:
+//   v = acc (+ C when load_c)
+//   if epilogue: v = v * scale + bias_row[i] + bias_col[j] + residual[i, j];
+//                v = act(v); v += residual2[i, j]
+//   C = v
+struct TileArgs {
+  int64_t kc = 0;
+  const float* a = nullptr;  // kc x MR packed
+  const float* b = nullptr;  // kc x NR packed
+  float* c = nullptr;
+  int64_t ldc = 0;
+  bool load_c = false;
+  bool epilogue = false;
+  float scale = 1.0f;
+  const float* bias_row = nullptr;  // MR values or nullptr
+  const float* bias_col = nullptr;  // NR values or nullptr
+  const float* residual = nullptr;  // added before the activation; nullptr for none
+  int64_t ldr = 0;
+  const float* residual2 = nullptr;  // added after the activation; nullptr for none
+  int64_t ldr2 = 0;
+  TileActivation act = TileActivation::kNone;
+  float p0 = 0.0f;
+  float p1 = 0.0f;
+};
+
+using MicroKernelFn = void (*)(const TileArgs& t);
+
+// Activations with exp/erf that the driver applies to a stored tile in one
+// vectorized pass (float accuracy: a few ulp; erf within 2e-7 absolute).
+enum class TileTranscendental : int32_t { kSigmoid, kTanh, kSilu, kGelu, kGeluTanh };
+using TileActivateFn = void (*)(float* c, int64_t ldc, int64_t rows, int64_t cols, TileTranscendental act);
+// AVX2 + FMA; also used on AVX-512 machines (the tile pass is memory-bound).
+void activate_tile_avx2(float* c, int64_t ldc, int64_t rows, int64_t cols, TileTranscendental act);
+
+struct MicroKernel {
+  int mr = 0;
+  int nr = 0;
+  MicroKernelFn fn = nullptr;
+};
+
+// Defined in microkernel_<isa>.cc. Call only after detect_isa() allows the ISA.
+MicroKernel microkernel_generic();
+MicroKernel microkernel_avx2();
+MicroKernel microkernel_avx512();
+
+// One output row of a stride-1 depthwise conv over the interior columns
+// [lo, hi), where every tap is inside the input: y[ox] = sum over ky < kh
+// with rows[ky] != nullptr and kx < kw of w[ky * kw + kx] * rows[ky][ox + kx * dw].
+// Overwrites y[lo, hi); keeps each output vector in a register across taps.
+using DepthwiseRowFn = void (*)(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                                int64_t lo, int64_t hi);
+void depthwise_row_generic(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                           int64_t lo, int64_t hi);
+void depthwise_row_avx2(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                        int64_t lo, int64_t hi);
+void depthwise_row_avx512(float* y, const float* const* rows, const float* w, int64_t kh, int64_t kw, int64_t dw,
+                          int64_t lo, int64_t hi);
+
+// Row kernels of the normalization tactics (rows of n contiguous floats,
+// all finite; the tactics check). softmax: y = exp(x - max) / sum.
+// layernorm: y = (x - mean) / sqrt(var + eps) * scale + bias (bias may be null).
+using SoftmaxRowFn = void (*)(const float* x, float* y, int64_t n);
+using LayerNormRowFn = void (*)(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+void softmax_row_generic(const float* x, float* y, int64_t n);
+void softmax_row_avx2(const float* x, float* y, int64_t n);
+void layernorm_row_generic(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+void layernorm_row_avx2(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
+
+// Register-only FMA loops for measuring the peak: run `iters` iterations
+// and return the floating-point operations done (2 per lane per FMA).
+double fma_peak_loop_avx2(int64_t iters);
+double fma_peak_loop_avx512(int64_t iters);
+
+}  // namespace kiln::backends::cpu

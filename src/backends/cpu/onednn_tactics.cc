@@ -1,0 +1,386 @@
+// oneDNN (Debian's libdnnl, 2.6) primitives as further tactic candidates:
+// "onednn.matmul" (MatMul, kiln.FusedMatMul and Gemm / kiln.FusedGemm with a
+// constant B) and "onednn.conv" / "onednn.conv_blocked" (Conv and
+// kiln.FusedConv with constant weights; plain NCHW in and out, or oneDNN's
+// preferred blocked layout with reorders around the primitive). The fused
+// epilogue becomes post-ops: sum (the residual, copied into the output
+// first), then eltwise for the activation (or the other way round).
+//
+// Primitives depend on the input shape, so each kernel creates them on the
+// first run of a shape and caches them (weights reordered once per shape).
+// Every execution passes its own scratchpad (scratchpad_mode::user), so one
+// kernel can run from several execution contexts at the same time.
+//
+// Threading: Debian's oneDNN runs on OpenMP (DNNL_CPU_RUNTIME == OMP). Each
+// run sets the calling thread's OpenMP team size to the context's thread
+// count (omp_set_num_threads is per calling thread), so a context with one
+// thread runs oneDNN on one thread and several contexts do not multiply
+// their teams beyond what their own thread counts ask for. libgomp's idle
+// workers spin for a while after each region (OMP_WAIT_POLICY); set
+// OMP_WAIT_POLICY=PASSIVE in the environment when oneDNN kernels alternate
+// with Kiln's own pool.
+#include <omp.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+#include "backends/cpu/conv_geometry.h"
+#include "backends/cpu/tactics.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/epilogue.h"
+
+namespace kiln::backends::cpu {
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// Appends the fused epilogue as post-ops; false if oneDNN has no match.
+bool build_post_ops(const ops::Epilogue& e, bool residual, dnnl::post_ops& po) {
+  if (residual && !e.residual_after_activation) po.append_sum(1.0f);
+  switch (e.activation) {
+    case ops::Activation::kNone:
+      break;
+    case ops::Activation::kRelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kLeakyRelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_relu, e.alpha, 0.0f);
+      break;
+    case ops::Activation::kClip:
+      po.append_eltwise(1.0f, algorithm::eltwise_clip, e.alpha, e.beta);
+      break;
+    case ops::Activation::kSigmoid:
+      po.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kTanh:
+      po.append_eltwise(1.0f, algorithm::eltwise_tanh, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kHardSigmoid:
+      po.append_eltwise(1.0f, algorithm::eltwise_linear, e.alpha, e.beta);
+      po.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
+      break;
+    case ops::Activation::kHardSwish:
+      po.append_eltwise(1.0f, algorithm::eltwise_hardswish, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kSilu:
+      po.append_eltwise(1.0f, algorithm::eltwise_swish, 1.0f, 0.0f);
+      break;
+    case ops::Activation::kGelu:
+      po.append_eltwise(1.0f, algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+      break;
+    case ops::Activation::kGeluTanh:
+      po.append_eltwise(1.0f, algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+      break;
+  }
+  if (residual && e.residual_after_activation) po.append_sum(1.0f);
+  return true;
+}
+
+void set_threads(ThreadPool* pool) { omp_set_num_threads(pool != nullptr ? pool->threads() : 1); }
+
+bool inputs_f32(ops::KernelContext& ctx) {
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) continue;
+    if (!ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32) return false;
+  }
+  return ctx.has_input(0) && ctx.has_input(1);
+}
+
+// ---- matmul ---------------------------------------------------------------------
+
+// Y[rows, N] = A[rows, K] x W[K, N] (+ bias[N]) with post-ops. W is the
+// constant B (Gemm: transposed as needed and scaled by alpha).
+class OnednnMatMulKernel final : public Kernel {
+ public:
+  OnednnMatMulKernel(Tensor w, std::vector<float> const_bias, bool runtime_bias, ops::Epilogue epi, bool gemm)
+      : w_(std::move(w)), const_bias_(std::move(const_bias)), runtime_bias_(runtime_bias), epi_(epi), gemm_(gemm) {}
+
+  Status run(ops::KernelContext& ctx) const override {
+    if (!inputs_f32(ctx)) return run_reference(ctx);
+    const Tensor& a = ctx.input(0);
+    const int64_t k = w_.dim(0), n = w_.dim(1);
+    if (a.rank() < 1 || a.dims().back() != k || (gemm_ && a.rank() != 2)) return run_reference(ctx);
+    const float* bias = const_bias_.empty() ? nullptr : const_bias_.data();
+    if (runtime_bias_ && ctx.has_input(2)) {
+      const Tensor& b = ctx.input(2);
+      if (b.rank() != 1 || b.dim(0) != n) return run_reference(ctx);
+      bias = b.data<float>();
+    }
+    Dims ydims(a.dims().begin(), a.dims().end() - 1);
+    ydims.push_back(n);
+    const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+    if (z != nullptr && z->dims() != ydims) return run_reference(ctx);
+    const int64_t rows = a.numel() / std::max<int64_t>(k, 1);
+    if (k == 0 || rows == 0) return run_reference(ctx);
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
+    if (z != nullptr) std::memcpy(y->raw_data(), z->raw_data(), z->nbytes());
+    try {
+      set_threads(ctx.pool());
+      const Prepared& p = prepared(rows, bias != nullptr, z != nullptr);
+      memory src({{rows, k}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(a.data<float>()));
+      memory dst({{rows, n}, dt::f32, tag::ab}, cpu_engine(), y->data<float>());
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+      if (bias != nullptr) {
+        args.insert({DNNL_ARG_BIAS, memory({{1, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(bias))});
+      }
+      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
+      dnnl::stream s(cpu_engine());
+      p.prim.execute(s, args);
+      s.wait();
+    } catch (const dnnl::error& e) {
+      return ctx.error(internal_error("oneDNN matmul: {}", e.what()));
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Prepared {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+    memory weights;
+  };
+
+  const Prepared& prepared(int64_t rows, bool bias, bool residual) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(rows);
+    if (it != cache_.end()) return it->second;
+    const int64_t k = w_.dim(0), n = w_.dim(1);
+    memory::desc src_md({rows, k}, dt::f32, tag::ab);
+    memory::desc w_md({k, n}, dt::f32, tag::any);
+    memory::desc dst_md({rows, n}, dt::f32, tag::ab);
+    dnnl::post_ops po;
+    build_post_ops(epi_, residual, po);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    // A scratchpad per execution: kernels run from several contexts at once.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto desc = bias ? dnnl::matmul::desc(src_md, w_md, memory::desc({1, n}, dt::f32, tag::ab), dst_md)
+                     : dnnl::matmul::desc(src_md, w_md, dst_md);
+    dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
+    memory plain({{k, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(w_.data<float>()));
+    memory packed(pd.weights_desc(), cpu_engine());
+    dnnl::stream s(cpu_engine());
+    dnnl::reorder(plain, packed).execute(s, plain, packed);
+    s.wait();
+    return cache_.emplace(rows, Prepared{pd, dnnl::matmul(pd), packed}).first->second;
+  }
+
+  Tensor w_;  // [K, N]
+  std::vector<float> const_bias_;
+  bool runtime_bias_;
+  ops::Epilogue epi_;
+  bool gemm_;
+  mutable std::mutex mu_;
+  mutable std::map<int64_t, Prepared> cache_;  // by rows; guarded by mu_
+};
+
+class OnednnMatMulTactic final : public Tactic {
+ public:
+  std::string_view name() const override { return "onednn.matmul"; }
+  std::string_view source() const override { return "onednn"; }
+
+  bool supports(const ir::Node& node) const override {
+    const std::string& op = node.op_type();
+    const bool fused = op == "FusedMatMul" || op == "FusedGemm";
+    if (op != "MatMul" && op != "Gemm" && !fused) return false;
+    if (!is_f32(node.input(0)) || !is_f32(node.input(1)) || !node.input(1)->is_constant()) return false;
+    if (node.input(1)->constant().rank() != 2) return false;
+    if (fused && !ops::Epilogue::from_node(node).is_ok()) return false;
+    if (op == "Gemm" || op == "FusedGemm") {
+      if (node.attr_int("transA", 0) != 0) return false;
+      if (const ir::Value* c = node.input(2)) {
+        if (!c->is_constant() || !is_f32(c)) return false;
+        const Tensor& ct = c->constant();
+        const int64_t n =
+            node.attr_int("transB", 0) != 0 ? node.input(1)->constant().dim(0) : node.input(1)->constant().dim(1);
+        const bool row = ct.numel() == n && (ct.rank() == 1 || (ct.rank() == 2 && ct.dim(0) == 1));
+        if (!row && ct.numel() != 1) return false;
+      }
+    } else if (node.input(2) != nullptr && !is_f32(node.input(2))) {
+      return false;
+    }
+    return true;
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    if (!supports(node)) return invalid_argument("{}: not supported by onednn.matmul", node.describe());
+    const std::string& op = node.op_type();
+    const bool fused = op == "FusedMatMul" || op == "FusedGemm";
+    const bool gemm = op == "Gemm" || op == "FusedGemm";
+    ops::Epilogue epi;
+    if (fused) {
+      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
+    }
+    const Tensor& b = node.input(1)->constant();
+    Tensor w;
+    std::vector<float> bias;
+    if (gemm) {
+      const bool trans_b = node.attr_int("transB", 0) != 0;
+      const float alpha = node.attr_float("alpha", 1.0f);
+      const int64_t k = trans_b ? b.dim(1) : b.dim(0), n = trans_b ? b.dim(0) : b.dim(1);
+      w = Tensor::empty(DataType::kFloat32, {k, n});
+      for (int64_t i = 0; i < k; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          w.data<float>()[i * n + j] = alpha * (trans_b ? b.data<float>()[j * k + i] : b.data<float>()[i * n + j]);
+        }
+      }
+      const float beta = node.attr_float("beta", 1.0f);
+      if (const ir::Value* c = node.input(2); c != nullptr && beta != 0.0f) {
+        const Tensor& ct = c->constant();
+        bias.resize(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n; ++j) bias[static_cast<size_t>(j)] = beta * ct.data<float>()[ct.numel() == 1 ? 0 : j];
+      }
+    } else {
+      w = b.clone();
+    }
+    return std::unique_ptr<Kernel>(new OnednnMatMulKernel(std::move(w), std::move(bias), !gemm, epi, gemm));
+  }
+};
+
+// ---- convolution ------------------------------------------------------------------
+
+class OnednnConvKernel final : public Kernel {
+ public:
+  OnednnConvKernel(Tensor w, ops::Epilogue epi, bool blocked) : w_(std::move(w)), epi_(epi), blocked_(blocked) {}
+
+  Status run(ops::KernelContext& ctx) const override {
+    if (!inputs_f32(ctx)) return run_reference(ctx);
+    const Tensor& x = ctx.input(0);
+    if (x.rank() != 4 || ctx.input(1).dims() != w_.dims()) return run_reference(ctx);
+    auto geom = conv2d_geometry(ctx.node(), x.dims(), w_.dims());
+    if (!geom.is_ok()) return run_reference(ctx);
+    const Conv2dGeom& g = *geom;
+    const float* bias = nullptr;
+    if (ctx.has_input(2)) {
+      if (ctx.input(2).rank() != 1 || ctx.input(2).dim(0) != g.m) return run_reference(ctx);
+      bias = ctx.input(2).data<float>();
+    }
+    const Dims ydims = g.output_dims(4);
+    const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+    if (z != nullptr && z->dims() != ydims) return run_reference(ctx);
+    if (g.oh <= 0 || g.ow <= 0 || g.n == 0) return run_reference(ctx);
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
+    try {
+      set_threads(ctx.pool());
+      const Prepared& p = prepared(g, bias != nullptr, z != nullptr);
+      dnnl::stream s(cpu_engine());
+      memory src_user({x.dims(), dt::f32, tag::nchw}, cpu_engine(), const_cast<float*>(x.data<float>()));
+      memory dst_user({ydims, dt::f32, tag::nchw}, cpu_engine(), y->data<float>());
+      memory src = src_user, dst = dst_user;
+      if (p.pd.src_desc() != src_user.get_desc()) {
+        src = memory(p.pd.src_desc(), cpu_engine());
+        dnnl::reorder(src_user, src).execute(s, src_user, src);
+      }
+      if (p.pd.dst_desc() != dst_user.get_desc()) dst = memory(p.pd.dst_desc(), cpu_engine());
+      if (z != nullptr) {
+        memory z_user({ydims, dt::f32, tag::nchw}, cpu_engine(), const_cast<float*>(z->data<float>()));
+        dnnl::reorder(z_user, dst).execute(s, z_user, dst);
+      }
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+      if (bias != nullptr) {
+        args.insert({DNNL_ARG_BIAS, memory({{g.m}, dt::f32, tag::x}, cpu_engine(), const_cast<float*>(bias))});
+      }
+      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
+      p.prim.execute(s, args);
+      if (dst != dst_user) dnnl::reorder(dst, dst_user).execute(s, dst, dst_user);
+      s.wait();
+    } catch (const dnnl::error& e) {
+      return ctx.error(internal_error("oneDNN convolution: {}", e.what()));
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Prepared {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward prim;
+    memory weights;
+  };
+
+  const Prepared& prepared(const Conv2dGeom& g, bool bias, bool residual) const {
+    const std::vector<int64_t> key = {g.n, g.h, g.w, g.oh, g.ow, g.pt, g.pl};
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    const tag io = blocked_ ? tag::any : tag::nchw;
+    memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, io);
+    memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io);
+    const memory::dims wdims =
+        g.group == 1 ? memory::dims{g.m, g.c, g.kh, g.kw} : memory::dims{g.group, g.mg(), g.cg(), g.kh, g.kw};
+    memory::desc w_md(wdims, dt::f32, tag::any);
+    const int64_t pb = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.h - g.pt;
+    const int64_t pr = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.w - g.pl;
+    const memory::dims strides = {g.sh, g.sw}, dil = {g.dh - 1, g.dw - 1}, pad_l = {g.pt, g.pl}, pad_r = {pb, pr};
+    dnnl::post_ops po;
+    build_post_ops(epi_, residual, po);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    // A scratchpad per execution: kernels run from several contexts at once.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto desc = bias
+                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                                      src_md, w_md, memory::desc({g.m}, dt::f32, tag::x), dst_md,
+                                                      strides, dil, pad_l, pad_r)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                                      src_md, w_md, dst_md, strides, dil, pad_l, pad_r);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
+    memory plain({wdims, dt::f32, g.group == 1 ? tag::oihw : tag::goihw}, cpu_engine(),
+                 const_cast<float*>(w_.data<float>()));
+    memory packed(pd.weights_desc(), cpu_engine());
+    dnnl::stream s(cpu_engine());
+    dnnl::reorder(plain, packed).execute(s, plain, packed);
+    s.wait();
+    return cache_.emplace(key, Prepared{pd, dnnl::convolution_forward(pd), packed}).first->second;
+  }
+
+  Tensor w_;
+  ops::Epilogue epi_;
+  bool blocked_;
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<int64_t>, Prepared> cache_;  // by input geometry; guarded by mu_
+};
+
+class OnednnConvTactic final : public Tactic {
+ public:
+  explicit OnednnConvTactic(bool blocked) : blocked_(blocked) {}
+  std::string_view name() const override { return blocked_ ? "onednn.conv_blocked" : "onednn.conv"; }
+  std::string_view source() const override { return "onednn"; }
+
+  bool supports(const ir::Node& node) const override {
+    const bool fused = node.op_type() == "FusedConv";
+    if (node.op_type() != "Conv" && !fused) return false;
+    if (fused && !ops::Epilogue::from_node(node).is_ok()) return false;
+    return conv_node_supported(node) && node.input(1)->constant().rank() == 4;
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
+    ops::Epilogue epi;
+    if (node.op_type() == "FusedConv") {
+      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
+    }
+    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_));
+  }
+
+ private:
+  bool blocked_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tactic> make_onednn_matmul_tactic() { return std::make_unique<OnednnMatMulTactic>(); }
+std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked) { return std::make_unique<OnednnConvTactic>(blocked); }
+
+}  // namespace kiln::backends::cpu

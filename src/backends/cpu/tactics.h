@@ -1,0 +1,52 @@
+// The CPU backend's own tactics, one factory per kernel family and ISA.
+// register.cc adds them to the registry; the differential tests build them
+// directly to check every ISA this machine runs, not only the best one.
+#pragma once
+
+#include <memory>
+
+#include "backends/cpu/isa.h"
+#include "backends/tactic.h"
+#include "kiln/status.h"
+#include "ops/op_def.h"
+
+namespace kiln::backends::cpu {
+
+// MatMul (ai.onnx) and kiln.FusedMatMul: packed SGEMM, B packed in prepare
+// when constant. Name "own.matmul.<isa>" / "own.fused_matmul.<isa>".
+std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused);
+// Gemm (ai.onnx) and kiln.FusedGemm. "own.gemm.<isa>" / "own.fused_gemm.<isa>".
+std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused);
+// Conv and kiln.FusedConv (1-D and 2-D, fp32, constant weights): im2col
+// packed on the fly (a 1x1 stride-1 unpadded kernel reads X directly) and
+// the packed SGEMM with weights packed in prepare.
+// "own.conv_gemm.<isa>" / "own.fused_conv_gemm.<isa>".
+std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused);
+// Depthwise Conv / kiln.FusedConv (group == C == M): direct, vectorized
+// along the output row. "own.conv_depthwise.<isa>" / "own.fused_conv_depthwise.<isa>".
+std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
+
+// Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped 2-D Conv /
+// kiln.FusedConv. "own.conv_winograd_f2x3.<isa>" / "own.fused_conv_winograd_f2x3.<isa>".
+std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused);
+
+// Softmax (last axis; any axis of the pre-13 form) and LayerNormalization
+// (last axis, Y only), fp32. Row kernels exist for generic and AVX2 (also
+// used on AVX-512 machines): "own.softmax.<generic|avx2>", "own.layernorm.<...>".
+std::unique_ptr<Tactic> make_softmax_tactic(Isa isa);
+std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
+
+// oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
+// their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
+// "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the
+// primitive) for 2-D Conv / kiln.FusedConv with constant weights.
+std::unique_ptr<Tactic> make_onednn_matmul_tactic();
+std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked);
+
+// True if `v` is a tensor value known to hold float32.
+bool is_f32(const ir::Value* v);
+// Runs the op's reference kernel: the fallback of fast kernels for inputs
+// they do not handle at run time (shapes the build could not see).
+Status run_reference(ops::KernelContext& ctx);
+
+}  // namespace kiln::backends::cpu

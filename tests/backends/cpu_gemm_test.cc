@@ -1,0 +1,259 @@
+// Differential tests of the MatMul / Gemm / kiln.FusedMatMul / kiln.FusedGemm
+// tactics on every ISA this machine runs, against the reference kernels of
+// MatMul and Gemm with the fused epilogue applied in the test.
+// Tolerance: 1e-4 relative to the magnitude of the accumulation (the
+// reference op run on |A|, |B|, |C|, plus |Z|).
+#include <gtest/gtest.h>
+
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/microkernel.h"
+#include "backends/cpu/tactics.h"
+#include "cpu_test_util.h"
+
+namespace kiln::backends::cpu::test {
+namespace {
+
+using ir::Attribute;
+constexpr float kRel = 1e-4f;
+
+// Runs tactic on the node and compares with `want` (computed by the caller).
+void check_tactic(const Tactic& tactic, OneNode& g, const Tensor& want, const Tensor& mag, const std::string& what) {
+  ASSERT_TRUE(tactic.supports(g.node())) << tactic.name() << " " << what;
+  auto kernel = tactic.prepare(g.node());
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    auto got = g.run(**kernel, &pool);
+    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+    expect_close(*got, want, mag, kRel,
+                 std::string(tactic.name()) + " " + what + " threads=" + std::to_string(threads));
+  }
+  // A plan stores the packed weights and loads them back.
+  auto loaded = tactic.load(g.node(), (*kernel)->serialize());
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+  ThreadPool pool(2);
+  auto again = g.run(**loaded, &pool);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  expect_close(*again, want, mag, kRel, std::string(tactic.name()) + " " + what + " after load");
+}
+
+struct MatMulCase {
+  Dims a, b;
+  bool b_const;
+};
+
+TEST(CpuMatMul, MatchesReferenceOnEveryIsa) {
+  const std::vector<MatMulCase> cases = {
+      {{1, 1}, {1, 1}, true},           {{7, 13}, {13, 5}, true},      {{33, 300}, {300, 65}, true},
+      {{2, 3, 17, 40}, {40, 33}, true}, {{64}, {64, 48}, true},        {{100, 513}, {513, 37}, true},
+      {{2, 5, 7}, {2, 7, 9}, false},    {{1, 5, 7}, {3, 7, 9}, false}, {{20, 31}, {31, 47}, false},
+      {{4, 0}, {0, 6}, true},
+  };
+  uint32_t seed = 1;
+  for (const auto& c : cases) {
+    Tensor a = random_tensor(c.a, seed++), b = random_tensor(c.b, seed++);
+    OneNode g("", "MatMul", {{a}, {b, c.b_const}}, {});
+    auto want = g.run_reference({a, b});
+    ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+    auto mag = g.run_reference({abs_tensor(a), abs_tensor(b)});
+    ASSERT_TRUE(mag.is_ok());
+    for (Isa isa : supported_isas()) {
+      check_tactic(*make_matmul_tactic(isa, false), g, *want, *mag,
+                   dims_to_string(c.a) + "x" + dims_to_string(c.b) + (c.b_const ? " const" : ""));
+    }
+    auto onednn = make_onednn_matmul_tactic();
+    EXPECT_EQ(onednn->supports(g.node()), c.b_const && c.b.size() == 2);
+    if (onednn->supports(g.node()) && c.a.back() > 0) check_tactic(*onednn, g, *want, *mag, dims_to_string(c.a));
+  }
+}
+
+TEST(CpuFusedMatMul, EveryActivationBiasAndResidual) {
+  const std::vector<MatMulCase> cases = {{{2, 9, 70}, {70, 35}, true}, {{3, 8, 16}, {3, 16, 33}, false}};
+  uint32_t seed = 100;
+  for (const auto& c : cases) {
+    Tensor a = random_tensor(c.a, seed++), b = random_tensor(c.b, seed++);
+    const int64_t n = c.b.back();
+    Tensor bias = random_tensor({n}, seed++);
+    OneNode plain("", "MatMul", {{a}, {b, c.b_const}}, {});
+    Tensor base = *plain.run_reference({a, b});
+    Tensor base_mag = *plain.run_reference({abs_tensor(a), abs_tensor(b)});
+    Tensor z = random_tensor(base.dims(), seed++);
+    for (const ops::Epilogue& act : all_epilogues()) {
+      for (int variant = 0; variant < 3; ++variant) {  // bias only, + residual before, + residual after
+        ops::Epilogue e = act;
+        e.residual_after_activation = variant == 2;
+        const bool with_z = variant > 0;
+        std::vector<NodeInput> in = {{a}, {b, c.b_const}, {bias, true}};
+        if (with_z) in.push_back({z});
+        OneNode g("kiln", "FusedMatMul", in, {});
+        e.to_node(g.node());
+        Tensor want = base.clone(), mag = base_mag.clone();
+        for (int64_t i = 0; i < want.numel(); ++i) {
+          want.data<float>()[i] += bias.data<float>()[i % n];
+          mag.data<float>()[i] +=
+              std::fabs(bias.data<float>()[i % n]) + (with_z ? std::fabs(z.data<float>()[i]) : 0.0f);
+        }
+        apply_epilogue(want, e, with_z ? &z : nullptr);
+        for (Isa isa : supported_isas()) {
+          check_tactic(*make_matmul_tactic(isa, true), g, want, mag,
+                       std::string(ops::activation_name(e.activation)) + " variant " + std::to_string(variant));
+        }
+        if (c.b_const) {
+          check_tactic(*make_onednn_matmul_tactic(), g, want, mag,
+                       std::string(ops::activation_name(e.activation)) + " variant " + std::to_string(variant));
+        }
+      }
+    }
+  }
+}
+
+struct GemmCase {
+  int64_t m, k, n;
+  int trans_a, trans_b;
+  float alpha, beta;
+  Dims c;  // {} with has_c false means no C
+  bool has_c;
+};
+
+TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
+  const std::vector<GemmCase> cases = {
+      {5, 7, 3, 0, 0, 1.0f, 1.0f, {}, false},         {17, 33, 29, 1, 0, 0.5f, 2.0f, {29}, true},
+      {17, 33, 29, 0, 1, 1.0f, 1.0f, {1, 29}, true},  {30, 64, 40, 1, 1, 1.5f, 0.5f, {30, 1}, true},
+      {9, 12, 70, 0, 1, 1.0f, 1.0f, {9, 70}, true},   {9, 12, 70, 0, 1, 2.0f, -1.0f, {9, 70}, true},
+      {1, 256, 1000, 0, 1, 1.0f, 1.0f, {1000}, true}, {4, 5, 6, 0, 0, 1.0f, 3.0f, {}, true},
+  };
+  uint32_t seed = 200;
+  int onednn_cases = 0;
+  for (const auto& c : cases) {
+    Tensor a = random_tensor(c.trans_a ? Dims{c.k, c.m} : Dims{c.m, c.k}, seed++);
+    Tensor b = random_tensor(c.trans_b ? Dims{c.n, c.k} : Dims{c.k, c.n}, seed++);
+    Tensor cc = random_tensor(c.c, seed++);
+    std::vector<Attribute> attrs = {Attribute::make_int("transA", c.trans_a), Attribute::make_int("transB", c.trans_b),
+                                    Attribute::make_float("alpha", c.alpha), Attribute::make_float("beta", c.beta)};
+    std::vector<NodeInput> in = {{a}, {b, true}};
+    if (c.has_c) in.push_back({cc, true});
+    OneNode g("", "Gemm", in, attrs);
+    std::vector<Datum> feeds = {a, b}, abs_feeds = {abs_tensor(a), abs_tensor(b)};
+    if (c.has_c) {
+      feeds.push_back(cc);
+      abs_feeds.push_back(abs_tensor(cc));
+    }
+    auto want = g.run_reference(feeds);
+    ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+    Tensor mag = *g.run_reference(abs_feeds);
+    for (float& v : mag.span<float>()) v = std::fabs(v) * 4.0f;  // |alpha|, |beta| up to 2
+    for (Isa isa : supported_isas()) {
+      check_tactic(*make_gemm_tactic(isa, false), g, *want, mag,
+                   "gemm m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n) + " C" +
+                       dims_to_string(c.c));
+    }
+    auto onednn = make_onednn_matmul_tactic();
+    if (onednn->supports(g.node())) {
+      ++onednn_cases;
+      check_tactic(*onednn, g, *want, mag, "gemm m=" + std::to_string(c.m) + " C" + dims_to_string(c.c));
+    }
+  }
+  EXPECT_GE(onednn_cases, 4);
+}
+
+TEST(CpuGemm, OnednnTakesConstantRowBiasOnly) {
+  Tensor a = random_tensor({3, 4}, 1), b = random_tensor({4, 6}, 2), c = random_tensor({3, 6}, 3);
+  OneNode with_full_c("", "Gemm", {{a}, {b, true}, {c, true}}, {});
+  EXPECT_FALSE(make_onednn_matmul_tactic()->supports(with_full_c.node()));
+  OneNode trans_a("", "Gemm", {{random_tensor({4, 3}, 4)}, {b, true}}, {Attribute::make_int("transA", 1)});
+  EXPECT_FALSE(make_onednn_matmul_tactic()->supports(trans_a.node()));
+}
+
+TEST(CpuFusedGemm, EveryActivationWithResidual) {
+  const int64_t m = 13, k = 40, n = 37;
+  Tensor a = random_tensor({m, k}, 300), b = random_tensor({n, k}, 301), c = random_tensor({n}, 302),
+         z = random_tensor({m, n}, 303);
+  std::vector<Attribute> attrs = {Attribute::make_int("transB", 1), Attribute::make_float("alpha", 0.5f)};
+  OneNode plain("", "Gemm", {{a}, {b, true}, {c, true}}, attrs);
+  Tensor base = *plain.run_reference({a, b, c});
+  Tensor mag = *plain.run_reference({abs_tensor(a), abs_tensor(b), abs_tensor(c)});
+  for (int64_t i = 0; i < mag.numel(); ++i) mag.data<float>()[i] += std::fabs(z.data<float>()[i]);
+  for (const ops::Epilogue& act : all_epilogues()) {
+    for (bool after : {false, true}) {
+      ops::Epilogue e = act;
+      e.residual_after_activation = after;
+      OneNode g("kiln", "FusedGemm", {{a}, {b, true}, {c, true}, {z}}, attrs);
+      e.to_node(g.node());
+      Tensor want = base.clone();
+      apply_epilogue(want, e, &z);
+      for (Isa isa : supported_isas()) {
+        check_tactic(*make_gemm_tactic(isa, true), g, want, mag, std::string(ops::activation_name(e.activation)));
+      }
+      check_tactic(*make_onednn_matmul_tactic(), g, want, mag, std::string(ops::activation_name(e.activation)));
+    }
+  }
+}
+
+TEST(CpuMatMul, FallsBackToReferenceErrors) {
+  Tensor a = random_tensor({3, 4}, 1), b = random_tensor({5, 6}, 2);
+  OneNode g("", "MatMul", {{a}, {b, false}}, {});
+  auto kernel = make_matmul_tactic(detect_isa(), false)->prepare(g.node());
+  ASSERT_TRUE(kernel.is_ok());
+  auto got = g.run(**kernel, nullptr);
+  EXPECT_FALSE(got.is_ok());
+}
+
+TEST(CpuGemm, RejectsCorruptPackedWeights) {
+  Tensor a = random_tensor({3, 4}, 1), b = random_tensor({4, 6}, 2);
+  OneNode g("", "Gemm", {{a}, {b, true}}, {});
+  auto tactic = make_gemm_tactic(detect_isa(), false);
+  auto kernel = tactic->prepare(g.node());
+  ASSERT_TRUE(kernel.is_ok());
+  std::vector<uint8_t> bytes = (*kernel)->serialize();
+  ASSERT_FALSE(bytes.empty());
+  bytes.pop_back();
+  EXPECT_FALSE(tactic->load(g.node(), bytes).is_ok());
+}
+
+// The vectorized exp/erf activations against the scalar definitions
+// (ops::Epilogue::activate) over a wide range, extremes included.
+TEST(CpuActivations, VectorizedTranscendentalsMatchScalar) {
+  if (detect_isa() < Isa::kAvx2) GTEST_SKIP() << "no AVX2";
+  std::vector<float> xs;
+  for (float x = -30.0f; x <= 30.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 87.0f, -87.0f, 100.0f, -100.0f, 1e10f, -1e10f}) {
+    xs.push_back(x);
+  }
+  const std::pair<ops::Activation, TileTranscendental> acts[] = {
+      {ops::Activation::kSigmoid, TileTranscendental::kSigmoid},   {ops::Activation::kTanh, TileTranscendental::kTanh},
+      {ops::Activation::kSilu, TileTranscendental::kSilu},         {ops::Activation::kGelu, TileTranscendental::kGelu},
+      {ops::Activation::kGeluTanh, TileTranscendental::kGeluTanh},
+  };
+  for (const auto& [act, tile] : acts) {
+    ops::Epilogue e;
+    e.activation = act;
+    std::vector<float> got = xs;
+    // One row of odd length so that the masked tail runs too.
+    activate_tile_avx2(got.data(), static_cast<int64_t>(got.size()), 1, static_cast<int64_t>(got.size()), tile);
+    int bad = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const float want = e.activate(xs[i]);
+      const float tol = 2e-6f * std::max(1.0f, std::fabs(xs[i]));
+      if (!(std::fabs(got[i] - want) <= tol) && bad++ < 3) {
+        ADD_FAILURE() << ops::activation_name(act) << "(" << xs[i] << ") = " << got[i] << ", expected " << want;
+      }
+    }
+    EXPECT_EQ(bad, 0) << ops::activation_name(act);
+  }
+}
+
+TEST(CpuIsa, DetectionIsConsistent) {
+  const CpuFeatures& f = cpu_features();
+  const Isa isa = detect_isa();
+  if (isa == Isa::kAvx512) {
+    EXPECT_TRUE(f.avx512f && f.avx2 && f.fma);
+  }
+  if (isa >= Isa::kAvx2) {
+    EXPECT_TRUE(f.avx2 && f.fma);
+  }
+  EXPECT_EQ(supported_isas().front(), isa);
+  EXPECT_EQ(supported_isas().back(), Isa::kGeneric);
+}
+
+}  // namespace
+}  // namespace kiln::backends::cpu::test

@@ -1,0 +1,156 @@
+// Differential test harness for the CPU tactics: builds a one-node graph,
+// runs a tactic's kernel and the reference kernel of the plain op on the
+// same inputs, applies the fused epilogue to the reference result in the
+// test, and compares with a tolerance scaled by the magnitude of the
+// accumulation (the same op run on |inputs|).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/isa.h"
+#include "backends/tactic.h"
+#include "core/datum.h"
+#include "core/thread_pool.h"
+#include "ir/graph.h"
+#include "ops/epilogue.h"
+#include "ops/registry.h"
+
+namespace kiln::backends::cpu::test {
+
+inline Tensor random_tensor(const Dims& dims, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  Tensor t = Tensor::empty(DataType::kFloat32, dims);
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& v : t.span<float>()) v = dist(gen);
+  return t;
+}
+
+inline Tensor abs_tensor(const Tensor& t) {
+  Tensor a = t.clone();
+  for (float& v : a.span<float>()) v = std::fabs(v);
+  return a;
+}
+
+// An input of a one-node graph: a constant (weights) or a run-time value.
+struct NodeInput {
+  Tensor value;
+  bool constant = false;
+  bool absent = false;
+};
+
+// Owns a graph with one node of (domain, op) over `inputs`.
+class OneNode {
+ public:
+  OneNode(const std::string& domain, const std::string& op, const std::vector<NodeInput>& inputs,
+          std::vector<ir::Attribute> attrs, int64_t opset = 17)
+      : graph_(std::make_shared<ir::Graph>("g")) {
+    graph_->set_opset_imports({{"", opset}, {"kiln", 1}});
+    std::vector<ir::Value*> in;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::string name = "in" + std::to_string(i);
+      if (inputs[i].absent) {
+        in.push_back(nullptr);
+      } else if (inputs[i].constant) {
+        in.push_back(*graph_->add_constant(name, inputs[i].value));
+      } else {
+        ir::Value* v =
+            *graph_->add_value(name, ir::ValueType::tensor(DataType::kFloat32, Shape::of(inputs[i].value.dims())));
+        graph_->add_input(v);
+        in.push_back(v);
+      }
+      feeds_.push_back(inputs[i].absent ? Datum() : Datum(inputs[i].value));
+    }
+    ir::Value* out = *graph_->add_value("out");
+    node_ = graph_->add_node(op, in, {out}, op + "_0", domain);
+    node_->set_opset(domain.empty() ? opset : 1);
+    for (auto& a : attrs) node_->set_attr(std::move(a));
+  }
+
+  ir::Node& node() { return *node_; }
+  const std::vector<Datum>& feeds() const { return feeds_; }
+
+  // Runs `kernel` on the node's inputs.
+  Result<Tensor> run(const Kernel& kernel, ThreadPool* pool) {
+    std::vector<Datum> outs(1);
+    ops::KernelContext ctx(*node_, feeds_, outs, pool, nullptr);
+    KILN_RETURN_IF_ERROR(kernel.run(ctx));
+    return outs[0].tensor();
+  }
+
+  // Runs the op's reference kernel on `feeds` (the node's own by default).
+  Result<Tensor> run_reference(const std::vector<Datum>& feeds) {
+    const ops::OpDef* def = ops::Registry::global().find(node_->domain(), node_->op_type(), node_->opset());
+    if (def == nullptr) return unimplemented_status();
+    std::vector<Datum> outs(1);
+    ops::KernelContext ctx(*node_, feeds, outs, nullptr, nullptr);
+    KILN_RETURN_IF_ERROR(def->kernel(ctx));
+    return outs[0].tensor();
+  }
+
+ private:
+  static Status unimplemented_status() { return Status(StatusCode::kUnimplemented, "no reference kernel"); }
+  std::shared_ptr<ir::Graph> graph_;
+  ir::Node* node_ = nullptr;
+  std::vector<Datum> feeds_;
+};
+
+// Compares got with want elementwise: |got - want| <= rel * mag + 1e-6.
+inline void expect_close(const Tensor& got, const Tensor& want, const Tensor& mag, float rel, const std::string& what) {
+  ASSERT_EQ(got.dims(), want.dims()) << what;
+  const float* g = got.data<float>();
+  const float* w = want.data<float>();
+  const float* m = mag.data<float>();
+  int64_t bad = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const float tol = rel * m[i] + 1e-6f;
+    if (!(std::fabs(g[i] - w[i]) <= tol)) {
+      if (bad++ < 3)
+        ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", expected " << w[i] << " (tol " << tol << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.numel() << " elements differ";
+}
+
+// Every activation of the fused-op contract with parameters.
+inline std::vector<ops::Epilogue> all_epilogues() {
+  std::vector<ops::Epilogue> out;
+  using A = ops::Activation;
+  for (A a : {A::kNone, A::kRelu, A::kClip, A::kSigmoid, A::kHardSigmoid, A::kHardSwish, A::kLeakyRelu, A::kTanh,
+              A::kSilu, A::kGelu, A::kGeluTanh}) {
+    ops::Epilogue e;
+    e.activation = a;
+    if (a == A::kClip) {
+      e.alpha = -0.5f;
+      e.beta = 0.75f;
+    } else if (a == A::kLeakyRelu) {
+      e.alpha = 0.1f;
+    } else if (a == A::kHardSigmoid) {
+      e.alpha = 0.2f;
+      e.beta = 0.5f;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+// want = act(want + residual) or act(want) + residual, in place.
+inline void apply_epilogue(Tensor& want, const ops::Epilogue& e, const Tensor* residual) {
+  float* w = want.data<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    float v = w[i];
+    if (residual != nullptr && !e.residual_after_activation) v += residual->data<float>()[i];
+    v = e.activate(v);
+    if (residual != nullptr && e.residual_after_activation) v += residual->data<float>()[i];
+    w[i] = v;
+  }
+}
+
+inline std::string isa_label(Isa isa) { return std::string(isa_name(isa)); }
+
+}  // namespace kiln::backends::cpu::test
