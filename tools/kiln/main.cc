@@ -1,5 +1,5 @@
 // kiln: the command-line tool. `kiln run` runs a model on .npy inputs;
-// `kiln inspect` describes a model. Exit status: 0 success, 1 an error while
+// `kiln inspect` describes a model; `kiln serve` serves a model repository. Exit status: 0 success, 1 an error while
 // running a command, 2 a usage error.
 #include <CLI/CLI.hpp>
 
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_run_command(app, &exit_code);
   kiln::cli::add_inspect_command(app, &exit_code);
   kiln::cli::add_ops_command(app, &exit_code);
+  kiln::cli::add_serve_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
