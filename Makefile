@@ -27,9 +27,11 @@ build: setup $(BUILD)/build.ninja
 	@echo "$(abspath $(BUILD))/python" > "$(SITE)/kiln-build.pth"
 	@ln -sf "$(abspath $(BUILD))/tools/kiln/kiln" $(VENV)/bin/kiln
 
-# Load and run the bundled example models and print their results.
+# Load and run the bundled example models and print their results, then serve
+# examples/model_repository and query it with tritonclient (HTTP and gRPC).
 run: build
 	@$(PY) examples/run_examples.py
+	@$(PY) examples/serve_examples.py
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -1,6 +1,7 @@
 // kiln: the command-line tool. `kiln run` runs a model on .npy inputs;
 // `kiln inspect` describes a model or plan; `kiln build` makes a plan;
-// `kiln bench` times a model or plan. Exit status: 0 success, 1 an error while
+// `kiln bench` times a model or plan;
+// `kiln serve` serves a model repository. Exit status: 0 success, 1 an error while
 // running a command, 2 a usage error.
 #include <CLI/CLI.hpp>
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_ops_command(app, &exit_code);
   kiln::cli::add_build_command(app, &exit_code);
   kiln::cli::add_bench_command(app, &exit_code);
+  kiln::cli::add_serve_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,56 @@
+// ModelBackend: one loaded model file (a version of a model), shared by the
+// model's instances; each instance runs on its own BackendInstance (an
+// execution context), one batch at a time.
+//
+// load_backend picks the loader from the version folder: today model.onnx
+// through the runtime's Engine; a model.plan loader slots in beside it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/data_type.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+#include "model_config.pb.h"
+
+namespace kiln::server {
+
+// An input or output as the model file declares it. dims[i] is -1 when the
+// dim is unknown or symbolic; rank_known is false when even the rank is.
+struct TensorSpec {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  std::vector<int64_t> dims;
+  bool rank_known = true;
+  bool optional = false;  // an input with a default value
+};
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class BackendInstance {
+ public:
+  virtual ~BackendInstance() = default;
+  // Runs the model; not thread-safe (one run at a time per instance).
+  virtual Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) = 0;
+};
+
+class ModelBackend {
+ public:
+  virtual ~ModelBackend() = default;
+  virtual const std::vector<TensorSpec>& inputs() const = 0;
+  virtual const std::vector<TensorSpec>& outputs() const = 0;
+  // The model file it was loaded from (for messages and the index).
+  virtual const std::string& path() const = 0;
+  virtual std::unique_ptr<BackendInstance> create_instance() const = 0;
+};
+
+// Loads the model file of `version_dir` named by the config's
+// default_model_filename (model.onnx when empty). Intra-op threads come from
+// the config parameter "intra_op_thread_count" (0 or absent: every core).
+Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& version_dir,
+                                                         const inference::ModelConfig& config);
+
+}  // namespace kiln::server

@@ -1,0 +1,110 @@
+#include "server/model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "server/model_config.h"
+#include "server/types.h"
+
+namespace kiln::server {
+
+Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
+                                                         inference::ModelConfig config) {
+  std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
+  KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config));
+  KILN_RETURN_IF_ERROR(complete_config(config, *backend));
+  std::shared_ptr<ModelVersion> mv(new ModelVersion());
+  mv->config_ = std::move(config);
+  mv->version_ = version;
+  mv->version_string_ = std::to_string(version);
+  mv->backend_ = std::move(backend);
+  mv->stats_ = std::make_shared<ModelStats>();
+  mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
+  KILN_RETURN_IF_ERROR(mv->scheduler_->start());
+  return mv;
+}
+
+ModelVersion::~ModelVersion() { stop(); }
+
+void ModelVersion::stop() {
+  if (scheduler_) scheduler_->stop();
+}
+
+Result<int64_t> ModelVersion::validate(InferRequest& request) const {
+  const int max_batch = config_.max_batch_size();
+  int64_t batch = -1;
+  std::vector<InferInput> ordered;
+  ordered.reserve(request.inputs.size());
+  for (const auto& in : request.inputs) {
+    int matches = 0;
+    for (const auto& other : request.inputs) matches += other.name == in.name;
+    if (matches > 1) return invalid_argument("input '{}' appears more than once in the request", in.name);
+    bool known = false;
+    for (const auto& cfg : config_.input()) known = known || cfg.name() == in.name;
+    if (!known) {
+      return invalid_argument("unexpected inference input '{}' for model '{}'", in.name, name());
+    }
+  }
+  for (const auto& cfg : config_.input()) {
+    auto it = std::find_if(request.inputs.begin(), request.inputs.end(),
+                           [&](const InferInput& in) { return in.name == cfg.name(); });
+    if (it == request.inputs.end()) {
+      if (cfg.optional()) continue;
+      return invalid_argument("expected {} inputs but got {} inputs for model '{}': input '{}' is missing",
+                              config_.input_size(), request.inputs.size(), name(), cfg.name());
+    }
+    const Tensor& t = it->tensor;
+    std::optional<DataType> want = dtype_from_config(cfg.data_type());
+    if (!want || t.dtype() != *want) {
+      return invalid_argument("inference input '{}' data-type is '{}', but model '{}' expects '{}'", cfg.name(),
+                              protocol_dtype_name(t.dtype()), name(),
+                              want ? protocol_dtype_name(*want) : std::string_view("?"));
+    }
+    std::vector<int64_t> expected(cfg.dims().begin(), cfg.dims().end());
+    std::vector<int64_t> got(t.dims().begin(), t.dims().end());
+    if (max_batch > 0) {
+      if (got.empty()) {
+        return invalid_argument("inference input '{}' of model '{}' needs a batch dimension, got shape []", cfg.name(),
+                                name());
+      }
+      int64_t b = got[0];
+      if (b < 1 || b > max_batch) {
+        return invalid_argument("inference request batch-size must be <= {} for '{}' (input '{}' has batch {})",
+                                max_batch, name(), cfg.name(), b);
+      }
+      if (batch >= 0 && b != batch) {
+        return invalid_argument("inputs of model '{}' disagree on the batch size ({} and {})", name(), batch, b);
+      }
+      batch = b;
+      got.erase(got.begin());
+    }
+    bool ok = got.size() == expected.size();
+    for (size_t i = 0; ok && i < got.size(); ++i) ok = expected[i] < 0 || expected[i] == got[i];
+    if (!ok) {
+      std::vector<int64_t> shown = expected;
+      if (max_batch > 0) shown.insert(shown.begin(), -1);
+      return invalid_argument("unexpected shape for input '{}' for model '{}'. Expected {}, got {}", cfg.name(), name(),
+                              shape_string(shown), shape_string({t.dims().begin(), t.dims().end()}));
+    }
+    ordered.push_back(std::move(*it));
+  }
+  for (const std::string& out : request.requested_outputs) {
+    bool known = false;
+    for (const auto& cfg : config_.output()) known = known || cfg.name() == out;
+    if (!known) return invalid_argument("unexpected inference output '{}' for model '{}'", out, name());
+  }
+  request.inputs = std::move(ordered);
+  return max_batch > 0 ? batch : 1;
+}
+
+void ModelVersion::infer(InferRequest request, InferCallback done) {
+  auto batch = validate(request);
+  if (!batch.is_ok()) {
+    stats_->record_failure(FailureReason::kOther, 0);
+    done(batch.status());
+    return;
+  }
+  scheduler_->enqueue(std::move(request), batch.value() < 1 ? 1 : batch.value(), std::move(done));
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,52 @@
+// ModelVersion: one served version of a model: its completed configuration,
+// its backend (the loaded model file), its statistics and its scheduler.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model_config.pb.h"
+#include "server/backend.h"
+#include "server/inference.h"
+#include "server/scheduler.h"
+#include "server/stats.h"
+
+namespace kiln::server {
+
+class ModelVersion {
+ public:
+  // Loads <model_dir>/<version>/ with `config` (read and platform-checked,
+  // not yet completed), completes the config from the model and starts the
+  // scheduler.
+  static Result<std::shared_ptr<ModelVersion>> load(const std::string& model_dir, int64_t version,
+                                                    inference::ModelConfig config);
+  ~ModelVersion();
+
+  const std::string& name() const { return config_.name(); }
+  int64_t version() const { return version_; }
+  const std::string& version_string() const { return version_string_; }
+  const inference::ModelConfig& config() const { return config_; }
+  const ModelBackend& backend() const { return *backend_; }
+  ModelStats& stats() const { return *stats_; }
+
+  // Checks `request` against the config (names, datatypes, shapes, batch
+  // size), orders its inputs as the config does and queues it. `done` is
+  // called exactly once.
+  void infer(InferRequest request, InferCallback done);
+  // Finishes queued work and stops the instances; later requests are refused.
+  void stop();
+
+ private:
+  ModelVersion() = default;
+  Result<int64_t> validate(InferRequest& request) const;
+
+  inference::ModelConfig config_;
+  int64_t version_ = 0;
+  std::string version_string_;
+  std::shared_ptr<const ModelBackend> backend_;
+  std::shared_ptr<ModelStats> stats_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+}  // namespace kiln::server

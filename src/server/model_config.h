@@ -1,0 +1,45 @@
+// Model configuration: reading config.pbtxt (protobuf text format against the
+// Triton-compatible inference.ModelConfig), auto-completing it from the model
+// file, validating it, and the version policy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/status.h"
+#include "model_config.pb.h"
+#include "server/backend.h"
+
+namespace kiln::server {
+
+// Batch size given to an auto-completed model whose dims allow batching
+// (Triton's onnxruntime backend default-max-batch-size).
+inline constexpr int kDefaultMaxBatchSize = 4;
+
+// A model name must be a plain folder name: no path separators, no "." or
+// "..", no control characters, at most 255 bytes.
+Status check_model_name(const std::string& name);
+
+// Reads <model_dir>/config.pbtxt (an empty config when the file is absent).
+// A `name` in the file must equal `name`; an empty one is set to it.
+Result<inference::ModelConfig> read_model_config(const std::string& model_dir, const std::string& name);
+
+// Checks platform/backend: "onnxruntime_onnx" / "onnxruntime" (and "kiln")
+// are served by Kiln; an empty pair becomes the onnxruntime pair. Anything
+// else is an error naming what Kiln serves.
+Status resolve_platform(inference::ModelConfig& config);
+
+// Fills what the config leaves out from the model (inputs, outputs,
+// max_batch_size, dynamic_batching, instance_group, version_policy) the way
+// Triton's onnxruntime backend does, then checks the config against the
+// model: names, datatypes, dims, batch dimension, scheduling fields.
+Status complete_config(inference::ModelConfig& config, const ModelBackend& backend);
+
+// The versions to serve among `available` (ascending or not), per the policy.
+std::vector<int64_t> select_versions(const inference::ModelConfig& config, std::vector<int64_t> available);
+
+// Total instances over the config's instance groups (at least 1).
+int instance_count(const inference::ModelConfig& config);
+
+}  // namespace kiln::server

@@ -1,0 +1,115 @@
+#include "server/model_config.h"
+
+#include <gtest/gtest.h>
+#include <google/protobuf/text_format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "server/fake_backend.h"
+
+namespace kiln::server {
+namespace {
+
+inference::ModelConfig parse(const std::string& text) {
+  inference::ModelConfig c;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &c)) << text;
+  return c;
+}
+
+TEST(ModelConfigTest, ModelNamesThatArePathsAreRejected) {
+  EXPECT_TRUE(check_model_name("resnet50").is_ok());
+  EXPECT_TRUE(check_model_name("a.b-c_d").is_ok());
+  for (const char* bad : {"", ".", "..", "../x", "a/b", "a\\b", "x\ny"}) {
+    EXPECT_FALSE(check_model_name(bad).is_ok()) << bad;
+  }
+  EXPECT_FALSE(check_model_name(std::string(300, 'a')).is_ok());
+}
+
+TEST(ModelConfigTest, ReadsTritonConfigAndReportsParseErrors) {
+  auto dir = std::filesystem::temp_directory_path() / "kiln_cfg_test";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "config.pbtxt") << "name: \"m\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 8\n"
+                                           "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 2 ] } ]\n"
+                                           "instance_group [ { count: 2 kind: KIND_CPU } ]\n";
+  }
+  auto c = read_model_config(dir.string(), "m");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->max_batch_size(), 8);
+  EXPECT_EQ(instance_count(c.value()), 2);
+  auto mismatch = read_model_config(dir.string(), "other");
+  ASSERT_FALSE(mismatch.is_ok());
+  EXPECT_NE(mismatch.status().message().find("does not match"), std::string::npos);
+  { std::ofstream(dir / "config.pbtxt") << "max_batch_size: \"eight\"\n"; }
+  auto bad = read_model_config(dir.string(), "m");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("line 1"), std::string::npos) << bad.status().message();
+  std::filesystem::remove(dir / "config.pbtxt");
+  auto empty = read_model_config(dir.string(), "m");
+  ASSERT_TRUE(empty.is_ok());
+  EXPECT_EQ(empty->name(), "m");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ModelConfigTest, PlatformsServedAndRefused) {
+  auto c = parse("");
+  ASSERT_TRUE(resolve_platform(c).is_ok());
+  EXPECT_EQ(c.platform(), "onnxruntime_onnx");
+  auto b = parse("backend: \"onnxruntime\"");
+  EXPECT_TRUE(resolve_platform(b).is_ok());
+  auto tf = parse("name: \"m\" platform: \"tensorflow_savedmodel\"");
+  Status st = resolve_platform(tf);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("tensorflow_savedmodel"), std::string::npos);
+  auto py = parse("backend: \"python\"");
+  EXPECT_EQ(resolve_platform(py).code(), StatusCode::kUnimplemented);
+}
+
+TEST(ModelConfigTest, AutoCompleteFromTheModel) {
+  testing::FakeBackend backend;
+  auto c = parse("name: \"m\"");
+  ASSERT_TRUE(complete_config(c, backend).is_ok());
+  EXPECT_EQ(c.max_batch_size(), kDefaultMaxBatchSize);
+  ASSERT_EQ(c.input_size(), 1);
+  EXPECT_EQ(c.input(0).data_type(), inference::TYPE_FP32);
+  ASSERT_EQ(c.input(0).dims_size(), 1);
+  EXPECT_EQ(c.input(0).dims(0), 2);
+  EXPECT_TRUE(c.has_dynamic_batching());
+  EXPECT_EQ(instance_count(c), 1);
+  EXPECT_EQ(c.version_policy().latest().num_versions(), 1u);
+}
+
+TEST(ModelConfigTest, ConfigMustMatchTheModel) {
+  testing::FakeBackend backend;
+  auto wrong_type = parse("name: \"m\" input [ { name: \"x\" data_type: TYPE_INT32 dims: [ 2 ] } ]");
+  EXPECT_NE(complete_config(wrong_type, backend).message().find("data_type"), std::string::npos);
+  auto wrong_dims = parse("name: \"m\" max_batch_size: 2 input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 3 ] } ]");
+  EXPECT_NE(complete_config(wrong_dims, backend).message().find("does not match"), std::string::npos);
+  auto unknown = parse("name: \"m\" input [ { name: \"z\" data_type: TYPE_FP32 dims: [ 2 ] } ]");
+  EXPECT_FALSE(complete_config(unknown, backend).is_ok());
+  auto seq = parse("name: \"m\" sequence_batching { }");
+  EXPECT_EQ(complete_config(seq, backend).code(), StatusCode::kUnimplemented);
+  auto preferred = parse("name: \"m\" max_batch_size: 4 dynamic_batching { preferred_batch_size: [ 8 ] }");
+  EXPECT_FALSE(complete_config(preferred, backend).is_ok());
+  testing::FakeBackend fixed(std::chrono::milliseconds(0), /*batchable=*/false);
+  auto batch = parse("name: \"m\" max_batch_size: 4");
+  EXPECT_NE(complete_config(batch, fixed).message().find("does not support batching"), std::string::npos);
+  auto none = parse("name: \"m\"");
+  ASSERT_TRUE(complete_config(none, fixed).is_ok());
+  EXPECT_EQ(none.max_batch_size(), 0);
+  EXPECT_EQ(none.input(0).dims_size(), 2);
+}
+
+TEST(ModelConfigTest, VersionPolicy) {
+  std::vector<int64_t> available = {3, 1, 10, 2};
+  EXPECT_EQ(select_versions(parse(""), available), (std::vector<int64_t>{10}));
+  EXPECT_EQ(select_versions(parse("version_policy { latest { num_versions: 2 } }"), available),
+            (std::vector<int64_t>{3, 10}));
+  EXPECT_EQ(select_versions(parse("version_policy { all { } }"), available), (std::vector<int64_t>{1, 2, 3, 10}));
+  EXPECT_EQ(select_versions(parse("version_policy { specific { versions: [ 2, 7 ] } }"), available),
+            (std::vector<int64_t>{2}));
+}
+
+}  // namespace
+}  // namespace kiln::server
