@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh: the CUDA backend's check on a GPU machine, in at most
+# 8 minutes (every step has a hard timeout taken from the time left).
+#
+#  1. binaries: gpu_bundle/ (tools/gpu_bundle.sh, built on the dev machine and
+#     carried) when present, else configure + build cuda_test and
+#     kiln_gpu_bench here with -j16 for sm_90;
+#  2. the zoo models (make_models.py; needs the onnx Python package);
+#  3. cuda_test: every GPU op and small model against the CPU reference;
+#  4. resnet50 (batch 32) and bert_base (batch 8, seq 128) in fp16 through the
+#     GPU engine and through PyTorch eager fp16 on the same GPU, outputs
+#     compared;
+#  5. a table: model, precision, Kiln/s, PyTorch/s, ratio, max abs diff.
+#
+# Writes logs to $OUT (or /tmp/kiln_gpu_check). Exit status 0 when every step
+# that ran passed.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+START=$(date +%s)
+BUDGET=${KILN_GPU_CHECK_BUDGET:-470}  # seconds for the whole script
+LOGS=${OUT:-/tmp/kiln_gpu_check}
+WORK=/tmp/kiln_gpu_work
+mkdir -p "$LOGS" "$WORK/models" "$WORK/inputs" "$WORK/out_resnet50" "$WORK/out_bert_base"
+RESULTS="$LOGS/results.txt"
+: >"$RESULTS"
+FAILED=0
+export PYTHONUNBUFFERED=1
+
+elapsed() { echo $(($(date +%s) - START)); }
+left() { echo $((BUDGET - $(date +%s) + START)); }
+say() { echo "=== [$(elapsed)s] $*"; }
+# run_step NAME MAX_SECONDS CMD...: runs CMD with a timeout of min(MAX, time left - 10).
+run_step() {
+  local name=$1 max=$2
+  shift 2
+  local t
+  t=$(left)
+  t=$((t - 10))
+  if [ "$t" -gt "$max" ]; then t=$max; fi
+  if [ "$t" -lt 5 ]; then
+    say "SKIP $name: out of time"
+    echo "$name skipped (out of time)" >>"$RESULTS"
+    return 124
+  fi
+  say "$name (timeout ${t}s)"
+  timeout -k 5 "$t" "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    say "FAIL $name: exit $rc$([ "$rc" -eq 124 ] && echo ' (timeout)')"
+    echo "$name FAILED (exit $rc)" >>"$RESULTS"
+    FAILED=1
+  else
+    say "ok $name"
+  fi
+  return "$rc"
+}
+
+say "GPU: $(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+PY=python3
+HAVE_ONNX=0
+if timeout 60 $PY -c "import onnx, numpy, torch" 2>/dev/null; then HAVE_ONNX=1; fi
+say "python: $($PY --version 2>&1); onnx+numpy+torch importable: $HAVE_ONNX"
+
+# --- CUDA libraries (cuDNN, cuBLASLt, NVRTC) from the toolkit or the Python wheels.
+CUDA_DIRS=""
+for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
+  f=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
+      -name "$lib" 2>/dev/null | head -1)
+  if [ -n "$f" ]; then CUDA_DIRS="$CUDA_DIRS:$(dirname "$f")"; else say "warning: $lib not found"; fi
+done
+CUDA_DIRS=${CUDA_DIRS#:}
+say "CUDA library dirs: $CUDA_DIRS"
+
+# --- 1. binaries
+BIN=""
+RUNNER=()
+if [ -x gpu_bundle/bin/cuda_test ]; then
+  BIN=gpu_bundle/bin
+  export LD_LIBRARY_PATH="$ROOT/gpu_bundle/lib:$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if timeout 60 "$BIN/cuda_test" --gtest_list_tests >/dev/null 2>"$LOGS/loader.log"; then
+    say "using the carried binaries with this machine's C library"
+  else
+    say "this machine's C library cannot run them ($(head -c 300 "$LOGS/loader.log")); using the carried loader"
+    RUNNER=("$ROOT/gpu_bundle/glibc/ld-linux-x86-64.so.2" --library-path "$ROOT/gpu_bundle/glibc:$ROOT/gpu_bundle/lib:$CUDA_DIRS")
+    unset LD_LIBRARY_PATH
+  fi
+else
+  say "no gpu_bundle/: building here"
+  run_step configure 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DKILN_BUILD_PYTHON=OFF -DKILN_PYTHON="$(command -v python3)"
+  run_step build 420 cmake --build build-gpu -j16 --target cuda_test kiln_gpu_bench
+  if [ -x build-gpu/tests/cuda_test ]; then
+    mkdir -p build-gpu/bin && cp build-gpu/tests/cuda_test build-gpu/tools/gpu_bench/kiln_gpu_bench build-gpu/bin/
+    BIN=build-gpu/bin
+    export LD_LIBRARY_PATH="$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+
+# --- 2. models
+MAKE_MODELS=""
+for f in gpu_bundle/make_models.py shared/models/make_models.py /work/shared/models/make_models.py; do
+  if [ -f "$f" ]; then MAKE_MODELS=$f; break; fi
+done
+if [ "$HAVE_ONNX" = 1 ] && [ -n "$MAKE_MODELS" ]; then
+  run_step models 150 $PY "$MAKE_MODELS" --out "$WORK/models" --no-check \
+    --only tiny_mlp --only tiny_cnn --only bert_tiny --only mobilenetv2 --only resnet18 --only resnet50 --only bert_base
+else
+  say "no models: onnx importable=$HAVE_ONNX, make_models.py='$MAKE_MODELS'"
+fi
+
+# --- 3. GPU tests
+if [ -n "$BIN" ]; then
+  run_step cuda_test 200 env KILN_ZOO_DIR="$WORK/models" \
+    "${RUNNER[@]}" "$ROOT/$BIN/cuda_test" --gtest_brief=1 && echo "cuda_test passed" >>"$RESULTS"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED TEST" "$LOGS/cuda_test.log" | tail -40
+fi
+
+# --- 4. benchmarks
+bench() {  # bench NAME BATCH ARGS...
+  local name=$1 batch=$2
+  shift 2
+  local model="$WORK/models/$name.onnx" in="$WORK/inputs/$name"
+  if [ ! -f "$model" ] || [ -z "$BIN" ] || [ "$HAVE_ONNX" != 1 ]; then
+    say "skip $name benchmark (model or binaries missing)"
+    return
+  fi
+  mkdir -p "$in"
+  timeout 60 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" --write-inputs "$in"
+  local inputs=()
+  for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
+  run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50
+  run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
+    --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50
+  local k t
+  k=$(grep -o 'device_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
+  t=$(grep -o 'torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  local d
+  d=$(grep -o 'diff_kiln=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  local d32
+  d32=$(grep -o 'diff_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  echo "BENCH $name $batch ${k:-nan} ${t:-nan} ${d:-nan} ${d32:-nan}" >>"$RESULTS"
+}
+bench resnet50 32
+bench bert_base 8 --seq 128
+
+# --- 5. table
+echo
+say "done in $(elapsed)s"
+GPU_NAME=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+grep -v '^BENCH' "$RESULTS"
+awk -v gpu="$GPU_NAME" 'BEGIN {
+    printf "\nGPU: %s (Kiln: GPU engine, CUDA graph, device time with inputs resident; PyTorch: eager)\n", gpu
+    printf "%-10s %-6s %-9s %12s %12s %7s %14s %16s\n", "model", "batch", "precision", "Kiln/s", "PyTorch/s", "ratio", "max|Kiln-PT|", "max|PT16-PT32|"
+  }
+  /^BENCH/ {
+    k = $4 + 0; t = $5 + 0
+    ks = (k > 0) ? $3 * 1000 / k : 0; ts = (t > 0) ? $3 * 1000 / t : 0
+    printf "%-10s %-6s %-9s %12.1f %12.1f %7.2f %14s %16s\n", $2, $3, "fp16", ks, ts, (ts > 0 ? ks / ts : 0), $6, $7
+  }' "$RESULTS" | tee "$LOGS/table.txt"
+exit $FAILED
