@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "exec/program.h"
 #include "ops/graph_builder.h"
+#include "plan_emulator.h"
 
 // Skips the current test where no GPU is present, saying why.
 #define KILN_REQUIRE_GPU()                                                          \
@@ -23,6 +24,15 @@
     if (::kiln::backends::cuda::device_count() == 0) {                              \
       GTEST_SKIP() << ::kiln::backends::cuda::no_gpu_reason();                      \
     }                                                                               \
+  } while (0)
+
+// At the end of a test whose checks also ran on the plan emulator: without a
+// GPU the test reports itself skipped (its emulator checks still count).
+#define KILN_SKIP_REST_WITHOUT_GPU()                                                          \
+  do {                                                                                        \
+    if (::kiln::backends::cuda::device_count() == 0) {                                        \
+      GTEST_SKIP() << ::kiln::backends::cuda::no_gpu_reason() << " (fp32 plan checked on the CPU emulator)"; \
+    }                                                                                         \
   } while (0)
 
 namespace kiln::backends::cuda::test {
@@ -77,17 +87,10 @@ inline std::vector<Tensor> run_reference(const ir::Graph& graph, const std::vect
   return r;
 }
 
-// Compares every output of `graph` on the GPU (at `p`) with the reference.
-inline void expect_matches_reference(const ir::Graph& graph, const std::vector<Tensor>& inputs, Precision p,
-                                     Tolerance tol, bool channels_last = true) {
-  std::vector<Tensor> ref = run_reference(graph, inputs);
-  GpuOptions o;
-  o.precision = p;
-  o.channels_last = channels_last;
-  auto engine = GpuEngine::create(graph, o);
-  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
-  auto out = (*engine)->run(inputs);
-  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+// Checks outputs against reference outputs element by element.
+inline void expect_close(const std::vector<Tensor>& got, const std::vector<Tensor>& ref, Tolerance tol,
+                         const std::string& what, const std::string& plan) {
+  const std::vector<Tensor>* out = &got;
   ASSERT_EQ(out->size(), ref.size());
   for (size_t j = 0; j < ref.size(); ++j) {
     const Tensor& g = (*out)[j];
@@ -104,11 +107,46 @@ inline void expect_matches_reference(const ir::Graph& graph, const std::vector<T
         worst_i = i;
       }
     }
-    EXPECT_LT(worst_i, 0) << "output " << j << " (" << precision_name(p) << "): element " << worst_i << " gpu "
+    EXPECT_LT(worst_i, 0) << "output " << j << " (" << what << "): element " << worst_i << " got "
                           << (worst_i >= 0 ? element(g, worst_i) : 0.0) << " reference "
                           << (worst_i >= 0 ? element(r, worst_i) : 0.0) << "\n"
-                          << (*engine)->plan_summary();
+                          << plan;
   }
+}
+
+// The fp32 plan of `graph` run on the CPU emulator against the reference.
+inline void expect_plan_matches_reference(const ir::Graph& graph, const std::vector<Tensor>& inputs,
+                                          const std::vector<Tensor>& ref, bool channels_last) {
+  std::vector<Dims> dims;
+  std::vector<DataType> types;
+  for (const Tensor& t : inputs) {
+    dims.push_back(t.dims());
+    types.push_back(t.dtype());
+  }
+  PlanOptions po;
+  po.channels_last = channels_last;
+  auto plan = build_plan(graph, dims, types, po);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  auto out = emulate_plan(*plan, inputs);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  expect_close(*out, ref, tolerance(Precision::kFp32), "emulated fp32 plan", plan->to_string());
+}
+
+// Compares every output of `graph` on the GPU (at `p`) with the reference;
+// at fp32 the plan also runs on the emulator (with or without a GPU).
+inline void expect_matches_reference(const ir::Graph& graph, const std::vector<Tensor>& inputs, Precision p,
+                                     Tolerance tol, bool channels_last = true) {
+  std::vector<Tensor> ref = run_reference(graph, inputs);
+  if (p == Precision::kFp32) expect_plan_matches_reference(graph, inputs, ref, channels_last);
+  if (device_count() == 0) return;
+  GpuOptions o;
+  o.precision = p;
+  o.channels_last = channels_last;
+  auto engine = GpuEngine::create(graph, o);
+  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  auto out = (*engine)->run(inputs);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  expect_close(*out, ref, tol, std::string(precision_name(p)), (*engine)->plan_summary());
 }
 
 inline void expect_matches_reference_all(const ir::Graph& graph, const std::vector<Tensor>& inputs) {

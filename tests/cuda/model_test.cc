@@ -57,15 +57,30 @@ std::vector<Tensor> model_inputs(const ir::Graph& g, int64_t batch, int64_t seq)
 class GpuModel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GpuModel, MatchesReferenceAtEveryPrecision) {
-  KILN_REQUIRE_GPU();
   std::string path = zoo_path(GetParam());
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found (set KILN_ZOO_DIR)";
   auto model = onnx::import_model_file(path);
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
   const ir::Graph& g = *model->graph;
+  bool big = std::string(GetParam()) == "resnet18";
+  if (device_count() == 0 && big) GTEST_SKIP() << no_gpu_reason();
   std::vector<Tensor> in = model_inputs(g, 2, 16);
   std::vector<Tensor> ref = test::run_reference(g, in);
   ASSERT_FALSE(ref.empty());
+  if (device_count() == 0) {  // the fp32 plan on the CPU emulator
+    std::vector<Dims> dims;
+    std::vector<DataType> types;
+    for (const Tensor& t : in) {
+      dims.push_back(t.dims());
+      types.push_back(t.dtype());
+    }
+    auto plan = build_plan(g, dims, types, PlanOptions{});
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    auto out = test::emulate_plan(*plan, in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    EXPECT_LE(relative_error(*out, ref), 1e-4) << plan->to_string();
+    GTEST_SKIP() << no_gpu_reason() << " (fp32 plan checked on the CPU emulator)";
+  }
   for (Precision p : {Precision::kFp32, Precision::kTf32, Precision::kFp16, Precision::kBf16}) {
     GpuOptions o;
     o.precision = p;
@@ -86,6 +101,39 @@ TEST_P(GpuModel, MatchesReferenceAtEveryPrecision) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, GpuModel,
                          ::testing::Values("tiny_mlp", "tiny_cnn", "bert_tiny", "mobilenetv2", "resnet18"));
+
+}  // namespace
+}  // namespace kiln::backends::cuda
+
+namespace kiln::backends::cuda {
+namespace {
+
+// Host-only: every zoo model lowers at every precision (no GPU needed).
+TEST(GpuModelPlan, ZooModelsLower) {
+  for (const char* name : {"tiny_mlp", "tiny_cnn", "bert_tiny", "mobilenetv2", "resnet18", "resnet50", "bert_base"}) {
+    std::string path = zoo_path(name);
+    if (!std::filesystem::exists(path)) continue;
+    SCOPED_TRACE(name);
+    auto model = onnx::import_model_file(path);
+    ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+    const ir::Graph& g = *model->graph;
+    ASSERT_TRUE(check_graph_supported(g).is_ok()) << check_graph_supported(g).to_string();
+    std::vector<Tensor> in = model_inputs(g, 2, 16);
+    std::vector<Dims> dims;
+    std::vector<DataType> types;
+    for (const Tensor& t : in) {
+      dims.push_back(t.dims());
+      types.push_back(t.dtype());
+    }
+    for (Precision p : {Precision::kFp32, Precision::kFp16}) {
+      PlanOptions o;
+      o.precision = p;
+      auto plan = build_plan(g, dims, types, o);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      EXPECT_GT(plan->steps.size(), 2u);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace kiln::backends::cuda

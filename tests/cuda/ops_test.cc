@@ -30,7 +30,6 @@ struct ConvCase {
 class GpuConv : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(GpuConv, MatchesReference) {
-  KILN_REQUIRE_GPU();
   const ConvCase& c = GetParam();
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32(c.x));
@@ -47,6 +46,7 @@ TEST_P(GpuConv, MatchesReference) {
   std::vector<Tensor> in = {random_tensor(c.x, 13)};
   expect_matches_reference_all(b.graph(), in);
   expect_matches_reference(b.graph(), in, Precision::kFp32, test::tolerance(Precision::kFp32), false);
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -58,7 +58,6 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{{3, 32, 7, 7}, {64, 32, 1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1}, 1, true}));
 
 TEST(GpuOps, ConvBatchNormAddRelu) {
-  KILN_REQUIRE_GPU();
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({2, 8, 10, 10}));
   b.constant("w", random_tensor({8, 8, 3, 3}, 1, -0.3f, 0.3f));
@@ -72,10 +71,10 @@ TEST(GpuOps, ConvBatchNormAddRelu) {
   b.node("Relu", {"sum"}, {"y"});
   b.output("y");
   expect_matches_reference_all(b.graph(), {random_tensor({2, 8, 10, 10}, 6)});
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, ConvClipAndStandaloneBatchNorm) {
-  KILN_REQUIRE_GPU();
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({1, 4, 6, 6}));
   b.constant("w", random_tensor({6, 4, 3, 3}, 1));
@@ -90,10 +89,10 @@ TEST(GpuOps, ConvClipAndStandaloneBatchNorm) {
   b.node("Clip", {"c", "lo", "hi"}, {"y"});
   b.output("y");
   expect_matches_reference_all(b.graph(), {random_tensor({1, 4, 6, 6}, 6)});
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, MatMulShapes) {
-  KILN_REQUIRE_GPU();
   struct Case {
     Dims a, b;
     bool b_const;
@@ -115,10 +114,10 @@ TEST(GpuOps, MatMulShapes) {
     g.output("y");
     expect_matches_reference_all(g.graph(), in);
   }
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, MatMulBiasRelu) {
-  KILN_REQUIRE_GPU();
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({2, 7, 16}));
   b.constant("w", random_tensor({16, 24}, 7));
@@ -128,10 +127,10 @@ TEST(GpuOps, MatMulBiasRelu) {
   b.node("Relu", {"a"}, {"y"});
   b.output("y");
   expect_matches_reference_all(b.graph(), {random_tensor({2, 7, 16}, 9)});
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, GemmVariants) {
-  KILN_REQUIRE_GPU();
   struct Case {
     bool ta, tb;
     Dims c;
@@ -156,10 +155,10 @@ TEST(GpuOps, GemmVariants) {
     g.output("y");
     expect_matches_reference_all(g.graph(), {random_tensor(ad, 33)});
   }
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, UnaryOps) {
-  KILN_REQUIRE_GPU();
   for (const char* op : {"Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Abs", "Neg", "LeakyRelu", "HardSigmoid",
                          "HardSwish", "Floor", "Ceil"}) {
     SCOPED_TRACE(op);
@@ -176,10 +175,10 @@ TEST(GpuOps, UnaryOps) {
                                Precision::kFp16, test::tolerance(Precision::kFp16));
     }
   }
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, BinaryOpsBroadcast) {
-  KILN_REQUIRE_GPU();
   struct Case {
     Dims a, b;
   };
@@ -198,10 +197,10 @@ TEST(GpuOps, BinaryOpsBroadcast) {
       expect_matches_reference_all(g.graph(), in);
     }
   }
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, Pooling) {
-  KILN_REQUIRE_GPU();
   struct Case {
     const char* op;
     std::vector<int64_t> k, s, p;
@@ -234,10 +233,10 @@ TEST(GpuOps, Pooling) {
   g.node("GlobalAveragePool", {"x"}, {"y"});
   g.output("y");
   expect_matches_reference_all(g.graph(), {random_tensor({2, 5, 7, 3}, 63)});
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, SoftmaxAndLayerNorm) {
-  KILN_REQUIRE_GPU();
   for (int64_t cols : {7, 128, 1000}) {
     GraphBuilder g("main", nullptr, 17);
     g.input("x", f32({3, 2, cols}));
@@ -250,10 +249,10 @@ TEST(GpuOps, SoftmaxAndLayerNorm) {
     g.output("l");
     expect_matches_reference_all(g.graph(), {random_tensor({3, 2, cols}, 73, -3.0f, 3.0f)});
   }
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, DataMovement) {
-  KILN_REQUIRE_GPU();
   GraphBuilder g("main", nullptr, 17);
   g.input("x", f32({2, 3, 4, 5}));
   g.input("ids", ir::ValueType::tensor(DataType::kInt64, Shape::of({2, 3})));
@@ -283,6 +282,7 @@ TEST(GpuOps, DataMovement) {
   int64_t vals[6] = {0, 9, 3, 3, 7, 1};
   std::copy(vals, vals + 6, ids.data<int64_t>());
   expect_matches_reference_all(g.graph(), {random_tensor({2, 3, 4, 5}, 82), ids});
+  KILN_SKIP_REST_WITHOUT_GPU();
 }
 
 TEST(GpuOps, ReRunWithNewShapesReplans) {

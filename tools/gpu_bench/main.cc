@@ -2,6 +2,7 @@
 //
 //   kiln_gpu_bench --model m.onnx --precision fp16 --input input=x.npy
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
+//                  [--verbose] [--plan-only (print the plan; no GPU needed)]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
   std::string model_path, precision = "fp32", outputs_dir;
   std::vector<std::pair<std::string, std::string>> input_files;
   int warmup = 10, iters = 50;
-  bool verbose = false;
+  bool verbose = false, plan_only = false;
   GpuOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -64,6 +65,8 @@ int main(int argc, char** argv) {
       options.channels_last = false;
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--plan-only") {
+      plan_only = true;
     } else {
       return fail("unknown argument '" + a + "'");
     }
@@ -92,6 +95,21 @@ int main(int argc, char** argv) {
     inputs.push_back(*t);
   }
 
+  if (plan_only) {  // lowering only: works without a GPU
+    std::vector<Dims> dims;
+    std::vector<DataType> types;
+    for (const Tensor& t : inputs) {
+      dims.push_back(t.dims());
+      types.push_back(t.dtype());
+    }
+    backends::cuda::PlanOptions po;
+    po.precision = options.precision;
+    po.channels_last = options.channels_last;
+    auto plan = backends::cuda::build_plan(graph, dims, types, po);
+    if (!plan.is_ok()) return fail(plan.status().to_string());
+    std::printf("%s", plan->to_string().c_str());
+    return 0;
+  }
   auto t0 = std::chrono::steady_clock::now();
   auto engine = GpuEngine::create(graph, options);
   if (!engine.is_ok()) return fail(engine.status().to_string());
