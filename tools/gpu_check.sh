@@ -21,6 +21,7 @@ START=$(date +%s)
 BUDGET=${KILN_GPU_CHECK_BUDGET:-470}  # seconds for the whole script
 LOGS=${OUT:-/tmp/kiln_gpu_check}
 WORK=/tmp/kiln_gpu_work
+rm -f "$LOGS"/*.log 2>/dev/null
 mkdir -p "$LOGS" "$WORK/models" "$WORK/inputs" "$WORK/out_resnet50" "$WORK/out_bert_base"
 RESULTS="$LOGS/results.txt"
 : >"$RESULTS"
@@ -57,10 +58,12 @@ run_step() {
 }
 
 say "GPU: $(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
-PY=python3
+PY=${KILN_GPU_CHECK_PYTHON:-python3}
 HAVE_ONNX=0
-if timeout 60 $PY -c "import onnx, numpy, torch" 2>/dev/null; then HAVE_ONNX=1; fi
-say "python: $($PY --version 2>&1); onnx+numpy+torch importable: $HAVE_ONNX"
+HAVE_TORCH=0
+if timeout 60 $PY -c "import onnx, numpy" 2>/dev/null; then HAVE_ONNX=1; fi
+if timeout 60 $PY -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then HAVE_TORCH=1; fi
+say "python: $($PY --version 2>&1); onnx+numpy importable: $HAVE_ONNX; torch with CUDA: $HAVE_TORCH"
 
 # --- CUDA libraries (cuDNN, cuBLASLt, NVRTC) from the toolkit or the Python wheels.
 CUDA_DIRS=""
@@ -131,8 +134,8 @@ bench() {  # bench NAME BATCH ARGS...
   for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
   run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
     "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50
-  run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
-    --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50
+  if [ "$HAVE_TORCH" = 1 ]; then run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
+    --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50; fi
   local k t
   k=$(grep -o 'device_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
   t=$(grep -o 'torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)

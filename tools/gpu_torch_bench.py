@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 import onnx
-import torch
-import torch.nn.functional as F
 from onnx import numpy_helper
+
+torch = None  # imported in main() so that --write-inputs works without PyTorch
+F = None
 
 ONNX_FLOAT, ONNX_INT64, ONNX_INT32, ONNX_BOOL = 1, 7, 6, 9
 
@@ -131,7 +132,7 @@ class TorchOnnx:
         raise NotImplementedError(f"op {t}")
 
 
-def make_feeds(model_name, batch, seq, device, dtype):
+def make_feeds(model_name, batch, seq):
     rng = np.random.default_rng(0)
     if model_name.startswith("bert"):
         ids = rng.integers(0, 30522, size=(batch, seq), dtype=np.int64)
@@ -162,11 +163,16 @@ def main():
     ap.add_argument("--iters", type=int, default=50)
     args = ap.parse_args()
 
-    feeds = make_feeds(args.name, args.batch, args.seq, "cuda", torch.float32)
+    feeds = make_feeds(args.name, args.batch, args.seq)
     if args.write_inputs:
         for k, v in feeds.items():
             np.save(f"{args.write_inputs}/{k}.npy", v)
         return 0
+
+    global torch, F
+    import torch as torch_module
+    import torch.nn.functional as functional
+    torch, F = torch_module, functional
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

@@ -7,6 +7,7 @@
 #include "backends/cuda/device.h"
 #include "backends/cuda/step_ops.h"
 #include "core/error.h"
+#include "core/logging.h"
 
 namespace kiln::backends::cuda {
 
@@ -66,11 +67,25 @@ struct GpuEngine::Impl {
     return enqueue_range(prepared->first_compute, prepared->end_compute);
   }
 
+  // Plans and prepares for these input shapes. Should cuDNN refuse a
+  // channels-last convolution on this GPU, the plan is made again with
+  // channels-first activations before giving up.
   Status prepare(const std::vector<Dims>& dims, const std::vector<DataType>& dtypes) {
+    Status st = prepare_with(dims, dtypes, options.channels_last);
+    if (st.is_ok() || !options.channels_last) return st;
+    Status retry = prepare_with(dims, dtypes, false);
+    if (retry.is_ok()) {
+      KILN_LOG_WARN("GPU engine: channels-last plan failed ({}); running channels-first", st.message());
+      return retry;
+    }
+    return st;
+  }
+
+  Status prepare_with(const std::vector<Dims>& dims, const std::vector<DataType>& dtypes, bool channels_last) {
     prepared.reset();
     PlanOptions po;
     po.precision = options.precision;
-    po.channels_last = options.channels_last;
+    po.channels_last = channels_last;
     KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(*graph, dims, dtypes, po));
     auto p = std::make_unique<Prepared>();
     p->plan = std::move(plan);

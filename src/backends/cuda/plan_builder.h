@@ -48,6 +48,7 @@ class PlanBuilder {
   void bind(const ir::Value* v, int vid) { vmap_[v] = vid; }
   void consume(const ir::Node* n) { consumed_.insert(n); }
   Result<Tensor> host_tensor(const ir::Node& n, size_t i);  // input i, which must be known on the host
+  std::vector<const ir::Node*> match_gelu(const ir::Value* x) const;
 
   // --- ops (plan_ops.cc)
   Status lower_node(const ir::Node& n);

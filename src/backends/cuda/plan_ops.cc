@@ -55,7 +55,57 @@ int64_t numel_of(const Dims& d) {
 }
 
 
+// The scalar value of a constant with one element.
+bool scalar_constant(const ir::Value* v, float& out) {
+  if (v == nullptr || !v->is_constant() || v->constant().numel() != 1) return false;
+  Result<std::vector<float>> f = tensor_floats(v->constant());
+  if (!f.is_ok()) return false;
+  out = (*f)[0];
+  return true;
+}
+
+// `n` is a default-domain binary op `op` of `x` and a scalar constant near `value`.
+bool is_op_with_scalar(const ir::Node* n, const char* op, const ir::Value* x, float value) {
+  if (n == nullptr || n->op_type() != op || !n->domain().empty() || n->num_inputs() != 2) return false;
+  const ir::Value* other = n->input(0) == x ? n->input(1) : n->input(1) == x ? n->input(0) : nullptr;
+  if (std::string(op) == "Div" && n->input(0) != x) return false;
+  float c = 0.0f;
+  return scalar_constant(other, c) && std::fabs(c - value) <= 1e-4f * std::fabs(value);
+}
+
 }  // namespace
+
+// Exact GELU written out with Erf, as make_models.py and PyTorch's exporter do:
+//   x * 0.5 * (1 + erf(x / sqrt 2)), either Mul(Mul(x, 0.5), a) or Mul(Mul(x, a), 0.5)
+// with a = Add(Erf(Mul(x, 1/sqrt 2) or Div(x, sqrt 2)), 1). Returns the nodes
+// (the last one produces the GELU) or an empty list.
+std::vector<const ir::Node*> PlanBuilder::match_gelu(const ir::Value* x) const {
+  if (x == nullptr || x->is_graph_output() || x->uses().size() != 2) return {};
+  for (int first = 0; first < 2; ++first) {
+    const ir::Node* scale = x->uses()[static_cast<size_t>(first)].node;
+    const ir::Node* other = x->uses()[static_cast<size_t>(1 - first)].node;
+    if (consumed_.count(scale) || consumed_.count(other)) return {};
+    if (!is_op_with_scalar(scale, "Mul", x, 0.70710678f) && !is_op_with_scalar(scale, "Div", x, 1.41421356f)) continue;
+    const ir::Node* erf = sole_consumer(scale->output(0));
+    if (erf == nullptr || erf->op_type() != "Erf" || !erf->domain().empty()) continue;
+    const ir::Node* add = sole_consumer(erf->output(0));
+    if (!is_op_with_scalar(add, "Add", erf->output(0), 1.0f)) continue;
+    const ir::Value* a = add->output(0);
+    if (is_op_with_scalar(other, "Mul", x, 0.5f)) {
+      const ir::Node* last = sole_consumer(other->output(0));
+      if (last != nullptr && last->op_type() == "Mul" && last->domain().empty() && sole_consumer(a) == last &&
+          ((last->input(0) == a && last->input(1) == other->output(0)) ||
+           (last->input(1) == a && last->input(0) == other->output(0)))) {
+        return {scale, erf, add, other, last};
+      }
+    } else if (other->op_type() == "Mul" && other->domain().empty() && sole_consumer(a) == other &&
+               ((other->input(0) == x && other->input(1) == a) || (other->input(1) == x && other->input(0) == a))) {
+      const ir::Node* last = sole_consumer(other->output(0));
+      if (is_op_with_scalar(last, "Mul", other->output(0), 0.5f)) return {scale, erf, add, other, last};
+    }
+  }
+  return {};
+}
 
 bool gpu_supports_op(const ir::Node& node) {
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
@@ -381,8 +431,13 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
         }
       }
     }
+    std::vector<const ir::Node*> gelu = match_gelu(out);
     c = sole_consumer(out);
-    if (c != nullptr && c->op_type() == "Relu" && c->domain().empty()) {
+    if (!gelu.empty()) {
+      ep.activation = ops::Activation::kGelu;
+      for (const ir::Node* g2 : gelu) consume(g2);
+      out = gelu.back()->output(0);
+    } else if (c != nullptr && c->op_type() == "Relu" && c->domain().empty()) {
       ep.activation = ops::Activation::kRelu;
       consume(c);
       out = c->output(0);
