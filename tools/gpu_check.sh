@@ -136,14 +136,16 @@ bench() {  # bench NAME BATCH ARGS...
     "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50
   if [ "$HAVE_TORCH" = 1 ]; then run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
     --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50; fi
-  local k t
+  local k t e
   k=$(grep -o 'device_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
+  e=$(grep -o 'e2e_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
   t=$(grep -o 'torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
   local d
   d=$(grep -o 'diff_kiln=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  local d32
+  local d32 dk32
   d32=$(grep -o 'diff_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  echo "BENCH $name $batch ${k:-nan} ${t:-nan} ${d:-nan} ${d32:-nan}" >>"$RESULTS"
+  dk32=$(grep -o 'diff_kiln_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  echo "BENCH $name $batch ${k:-nan} ${t:-nan} ${d:-nan} ${d32:-nan} ${e:-nan} ${dk32:-nan}" >>"$RESULTS"
 }
 bench resnet50 32
 bench bert_base 8 --seq 128
@@ -154,12 +156,13 @@ say "done in $(elapsed)s"
 GPU_NAME=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 grep -v '^BENCH' "$RESULTS"
 awk -v gpu="$GPU_NAME" 'BEGIN {
-    printf "\nGPU: %s (Kiln: GPU engine, CUDA graph, device time with inputs resident; PyTorch: eager)\n", gpu
-    printf "%-10s %-6s %-9s %12s %12s %7s %14s %16s\n", "model", "batch", "precision", "Kiln/s", "PyTorch/s", "ratio", "max|Kiln-PT|", "max|PT16-PT32|"
+    printf "\nGPU: %s. Kiln/s: GPU engine (CUDA graph), inputs on the GPU; Kiln e2e/s: run() with host copies;\n", gpu
+    printf "PyTorch/s: PyTorch eager, same ONNX weights, inputs on the GPU. Diffs: max abs over all outputs (PT32: PyTorch fp32, no TF32).\n"
+    printf "%-10s %-6s %-9s %10s %10s %10s %7s %13s %14s %14s\n", "model", "batch", "precision", "Kiln/s", "PyTorch/s", "Kiln e2e/s", "ratio", "max|Kiln-PT|", "max|Kiln-PT32|", "max|PT16-PT32|"
   }
   /^BENCH/ {
-    k = $4 + 0; t = $5 + 0
-    ks = (k > 0) ? $3 * 1000 / k : 0; ts = (t > 0) ? $3 * 1000 / t : 0
-    printf "%-10s %-6s %-9s %12.1f %12.1f %7.2f %14s %16s\n", $2, $3, "fp16", ks, ts, (ts > 0 ? ks / ts : 0), $6, $7
+    k = $4 + 0; t = $5 + 0; e = $8 + 0
+    ks = (k > 0) ? $3 * 1000 / k : 0; ts = (t > 0) ? $3 * 1000 / t : 0; es = (e > 0) ? $3 * 1000 / e : 0
+    printf "%-10s %-6s %-9s %10.1f %10.1f %10.1f %7.2f %13s %14s %14s\n", $2, $3, "fp16", ks, ts, es, (ts > 0 ? ks / ts : 0), $6, $9, $7
   }' "$RESULTS" | tee "$LOGS/table.txt"
 exit $FAILED

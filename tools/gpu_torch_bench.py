@@ -40,22 +40,21 @@ class TorchOnnx:
             elif t.numel() > 16:  # large integer tables go to the GPU; small ones stay shape data
                 t = t.to(device)
             self.consts[init.name] = t
-
-    @staticmethod
-    def attrs(node):
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        # Attributes are decoded once, as a module's constructor would.
+        self.nodes = [(n.op_type, list(n.input), list(n.output),
+                       {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in self.graph.node]
+        self.outputs = [o.name for o in self.graph.output]
 
     def run(self, feeds):
         env = dict(self.consts)
         env.update(feeds)
-        for node in self.graph.node:
-            ins = [env[i] if i else None for i in node.input]
-            outs = self.op(node.op_type, ins, self.attrs(node))
+        for op_type, inputs, outputs, attrs in self.nodes:
+            outs = self.op(op_type, [env[i] if i else None for i in inputs], attrs)
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
-            for name, value in zip(node.output, outs):
+            for name, value in zip(outputs, outs):
                 env[name] = value
-        return [env[o.name] for o in self.graph.output]
+        return [env[o] for o in self.outputs]
 
     def op(self, t, x, a):
         dev = self.device

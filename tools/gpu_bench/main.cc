@@ -2,7 +2,7 @@
 //
 //   kiln_gpu_bench --model m.onnx --precision fp16 --input input=x.npy
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
-//                  [--verbose] [--plan-only (print the plan; no GPU needed)]
+//                  [--verbose] [--plan-only (print the plan; no GPU needed)] [--no-optimize]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   std::string model_path, precision = "fp32", outputs_dir;
   std::vector<std::pair<std::string, std::string>> input_files;
   int warmup = 10, iters = 50;
-  bool verbose = false, plan_only = false;
+  bool verbose = false, plan_only = false, optimize = true;
   GpuOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
       options.channels_last = false;
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--no-optimize") {
+      optimize = false;
     } else if (a == "--plan-only") {
       plan_only = true;
     } else {
@@ -78,9 +80,12 @@ int main(int argc, char** argv) {
 
   auto model = onnx::import_model_file(model_path);
   if (!model.is_ok()) return fail(model.status().to_string());
-  ir::Graph& graph = *model->graph;
-  auto report = passes::optimize(graph);
-  if (!report.is_ok()) return fail("optimize: " + report.status().to_string());
+  ir::Graph* graph_ptr = model->graph.get();
+  if (optimize) {
+    auto report = passes::optimize(*graph_ptr);
+    if (!report.is_ok()) return fail("optimize: " + report.status().to_string());
+  }
+  ir::Graph& graph = *graph_ptr;
 
   std::vector<Tensor> inputs;
   for (const ir::Value* in : graph.inputs()) {
@@ -112,6 +117,16 @@ int main(int argc, char** argv) {
   }
   auto t0 = std::chrono::steady_clock::now();
   auto engine = GpuEngine::create(graph, options);
+  Result<ir::Model> plain = Status(StatusCode::kInternal, "unused");
+  if (!engine.is_ok() && optimize) {
+    // The optimized graph may hold a node the GPU engine lacks: say so and
+    // run the graph as imported.
+    std::fprintf(stderr, "kiln_gpu_bench: optimized graph: %s; retrying without the optimizer\n",
+                 engine.status().to_string().c_str());
+    plain = onnx::import_model_file(model_path);
+    if (!plain.is_ok()) return fail(plain.status().to_string());
+    engine = GpuEngine::create(*plain->graph, options);
+  }
   if (!engine.is_ok()) return fail(engine.status().to_string());
   double create_s = seconds_since(t0);
   if (verbose) std::printf("%s", (*engine)->plan_summary().c_str());
