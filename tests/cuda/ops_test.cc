@@ -130,6 +130,37 @@ TEST(GpuOps, MatMulBiasRelu) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// MatMul + bias + exact GELU (Erf form) + residual after the activation, and
+// a scaled batched product (attention's QK^T / sqrt(d)) + residual before it.
+TEST(GpuOps, MatMulGeluResidualAndScaledProduct) {
+  GraphBuilder b("main", nullptr, 17);
+  b.input("x", f32({2, 5, 16}));
+  b.input("k", f32({2, 16, 5}));
+  b.constant("w", random_tensor({16, 16}, 101, -0.4f, 0.4f));
+  b.constant("bias", random_tensor({16}, 102));
+  b.constant("inv_sqrt2", Tensor::scalar<float>(DataType::kFloat32, 0.70710677f));
+  b.constant("one", Tensor::scalar<float>(DataType::kFloat32, 1.0f));
+  b.constant("half", Tensor::scalar<float>(DataType::kFloat32, 0.5f));
+  b.constant("scale", Tensor::scalar<float>(DataType::kFloat32, 0.25f));
+  b.input("r", f32({2, 5, 5}));
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Add", {"m", "bias"}, {"h"});
+  b.node("Mul", {"h", "inv_sqrt2"}, {"hs"});
+  b.node("Erf", {"hs"}, {"e"});
+  b.node("Add", {"e", "one"}, {"e1"});
+  b.node("Mul", {"h", "half"}, {"hh"});
+  b.node("Mul", {"hh", "e1"}, {"gelu"});
+  b.node("Add", {"gelu", "x"}, {"y"});
+  b.node("MatMul", {"x", "k"}, {"qk"});
+  b.node("Mul", {"qk", "scale"}, {"qks"});
+  b.node("Add", {"r", "qks"}, {"s"});
+  b.output("y");
+  b.output("s");
+  expect_matches_reference_all(b.graph(), {random_tensor({2, 5, 16}, 103), random_tensor({2, 16, 5}, 104),
+                                           random_tensor({2, 5, 5}, 105)});
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
 TEST(GpuOps, GemmVariants) {
   struct Case {
     bool ta, tb;

@@ -143,6 +143,32 @@ TEST(GpuPlan, MatMulBiasReluFuseIntoOneGemm) {
   EXPECT_EQ(plan->values[static_cast<size_t>(plan->output_values[0])].dims, (Dims{2, 7, 24}));
 }
 
+TEST(GpuPlan, GeluResidualAndScaleFuseIntoGemms) {
+  GraphBuilder b("main", nullptr, 17);
+  b.input("x", f32({2, 5, 16}));
+  b.constant("w", random_tensor({16, 16}, 101));
+  b.constant("bias", random_tensor({16}, 102));
+  b.constant("inv_sqrt2", Tensor::scalar<float>(DataType::kFloat32, 0.70710677f));
+  b.constant("one", Tensor::scalar<float>(DataType::kFloat32, 1.0f));
+  b.constant("half", Tensor::scalar<float>(DataType::kFloat32, 0.5f));
+  b.node("MatMul", {"x", "w"}, {"m"});
+  b.node("Add", {"m", "bias"}, {"h"});
+  b.node("Mul", {"h", "inv_sqrt2"}, {"hs"});
+  b.node("Erf", {"hs"}, {"e"});
+  b.node("Add", {"e", "one"}, {"e1"});
+  b.node("Mul", {"h", "half"}, {"hh"});
+  b.node("Mul", {"hh", "e1"}, {"gelu"});
+  b.node("Add", {"gelu", "x"}, {"y"});
+  b.output("y");
+  auto plan = build_plan(b.graph(), {{2, 5, 16}}, {DataType::kFloat32}, PlanOptions{});
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  ASSERT_EQ(plan->steps.size(), 3u) << plan->to_string();  // upload, gemm, download
+  const Step& g = plan->steps[1];
+  EXPECT_EQ(g.epilogue.activation, ops::Activation::kGelu);
+  EXPECT_TRUE(g.epilogue.residual_after_activation);
+  EXPECT_GE(g.inputs[4], 0);
+}
+
 TEST(GpuPlan, UnsupportedNodeIsNamed) {
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({4}));

@@ -147,7 +147,17 @@ struct GpuEngine::Impl {
     KILN_RETURN_IF_ERROR(enqueue_range(prepared->first_compute, prepared->end_compute));
     KILN_RETURN_IF_ERROR(stream.synchronize());
     if (options.cuda_graph && prepared->end_compute > prepared->first_compute) {
-      KILN_RETURN_IF_ERROR(capture());
+      Status st = capture();
+      if (!st.is_ok()) {  // a library call that cannot be captured: run the steps eagerly
+        KILN_LOG_WARN("GPU engine: CUDA graph capture failed ({}); launching steps one by one", st.message());
+        if (prepared->graph_exec != nullptr) (void)cudaGraphExecDestroy(prepared->graph_exec);
+        if (prepared->graph != nullptr) (void)cudaGraphDestroy(prepared->graph);
+        prepared->graph_exec = nullptr;
+        prepared->graph = nullptr;
+        (void)cudaGetLastError();
+        KILN_RETURN_IF_ERROR(enqueue_range(prepared->first_compute, prepared->end_compute));
+        KILN_RETURN_IF_ERROR(stream.synchronize());
+      }
     }
     return Status::ok();
   }

@@ -415,7 +415,17 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
       KILN_ASSIGN_OR_RETURN(z, value_of(n.input(3)));
     }
   } else {
+    // A product scaled by a constant (attention's 1/sqrt(d)) folds into alpha.
     const ir::Node* c = sole_consumer(out);
+    float scale = 0.0f;
+    if (c != nullptr && c->op_type() == "Mul" && c->domain().empty() && c->num_inputs() == 2 && cfull < 0 &&
+        bias.empty() &&
+        (c->input(0) == out ? scalar_constant(c->input(1), scale) : scalar_constant(c->input(0), scale))) {
+      g.alpha *= scale;
+      consume(c);
+      out = c->output(0);
+    }
+    c = sole_consumer(out);
     if (c != nullptr && c->op_type() == "Add" && c->domain().empty() && c->num_inputs() == 2) {
       const ir::Value* other = c->input(0) == out ? c->input(1) : c->input(0);
       if (other != nullptr && other->is_constant()) {
@@ -431,6 +441,21 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
         }
       }
     }
+    // A residual Add of an already computed value of the output's dims,
+    // before the activation or after it.
+    auto take_residual = [&]() -> Result<bool> {
+      const ir::Node* r = sole_consumer(out);
+      if (r == nullptr || r->op_type() != "Add" || !r->domain().empty() || r->num_inputs() != 2) return false;
+      const ir::Value* other = r->input(0) == out ? r->input(1) : r->input(0);
+      if (other == nullptr || other == out || other->is_constant() || !available(other)) return false;
+      KILN_ASSIGN_OR_RETURN(int ov, value_of(other));
+      if (val(ov).on_host || val(ov).dims != yd || !is_float_storage(val(ov).dtype)) return false;
+      z = ov;
+      consume(r);
+      out = r->output(0);
+      return true;
+    };
+    KILN_ASSIGN_OR_RETURN(bool residual_first, take_residual());
     std::vector<const ir::Node*> gelu = match_gelu(out);
     c = sole_consumer(out);
     if (!gelu.empty()) {
@@ -441,6 +466,10 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
       ep.activation = ops::Activation::kRelu;
       consume(c);
       out = c->output(0);
+    }
+    if (!residual_first && ep.activation != ops::Activation::kNone) {
+      KILN_ASSIGN_OR_RETURN(bool residual_after, take_residual());
+      ep.residual_after_activation = residual_after;
     }
   }
   KILN_ASSIGN_OR_RETURN(a, on_device(a));
