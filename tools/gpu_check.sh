@@ -132,8 +132,13 @@ bench() {  # bench NAME BATCH ARGS...
   timeout 60 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" --write-inputs "$in"
   local inputs=()
   for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
-  run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
-    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50
+  if ! run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50; then
+    # Once more with the most conservative engine settings (no CUDA graph, no cuDNN fused epilogue).
+    run_step "kiln_${name}_safe" 120 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+      "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 5 --iters 20 --no-graph --no-fused-conv &&
+      cp "$LOGS/kiln_${name}_safe.log" "$LOGS/kiln_$name.log"
+  fi
   if [ "$HAVE_TORCH" = 1 ]; then run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
     --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50; fi
   local k t e

@@ -2,6 +2,7 @@
 // precision (tolerances in gpu_test_util.h). Skipped where there is no GPU.
 #include <gtest/gtest.h>
 
+#include "backends/tactic.h"
 #include "gpu_test_util.h"
 
 namespace kiln::backends::cuda {
@@ -333,6 +334,43 @@ TEST(GpuOps, ReRunWithNewShapesReplans) {
   }
   auto bad = (*engine)->run({random_tensor({3, 7}, 93)});
   EXPECT_FALSE(bad.is_ok());
+}
+
+}  // namespace
+}  // namespace kiln::backends::cuda
+
+namespace kiln::backends::cuda {
+namespace {
+
+// The builder's view: the cuBLASLt tactic prepared for a node and run
+// through a KernelContext like any other kernel.
+TEST(GpuTactics, CublasLtMatMulTacticMatchesReference) {
+  KILN_REQUIRE_GPU();
+  kiln::test::GraphBuilder b("main", nullptr, 17);
+  b.input("a", test::f32({6, 32}));
+  b.constant("w", test::random_tensor({32, 12}, 111));
+  ir::Node* mm = b.node("MatMul", {"a", "w"}, {"y"});
+  b.value("y", test::f32({6, 12}));
+  b.output("y");
+  Tensor a = test::random_tensor({6, 32}, 112);
+  std::vector<Tensor> ref = test::run_reference(b.graph(), {a});
+  ASSERT_EQ(ref.size(), 1u);
+  for (const char* name : {"cuda.cublaslt_matmul.fp32", "cuda.cublaslt_matmul.tf32"}) {
+    const Tactic* t = TacticRegistry::global().find(name);
+    ASSERT_NE(t, nullptr) << name;
+    ASSERT_TRUE(t->supports(*mm));
+    auto kernel = t->prepare(*mm);
+    ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+    std::vector<Datum> inputs = {Datum(a), Datum(mm->input(1)->constant())};
+    std::vector<Datum> outputs(1);
+    ops::KernelContext ctx(*mm, inputs, outputs, nullptr, nullptr);
+    Status st = (*kernel)->run(ctx);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    test::expect_close({outputs[0].tensor()}, ref,
+                       test::tolerance(std::string(name).find("tf32") != std::string::npos ? Precision::kTf32
+                                                                                          : Precision::kFp32),
+                       name, "");
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 //   kiln_gpu_bench --model m.onnx --precision fp16 --input input=x.npy
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
 //                  [--verbose] [--plan-only (print the plan; no GPU needed)] [--no-optimize]
+//                  [--no-fused-conv]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
       options.cuda_graph = false;
     } else if (a == "--nchw") {
       options.channels_last = false;
+    } else if (a == "--no-fused-conv") {
+      options.fuse_conv_epilogue = false;
     } else if (a == "--verbose") {
       verbose = true;
     } else if (a == "--no-optimize") {

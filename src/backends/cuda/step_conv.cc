@@ -133,7 +133,9 @@ class ConvStep final : public PreparedStep {
     const ops::Epilogue& ep = step.epilogue;
     bool relu = ep.activation == ops::Activation::kRelu;
     bool clipped = ep.activation == ops::Activation::kClip && ep.alpha == 0.0f && ep.beta > 0.0f;
-    if (!(relu || clipped) || ep.residual_after_activation || step.inputs[2] < 0) {
+    // Identity is allowed only with the implicit precomputed-GEMM algorithm.
+    bool identity = ep.activation == ops::Activation::kNone && algo_ == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    if (!(relu || clipped || identity) || ep.residual_after_activation || step.inputs[2] < 0) {
       return unimplemented("epilogue not fusable");
     }
     const PlanValue& bv = plan.values[static_cast<size_t>(step.inputs[2])];
@@ -145,8 +147,9 @@ class ConvStep final : public PreparedStep {
     KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias_desc_, CUDNN_TENSOR_NCHW, cudnn_type(yv.dtype), 1,
                                                 static_cast<int>(channels_), 1, 1));
     KILN_CUDNN_CHECK(cudnnCreateActivationDescriptor(&act_desc_));
-    KILN_CUDNN_CHECK(cudnnSetActivationDescriptor(act_desc_, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_CLIPPED_RELU,
-                                                  CUDNN_NOT_PROPAGATE_NAN, relu ? 0.0 : static_cast<double>(ep.beta)));
+    cudnnActivationMode_t mode = relu ? CUDNN_ACTIVATION_RELU : clipped ? CUDNN_ACTIVATION_CLIPPED_RELU : CUDNN_ACTIVATION_IDENTITY;
+    KILN_CUDNN_CHECK(cudnnSetActivationDescriptor(act_desc_, mode, CUDNN_NOT_PROPAGATE_NAN,
+                                                  clipped ? static_cast<double>(ep.beta) : 0.0));
     // Test pattern: constant bytes in x (and z), the real weights.
     const PlanValue& xv = plan.values[static_cast<size_t>(step.inputs[0])];
     void* x = ctx.ptrs[static_cast<size_t>(step.inputs[0])];
