@@ -200,13 +200,16 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::create(const ir::Graph& graph, con
     dims.push_back(*d);
     dtypes.push_back(in->type().dtype);
   }
-  if (static_shapes) {
-    PlanOptions po;
-    po.precision = options.precision;
-    po.channels_last = options.channels_last;
-    KILN_RETURN_IF_ERROR(build_plan(graph, dims, dtypes, po).status());
+  if (device_count() == 0) {
+    // Without a GPU, a plan error is still worth reporting before the absence of a GPU.
+    if (static_shapes) {
+      PlanOptions po;
+      po.precision = options.precision;
+      po.channels_last = options.channels_last;
+      KILN_RETURN_IF_ERROR(build_plan(graph, dims, dtypes, po).status());
+    }
+    return failed_precondition("GPU engine: {}", no_gpu_reason());
   }
-  if (device_count() == 0) return failed_precondition("GPU engine: {}", no_gpu_reason());
   KILN_RETURN_IF_ERROR(set_device(options.device));
   auto impl = std::make_unique<Impl>();
   impl->graph = &graph;

@@ -163,6 +163,17 @@ Result<double> element(const Tensor& t, int64_t i) {
 Result<Tensor> convert_tensor(const Tensor& t, DataType dtype) {
   if (t.dtype() == dtype) return t;
   KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::allocate(dtype, t.dims()));
+  if (t.dtype() == DataType::kFloat32 && (dtype == DataType::kFloat16 || dtype == DataType::kBFloat16)) {
+    const float* in = t.data<float>();  // the weights' path: keep it fast
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if (dtype == DataType::kFloat16) {
+        out.data<Float16>()[i] = Float16(in[i]);
+      } else {
+        out.data<BFloat16>()[i] = BFloat16(in[i]);
+      }
+    }
+    return out;
+  }
   for (int64_t i = 0; i < t.numel(); ++i) {
     if (t.dtype() == DataType::kInt64 && dtype == DataType::kInt32) {
       out.data<int32_t>()[i] = static_cast<int32_t>(t.data<int64_t>()[i]);

@@ -145,7 +145,9 @@ class GemmStep final : public PreparedStep {
     const void* c = c_input_ >= 0 ? ctx.ptrs[static_cast<size_t>(c_input_)] : y;
     float alpha = step.gemm.alpha;
     float beta = c_input_ >= 0 ? beta_ : 0.0f;
-    return check_cublas(cublasLtMatmul(ctx.lt, desc_, &alpha, b, a_, a, b_, &beta, c, c_, y, d_, &algo_, ctx.workspace,
+    // In place (C == D) cuBLASLt wants C's layout to be D's.
+    cublasLtMatrixLayout_t c_layout = c == y ? d_ : c_;
+    return check_cublas(cublasLtMatmul(ctx.lt, desc_, &alpha, b, a_, a, b_, &beta, c, c_layout, y, d_, &algo_, ctx.workspace,
                                        ctx.workspace_bytes, ctx.stream),
                         fmt::format("cublasLtMatmul({})", step.label));
   }
