@@ -14,6 +14,10 @@
 #
 # Writes logs to $OUT (or /tmp/kiln_gpu_check). Exit status 0 when every step
 # that ran passed.
+#
+# On the lent GPU machine, from a checkout holding a fresh gpu_bundle/
+# (tools/gpu_bundle.sh, or a copy of one built from the same commit):
+#   device run: command "bash tools/gpu_check.sh", carry ["gpu_bundle"], timeout_s 540
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -73,20 +77,25 @@ for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
   if [ -n "$f" ]; then CUDA_DIRS="$CUDA_DIRS:$(dirname "$f")"; else say "warning: $lib not found"; fi
 done
 CUDA_DIRS=${CUDA_DIRS#:}
+# The driver (libcuda.so.1) may live outside the loader's cache: keep the
+# machine's library path, and the usual driver folders, behind ours.
+ORIG_LD=${LD_LIBRARY_PATH:-}
+SYS_DIRS="/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu${ORIG_LD:+:$ORIG_LD}"
 say "CUDA library dirs: $CUDA_DIRS"
 
 # --- 1. binaries
 BIN=""
 RUNNER=()
+# Our binaries get their library path through RUNNER only, so that Python
+# and PyTorch keep the machine's own libraries.
 if [ -x gpu_bundle/bin/cuda_test ]; then
   BIN=gpu_bundle/bin
-  export LD_LIBRARY_PATH="$ROOT/gpu_bundle/lib:$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  if timeout 60 "$BIN/cuda_test" --gtest_list_tests >/dev/null 2>"$LOGS/loader.log"; then
+  RUNNER=(env "LD_LIBRARY_PATH=$ROOT/gpu_bundle/lib:$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")
+  if timeout 60 "${RUNNER[@]}" "$BIN/cuda_test" --gtest_list_tests >/dev/null 2>"$LOGS/loader.log"; then
     say "using the carried binaries with this machine's C library"
   else
     say "this machine's C library cannot run them ($(head -c 300 "$LOGS/loader.log")); using the carried loader"
-    RUNNER=("$ROOT/gpu_bundle/glibc/ld-linux-x86-64.so.2" --library-path "$ROOT/gpu_bundle/glibc:$ROOT/gpu_bundle/lib:$CUDA_DIRS")
-    unset LD_LIBRARY_PATH
+    RUNNER=("$ROOT/gpu_bundle/glibc/ld-linux-x86-64.so.2" --library-path "$ROOT/gpu_bundle/glibc:$ROOT/gpu_bundle/lib:$CUDA_DIRS:$SYS_DIRS")
   fi
 else
   say "no gpu_bundle/: building here"
@@ -96,7 +105,7 @@ else
   if [ -x build-gpu/tests/cuda_test ]; then
     mkdir -p build-gpu/bin && cp build-gpu/tests/cuda_test build-gpu/tools/gpu_bench/kiln_gpu_bench build-gpu/bin/
     BIN=build-gpu/bin
-    export LD_LIBRARY_PATH="$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    RUNNER=(env "LD_LIBRARY_PATH=$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")
   fi
 fi
 
