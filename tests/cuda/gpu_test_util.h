@@ -19,20 +19,20 @@
 #include "plan_emulator.h"
 
 // Skips the current test where no GPU is present, saying why.
-#define KILN_REQUIRE_GPU()                                                          \
-  do {                                                                              \
-    if (::kiln::backends::cuda::device_count() == 0) {                              \
-      GTEST_SKIP() << ::kiln::backends::cuda::no_gpu_reason();                      \
-    }                                                                               \
+#define KILN_REQUIRE_GPU()                                     \
+  do {                                                         \
+    if (::kiln::backends::cuda::device_count() == 0) {         \
+      GTEST_SKIP() << ::kiln::backends::cuda::no_gpu_reason(); \
+    }                                                          \
   } while (0)
 
 // At the end of a test whose checks also ran on the plan emulator: without a
 // GPU the test reports itself skipped (its emulator checks still count).
-#define KILN_SKIP_REST_WITHOUT_GPU()                                                          \
-  do {                                                                                        \
-    if (::kiln::backends::cuda::device_count() == 0) {                                        \
+#define KILN_SKIP_REST_WITHOUT_GPU()                                                                         \
+  do {                                                                                                       \
+    if (::kiln::backends::cuda::device_count() == 0) {                                                       \
       GTEST_SKIP() << ::kiln::backends::cuda::no_gpu_reason() << " (fp32 plan checked on the CPU emulator)"; \
-    }                                                                                         \
+    }                                                                                                        \
   } while (0)
 
 namespace kiln::backends::cuda::test {
@@ -52,22 +52,32 @@ struct Tolerance {
 };
 inline Tolerance tolerance(Precision p) {
   switch (p) {
-    case Precision::kFp32: return {1e-4, 1e-4};
-    case Precision::kTf32: return {2e-2, 2e-2};
-    case Precision::kFp16: return {3e-2, 3e-2};
-    case Precision::kBf16: return {1.5e-1, 6e-2};
+    case Precision::kFp32:
+      return {1e-4, 1e-4};
+    case Precision::kTf32:
+      return {2e-2, 2e-2};
+    case Precision::kFp16:
+      return {3e-2, 3e-2};
+    case Precision::kBf16:
+      return {1.5e-1, 6e-2};
   }
   return {0, 0};
 }
 
 inline double element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DataType::kFloat32: return t.data<float>()[i];
-    case DataType::kInt64: return static_cast<double>(t.data<int64_t>()[i]);
-    case DataType::kInt32: return t.data<int32_t>()[i];
-    case DataType::kFloat16: return static_cast<float>(t.data<Float16>()[i]);
-    case DataType::kBool: return t.data<uint8_t>()[i];
-    default: return NAN;
+    case DataType::kFloat32:
+      return t.data<float>()[i];
+    case DataType::kInt64:
+      return static_cast<double>(t.data<int64_t>()[i]);
+    case DataType::kInt32:
+      return t.data<int32_t>()[i];
+    case DataType::kFloat16:
+      return static_cast<float>(t.data<Float16>()[i]);
+    case DataType::kBool:
+      return t.data<uint8_t>()[i];
+    default:
+      return NAN;
   }
 }
 

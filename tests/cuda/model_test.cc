@@ -41,8 +41,8 @@ std::vector<Tensor> model_inputs(const ir::Graph& g, int64_t batch, int64_t seq)
     if (v->name() == "input_ids" || v->name() == "attention_mask") {
       Tensor t = Tensor::empty(DataType::kInt64, {batch, seq});
       for (int64_t i = 0; i < t.numel(); ++i) {
-        t.data<int64_t>()[i] = v->name() == "input_ids" ? static_cast<int64_t>(rng() % 30522)
-                                                        : (i % seq < seq - 3 ? 1 : 0);
+        t.data<int64_t>()[i] =
+            v->name() == "input_ids" ? static_cast<int64_t>(rng() % 30522) : (i % seq < seq - 3 ? 1 : 0);
       }
       in.push_back(t);
       continue;

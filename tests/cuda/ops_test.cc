@@ -98,9 +98,9 @@ TEST(GpuOps, MatMulShapes) {
     Dims a, b;
     bool b_const;
   };
-  for (const Case& c : {Case{{5, 16}, {16, 12}, true}, Case{{2, 3, 8, 16}, {2, 3, 16, 4}, false},
-                        Case{{2, 3, 8, 16}, {16, 4}, false}, Case{{3, 8, 16}, {1, 16, 8}, false},
-                        Case{{16}, {16, 8}, true}, Case{{4, 16}, {16}, false}}) {
+  for (const Case& c :
+       {Case{{5, 16}, {16, 12}, true}, Case{{2, 3, 8, 16}, {2, 3, 16, 4}, false}, Case{{2, 3, 8, 16}, {16, 4}, false},
+        Case{{3, 8, 16}, {1, 16, 8}, false}, Case{{16}, {16, 8}, true}, Case{{4, 16}, {16}, false}}) {
     SCOPED_TRACE(dims_to_string(c.a) + " x " + dims_to_string(c.b));
     GraphBuilder g("main", nullptr, 17);
     g.input("a", f32(c.a));
@@ -157,8 +157,8 @@ TEST(GpuOps, MatMulGeluResidualAndScaledProduct) {
   b.node("Add", {"r", "qks"}, {"s"});
   b.output("y");
   b.output("s");
-  expect_matches_reference_all(b.graph(), {random_tensor({2, 5, 16}, 103), random_tensor({2, 16, 5}, 104),
-                                           random_tensor({2, 5, 5}, 105)});
+  expect_matches_reference_all(
+      b.graph(), {random_tensor({2, 5, 16}, 103), random_tensor({2, 16, 5}, 104), random_tensor({2, 5, 5}, 105)});
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
@@ -200,8 +200,8 @@ TEST(GpuOps, UnaryOps) {
     g.output("y");
     bool positive = std::string(op) == "Sqrt";
     // Floor/Ceil jump at integers: keep inputs away from them at low precision.
-    expect_matches_reference(g.graph(), {random_tensor({3, 5, 7}, 41, positive ? 0.1f : -2.0f, 2.0f)},
-                             Precision::kFp32, test::tolerance(Precision::kFp32));
+    expect_matches_reference(g.graph(), {random_tensor({3, 5, 7}, 41, positive ? 0.1f : -2.0f, 2.0f)}, Precision::kFp32,
+                             test::tolerance(Precision::kFp32));
     if (std::string(op) != "Floor" && std::string(op) != "Ceil") {
       expect_matches_reference(g.graph(), {random_tensor({3, 5, 7}, 41, positive ? 0.1f : -2.0f, 2.0f)},
                                Precision::kFp16, test::tolerance(Precision::kFp16));
@@ -215,8 +215,8 @@ TEST(GpuOps, BinaryOpsBroadcast) {
     Dims a, b;
   };
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}) {
-    for (const Case& c : {Case{{2, 3, 4}, {2, 3, 4}}, Case{{2, 3, 4}, {4}}, Case{{2, 1, 4}, {3, 1}},
-                          Case{{}, {2, 5}}, Case{{2, 1, 1, 6}, {2, 3, 5, 1}}}) {
+    for (const Case& c : {Case{{2, 3, 4}, {2, 3, 4}}, Case{{2, 3, 4}, {4}}, Case{{2, 1, 4}, {3, 1}}, Case{{}, {2, 5}},
+                          Case{{2, 1, 1, 6}, {2, 3, 5, 1}}}) {
       SCOPED_TRACE(std::string(op) + " " + dims_to_string(c.a) + " " + dims_to_string(c.b));
       GraphBuilder g("main", nullptr, 17);
       g.input("a", f32(c.a));
@@ -238,10 +238,9 @@ TEST(GpuOps, Pooling) {
     std::vector<int64_t> k, s, p;
     int64_t ceil, include_pad;
   };
-  for (const Case& c : {Case{"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0},
-                        Case{"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 1, 1},
-                        Case{"AveragePool", {2, 3}, {1, 2}, {0, 1, 1, 0}, 0, 0},
-                        Case{"MaxPool", {2, 2}, {2, 2}, {0, 0, 0, 0}, 1, 0}}) {
+  for (const Case& c :
+       {Case{"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0}, Case{"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 1, 1},
+        Case{"AveragePool", {2, 3}, {1, 2}, {0, 1, 1, 0}, 0, 0}, Case{"MaxPool", {2, 2}, {2, 2}, {0, 0, 0, 0}, 1, 0}}) {
     SCOPED_TRACE(c.op);
     for (bool conv_first : {false, true}) {
       GraphBuilder g("main", nullptr, 17);
@@ -366,10 +365,10 @@ TEST(GpuTactics, CublasLtMatMulTacticMatchesReference) {
     ops::KernelContext ctx(*mm, inputs, outputs, nullptr, nullptr);
     Status st = (*kernel)->run(ctx);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
-    test::expect_close({outputs[0].tensor()}, ref,
-                       test::tolerance(std::string(name).find("tf32") != std::string::npos ? Precision::kTf32
-                                                                                          : Precision::kFp32),
-                       name, "");
+    test::expect_close(
+        {outputs[0].tensor()}, ref,
+        test::tolerance(std::string(name).find("tf32") != std::string::npos ? Precision::kTf32 : Precision::kFp32),
+        name, "");
   }
 }
 

@@ -19,33 +19,60 @@ namespace kiln::backends::cuda::test {
 inline float emulate_op(kernels::EwOp op, float a, float b, float p0, float p1) {
   using kernels::EwOp;
   switch (op) {
-    case EwOp::kIdentity: return a;
-    case EwOp::kRelu: return a > 0.0f ? a : 0.0f;
-    case EwOp::kSigmoid: return 1.0f / (1.0f + std::exp(-a));
-    case EwOp::kTanh: return std::tanh(a);
-    case EwOp::kErf: return std::erf(a);
-    case EwOp::kSqrt: return std::sqrt(a);
-    case EwOp::kExp: return std::exp(a);
-    case EwOp::kLog: return std::log(a);
-    case EwOp::kAbs: return std::fabs(a);
-    case EwOp::kNeg: return -a;
-    case EwOp::kReciprocal: return 1.0f / a;
-    case EwOp::kClip: return std::fmin(std::fmax(a, p0), p1);
-    case EwOp::kLeakyRelu: return a >= 0.0f ? a : p0 * a;
-    case EwOp::kHardSigmoid: return std::fmax(0.0f, std::fmin(1.0f, p0 * a + p1));
-    case EwOp::kHardSwish: return a * std::fmax(0.0f, std::fmin(1.0f, a / 6.0f + 0.5f));
-    case EwOp::kSilu: return a / (1.0f + std::exp(-a));
-    case EwOp::kGelu: return 0.5f * a * (1.0f + std::erf(a * 0.70710678118654752f));
-    case EwOp::kGeluTanh: return 0.5f * a * (1.0f + std::tanh(0.79788456080286536f * (a + 0.044715f * a * a * a)));
-    case EwOp::kFloor: return std::floor(a);
-    case EwOp::kCeil: return std::ceil(a);
-    case EwOp::kAdd: return a + b;
-    case EwOp::kSub: return a - b;
-    case EwOp::kMul: return a * b;
-    case EwOp::kDiv: return a / b;
-    case EwOp::kPow: return std::pow(a, b);
-    case EwOp::kMax: return std::fmax(a, b);
-    case EwOp::kMin: return std::fmin(a, b);
+    case EwOp::kIdentity:
+      return a;
+    case EwOp::kRelu:
+      return a > 0.0f ? a : 0.0f;
+    case EwOp::kSigmoid:
+      return 1.0f / (1.0f + std::exp(-a));
+    case EwOp::kTanh:
+      return std::tanh(a);
+    case EwOp::kErf:
+      return std::erf(a);
+    case EwOp::kSqrt:
+      return std::sqrt(a);
+    case EwOp::kExp:
+      return std::exp(a);
+    case EwOp::kLog:
+      return std::log(a);
+    case EwOp::kAbs:
+      return std::fabs(a);
+    case EwOp::kNeg:
+      return -a;
+    case EwOp::kReciprocal:
+      return 1.0f / a;
+    case EwOp::kClip:
+      return std::fmin(std::fmax(a, p0), p1);
+    case EwOp::kLeakyRelu:
+      return a >= 0.0f ? a : p0 * a;
+    case EwOp::kHardSigmoid:
+      return std::fmax(0.0f, std::fmin(1.0f, p0 * a + p1));
+    case EwOp::kHardSwish:
+      return a * std::fmax(0.0f, std::fmin(1.0f, a / 6.0f + 0.5f));
+    case EwOp::kSilu:
+      return a / (1.0f + std::exp(-a));
+    case EwOp::kGelu:
+      return 0.5f * a * (1.0f + std::erf(a * 0.70710678118654752f));
+    case EwOp::kGeluTanh:
+      return 0.5f * a * (1.0f + std::tanh(0.79788456080286536f * (a + 0.044715f * a * a * a)));
+    case EwOp::kFloor:
+      return std::floor(a);
+    case EwOp::kCeil:
+      return std::ceil(a);
+    case EwOp::kAdd:
+      return a + b;
+    case EwOp::kSub:
+      return a - b;
+    case EwOp::kMul:
+      return a * b;
+    case EwOp::kDiv:
+      return a / b;
+    case EwOp::kPow:
+      return std::pow(a, b);
+    case EwOp::kMax:
+      return std::fmax(a, b);
+    case EwOp::kMin:
+      return std::fmin(a, b);
   }
   return a;
 }
@@ -219,7 +246,8 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
           int64_t k = i % s.inner, j = (i / s.inner) % ni, o = i / (s.inner * ni);
           int64_t id = idx[j] < 0 ? idx[j] + s.axis_dim : idx[j];
           id = std::clamp<int64_t>(id, 0, s.axis_dim - 1);
-          std::memcpy(out + i * static_cast<int64_t>(es), data + ((o * s.axis_dim + id) * s.inner + k) * static_cast<int64_t>(es), es);
+          std::memcpy(out + i * static_cast<int64_t>(es),
+                      data + ((o * s.axis_dim + id) * s.inner + k) * static_cast<int64_t>(es), es);
         }
         break;
       }
@@ -256,9 +284,15 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
         for (int64_t i = 0; i < n; ++i) {
           int64_t c, ow, oh, nn;
           if (p.channels_last) {
-            c = i % p.c; ow = (i / p.c) % p.ow; oh = (i / (p.c * p.ow)) % p.oh; nn = i / (p.c * p.ow * p.oh);
+            c = i % p.c;
+            ow = (i / p.c) % p.ow;
+            oh = (i / (p.c * p.ow)) % p.oh;
+            nn = i / (p.c * p.ow * p.oh);
           } else {
-            ow = i % p.ow; oh = (i / p.ow) % p.oh; c = (i / (p.ow * p.oh)) % p.c; nn = i / (p.ow * p.oh * p.c);
+            ow = i % p.ow;
+            oh = (i / p.ow) % p.oh;
+            c = (i / (p.ow * p.oh)) % p.c;
+            nn = i / (p.ow * p.oh * p.c);
           }
           float acc = p.is_max ? -INFINITY : 0.0f;
           int64_t count = 0;
@@ -266,7 +300,8 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
             for (int64_t kx = 0; kx < p.kw; ++kx) {
               int64_t iy = oh * p.sh - p.pad_top + ky * p.dh, ix = ow * p.sw - p.pad_left + kx * p.dw;
               if (iy >= 0 && iy < p.h && ix >= 0 && ix < p.w) {
-                float v = x[p.channels_last ? ((nn * p.h + iy) * p.w + ix) * p.c + c : ((nn * p.c + c) * p.h + iy) * p.w + ix];
+                float v = x[p.channels_last ? ((nn * p.h + iy) * p.w + ix) * p.c + c
+                                            : ((nn * p.c + c) * p.h + iy) * p.w + ix];
                 acc = p.is_max ? std::fmax(acc, v) : acc + v;
                 ++count;
               } else if (p.count_include_pad && iy < p.h + p.pad_bottom && ix < p.w + p.pad_right) {
@@ -294,14 +329,16 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
         size_t es = element_size(ov->dtype);
         size_t axis = static_cast<size_t>(s.axis_dim);
         int64_t outer = numel(Dims(ov->dims.begin(), ov->dims.begin() + static_cast<std::ptrdiff_t>(axis)));
-        int64_t out_row = numel(Dims(ov->dims.begin() + static_cast<std::ptrdiff_t>(axis), ov->dims.end())) * static_cast<int64_t>(es);
+        int64_t out_row = numel(Dims(ov->dims.begin() + static_cast<std::ptrdiff_t>(axis), ov->dims.end())) *
+                          static_cast<int64_t>(es);
         int64_t off = 0;
         auto* dst = static_cast<uint8_t*>(ptr[static_cast<size_t>(s.outputs[0])]);
         for (int v : s.inputs) {
           const Dims& d = V(v).dims;
           int64_t row = numel(Dims(d.begin() + static_cast<std::ptrdiff_t>(axis), d.end())) * static_cast<int64_t>(es);
           const auto* src = static_cast<const uint8_t*>(ptr[static_cast<size_t>(v)]);
-          for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * out_row + off, src + o * row, static_cast<size_t>(row));
+          for (int64_t o = 0; o < outer; ++o)
+            std::memcpy(dst + o * out_row + off, src + o * row, static_cast<size_t>(row));
           off += row;
         }
         break;

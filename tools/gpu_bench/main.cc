@@ -152,6 +152,7 @@ int main(int argc, char** argv) {
   }
   double e2e_ms = seconds_since(t0) * 1000.0 / e2e_iters;
   std::printf("KILN_GPU_BENCH model=%s precision=%s device_ms=%.4f e2e_ms=%.4f create_s=%.2f cuda_graph=%d\n",
-              model_path.c_str(), precision.c_str(), *device_ms, e2e_ms, create_s, (*engine)->uses_cuda_graph() ? 1 : 0);
+              model_path.c_str(), precision.c_str(), *device_ms, e2e_ms, create_s,
+              (*engine)->uses_cuda_graph() ? 1 : 0);
   return 0;
 }

@@ -18,7 +18,7 @@ Status check_cuda(cudaError_t err, std::string_view call) {
 
 Status check_cublas(cublasStatus_t st, std::string_view call) {
   if (st == CUBLAS_STATUS_SUCCESS) return Status::ok();
-  StatusCode code = st == CUBLAS_STATUS_NOT_SUPPORTED ? StatusCode::kUnimplemented
+  StatusCode code = st == CUBLAS_STATUS_NOT_SUPPORTED  ? StatusCode::kUnimplemented
                     : st == CUBLAS_STATUS_ALLOC_FAILED ? StatusCode::kResourceExhausted
                                                        : StatusCode::kInternal;
   return Status(code, fmt::format("{} failed: cuBLAS status {}", call, static_cast<int>(st)));
@@ -26,7 +26,7 @@ Status check_cublas(cublasStatus_t st, std::string_view call) {
 
 Status check_cudnn(cudnnStatus_t st, std::string_view call) {
   if (st == CUDNN_STATUS_SUCCESS) return Status::ok();
-  StatusCode code = st == CUDNN_STATUS_NOT_SUPPORTED ? StatusCode::kUnimplemented
+  StatusCode code = st == CUDNN_STATUS_NOT_SUPPORTED  ? StatusCode::kUnimplemented
                     : st == CUDNN_STATUS_ALLOC_FAILED ? StatusCode::kResourceExhausted
                                                       : StatusCode::kInternal;
   return Status(code, fmt::format("{} failed: {}", call, cudnnGetErrorString(st)));

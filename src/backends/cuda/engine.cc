@@ -107,7 +107,8 @@ struct GpuEngine::Impl {
       }
     }
     for (int v : pl.input_values) {
-      KILN_ASSIGN_OR_RETURN(PinnedBuffer b, PinnedBuffer::allocate(static_cast<size_t>(pl.values[static_cast<size_t>(v)].nbytes())));
+      KILN_ASSIGN_OR_RETURN(PinnedBuffer b,
+                            PinnedBuffer::allocate(static_cast<size_t>(pl.values[static_cast<size_t>(v)].nbytes())));
       p->in_staging.push_back(std::move(b));
     }
     for (int v : pl.output_values) {
@@ -188,7 +189,8 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::create(const ir::Graph& graph, con
   bool static_shapes = true;
   for (const ir::Value* in : graph.inputs()) {
     auto it = options.input_shapes.find(in->name());
-    std::optional<Dims> d = it != options.input_shapes.end() ? std::optional<Dims>(it->second) : in->type().shape.concrete();
+    std::optional<Dims> d =
+        it != options.input_shapes.end() ? std::optional<Dims>(it->second) : in->type().shape.concrete();
     if (!d || in->type().dtype == DataType::kUndefined) {
       static_shapes = false;
       break;
@@ -301,8 +303,6 @@ std::string GpuEngine::plan_summary() const {
   return impl_->prepared == nullptr ? std::string() : impl_->prepared->plan.to_string();
 }
 
-bool GpuEngine::uses_cuda_graph() const {
-  return impl_->prepared != nullptr && impl_->prepared->graph_exec != nullptr;
-}
+bool GpuEngine::uses_cuda_graph() const { return impl_->prepared != nullptr && impl_->prepared->graph_exec != nullptr; }
 
 }  // namespace kiln::backends::cuda

@@ -32,8 +32,8 @@ namespace kiln::backends::cuda {
 struct GpuOptions {
   Precision precision = Precision::kFp32;
   int device = 0;
-  bool cuda_graph = true;      // capture the steps as a CUDA graph and replay it
-  bool channels_last = true;   // NHWC activations for convolutions
+  bool cuda_graph = true;     // capture the steps as a CUDA graph and replay it
+  bool channels_last = true;  // NHWC activations for convolutions
   // Bias + residual + Relu inside cuDNN's convolution where it matches the
   // separate epilogue kernel on a test pattern at plan time.
   bool fuse_conv_epilogue = true;

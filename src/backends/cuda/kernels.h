@@ -24,10 +24,34 @@ enum class DType : int { kF32, kF16, kBF16, kI64, kI32, kI8, kU8, kBool, kF64 };
 // p0/p1 as min/max, kLeakyRelu p0 as alpha, kHardSigmoid p0/p1 as alpha/beta.
 enum class EwOp : int {
   // unary
-  kIdentity, kRelu, kSigmoid, kTanh, kErf, kSqrt, kExp, kLog, kAbs, kNeg, kReciprocal,
-  kClip, kLeakyRelu, kHardSigmoid, kHardSwish, kSilu, kGelu, kGeluTanh, kFloor, kCeil,
+  kIdentity,
+  kRelu,
+  kSigmoid,
+  kTanh,
+  kErf,
+  kSqrt,
+  kExp,
+  kLog,
+  kAbs,
+  kNeg,
+  kReciprocal,
+  kClip,
+  kLeakyRelu,
+  kHardSigmoid,
+  kHardSwish,
+  kSilu,
+  kGelu,
+  kGeluTanh,
+  kFloor,
+  kCeil,
   // binary
-  kAdd, kSub, kMul, kDiv, kPow, kMax, kMin,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kPow,
+  kMax,
+  kMin,
 };
 inline bool is_binary(EwOp op) { return static_cast<int>(op) >= static_cast<int>(EwOp::kAdd); }
 
@@ -43,8 +67,8 @@ struct EwShape {
 // out[i] = op(a[...], b[...]) over `numel` outputs of a float type. When
 // `flat` is true, a and b are read at i (or at 0 when a_scalar / b_scalar)
 // and `shape` is ignored.
-int elementwise(DType t, EwOp op, void* out, const void* a, const void* b, int64_t numel, bool flat,
-                bool a_scalar, bool b_scalar, const EwShape& shape, float p0, float p1, StreamHandle s);
+int elementwise(DType t, EwOp op, void* out, const void* a, const void* b, int64_t numel, bool flat, bool a_scalar,
+                bool b_scalar, const EwShape& shape, float p0, float p1, StreamHandle s);
 
 // dst[i] = convert(src[i]) for i < n.
 int cast(DType src_t, const void* src, DType dst_t, void* dst, int64_t n, StreamHandle s);
@@ -54,9 +78,9 @@ int cast(DType src_t, const void* src, DType dst_t, void* dst, int64_t n, Stream
 //   v = x[i] * scale[c] + bias[c]   (scale/bias float, each optional)
 //   v = v + z[i] unless residual_after; v = act(v); v = v + z[i] if residual_after
 // y may equal x.
-int channel_epilogue(DType t, void* y, const void* x, int64_t n, int64_t channels, int64_t inner,
-                     const float* scale, const float* bias, const void* z, bool residual_after, EwOp act,
-                     float p0, float p1, StreamHandle s);
+int channel_epilogue(DType t, void* y, const void* x, int64_t n, int64_t channels, int64_t inner, const float* scale,
+                     const float* bias, const void* z, bool residual_after, EwOp act, float p0, float p1,
+                     StreamHandle s);
 
 // dst (contiguous, dims out_dims) = src[offset + sum_d idx_d * src_strides[d]]
 // for any element size of 1, 2, 4 or 8 bytes; strides may be 0 (broadcast).
@@ -73,8 +97,8 @@ int softmax_rows(DType t, void* y, const void* x, int64_t rows, int64_t cols, St
 
 // Layer normalization over the last dimension of [rows, cols]; gamma/beta are
 // float [cols] (beta optional).
-int layernorm_rows(DType t, void* y, const void* x, const float* gamma, const float* beta, int64_t rows,
-                   int64_t cols, float epsilon, StreamHandle s);
+int layernorm_rows(DType t, void* y, const void* x, const float* gamma, const float* beta, int64_t rows, int64_t cols,
+                   float epsilon, StreamHandle s);
 
 struct PoolParams {
   int64_t n, h, w, c, oh, ow;

@@ -28,41 +28,74 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float
 template <class T>
 __device__ __forceinline__ T from_f(float v);
 template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
+__device__ __forceinline__ float from_f<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_f<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 __device__ __forceinline__ float apply(EwOp op, float a, float b, float p0, float p1) {
   switch (op) {
-    case EwOp::kIdentity: return a;
-    case EwOp::kRelu: return a > 0.0f ? a : 0.0f;
-    case EwOp::kSigmoid: return 1.0f / (1.0f + expf(-a));
-    case EwOp::kTanh: return tanhf(a);
-    case EwOp::kErf: return erff(a);
-    case EwOp::kSqrt: return sqrtf(a);
-    case EwOp::kExp: return expf(a);
-    case EwOp::kLog: return logf(a);
-    case EwOp::kAbs: return fabsf(a);
-    case EwOp::kNeg: return -a;
-    case EwOp::kReciprocal: return 1.0f / a;
-    case EwOp::kClip: return fminf(fmaxf(a, p0), p1);
-    case EwOp::kLeakyRelu: return a >= 0.0f ? a : p0 * a;
-    case EwOp::kHardSigmoid: return fmaxf(0.0f, fminf(1.0f, p0 * a + p1));
-    case EwOp::kHardSwish: return a * fmaxf(0.0f, fminf(1.0f, a / 6.0f + 0.5f));
-    case EwOp::kSilu: return a / (1.0f + expf(-a));
-    case EwOp::kGelu: return 0.5f * a * (1.0f + erff(a * 0.70710678118654752f));
-    case EwOp::kGeluTanh: return 0.5f * a * (1.0f + tanhf(0.79788456080286536f * (a + 0.044715f * a * a * a)));
-    case EwOp::kFloor: return floorf(a);
-    case EwOp::kCeil: return ceilf(a);
-    case EwOp::kAdd: return a + b;
-    case EwOp::kSub: return a - b;
-    case EwOp::kMul: return a * b;
-    case EwOp::kDiv: return a / b;
-    case EwOp::kPow: return powf(a, b);
-    case EwOp::kMax: return fmaxf(a, b);
-    case EwOp::kMin: return fminf(a, b);
+    case EwOp::kIdentity:
+      return a;
+    case EwOp::kRelu:
+      return a > 0.0f ? a : 0.0f;
+    case EwOp::kSigmoid:
+      return 1.0f / (1.0f + expf(-a));
+    case EwOp::kTanh:
+      return tanhf(a);
+    case EwOp::kErf:
+      return erff(a);
+    case EwOp::kSqrt:
+      return sqrtf(a);
+    case EwOp::kExp:
+      return expf(a);
+    case EwOp::kLog:
+      return logf(a);
+    case EwOp::kAbs:
+      return fabsf(a);
+    case EwOp::kNeg:
+      return -a;
+    case EwOp::kReciprocal:
+      return 1.0f / a;
+    case EwOp::kClip:
+      return fminf(fmaxf(a, p0), p1);
+    case EwOp::kLeakyRelu:
+      return a >= 0.0f ? a : p0 * a;
+    case EwOp::kHardSigmoid:
+      return fmaxf(0.0f, fminf(1.0f, p0 * a + p1));
+    case EwOp::kHardSwish:
+      return a * fmaxf(0.0f, fminf(1.0f, a / 6.0f + 0.5f));
+    case EwOp::kSilu:
+      return a / (1.0f + expf(-a));
+    case EwOp::kGelu:
+      return 0.5f * a * (1.0f + erff(a * 0.70710678118654752f));
+    case EwOp::kGeluTanh:
+      return 0.5f * a * (1.0f + tanhf(0.79788456080286536f * (a + 0.044715f * a * a * a)));
+    case EwOp::kFloor:
+      return floorf(a);
+    case EwOp::kCeil:
+      return ceilf(a);
+    case EwOp::kAdd:
+      return a + b;
+    case EwOp::kSub:
+      return a - b;
+    case EwOp::kMul:
+      return a * b;
+    case EwOp::kDiv:
+      return a / b;
+    case EwOp::kPow:
+      return powf(a, b);
+    case EwOp::kMax:
+      return fmaxf(a, b);
+    case EwOp::kMin:
+      return fminf(a, b);
   }
   return a;
 }
@@ -111,30 +144,57 @@ void launch_ew(EwOp op, void* out, const void* a, const void* b, int64_t n, bool
 // ranges that matter here, and for every float type).
 __device__ __forceinline__ double load_any(DType t, const void* p, int64_t i) {
   switch (t) {
-    case DType::kF32: return static_cast<const float*>(p)[i];
-    case DType::kF16: return __half2float(static_cast<const __half*>(p)[i]);
-    case DType::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::kI64: return static_cast<double>(static_cast<const long long*>(p)[i]);
-    case DType::kI32: return static_cast<const int*>(p)[i];
-    case DType::kI8: return static_cast<const signed char*>(p)[i];
-    case DType::kU8: return static_cast<const unsigned char*>(p)[i];
-    case DType::kBool: return static_cast<const unsigned char*>(p)[i] != 0 ? 1.0 : 0.0;
-    case DType::kF64: return static_cast<const double*>(p)[i];
+    case DType::kF32:
+      return static_cast<const float*>(p)[i];
+    case DType::kF16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::kI64:
+      return static_cast<double>(static_cast<const long long*>(p)[i]);
+    case DType::kI32:
+      return static_cast<const int*>(p)[i];
+    case DType::kI8:
+      return static_cast<const signed char*>(p)[i];
+    case DType::kU8:
+      return static_cast<const unsigned char*>(p)[i];
+    case DType::kBool:
+      return static_cast<const unsigned char*>(p)[i] != 0 ? 1.0 : 0.0;
+    case DType::kF64:
+      return static_cast<const double*>(p)[i];
   }
   return 0.0;
 }
 
 __device__ __forceinline__ void store_any(DType t, void* p, int64_t i, double v) {
   switch (t) {
-    case DType::kF32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case DType::kF16: static_cast<__half*>(p)[i] = __double2half(v); break;
-    case DType::kBF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(static_cast<float>(v)); break;
-    case DType::kI64: static_cast<long long*>(p)[i] = static_cast<long long>(v); break;
-    case DType::kI32: static_cast<int*>(p)[i] = static_cast<int>(v); break;
-    case DType::kI8: static_cast<signed char*>(p)[i] = static_cast<signed char>(v); break;
-    case DType::kU8: static_cast<unsigned char*>(p)[i] = static_cast<unsigned char>(v); break;
-    case DType::kBool: static_cast<unsigned char*>(p)[i] = v != 0.0 ? 1 : 0; break;
-    case DType::kF64: static_cast<double*>(p)[i] = v; break;
+    case DType::kF32:
+      static_cast<float*>(p)[i] = static_cast<float>(v);
+      break;
+    case DType::kF16:
+      static_cast<__half*>(p)[i] = __double2half(v);
+      break;
+    case DType::kBF16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(static_cast<float>(v));
+      break;
+    case DType::kI64:
+      static_cast<long long*>(p)[i] = static_cast<long long>(v);
+      break;
+    case DType::kI32:
+      static_cast<int*>(p)[i] = static_cast<int>(v);
+      break;
+    case DType::kI8:
+      static_cast<signed char*>(p)[i] = static_cast<signed char>(v);
+      break;
+    case DType::kU8:
+      static_cast<unsigned char*>(p)[i] = static_cast<unsigned char>(v);
+      break;
+    case DType::kBool:
+      static_cast<unsigned char*>(p)[i] = v != 0.0 ? 1 : 0;
+      break;
+    case DType::kF64:
+      static_cast<double*>(p)[i] = v;
+      break;
   }
 }
 
@@ -154,7 +214,8 @@ __global__ void cast_kernel(DType st, const void* src, DType dt, void* dst, int6
 template <class T, class I>
 __global__ void epilogue_kernel(T* y, const T* x, I n, I channels, I inner, const float* scale, const float* bias,
                                 const T* z, bool residual_after, EwOp act, float p0, float p1) {
-  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<I>(gridDim.x) * blockDim.x) {
     I c = (inner == 1 ? i : i / inner) % channels;
     float v = to_f(x[i]);
     if (scale != nullptr) v *= scale[c];
@@ -176,8 +237,8 @@ void launch_epilogue(void* y, const void* x, int64_t n, int64_t channels, int64_
         static_cast<uint32_t>(inner), scale, bias, static_cast<const T*>(z), residual_after, act, p0, p1);
   } else {
     epilogue_kernel<T, int64_t><<<grid_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x), n,
-                                                                 channels, inner, scale, bias,
-                                                                 static_cast<const T*>(z), residual_after, act, p0, p1);
+                                                                 channels, inner, scale, bias, static_cast<const T*>(z),
+                                                                 residual_after, act, p0, p1);
   }
 }
 
@@ -216,12 +277,17 @@ __global__ void gather_kernel(E* out, const E* data, const int64_t* indices, int
 int elementwise(DType t, EwOp op, void* out, const void* a, const void* b, int64_t numel, bool flat, bool a_scalar,
                 bool b_scalar, const EwShape& shape, float p0, float p1, StreamHandle s) {
   switch (t) {
-    case DType::kF32: launch_ew<float>(op, out, a, b, numel, flat, a_scalar, b_scalar, shape, p0, p1, s); break;
-    case DType::kF16: launch_ew<__half>(op, out, a, b, numel, flat, a_scalar, b_scalar, shape, p0, p1, s); break;
+    case DType::kF32:
+      launch_ew<float>(op, out, a, b, numel, flat, a_scalar, b_scalar, shape, p0, p1, s);
+      break;
+    case DType::kF16:
+      launch_ew<__half>(op, out, a, b, numel, flat, a_scalar, b_scalar, shape, p0, p1, s);
+      break;
     case DType::kBF16:
       launch_ew<__nv_bfloat16>(op, out, a, b, numel, flat, a_scalar, b_scalar, shape, p0, p1, s);
       break;
-    default: return static_cast<int>(cudaErrorInvalidValue);
+    default:
+      return static_cast<int>(cudaErrorInvalidValue);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -235,12 +301,17 @@ int channel_epilogue(DType t, void* y, const void* x, int64_t n, int64_t channel
                      const float* bias, const void* z, bool residual_after, EwOp act, float p0, float p1,
                      StreamHandle s) {
   switch (t) {
-    case DType::kF32: launch_epilogue<float>(y, x, n, channels, inner, scale, bias, z, residual_after, act, p0, p1, s); break;
-    case DType::kF16: launch_epilogue<__half>(y, x, n, channels, inner, scale, bias, z, residual_after, act, p0, p1, s); break;
+    case DType::kF32:
+      launch_epilogue<float>(y, x, n, channels, inner, scale, bias, z, residual_after, act, p0, p1, s);
+      break;
+    case DType::kF16:
+      launch_epilogue<__half>(y, x, n, channels, inner, scale, bias, z, residual_after, act, p0, p1, s);
+      break;
     case DType::kBF16:
       launch_epilogue<__nv_bfloat16>(y, x, n, channels, inner, scale, bias, z, residual_after, act, p0, p1, s);
       break;
-    default: return static_cast<int>(cudaErrorInvalidValue);
+    default:
+      return static_cast<int>(cudaErrorInvalidValue);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -272,7 +343,8 @@ int strided_copy(int elem_size, void* dst, const void* src, int rank, const int6
       strided_copy_kernel<unsigned long long><<<grid_for(n), kThreads, 0, s>>>(
           static_cast<unsigned long long*>(dst), static_cast<const unsigned long long*>(src), n, rank, d, src_offset);
       break;
-    default: return static_cast<int>(cudaErrorInvalidValue);
+    default:
+      return static_cast<int>(cudaErrorInvalidValue);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -298,11 +370,12 @@ int gather(int elem_size, void* out, const void* data, const int64_t* indices, i
                                                                    outer, axis_dim, n_indices, inner);
       break;
     case 8:
-      gather_kernel<unsigned long long><<<grid_for(n), kThreads, 0, s>>>(
-          static_cast<unsigned long long*>(out), static_cast<const unsigned long long*>(data), indices, outer, axis_dim,
-          n_indices, inner);
+      gather_kernel<unsigned long long><<<grid_for(n), kThreads, 0, s>>>(static_cast<unsigned long long*>(out),
+                                                                         static_cast<const unsigned long long*>(data),
+                                                                         indices, outer, axis_dim, n_indices, inner);
       break;
-    default: return static_cast<int>(cudaErrorInvalidValue);
+    default:
+      return static_cast<int>(cudaErrorInvalidValue);
   }
   return static_cast<int>(cudaGetLastError());
 }

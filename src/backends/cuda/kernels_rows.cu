@@ -19,11 +19,17 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float
 template <class T>
 __device__ __forceinline__ T from_f(float v);
 template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
+__device__ __forceinline__ float from_f<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_f<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 inline unsigned grid_for(int64_t n) {
   int64_t blocks = (n + kThreads - 1) / kThreads;
@@ -153,12 +159,25 @@ __global__ void gap_kernel(T* y, const T* x, int64_t n, int64_t c, int64_t hw, b
 
 }  // namespace
 
-#define KILN_FLOAT_DISPATCH(t, launch)                  \
-  switch (t) {                                          \
-    case DType::kF32: { using T = float; launch; break; }  \
-    case DType::kF16: { using T = __half; launch; break; } \
-    case DType::kBF16: { using T = __nv_bfloat16; launch; break; } \
-    default: return static_cast<int>(cudaErrorInvalidValue); \
+#define KILN_FLOAT_DISPATCH(t, launch)                \
+  switch (t) {                                        \
+    case DType::kF32: {                               \
+      using T = float;                                \
+      launch;                                         \
+      break;                                          \
+    }                                                 \
+    case DType::kF16: {                               \
+      using T = __half;                               \
+      launch;                                         \
+      break;                                          \
+    }                                                 \
+    case DType::kBF16: {                              \
+      using T = __nv_bfloat16;                        \
+      launch;                                         \
+      break;                                          \
+    }                                                 \
+    default:                                          \
+      return static_cast<int>(cudaErrorInvalidValue); \
   }
 
 int softmax_rows(DType t, void* y, const void* x, int64_t rows, int64_t cols, StreamHandle s) {
@@ -179,8 +198,8 @@ int layernorm_rows(DType t, void* y, const void* x, const float* gamma, const fl
 int pool2d(DType t, void* y, const void* x, const PoolParams& p, StreamHandle s) {
   int64_t n = p.n * p.oh * p.ow * p.c;
   if (n == 0) return 0;
-  KILN_FLOAT_DISPATCH(t, (pool_kernel<T><<<grid_for(n), kThreads, 0, s>>>(static_cast<T*>(y),
-                                                                          static_cast<const T*>(x), p)))
+  KILN_FLOAT_DISPATCH(
+      t, (pool_kernel<T><<<grid_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x), p)))
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -22,45 +22,72 @@ Result<Precision> parse_precision(std::string_view name) {
 
 std::string_view precision_name(Precision p) {
   switch (p) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kTf32: return "tf32";
-    case Precision::kFp16: return "fp16";
-    case Precision::kBf16: return "bf16";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kTf32:
+      return "tf32";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kBf16:
+      return "bf16";
   }
   return "?";
 }
 
 std::string_view step_kind_name(StepKind k) {
   switch (k) {
-    case StepKind::kUpload: return "upload";
-    case StepKind::kDownload: return "download";
-    case StepKind::kConv: return "conv";
-    case StepKind::kGemm: return "gemm";
-    case StepKind::kElementwise: return "elementwise";
-    case StepKind::kEpilogue: return "epilogue";
-    case StepKind::kCast: return "cast";
-    case StepKind::kCopy: return "copy";
-    case StepKind::kGather: return "gather";
-    case StepKind::kSoftmax: return "softmax";
-    case StepKind::kLayerNorm: return "layernorm";
-    case StepKind::kPool: return "pool";
-    case StepKind::kGlobalAvgPool: return "global_avg_pool";
-    case StepKind::kConcat: return "concat";
+    case StepKind::kUpload:
+      return "upload";
+    case StepKind::kDownload:
+      return "download";
+    case StepKind::kConv:
+      return "conv";
+    case StepKind::kGemm:
+      return "gemm";
+    case StepKind::kElementwise:
+      return "elementwise";
+    case StepKind::kEpilogue:
+      return "epilogue";
+    case StepKind::kCast:
+      return "cast";
+    case StepKind::kCopy:
+      return "copy";
+    case StepKind::kGather:
+      return "gather";
+    case StepKind::kSoftmax:
+      return "softmax";
+    case StepKind::kLayerNorm:
+      return "layernorm";
+    case StepKind::kPool:
+      return "pool";
+    case StepKind::kGlobalAvgPool:
+      return "global_avg_pool";
+    case StepKind::kConcat:
+      return "concat";
   }
   return "?";
 }
 
 kernels::DType kernel_dtype(DataType t) {
   switch (t) {
-    case DataType::kFloat16: return kernels::DType::kF16;
-    case DataType::kBFloat16: return kernels::DType::kBF16;
-    case DataType::kInt64: return kernels::DType::kI64;
-    case DataType::kInt32: return kernels::DType::kI32;
-    case DataType::kInt8: return kernels::DType::kI8;
-    case DataType::kUInt8: return kernels::DType::kU8;
-    case DataType::kBool: return kernels::DType::kBool;
-    case DataType::kFloat64: return kernels::DType::kF64;
-    default: return kernels::DType::kF32;
+    case DataType::kFloat16:
+      return kernels::DType::kF16;
+    case DataType::kBFloat16:
+      return kernels::DType::kBF16;
+    case DataType::kInt64:
+      return kernels::DType::kI64;
+    case DataType::kInt32:
+      return kernels::DType::kI32;
+    case DataType::kInt8:
+      return kernels::DType::kI8;
+    case DataType::kUInt8:
+      return kernels::DType::kU8;
+    case DataType::kBool:
+      return kernels::DType::kBool;
+    case DataType::kFloat64:
+      return kernels::DType::kF64;
+    default:
+      return kernels::DType::kF32;
   }
 }
 
@@ -145,17 +172,28 @@ double read_as_double(const Tensor& t, int64_t i) {
 
 Result<double> element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DataType::kFloat32: return read_as_double<float>(t, i);
-    case DataType::kFloat64: return read_as_double<double>(t, i);
-    case DataType::kFloat16: return static_cast<double>(static_cast<float>(t.data<Float16>()[i]));
-    case DataType::kBFloat16: return static_cast<double>(static_cast<float>(t.data<BFloat16>()[i]));
-    case DataType::kInt64: return read_as_double<int64_t>(t, i);
-    case DataType::kInt32: return read_as_double<int32_t>(t, i);
-    case DataType::kInt16: return read_as_double<int16_t>(t, i);
-    case DataType::kInt8: return read_as_double<int8_t>(t, i);
-    case DataType::kUInt8: return read_as_double<uint8_t>(t, i);
-    case DataType::kBool: return t.data<uint8_t>()[i] != 0 ? 1.0 : 0.0;
-    default: return unimplemented("GPU engine: cannot convert {} data", data_type_name(t.dtype()));
+    case DataType::kFloat32:
+      return read_as_double<float>(t, i);
+    case DataType::kFloat64:
+      return read_as_double<double>(t, i);
+    case DataType::kFloat16:
+      return static_cast<double>(static_cast<float>(t.data<Float16>()[i]));
+    case DataType::kBFloat16:
+      return static_cast<double>(static_cast<float>(t.data<BFloat16>()[i]));
+    case DataType::kInt64:
+      return read_as_double<int64_t>(t, i);
+    case DataType::kInt32:
+      return read_as_double<int32_t>(t, i);
+    case DataType::kInt16:
+      return read_as_double<int16_t>(t, i);
+    case DataType::kInt8:
+      return read_as_double<int8_t>(t, i);
+    case DataType::kUInt8:
+      return read_as_double<uint8_t>(t, i);
+    case DataType::kBool:
+      return t.data<uint8_t>()[i] != 0 ? 1.0 : 0.0;
+    default:
+      return unimplemented("GPU engine: cannot convert {} data", data_type_name(t.dtype()));
   }
 }
 }  // namespace
@@ -181,18 +219,35 @@ Result<Tensor> convert_tensor(const Tensor& t, DataType dtype) {
     }
     KILN_ASSIGN_OR_RETURN(double v, element(t, i));
     switch (dtype) {
-      case DataType::kFloat32: out.data<float>()[i] = static_cast<float>(v); break;
-      case DataType::kFloat16: out.data<Float16>()[i] = Float16(static_cast<float>(v)); break;
-      case DataType::kBFloat16: out.data<BFloat16>()[i] = BFloat16(static_cast<float>(v)); break;
-      case DataType::kFloat64: out.data<double>()[i] = v; break;
+      case DataType::kFloat32:
+        out.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DataType::kFloat16:
+        out.data<Float16>()[i] = Float16(static_cast<float>(v));
+        break;
+      case DataType::kBFloat16:
+        out.data<BFloat16>()[i] = BFloat16(static_cast<float>(v));
+        break;
+      case DataType::kFloat64:
+        out.data<double>()[i] = v;
+        break;
       case DataType::kInt64:
         out.data<int64_t>()[i] = t.dtype() == DataType::kInt64 ? t.data<int64_t>()[i] : static_cast<int64_t>(v);
         break;
-      case DataType::kInt32: out.data<int32_t>()[i] = static_cast<int32_t>(v); break;
-      case DataType::kInt8: out.data<int8_t>()[i] = static_cast<int8_t>(v); break;
-      case DataType::kUInt8: out.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
-      case DataType::kBool: out.data<uint8_t>()[i] = v != 0.0 ? 1 : 0; break;
-      default: return unimplemented("GPU engine: cannot convert to {}", data_type_name(dtype));
+      case DataType::kInt32:
+        out.data<int32_t>()[i] = static_cast<int32_t>(v);
+        break;
+      case DataType::kInt8:
+        out.data<int8_t>()[i] = static_cast<int8_t>(v);
+        break;
+      case DataType::kUInt8:
+        out.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        break;
+      case DataType::kBool:
+        out.data<uint8_t>()[i] = v != 0.0 ? 1 : 0;
+        break;
+      default:
+        return unimplemented("GPU engine: cannot convert to {}", data_type_name(dtype));
     }
   }
   return out;
@@ -342,8 +397,9 @@ Result<Tensor> PlanBuilder::host_tensor(const ir::Node& n, size_t i) {
   KILN_ASSIGN_OR_RETURN(int vid, value_of(n.input(i)));
   const PlanValue& v = val(vid);
   if (!v.on_host) {
-    return unimplemented("input {} ('{}') must be known when the plan is built (a constant or shape); it is computed on the GPU",
-                         i, v.name);
+    return unimplemented(
+        "input {} ('{}') must be known when the plan is built (a constant or shape); it is computed on the GPU", i,
+        v.name);
   }
   return v.host;
 }

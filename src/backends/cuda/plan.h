@@ -46,26 +46,26 @@ struct PlanOptions {
 
 // One value of the plan.
 struct PlanValue {
-  std::string name;           // ir value name, or a generated one for temporaries
+  std::string name;                       // ir value name, or a generated one for temporaries
   DataType dtype = DataType::kUndefined;  // storage type (on the device for device values)
-  Dims dims;                  // logical (ONNX-order) dims
+  Dims dims;                              // logical (ONNX-order) dims
   Layout layout = Layout::kRowMajor;
-  bool on_host = false;       // content known at plan time (in `host`)
-  Tensor host;                // on_host values; also the data of persistent device values
-  bool persistent = false;    // device copy of constant data, uploaded once (not in the arena)
-  int buffer = -1;            // arena buffer of a device value (aliases share one)
+  bool on_host = false;     // content known at plan time (in `host`)
+  Tensor host;              // on_host values; also the data of persistent device values
+  bool persistent = false;  // device copy of constant data, uploaded once (not in the arena)
+  int buffer = -1;          // arena buffer of a device value (aliases share one)
   int64_t nbytes() const;
 };
 
 enum class StepKind {
-  kUpload,         // H2D: graph input `io` into outputs[0]
-  kDownload,       // D2H: inputs[0] into graph output `io`
-  kConv,           // cuDNN convolution + channel epilogue
-  kGemm,           // cuBLASLt (batched) GEMM + epilogue
-  kElementwise,    // unary/binary op with broadcasting
-  kEpilogue,       // per-channel scale/bias (+ residual, activation): BatchNormalization
+  kUpload,       // H2D: graph input `io` into outputs[0]
+  kDownload,     // D2H: inputs[0] into graph output `io`
+  kConv,         // cuDNN convolution + channel epilogue
+  kGemm,         // cuBLASLt (batched) GEMM + epilogue
+  kElementwise,  // unary/binary op with broadcasting
+  kEpilogue,     // per-channel scale/bias (+ residual, activation): BatchNormalization
   kCast,
-  kCopy,           // strided copy: transpose, slice, expand, layout change
+  kCopy,  // strided copy: transpose, slice, expand, layout change
   kGather,
   kSoftmax,
   kLayerNorm,
@@ -86,7 +86,7 @@ struct GemmParams {
   int64_t batch = 1, m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // element strides between batches
-  float alpha = 1.0f, beta = 0.0f;                    // beta scales the C input (inputs[2])
+  float alpha = 1.0f, beta = 0.0f;                   // beta scales the C input (inputs[2])
 };
 
 struct CopyParams {
@@ -109,11 +109,11 @@ struct Step {
   std::string label;               // "node 'conv1' (Conv)" or "layout of 'x'"
   std::vector<int> inputs;
   std::vector<int> outputs;
-  int io = -1;                     // graph input/output index of kUpload/kDownload
+  int io = -1;  // graph input/output index of kUpload/kDownload
 
-  ops::Epilogue epilogue;          // kConv, kGemm, kEpilogue: activation and residual order
+  ops::Epilogue epilogue;                       // kConv, kGemm, kEpilogue: activation and residual order
   kernels::EwOp op = kernels::EwOp::kIdentity;  // kElementwise
-  float p0 = 0.0f, p1 = 0.0f;      // kElementwise parameters
+  float p0 = 0.0f, p1 = 0.0f;                   // kElementwise parameters
   bool flat = false, a_scalar = false, b_scalar = false;
   kernels::EwShape ew;
   ConvParams conv;
@@ -143,8 +143,9 @@ struct Plan {
   DataType act_dtype = DataType::kFloat32;
   std::vector<PlanValue> values;
   std::vector<Step> steps;
-  std::vector<int> input_values;   // per graph input: the uploaded value (graph dtype)
-  std::vector<int> output_values;  // per graph output: the value downloaded (graph dtype, row-major), or an on_host value
+  std::vector<int> input_values;  // per graph input: the uploaded value (graph dtype)
+  std::vector<int>
+      output_values;  // per graph output: the value downloaded (graph dtype, row-major), or an on_host value
   std::vector<DataType> output_dtypes;
   std::vector<BufferUse> buffers;
   std::vector<int64_t> buffer_offsets;

@@ -32,7 +32,7 @@ class PlanBuilder {
   Result<int> on_device(int vid);
   // The plan value of an ir value (constants become host values on first use).
   Result<int> value_of(const ir::Value* v);
-  int input_id(const ir::Node& n, size_t i);  // -1 when absent; valid after resolve_inputs
+  int input_id(const ir::Node& n, size_t i);     // -1 when absent; valid after resolve_inputs
   DataType storage(DataType graph_dtype) const;  // floating -> activation type
   bool nhwc_memory(int vid) const;
   Result<int> as_nhwc(int vid);

@@ -17,9 +17,9 @@ bool is_float_storage(DataType t) {
 }
 
 const std::set<std::string>& unary_ops() {
-  static const std::set<std::string> s = {"Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Log", "Abs", "Neg",
-                                          "Reciprocal", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Gelu",
-                                          "Floor", "Ceil"};
+  static const std::set<std::string> s = {"Relu",        "Sigmoid",   "Tanh", "Erf",        "Sqrt", "Exp",
+                                          "Log",         "Abs",       "Neg",  "Reciprocal", "Clip", "LeakyRelu",
+                                          "HardSigmoid", "HardSwish", "Gelu", "Floor",      "Ceil"};
   return s;
 }
 const std::set<std::string>& binary_ops() {
@@ -31,9 +31,22 @@ const std::set<std::string>& alias_ops() {
   return s;
 }
 const std::set<std::string>& other_ops() {
-  static const std::set<std::string> s = {"Conv", "MatMul", "Gemm", "BatchNormalization", "MaxPool",
-                                          "AveragePool", "GlobalAveragePool", "Softmax", "LayerNormalization",
-                                          "Transpose", "Concat", "Gather", "Slice", "Shape", "Size", "Cast",
+  static const std::set<std::string> s = {"Conv",
+                                          "MatMul",
+                                          "Gemm",
+                                          "BatchNormalization",
+                                          "MaxPool",
+                                          "AveragePool",
+                                          "GlobalAveragePool",
+                                          "Softmax",
+                                          "LayerNormalization",
+                                          "Transpose",
+                                          "Concat",
+                                          "Gather",
+                                          "Slice",
+                                          "Shape",
+                                          "Size",
+                                          "Cast",
                                           "Expand"};
   return s;
 }
@@ -53,7 +66,6 @@ int64_t numel_of(const Dims& d) {
   for (int64_t x : d) n *= x;
   return n;
 }
-
 
 // The scalar value of a constant with one element.
 bool scalar_constant(const ir::Value* v, float& out) {
@@ -118,8 +130,7 @@ bool gpu_supports_op(const ir::Node& node) {
 
 Status PlanBuilder::lower_node(const ir::Node& n) {
   if (!gpu_supports_op(n)) {
-    return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".",
-                         n.op_type());
+    return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".", n.op_type());
   }
   const std::string& t = n.op_type();
   if (t == "Conv" || t == "FusedConv") return lower_conv(n);
@@ -164,7 +175,8 @@ Status PlanBuilder::lower_conv(const ir::Node& n) {
   if (has_bias) {
     KILN_ASSIGN_OR_RETURN(Tensor b, host_tensor(n, 2));
     KILN_ASSIGN_OR_RETURN(bias, tensor_floats(b));
-    if (static_cast<int64_t>(bias.size()) != cout) return invalid_argument("bias has {} values, expected {}", bias.size(), cout);
+    if (static_cast<int64_t>(bias.size()) != cout)
+      return invalid_argument("bias has {} values, expected {}", bias.size(), cout);
   } else {
     bias.assign(static_cast<size_t>(cout), 0.0f);
   }
@@ -182,7 +194,8 @@ Status PlanBuilder::lower_conv(const ir::Node& n) {
     if (c != nullptr && c->op_type() == "BatchNormalization" && c->domain().empty() && c->input(0) == out &&
         c->num_inputs() >= 5 && c->attr_int("training_mode", 0) == 0) {
       bool params_known = true;
-      for (size_t i = 1; i < 5; ++i) params_known = params_known && c->input(i) != nullptr && c->input(i)->is_constant();
+      for (size_t i = 1; i < 5; ++i)
+        params_known = params_known && c->input(i) != nullptr && c->input(i)->is_constant();
       bool extra_outputs = false;
       for (size_t i = 1; i < c->num_outputs(); ++i) extra_outputs = extra_outputs || c->output(i) != nullptr;
       if (params_known && !extra_outputs) {
@@ -264,7 +277,9 @@ Status PlanBuilder::lower_conv(const ir::Node& n) {
   Layout layout = options_.channels_last ? Layout::kNhwc : Layout::kRowMajor;
   KILN_ASSIGN_OR_RETURN(int xin, options_.channels_last ? as_nhwc(x) : as_row_major(x));
   if (z >= 0) {
-    if (val(z).dims != yd) return invalid_argument("residual {} does not match the output {}", dims_to_string(val(z).dims), dims_to_string(yd));
+    if (val(z).dims != yd)
+      return invalid_argument("residual {} does not match the output {}", dims_to_string(val(z).dims),
+                              dims_to_string(yd));
     KILN_ASSIGN_OR_RETURN(z, options_.channels_last ? as_nhwc(z) : as_row_major(z));
   }
   int y = device_value(out->name(), plan_.act_dtype, yd, layout);
@@ -303,7 +318,8 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
   ops::Epilogue ep;
   int z = -1;
   if (is_gemm) {
-    if (ad.size() != 2 || bd.size() != 2) return invalid_argument("Gemm needs 2-D inputs, got {} and {}", dims_to_string(ad), dims_to_string(bd));
+    if (ad.size() != 2 || bd.size() != 2)
+      return invalid_argument("Gemm needs 2-D inputs, got {} and {}", dims_to_string(ad), dims_to_string(bd));
     g.trans_a = n.attr_int("transA", 0) != 0;
     g.trans_b = n.attr_int("transB", 0) != 0;
     g.alpha = n.attr_float("alpha", 1.0f);
@@ -323,7 +339,8 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
       if (val(c).on_host && (per_column || numel_of(cd) == 1)) {
         KILN_ASSIGN_OR_RETURN(auto cf, tensor_floats(val(c).host));
         bias.assign(static_cast<size_t>(g.n), 0.0f);
-        for (int64_t j = 0; j < g.n; ++j) bias[static_cast<size_t>(j)] = beta * cf[cf.size() == 1 ? 0 : static_cast<size_t>(j)];
+        for (int64_t j = 0; j < g.n; ++j)
+          bias[static_cast<size_t>(j)] = beta * cf[cf.size() == 1 ? 0 : static_cast<size_t>(j)];
       } else {
         KILN_ASSIGN_OR_RETURN(c, on_device(c));
         KILN_ASSIGN_OR_RETURN(c, as_row_major(c));
@@ -359,7 +376,8 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
     g.m = a2[a2.size() - 2];
     g.k = a2.back();
     g.n = b2.back();
-    if (b2[b2.size() - 2] != g.k) return invalid_argument("MatMul inner dims differ: {} and {}", dims_to_string(ad), dims_to_string(bd));
+    if (b2[b2.size() - 2] != g.k)
+      return invalid_argument("MatMul inner dims differ: {} and {}", dims_to_string(ad), dims_to_string(bd));
     Dims ab(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
     KILN_ASSIGN_OR_RETURN(Dims ob, broadcast_dims(ab, bb));
     int64_t batch = numel_of(ob);
@@ -378,7 +396,8 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
         Dims src = vb;
         src.insert(src.end(), mat.begin(), mat.end());
         while (src.size() < full.size()) src.insert(src.begin(), 1);
-        if (full.size() > static_cast<size_t>(kernels::kMaxRank)) return unimplemented("MatMul rank {} too high", full.size());
+        if (full.size() > static_cast<size_t>(kernels::kMaxRank))
+          return unimplemented("MatMul rank {} too high", full.size());
         Dims ss = row_major_strides(src);
         int e = device_value(val(v).name + ".expand", val(v).dtype, full);
         Step s = make_step(StepKind::kCopy, &n);
@@ -405,7 +424,8 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
     if (t == "FusedMatMul" && n.has_input(2)) {
       KILN_ASSIGN_OR_RETURN(Tensor bt, host_tensor(n, 2));
       KILN_ASSIGN_OR_RETURN(bias, tensor_floats(bt));
-      if (static_cast<int64_t>(bias.size()) != g.n) return invalid_argument("bias has {} values, expected {}", bias.size(), g.n);
+      if (static_cast<int64_t>(bias.size()) != g.n)
+        return invalid_argument("bias has {} values, expected {}", bias.size(), g.n);
     }
   }
   const ir::Value* out = n.output(0);
@@ -488,7 +508,9 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
   if (z >= 0) {
     KILN_ASSIGN_OR_RETURN(z, on_device(z));
     KILN_ASSIGN_OR_RETURN(z, as_row_major(z));
-    if (val(z).dims != yd) return invalid_argument("residual {} does not match the output {}", dims_to_string(val(z).dims), dims_to_string(yd));
+    if (val(z).dims != yd)
+      return invalid_argument("residual {} does not match the output {}", dims_to_string(val(z).dims),
+                              dims_to_string(yd));
   }
   int y = device_value(out->name(), plan_.act_dtype, yd);
   Step s = make_step(StepKind::kGemm, &n);
@@ -512,10 +534,19 @@ Status PlanBuilder::lower_elementwise(const ir::Node& n) {
     return unimplemented("{} on {} data is not supported on the GPU", t, data_type_name(val(a).dtype));
   }
   if (unary_ops().count(t)) {
-    s.op = t == "Relu" ? EwOp::kRelu : t == "Sigmoid" ? EwOp::kSigmoid : t == "Tanh" ? EwOp::kTanh
-         : t == "Erf" ? EwOp::kErf : t == "Sqrt" ? EwOp::kSqrt : t == "Exp" ? EwOp::kExp : t == "Log" ? EwOp::kLog
-         : t == "Abs" ? EwOp::kAbs : t == "Neg" ? EwOp::kNeg : t == "Reciprocal" ? EwOp::kReciprocal
-         : t == "Floor" ? EwOp::kFloor : t == "Ceil" ? EwOp::kCeil : EwOp::kIdentity;
+    s.op = t == "Relu"         ? EwOp::kRelu
+           : t == "Sigmoid"    ? EwOp::kSigmoid
+           : t == "Tanh"       ? EwOp::kTanh
+           : t == "Erf"        ? EwOp::kErf
+           : t == "Sqrt"       ? EwOp::kSqrt
+           : t == "Exp"        ? EwOp::kExp
+           : t == "Log"        ? EwOp::kLog
+           : t == "Abs"        ? EwOp::kAbs
+           : t == "Neg"        ? EwOp::kNeg
+           : t == "Reciprocal" ? EwOp::kReciprocal
+           : t == "Floor"      ? EwOp::kFloor
+           : t == "Ceil"       ? EwOp::kCeil
+                               : EwOp::kIdentity;
     if (t == "Clip") {
       s.op = EwOp::kClip;
       s.p0 = -INFINITY;
@@ -577,7 +608,8 @@ Status PlanBuilder::lower_elementwise(const ir::Node& n) {
   s.b_scalar = b_scalar && bd != yd;
   s.flat = (ad == yd || s.a_scalar) && (bd == yd || s.b_scalar);
   if (!s.flat) {
-    if (yd.size() > static_cast<size_t>(kernels::kMaxRank)) return unimplemented("broadcast of rank {} on the GPU", yd.size());
+    if (yd.size() > static_cast<size_t>(kernels::kMaxRank))
+      return unimplemented("broadcast of rank {} on the GPU", yd.size());
     int r = static_cast<int>(yd.size());
     s.ew.rank = r;
     auto fill = [&](const Dims& d, int64_t* strides) {

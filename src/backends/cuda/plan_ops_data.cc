@@ -97,7 +97,8 @@ Status PlanBuilder::lower_shape_op(const ir::Node& n) {
       }
       for (int64_t a : axes) {
         KILN_ASSIGN_OR_RETURN(int64_t ax, norm_axis(a, r));
-        if (xd[static_cast<size_t>(ax)] != 1) return invalid_argument("Squeeze of dim {} of size {}", ax, xd[static_cast<size_t>(ax)]);
+        if (xd[static_cast<size_t>(ax)] != 1)
+          return invalid_argument("Squeeze of dim {} of size {}", ax, xd[static_cast<size_t>(ax)]);
         drop[static_cast<size_t>(ax)] = true;
       }
       yd.clear();
@@ -135,7 +136,8 @@ Status PlanBuilder::lower_misc(const ir::Node& n) {
   if (t == "Cast") {
     int64_t to = n.attr_int("to", 0);
     auto dt = data_type_from_int(to);
-    if (!dt || element_size(*dt) == 0 || *dt == DataType::kString) return unimplemented("Cast to type {} on the GPU", to);
+    if (!dt || element_size(*dt) == 0 || *dt == DataType::kString)
+      return unimplemented("Cast to type {} on the GPU", to);
     KILN_ASSIGN_OR_RETURN(x, on_device(x));
     DataType target = storage(*dt);
     if (target == val(x).dtype) {
@@ -165,7 +167,8 @@ Status PlanBuilder::lower_misc(const ir::Node& n) {
       } else {
         if (d.size() != yd.size()) return invalid_argument("Concat inputs differ in rank");
         for (size_t k = 0; k < d.size(); ++k) {
-          if (static_cast<int64_t>(k) != axis && d[k] != yd[k]) return invalid_argument("Concat inputs differ in dim {}", k);
+          if (static_cast<int64_t>(k) != axis && d[k] != yd[k])
+            return invalid_argument("Concat inputs differ in dim {}", k);
         }
         yd[static_cast<size_t>(axis)] += d[static_cast<size_t>(axis)];
       }
@@ -191,7 +194,8 @@ Status PlanBuilder::lower_misc(const ir::Node& n) {
     if (val(idx).on_host) {
       KILN_ASSIGN_OR_RETURN(auto iv, tensor_ints(val(idx).host));
       for (int64_t i : iv) {
-        if (i < -axis_dim || i >= axis_dim) return out_of_range("Gather index {} out of range for a dim of {}", i, axis_dim);
+        if (i < -axis_dim || i >= axis_dim)
+          return out_of_range("Gather index {} out of range for a dim of {}", i, axis_dim);
       }
       KILN_ASSIGN_OR_RETURN(idx, device_const(idx, DataType::kInt64));
     } else if (val(idx).dtype != DataType::kInt64) {
@@ -230,7 +234,8 @@ Status PlanBuilder::lower_misc(const ir::Node& n) {
     if (perm.empty()) {
       for (int64_t i = r - 1; i >= 0; --i) perm.push_back(i);
     }
-    if (static_cast<int64_t>(perm.size()) != r) return invalid_argument("perm has {} entries for rank {}", perm.size(), r);
+    if (static_cast<int64_t>(perm.size()) != r)
+      return invalid_argument("perm has {} entries for rank {}", perm.size(), r);
     std::vector<bool> seen(static_cast<size_t>(r), false);
     for (int64_t p : perm) {
       if (p < 0 || p >= r || seen[static_cast<size_t>(p)]) return invalid_argument("perm is not a permutation");
@@ -298,7 +303,8 @@ Status PlanBuilder::lower_misc(const ir::Node& n) {
   } else {
     return unimplemented("op {} has no GPU lowering", t);
   }
-  if (yd.size() > static_cast<size_t>(kernels::kMaxRank)) return unimplemented("{} of rank {} on the GPU", t, yd.size());
+  if (yd.size() > static_cast<size_t>(kernels::kMaxRank))
+    return unimplemented("{} of rank {} on the GPU", t, yd.size());
   s.copy.rank = static_cast<int>(yd.size());
   for (size_t i = 0; i < yd.size(); ++i) {
     s.copy.dims[i] = yd[i];
@@ -378,7 +384,8 @@ Status PlanBuilder::lower_norm(const ir::Node& n) {
   const std::string& t = n.op_type();
   KILN_ASSIGN_OR_RETURN(int x, value_of(n.input(0)));
   KILN_ASSIGN_OR_RETURN(x, on_device(x));
-  if (val(x).dtype != plan_.act_dtype) return unimplemented("{} on {} data on the GPU", t, data_type_name(val(x).dtype));
+  if (val(x).dtype != plan_.act_dtype)
+    return unimplemented("{} on {} data on the GPU", t, data_type_name(val(x).dtype));
   for (size_t i = 1; i < n.num_outputs(); ++i) {
     if (n.output(i) != nullptr) return unimplemented("{}'s optional output {} on the GPU", t, i);
   }
@@ -391,7 +398,8 @@ Status PlanBuilder::lower_norm(const ir::Node& n) {
     for (size_t i = 0; i < 4; ++i) {
       KILN_ASSIGN_OR_RETURN(Tensor pt, host_tensor(n, i + 1));
       KILN_ASSIGN_OR_RETURN(p[i], tensor_floats(pt));
-      if (static_cast<int64_t>(p[i].size()) != xd[1]) return invalid_argument("parameter {} has {} values for {} channels", i + 1, p[i].size(), xd[1]);
+      if (static_cast<int64_t>(p[i].size()) != xd[1])
+        return invalid_argument("parameter {} has {} values for {} channels", i + 1, p[i].size(), xd[1]);
     }
     float eps = n.attr_float("epsilon", 1e-5f);
     Tensor scale = Tensor::empty(DataType::kFloat32, {xd[1]}), shift = Tensor::empty(DataType::kFloat32, {xd[1]});
@@ -439,7 +447,8 @@ Status PlanBuilder::lower_norm(const ir::Node& n) {
       if (pt.numel() != cols) {
         // Scale/bias broadcast over the normalized dims: expand on the host.
         KILN_ASSIGN_OR_RETURN(auto f, tensor_floats(pt));
-        if (f.size() != 1) return unimplemented("LayerNormalization parameter {} with {} values for {} columns", i, f.size(), cols);
+        if (f.size() != 1)
+          return unimplemented("LayerNormalization parameter {} with {} values for {} columns", i, f.size(), cols);
         Tensor e = Tensor::empty(DataType::kFloat32, {cols});
         std::fill(e.data<float>(), e.data<float>() + cols, f[0]);
         pt = e;

@@ -99,10 +99,10 @@ class ConvStep final : public PreparedStep {
     bool has_z = step.inputs[3] >= 0;
     void* z = has_z ? ctx.ptrs[static_cast<size_t>(step.inputs[3])] : y;
     float alpha1 = 1.0f, alpha2 = has_z ? 1.0f : 0.0f;
-    return check_cudnn(cudnnConvolutionBiasActivationForward(ctx.cudnn, &alpha1, x_, x, w_, w, conv_, algo_,
-                                                             ctx.workspace, ws_bytes_, &alpha2, y_, z, bias_desc_,
-                                                             fused_bias_.get(), act_desc_, y_, y),
-                       fmt::format("cudnnConvolutionBiasActivationForward({})", step.label));
+    return check_cudnn(
+        cudnnConvolutionBiasActivationForward(ctx.cudnn, &alpha1, x_, x, w_, w, conv_, algo_, ctx.workspace, ws_bytes_,
+                                              &alpha2, y_, z, bias_desc_, fused_bias_.get(), act_desc_, y_, y),
+        fmt::format("cudnnConvolutionBiasActivationForward({})", step.label));
   }
 
   Status enqueue_unfused(GpuContext& ctx) const {
@@ -111,11 +111,12 @@ class ConvStep final : public PreparedStep {
     void* w = ctx.ptrs[static_cast<size_t>(step.inputs[1])];
     void* y = ctx.ptrs[static_cast<size_t>(step.outputs[0])];
     float alpha = 1.0f, beta = 0.0f;
-    KILN_RETURN_IF_ERROR(check_cudnn(cudnnConvolutionForward(ctx.cudnn, &alpha, x_, x, w_, w, conv_, algo_,
-                                                             ctx.workspace, ws_bytes_, &beta, y_, y),
-                                     fmt::format("cudnnConvolutionForward({})", step.label)));
+    KILN_RETURN_IF_ERROR(check_cudnn(
+        cudnnConvolutionForward(ctx.cudnn, &alpha, x_, x, w_, w, conv_, algo_, ctx.workspace, ws_bytes_, &beta, y_, y),
+        fmt::format("cudnnConvolutionForward({})", step.label)));
     if (!needs_epilogue_ || n_ == 0) return Status::ok();
-    const float* bias = step.inputs[2] >= 0 ? static_cast<const float*>(ctx.ptrs[static_cast<size_t>(step.inputs[2])]) : nullptr;
+    const float* bias =
+        step.inputs[2] >= 0 ? static_cast<const float*>(ctx.ptrs[static_cast<size_t>(step.inputs[2])]) : nullptr;
     const void* z = step.inputs[3] >= 0 ? ctx.ptrs[static_cast<size_t>(step.inputs[3])] : nullptr;
     int rc = kernels::channel_epilogue(dtype_, y, y, n_, channels_, inner_, nullptr, bias, z,
                                        step.epilogue.residual_after_activation, activation_op(step.epilogue.activation),
@@ -134,7 +135,8 @@ class ConvStep final : public PreparedStep {
     bool relu = ep.activation == ops::Activation::kRelu;
     bool clipped = ep.activation == ops::Activation::kClip && ep.alpha == 0.0f && ep.beta > 0.0f;
     // Identity is allowed only with the implicit precomputed-GEMM algorithm.
-    bool identity = ep.activation == ops::Activation::kNone && algo_ == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    bool identity =
+        ep.activation == ops::Activation::kNone && algo_ == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
     if (!(relu || clipped || identity) || ep.residual_after_activation || step.inputs[2] < 0) {
       return unimplemented("epilogue not fusable");
     }
@@ -147,7 +149,9 @@ class ConvStep final : public PreparedStep {
     KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias_desc_, CUDNN_TENSOR_NCHW, cudnn_type(yv.dtype), 1,
                                                 static_cast<int>(channels_), 1, 1));
     KILN_CUDNN_CHECK(cudnnCreateActivationDescriptor(&act_desc_));
-    cudnnActivationMode_t mode = relu ? CUDNN_ACTIVATION_RELU : clipped ? CUDNN_ACTIVATION_CLIPPED_RELU : CUDNN_ACTIVATION_IDENTITY;
+    cudnnActivationMode_t mode = relu      ? CUDNN_ACTIVATION_RELU
+                                 : clipped ? CUDNN_ACTIVATION_CLIPPED_RELU
+                                           : CUDNN_ACTIVATION_IDENTITY;
     KILN_CUDNN_CHECK(cudnnSetActivationDescriptor(act_desc_, mode, CUDNN_NOT_PROPAGATE_NAN,
                                                   clipped ? static_cast<double>(ep.beta) : 0.0));
     // Test pattern: constant bytes in x (and z), the real weights.
@@ -196,8 +200,8 @@ class ConvStep final : public PreparedStep {
     constexpr int kMax = 16;
     cudnnConvolutionFwdAlgoPerf_t perf[kMax];
     int returned = 0;
-    KILN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn, x_, x, w_, w, conv_, y_, y, kMax, &returned, perf,
-                                                            ctx.workspace, ctx.workspace_bytes));
+    KILN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn, x_, x, w_, w, conv_, y_, y, kMax, &returned,
+                                                            perf, ctx.workspace, ctx.workspace_bytes));
     for (int i = 0; i < returned; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ctx.workspace_bytes) continue;
       if (strict && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) continue;
@@ -206,7 +210,8 @@ class ConvStep final : public PreparedStep {
     KILN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.cudnn, x_, w_, conv_, y_, kMax, &returned, perf));
     for (int i = 0; i < returned; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ctx.workspace_bytes) continue;
-      return std::make_pair(static_cast<int>(perf[i].algo), static_cast<int>(strict ? CUDNN_FMA_MATH : perf[i].mathType));
+      return std::make_pair(static_cast<int>(perf[i].algo),
+                            static_cast<int>(strict ? CUDNN_FMA_MATH : perf[i].mathType));
     }
     return unimplemented("{}: cuDNN has no forward algorithm for this convolution", step.label);
   }

@@ -31,7 +31,8 @@ class GemmStep final : public PreparedStep {
     cublasOperation_t op_first = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   // our B
     cublasOperation_t op_second = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // our A
     KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)));
-    KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
+    KILN_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
     auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
     // First operand (our B): stored [k,n] row-major = n x k column-major, or [n,k] when transposed.
     uint64_t fr = g.trans_b ? u(g.k) : u(g.n), fc = g.trans_b ? u(g.n) : u(g.k);
@@ -45,7 +46,8 @@ class GemmStep final : public PreparedStep {
       int64_t strides[4] = {g.stride_b, g.stride_a, g.stride_c, g.stride_c};
       cublasLtMatrixLayout_t ls[4] = {a_, b_, c_, d_};
       for (int i = 0; i < 4; ++i) {
-        KILN_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+        KILN_CUBLAS_CHECK(
+            cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
         KILN_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                            &strides[i], sizeof(strides[i])));
       }
@@ -67,15 +69,17 @@ class GemmStep final : public PreparedStep {
     }
     act_in_lt_ = act == ops::Activation::kRelu && (!has_z || z_in_lt_);
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-    if (has_bias) epi = act_in_lt_ ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
-    else if (act_in_lt_) epi = CUBLASLT_EPILOGUE_RELU;
+    if (has_bias)
+      epi = act_in_lt_ ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    else if (act_in_lt_)
+      epi = CUBLASLT_EPILOGUE_RELU;
     KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     if (has_bias) {
       void* bias = ctx.ptrs[static_cast<size_t>(step.inputs[3])];
       KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
       cudaDataType_t bias_type = dt;
-      KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                       sizeof(bias_type)));
+      KILN_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
     }
     epilogue_kernel_ = (has_z && !z_in_lt_) || (act != ops::Activation::kNone && !act_in_lt_);
     n_ = g.batch * g.m * g.n;
@@ -84,9 +88,9 @@ class GemmStep final : public PreparedStep {
     cublasLtMatmulPreference_t pref = nullptr;
     KILN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = ctx.workspace_bytes;
-    Status st = check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                                                  sizeof(ws)),
-                             "cublasLtMatmulPreferenceSetAttribute");
+    Status st = check_cublas(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+        "cublasLtMatmulPreferenceSetAttribute");
     cublasLtMatmulHeuristicResult_t results[8];
     int returned = 0;
     if (st.is_ok()) {
@@ -130,8 +134,9 @@ class GemmStep final : public PreparedStep {
     void* y = ctx.ptrs[static_cast<size_t>(step.outputs[0])];
     const void* z = step.inputs[4] >= 0 && !z_in_lt_ ? ctx.ptrs[static_cast<size_t>(step.inputs[4])] : nullptr;
     kernels::EwOp act = act_in_lt_ ? kernels::EwOp::kIdentity : activation_op(step.epilogue.activation);
-    int rc = kernels::channel_epilogue(dtype_, y, y, n_, 1, 1, nullptr, nullptr, z, step.epilogue.residual_after_activation,
-                                       act, step.epilogue.alpha, step.epilogue.beta, ctx.stream);
+    int rc =
+        kernels::channel_epilogue(dtype_, y, y, n_, 1, 1, nullptr, nullptr, z, step.epilogue.residual_after_activation,
+                                  act, step.epilogue.alpha, step.epilogue.beta, ctx.stream);
     return rc == 0 ? Status::ok()
                    : check_cuda(static_cast<cudaError_t>(rc), fmt::format("gemm epilogue kernel ({})", step.label));
   }
@@ -147,8 +152,8 @@ class GemmStep final : public PreparedStep {
     float beta = c_input_ >= 0 ? beta_ : 0.0f;
     // In place (C == D) cuBLASLt wants C's layout to be D's.
     cublasLtMatrixLayout_t c_layout = c == y ? d_ : c_;
-    return check_cublas(cublasLtMatmul(ctx.lt, desc_, &alpha, b, a_, a, b_, &beta, c, c_layout, y, d_, &algo_, ctx.workspace,
-                                       ctx.workspace_bytes, ctx.stream),
+    return check_cublas(cublasLtMatmul(ctx.lt, desc_, &alpha, b, a_, a, b_, &beta, c, c_layout, y, d_, &algo_,
+                                       ctx.workspace, ctx.workspace_bytes, ctx.stream),
                         fmt::format("cublasLtMatmul({})", step.label));
   }
 

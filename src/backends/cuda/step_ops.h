@@ -21,8 +21,8 @@ struct GpuContext {
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   Precision precision = Precision::kFp32;
-  bool fuse_conv_epilogue = true;           // try cudnnConvolutionBiasActivationForward
-  std::vector<void*> ptrs;                  // device pointer per plan value (null for host values)
+  bool fuse_conv_epilogue = true;                    // try cudnnConvolutionBiasActivationForward
+  std::vector<void*> ptrs;                           // device pointer per plan value (null for host values)
   std::vector<PinnedBuffer>* in_staging = nullptr;   // per graph input
   std::vector<PinnedBuffer>* out_staging = nullptr;  // per graph output
   // Convolution algorithms already chosen, by configuration (shared across steps).

@@ -10,7 +10,8 @@ namespace {
 
 Status launched(int rc, const Step& step) {
   if (rc == 0) return Status::ok();
-  return check_cuda(static_cast<cudaError_t>(rc), fmt::format("{} kernel for {}", step_kind_name(step.kind), step.label));
+  return check_cuda(static_cast<cudaError_t>(rc),
+                    fmt::format("{} kernel for {}", step_kind_name(step.kind), step.label));
 }
 
 int64_t numel_of(const Dims& d) {
@@ -23,17 +24,23 @@ int64_t numel_of(const Dims& d) {
 
 cudnnDataType_t cudnn_type(DataType t) {
   switch (t) {
-    case DataType::kFloat16: return CUDNN_DATA_HALF;
-    case DataType::kBFloat16: return CUDNN_DATA_BFLOAT16;
-    default: return CUDNN_DATA_FLOAT;
+    case DataType::kFloat16:
+      return CUDNN_DATA_HALF;
+    case DataType::kBFloat16:
+      return CUDNN_DATA_BFLOAT16;
+    default:
+      return CUDNN_DATA_FLOAT;
   }
 }
 
 cudaDataType_t cuda_type(DataType t) {
   switch (t) {
-    case DataType::kFloat16: return CUDA_R_16F;
-    case DataType::kBFloat16: return CUDA_R_16BF;
-    default: return CUDA_R_32F;
+    case DataType::kFloat16:
+      return CUDA_R_16F;
+    case DataType::kBFloat16:
+      return CUDA_R_16BF;
+    default:
+      return CUDA_R_32F;
   }
 }
 
@@ -70,17 +77,17 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx) {
     case StepKind::kEpilogue: {
       int64_t n = numel_of(ov->dims);
       if (n == 0) return Status::ok();
-      return launched(kernels::channel_epilogue(kernel_dtype(ov->dtype), out, ptr(0), n, step.channels, step.inner,
-                                                static_cast<const float*>(ptr(1)), static_cast<const float*>(ptr(2)),
-                                                ptr(3), step.epilogue.residual_after_activation,
-                                                kernels::EwOp::kIdentity, 0.0f, 0.0f, s),
-                      step);
+      return launched(
+          kernels::channel_epilogue(kernel_dtype(ov->dtype), out, ptr(0), n, step.channels, step.inner,
+                                    static_cast<const float*>(ptr(1)), static_cast<const float*>(ptr(2)), ptr(3),
+                                    step.epilogue.residual_after_activation, kernels::EwOp::kIdentity, 0.0f, 0.0f, s),
+          step);
     }
     case StepKind::kCast: {
       int64_t n = numel_of(ov->dims);
       if (n == 0) return Status::ok();
-      return launched(kernels::cast(kernel_dtype(value(step.inputs[0]).dtype), ptr(0), kernel_dtype(ov->dtype), out, n, s),
-                      step);
+      return launched(
+          kernels::cast(kernel_dtype(value(step.inputs[0]).dtype), ptr(0), kernel_dtype(ov->dtype), out, n, s), step);
     }
     case StepKind::kCopy: {
       if (numel_of(ov->dims) == 0) return Status::ok();
@@ -90,10 +97,10 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx) {
     }
     case StepKind::kGather: {
       const PlanValue& iv = value(step.inputs[1]);
-      return launched(kernels::gather(static_cast<int>(element_size(ov->dtype)), out, ptr(0),
-                                      static_cast<const int64_t*>(ptr(1)), step.outer, step.axis_dim, numel_of(iv.dims),
-                                      step.inner, s),
-                      step);
+      return launched(
+          kernels::gather(static_cast<int>(element_size(ov->dtype)), out, ptr(0), static_cast<const int64_t*>(ptr(1)),
+                          step.outer, step.axis_dim, numel_of(iv.dims), step.inner, s),
+          step);
     }
     case StepKind::kSoftmax:
       return launched(kernels::softmax_rows(kernel_dtype(ov->dtype), out, ptr(0), step.rows, step.cols, s), step);
@@ -112,17 +119,18 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx) {
       const Dims& od = ov->dims;
       size_t axis = static_cast<size_t>(step.axis_dim);
       int64_t outer = numel_of(Dims(od.begin(), od.begin() + static_cast<std::ptrdiff_t>(axis)));
-      int64_t out_row = numel_of(Dims(od.begin() + static_cast<std::ptrdiff_t>(axis), od.end())) * static_cast<int64_t>(es);
+      int64_t out_row =
+          numel_of(Dims(od.begin() + static_cast<std::ptrdiff_t>(axis), od.end())) * static_cast<int64_t>(es);
       int64_t offset = 0;
       for (size_t i = 0; i < step.inputs.size(); ++i) {
         const Dims& d = value(step.inputs[i]).dims;
         int64_t row = numel_of(Dims(d.begin() + static_cast<std::ptrdiff_t>(axis), d.end())) * static_cast<int64_t>(es);
         if (row > 0 && outer > 0) {
-          KILN_RETURN_IF_ERROR(check_cuda(
-              cudaMemcpy2DAsync(static_cast<char*>(out) + offset, static_cast<size_t>(out_row), ptr(i),
-                                static_cast<size_t>(row), static_cast<size_t>(row), static_cast<size_t>(outer),
-                                cudaMemcpyDeviceToDevice, s),
-              fmt::format("cudaMemcpy2DAsync({})", step.label)));
+          KILN_RETURN_IF_ERROR(
+              check_cuda(cudaMemcpy2DAsync(static_cast<char*>(out) + offset, static_cast<size_t>(out_row), ptr(i),
+                                           static_cast<size_t>(row), static_cast<size_t>(row),
+                                           static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, s),
+                         fmt::format("cudaMemcpy2DAsync({})", step.label)));
         }
         offset += row;
       }
@@ -142,17 +150,28 @@ namespace kiln::backends::cuda {
 kernels::EwOp activation_op(ops::Activation a) {
   using kernels::EwOp;
   switch (a) {
-    case ops::Activation::kNone: return EwOp::kIdentity;
-    case ops::Activation::kRelu: return EwOp::kRelu;
-    case ops::Activation::kClip: return EwOp::kClip;
-    case ops::Activation::kSigmoid: return EwOp::kSigmoid;
-    case ops::Activation::kHardSigmoid: return EwOp::kHardSigmoid;
-    case ops::Activation::kHardSwish: return EwOp::kHardSwish;
-    case ops::Activation::kLeakyRelu: return EwOp::kLeakyRelu;
-    case ops::Activation::kTanh: return EwOp::kTanh;
-    case ops::Activation::kSilu: return EwOp::kSilu;
-    case ops::Activation::kGelu: return EwOp::kGelu;
-    case ops::Activation::kGeluTanh: return EwOp::kGeluTanh;
+    case ops::Activation::kNone:
+      return EwOp::kIdentity;
+    case ops::Activation::kRelu:
+      return EwOp::kRelu;
+    case ops::Activation::kClip:
+      return EwOp::kClip;
+    case ops::Activation::kSigmoid:
+      return EwOp::kSigmoid;
+    case ops::Activation::kHardSigmoid:
+      return EwOp::kHardSigmoid;
+    case ops::Activation::kHardSwish:
+      return EwOp::kHardSwish;
+    case ops::Activation::kLeakyRelu:
+      return EwOp::kLeakyRelu;
+    case ops::Activation::kTanh:
+      return EwOp::kTanh;
+    case ops::Activation::kSilu:
+      return EwOp::kSilu;
+    case ops::Activation::kGelu:
+      return EwOp::kGelu;
+    case ops::Activation::kGeluTanh:
+      return EwOp::kGeluTanh;
   }
   return EwOp::kIdentity;
 }
