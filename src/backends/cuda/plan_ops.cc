@@ -121,7 +121,9 @@ std::vector<const ir::Node*> PlanBuilder::match_gelu(const ir::Value* x) const {
 
 bool gpu_supports_op(const ir::Node& node) {
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
-    return node.op_type() == "FusedConv" || node.op_type() == "FusedGemm" || node.op_type() == "FusedMatMul";
+    // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets.
+    const std::string& t = node.op_type();
+    return t == "FusedConv" || t == "FusedGemm" || t == "FusedMatMul" || t == "Gelu" || t == "LayerNormalization";
   }
   if (!node.domain().empty() && node.domain() != "ai.onnx") return false;
   const std::string& t = node.op_type();
