@@ -12,8 +12,9 @@
 #     compared;
 #  5. a table: model, precision, Kiln/s, PyTorch/s, ratio, max abs diff.
 #
-# Writes logs to $OUT (or /tmp/kiln_gpu_check). Exit status 0 when every step
-# that ran passed.
+# Logs go to /tmp/kiln_gpu_check; with $OUT set, table.txt, results.txt and
+# gpu_check_logs.tgz are copied there. Exit status 0 when every step that ran
+# passed.
 #
 # On the lent GPU machine, from a checkout holding a fresh gpu_bundle/
 # (tools/gpu_bundle.sh, or a copy of one built from the same commit):
@@ -23,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 START=$(date +%s)
 BUDGET=${KILN_GPU_CHECK_BUDGET:-470}  # seconds for the whole script
-LOGS=${OUT:-/tmp/kiln_gpu_check}
+LOGS=/tmp/kiln_gpu_check  # per-step logs; packed into $OUT at the end (the device tool returns at most 8 files)
 WORK=/tmp/kiln_gpu_work
 rm -f "$LOGS"/*.log 2>/dev/null
 mkdir -p "$LOGS" "$WORK/models" "$WORK/inputs" "$WORK/out_resnet50" "$WORK/out_bert_base"
@@ -179,4 +180,8 @@ awk -v gpu="$GPU_NAME" 'BEGIN {
     ks = (k > 0) ? $3 * 1000 / k : 0; ts = (t > 0) ? $3 * 1000 / t : 0; es = (e > 0) ? $3 * 1000 / e : 0
     printf "%-10s %-6s %-9s %10.1f %10.1f %10.1f %7.2f %13s %14s %14s\n", $2, $3, "fp16", ks, ts, es, (ts > 0 ? ks / ts : 0), $6, $9, $7
   }' "$RESULTS" | tee "$LOGS/table.txt"
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$LOGS/table.txt" "$RESULTS" "$OUT/" 2>/dev/null
+  tar czf "$OUT/gpu_check_logs.tgz" -C "$LOGS" . 2>/dev/null
+fi
 exit $FAILED
