@@ -516,6 +516,12 @@ Result<Plan> PlanBuilder::build(const std::vector<Dims>& input_dims, const std::
     s.outputs = {up};
     add_step(std::move(s));
     plan_.input_values.push_back(up);
+  }
+  // Every upload comes before the first compute step (the casts below are
+  // compute): the engine captures the range between uploads and downloads.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    DataType dt = input_dtypes[i];
+    int up = plan_.input_values[i];
     int cur = up;
     if (storage(dt) != dt) {
       cur = device_value(inputs[i]->name() + ".act", storage(dt), input_dims[i]);
