@@ -1,6 +1,9 @@
 #include "backends/tactic.h"
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef KILN_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 #include "core/error.h"
 #include "ops/registry.h"
 
@@ -45,6 +48,9 @@ const TacticRegistry& TacticRegistry::global() {
   static const TacticRegistry* registry = [] {
     auto* r = new TacticRegistry();
     cpu::register_tactics(*r);
+#ifdef KILN_HAVE_CUDA
+    cuda::register_tactics(*r);
+#endif
     return r;
   }();
   return *registry;

@@ -1,0 +1,54 @@
+// Internal to the engine: how each plan step is put on the stream. Conv and
+// GEMM steps are prepared once per plan (descriptors, algorithm choice);
+// the others are plain kernel launches or copies.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/device.h"
+#include "backends/cuda/plan.h"
+
+namespace kiln::backends::cuda {
+
+// What a step needs at enqueue time. Pointers are owned by the engine.
+struct GpuContext {
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  Precision precision = Precision::kFp32;
+  bool fuse_conv_epilogue = true;                    // try cudnnConvolutionBiasActivationForward
+  std::vector<void*> ptrs;                           // device pointer per plan value (null for host values)
+  std::vector<PinnedBuffer>* in_staging = nullptr;   // per graph input
+  std::vector<PinnedBuffer>* out_staging = nullptr;  // per graph output
+  // Convolution algorithms already chosen, by configuration (shared across steps).
+  std::map<std::string, std::pair<int, int>> conv_algos;  // key -> (algo, math type)
+};
+
+class PreparedStep {
+ public:
+  virtual ~PreparedStep() = default;
+  virtual Status enqueue(GpuContext& ctx) const = 0;
+};
+
+// Prepares a kConv step: descriptors, algorithm (cuDNN heuristics + timing).
+Result<std::unique_ptr<PreparedStep>> prepare_conv(const Plan& plan, const Step& step, GpuContext& ctx);
+// Prepares a kGemm step: cuBLASLt descriptors and algorithm.
+Result<std::unique_ptr<PreparedStep>> prepare_gemm(const Plan& plan, const Step& step, GpuContext& ctx);
+// Enqueues any other step kind.
+Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
+
+// cuDNN / CUDA type of an activation storage type.
+cudnnDataType_t cudnn_type(DataType t);
+cudaDataType_t cuda_type(DataType t);
+
+}  // namespace kiln::backends::cuda
+
+namespace kiln::backends::cuda {
+// The element-wise op of an epilogue's activation (parameters in alpha/beta).
+kernels::EwOp activation_op(ops::Activation a);
+}  // namespace kiln::backends::cuda

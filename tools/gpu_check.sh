@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh: the CUDA backend's check on a GPU machine, in at most
+# 8 minutes (every step has a hard timeout taken from the time left).
+#
+#  1. binaries: gpu_bundle/ (tools/gpu_bundle.sh, built on the dev machine and
+#     carried) when present, else configure + build cuda_test and
+#     kiln_gpu_bench here with -j16 for sm_90;
+#  2. the zoo models (make_models.py; needs the onnx Python package);
+#  3. cuda_test: every GPU op and small model against the CPU reference;
+#  4. resnet50 (batch 32) and bert_base (batch 8, seq 128) in fp16 through the
+#     GPU engine and through PyTorch eager fp16 on the same GPU, outputs
+#     compared;
+#  5. a table: model, precision, Kiln/s, PyTorch/s, ratio, max abs diff.
+#
+# Logs go to /tmp/kiln_gpu_check; with $OUT set, table.txt, results.txt and
+# gpu_check_logs.tgz are copied there. Exit status 0 when every step that ran
+# passed.
+#
+# On the lent GPU machine, from a checkout holding a fresh gpu_bundle/
+# (tools/gpu_bundle.sh, or a copy of one built from the same commit):
+#   device run: command "bash tools/gpu_check.sh", carry ["gpu_bundle"], timeout_s 540
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+START=$(date +%s)
+BUDGET=${KILN_GPU_CHECK_BUDGET:-470}  # seconds for the whole script
+LOGS=/tmp/kiln_gpu_check  # per-step logs; packed into $OUT at the end (the device tool returns at most 8 files)
+WORK=/tmp/kiln_gpu_work
+rm -f "$LOGS"/*.log 2>/dev/null
+mkdir -p "$LOGS" "$WORK/models" "$WORK/inputs" "$WORK/out_resnet50" "$WORK/out_bert_base"
+RESULTS="$LOGS/results.txt"
+: >"$RESULTS"
+FAILED=0
+export PYTHONUNBUFFERED=1
+
+elapsed() { echo $(($(date +%s) - START)); }
+left() { echo $((BUDGET - $(date +%s) + START)); }
+say() { echo "=== [$(elapsed)s] $*"; }
+# run_step NAME MAX_SECONDS CMD...: runs CMD with a timeout of min(MAX, time left - 10).
+run_step() {
+  local name=$1 max=$2
+  shift 2
+  local t
+  t=$(left)
+  t=$((t - 10))
+  if [ "$t" -gt "$max" ]; then t=$max; fi
+  if [ "$t" -lt 5 ]; then
+    say "SKIP $name: out of time"
+    echo "$name skipped (out of time)" >>"$RESULTS"
+    return 124
+  fi
+  say "$name (timeout ${t}s)"
+  timeout -k 5 "$t" "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    say "FAIL $name: exit $rc$([ "$rc" -eq 124 ] && echo ' (timeout)')"
+    echo "$name FAILED (exit $rc)" >>"$RESULTS"
+    FAILED=1
+  else
+    say "ok $name"
+  fi
+  return "$rc"
+}
+
+say "GPU: $(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+PY=${KILN_GPU_CHECK_PYTHON:-python3}
+HAVE_ONNX=0
+HAVE_TORCH=0
+if timeout 60 $PY -c "import onnx, numpy" 2>/dev/null; then HAVE_ONNX=1; fi
+if timeout 60 $PY -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then HAVE_TORCH=1; fi
+say "python: $($PY --version 2>&1); onnx+numpy importable: $HAVE_ONNX; torch with CUDA: $HAVE_TORCH"
+
+# --- CUDA libraries (cuDNN, cuBLASLt, NVRTC) from the toolkit or the Python wheels.
+CUDA_DIRS=""
+for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
+  f=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
+      -name "$lib" 2>/dev/null | head -1)
+  if [ -n "$f" ]; then CUDA_DIRS="$CUDA_DIRS:$(dirname "$f")"; else say "warning: $lib not found"; fi
+done
+CUDA_DIRS=${CUDA_DIRS#:}
+# The driver (libcuda.so.1) may live outside the loader's cache: keep the
+# machine's library path, and the usual driver folders, behind ours.
+ORIG_LD=${LD_LIBRARY_PATH:-}
+SYS_DIRS="/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu${ORIG_LD:+:$ORIG_LD}"
+say "CUDA library dirs: $CUDA_DIRS"
+
+# --- 1. binaries
+BIN=""
+RUNNER=()
+# Our binaries get their library path through RUNNER only, so that Python
+# and PyTorch keep the machine's own libraries.
+if [ -x gpu_bundle/bin/cuda_test ]; then
+  BIN=gpu_bundle/bin
+  RUNNER=(env "LD_LIBRARY_PATH=$ROOT/gpu_bundle/lib:$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")
+  if timeout 60 "${RUNNER[@]}" "$BIN/cuda_test" --gtest_list_tests >/dev/null 2>"$LOGS/loader.log"; then
+    say "using the carried binaries with this machine's C library"
+  else
+    say "this machine's C library cannot run them ($(head -c 300 "$LOGS/loader.log")); using the carried loader"
+    RUNNER=("$ROOT/gpu_bundle/glibc/ld-linux-x86-64.so.2" --library-path "$ROOT/gpu_bundle/glibc:$ROOT/gpu_bundle/lib:$CUDA_DIRS:$SYS_DIRS")
+  fi
+else
+  say "no gpu_bundle/: building here"
+  run_step configure 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DKILN_BUILD_PYTHON=OFF -DKILN_PYTHON="$(command -v python3)"
+  run_step build 420 cmake --build build-gpu -j16 --target cuda_test kiln_gpu_bench
+  if [ -x build-gpu/tests/cuda_test ]; then
+    mkdir -p build-gpu/bin && cp build-gpu/tests/cuda_test build-gpu/tools/gpu_bench/kiln_gpu_bench build-gpu/bin/
+    BIN=build-gpu/bin
+    RUNNER=(env "LD_LIBRARY_PATH=$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")
+  fi
+fi
+
+# --- 2. models
+MAKE_MODELS=""
+for f in gpu_bundle/make_models.py shared/models/make_models.py /work/shared/models/make_models.py; do
+  if [ -f "$f" ]; then MAKE_MODELS=$f; break; fi
+done
+if [ "$HAVE_ONNX" = 1 ] && [ -n "$MAKE_MODELS" ]; then
+  run_step models 150 $PY "$MAKE_MODELS" --out "$WORK/models" --no-check \
+    --only tiny_mlp --only tiny_cnn --only bert_tiny --only mobilenetv2 --only resnet18 --only resnet50 --only bert_base
+else
+  say "no models: onnx importable=$HAVE_ONNX, make_models.py='$MAKE_MODELS'"
+fi
+
+# --- 3. GPU tests
+if [ -n "$BIN" ]; then
+  run_step cuda_test 200 env KILN_ZOO_DIR="$WORK/models" \
+    "${RUNNER[@]}" "$ROOT/$BIN/cuda_test" --gtest_brief=1 && echo "cuda_test passed" >>"$RESULTS"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED TEST" "$LOGS/cuda_test.log" | tail -40
+fi
+
+# --- 4. benchmarks
+bench() {  # bench NAME BATCH ARGS...
+  local name=$1 batch=$2
+  shift 2
+  local model="$WORK/models/$name.onnx" in="$WORK/inputs/$name"
+  if [ ! -f "$model" ] || [ -z "$BIN" ] || [ "$HAVE_ONNX" != 1 ]; then
+    say "skip $name benchmark (model or binaries missing)"
+    return
+  fi
+  mkdir -p "$in"
+  timeout 60 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" --write-inputs "$in"
+  local inputs=()
+  for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
+  if ! run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50; then
+    # Once more with the most conservative engine settings (no CUDA graph, no cuDNN fused epilogue).
+    run_step "kiln_${name}_safe" 120 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+      "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 5 --iters 20 --no-graph --no-fused-conv &&
+      cp "$LOGS/kiln_${name}_safe.log" "$LOGS/kiln_$name.log"
+  fi
+  if [ "$HAVE_TORCH" = 1 ]; then run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
+    --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50; fi
+  local k t e
+  k=$(grep -o 'device_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
+  e=$(grep -o 'e2e_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
+  t=$(grep -o 'torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  local d
+  d=$(grep -o 'diff_kiln=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  local d32 dk32
+  d32=$(grep -o 'diff_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  dk32=$(grep -o 'diff_kiln_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  echo "BENCH $name $batch ${k:-nan} ${t:-nan} ${d:-nan} ${d32:-nan} ${e:-nan} ${dk32:-nan}" >>"$RESULTS"
+}
+bench resnet50 32
+bench bert_base 8 --seq 128
+
+# --- 5. table
+echo
+say "done in $(elapsed)s"
+GPU_NAME=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+grep -v '^BENCH' "$RESULTS"
+awk -v gpu="$GPU_NAME" 'BEGIN {
+    printf "\nGPU: %s. Kiln/s: GPU engine (CUDA graph), inputs on the GPU; Kiln e2e/s: run() with host copies;\n", gpu
+    printf "PyTorch/s: PyTorch eager, same ONNX weights, inputs on the GPU. Diffs: max abs over all outputs (PT32: PyTorch fp32, no TF32).\n"
+    printf "%-10s %-6s %-9s %10s %10s %10s %7s %13s %14s %14s\n", "model", "batch", "precision", "Kiln/s", "PyTorch/s", "Kiln e2e/s", "ratio", "max|Kiln-PT|", "max|Kiln-PT32|", "max|PT16-PT32|"
+  }
+  /^BENCH/ {
+    k = $4 + 0; t = $5 + 0; e = $8 + 0
+    ks = (k > 0) ? $3 * 1000 / k : 0; ts = (t > 0) ? $3 * 1000 / t : 0; es = (e > 0) ? $3 * 1000 / e : 0
+    printf "%-10s %-6s %-9s %10.1f %10.1f %10.1f %7.2f %13s %14s %14s\n", $2, $3, "fp16", ks, ts, es, (ts > 0 ? ks / ts : 0), $6, $9, $7
+  }' "$RESULTS" | tee "$LOGS/table.txt"
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+  cp "$LOGS/table.txt" "$RESULTS" "$OUT/" 2>/dev/null
+  tar czf "$OUT/gpu_check_logs.tgz" -C "$LOGS" . 2>/dev/null
+fi
+exit $FAILED
