@@ -30,7 +30,7 @@ struct SessionOptions {
   // Optimizer passes run on the model before it is compiled: empty runs none,
   // {"all"} the default pipeline, {"NAME"} the default pipeline up to and
   // including the pass NAME (for comparing outputs after each pass).
-  std::vector<std::string> passes;
+  std::vector<std::string> passes = {};
 };
 
 // The optimizer's default pipeline, in order (the names SessionOptions::passes takes).
