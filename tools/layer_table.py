@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--zoo", type=Path, default=None, help="folder of make_models.py's .onnx files")
     args = ap.parse_args()
-    print("| model | ONNX nodes | without ConstantOfShape | after optimizer | ratio | most frequent ops after |")
+    print("| model | ONNX nodes | without ConstantOfShape | after optimizer | after / without ConstantOfShape | most frequent ops after |")
     print("|---|---:|---:|---:|---:|---|")
     for name in args.models:
         path, label = find_model(name, args.zoo)
@@ -51,7 +51,7 @@ def main() -> None:
         layers = kiln.InferenceSession(str(path), threads=1, passes=["all"]).get_layers()
         ops = collections.Counter(layer["op"] for layer in layers)
         top = ", ".join(f"{op} {n}" for op, n in ops.most_common(4))
-        print(f"| {label} | {before} | {compute} | {len(layers)} | {len(layers) / before:.0%} | {top} |")
+        print(f"| {label} | {before} | {compute} | {len(layers)} | {len(layers) / compute:.0%} | {top} |")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ struct SessionOptions {
   // Optimizer passes run on the model before it is compiled: empty runs none,
   // {"all"} the default pipeline, {"NAME"} the default pipeline up to and
   // including the pass NAME (for comparing outputs after each pass).
-  std::vector<std::string> passes;
+  std::vector<std::string> passes = {};
   // An ONNX model is built into a plan when opened (optimizer passes, one
   // kernel per node, memory plan), with default build options; false runs it
   // on the reference interpreter as imported. Plan files always run as built.

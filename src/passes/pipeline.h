@@ -17,13 +17,13 @@ namespace kiln::passes {
 
 struct PipelineOptions {
   // Names of passes to skip.
-  std::vector<std::string> disabled;
+  std::vector<std::string> disabled = {};
   // Print the graph to `dump` after the pass of this name (kiln build --dump-after).
-  std::string dump_after;
+  std::string dump_after = {};
   std::ostream* dump = nullptr;
   // Stop after the pass of this name ("" runs the whole pipeline); for tests
   // that compare outputs after each pass in turn.
-  std::string stop_after;
+  std::string stop_after = {};
   // Treat graph inputs that have an initializer as constants (set for ONNX IR
   // versions before 4, which list every initializer as an input).
   bool initializer_inputs_are_constant = false;

@@ -48,7 +48,7 @@ struct EngineOptions {
   // Optimizer passes to run on the graph before it is compiled: empty runs
   // none; {"all"} the default pipeline (passes::pipeline_pass_names()); a
   // pass name, the default pipeline up to and including that pass.
-  std::vector<std::string> passes;
+  std::vector<std::string> passes = {};
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;

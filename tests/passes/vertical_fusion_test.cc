@@ -141,5 +141,30 @@ TEST(VerticalFusion, SkipsAddsThatBroadcastTheOutputUp) {
   expect_preserved(b.graph(), {random_floats({1, 8}, 7)}, pass_list(make_vertical_fusion()), false);
 }
 
+TEST(VerticalFusion, FusesInsideIfBranches) {
+  GraphBuilder top("g", nullptr, 17);
+  top.input("c", ir::ValueType::tensor(DataType::kBool, Shape::of({})));
+  top.input("x", f32({1, 3, 5, 5}));
+  GraphBuilder then_b("then", &top.graph(), 17);
+  then_b.capture("x", f32({1, 3, 5, 5}));
+  then_b.constant("w", random_floats({2, 3, 1, 1}, 20));
+  then_b.node("Conv", {"x", "w"}, {"cv"});
+  then_b.node("Relu", {"cv"}, {"t"});
+  then_b.output("t");
+  GraphBuilder else_b("else", &top.graph(), 17);
+  else_b.capture("x", f32({1, 3, 5, 5}));
+  else_b.constant("w2", random_floats({2, 3, 1, 1}, 21));
+  else_b.node("Conv", {"x", "w2"}, {"e"});
+  else_b.output("e");
+  top.node("If", {"c"}, {"y"},
+           {ir::Attribute::make_graph("then_branch", then_b.share()),
+            ir::Attribute::make_graph("else_branch", else_b.share())});
+  top.output("y");
+  expect_preserved(top.graph(), {Datum(bool_scalar(true)), random_floats({1, 3, 5, 5}, 8)},
+                   pass_list(make_vertical_fusion()));
+  EXPECT_EQ(count_ops(then_b.graph(), "kiln.FusedConv"), 1);
+  EXPECT_EQ(top.graph().opset_imports().at("kiln"), 1);
+}
+
 }  // namespace
 }  // namespace kiln::test
