@@ -54,7 +54,10 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   KILN_RETURN_IF_ERROR(ops::infer_shapes(graph));
 
   auto t_opt = Clock::now();
-  KILN_ASSIGN_OR_RETURN(auto pass_reports, passes::optimize(graph, options.passes));
+  passes::PipelineOptions pass_options = options.passes;
+  // IR versions before 4 list every initializer as a graph input; those are weights, not inputs.
+  if (model.ir_version > 0 && model.ir_version < 4) pass_options.initializer_inputs_are_constant = true;
+  KILN_ASSIGN_OR_RETURN(auto pass_reports, passes::optimize(graph, pass_options));
   const double optimize_seconds = seconds_since(t_opt);
   // Types of values the passes created; only a hint to the memory plan
   // (values of unknown size stay on the heap), so a failure is not fatal.
