@@ -172,7 +172,7 @@ GPU_NAME=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/n
 grep -v '^BENCH' "$RESULTS"
 awk -v gpu="$GPU_NAME" 'BEGIN {
     printf "\nGPU: %s. Kiln/s: GPU engine (CUDA graph), inputs on the GPU; Kiln e2e/s: run() with host copies;\n", gpu
-    printf "PyTorch/s: PyTorch eager, same ONNX weights, inputs on the GPU. Diffs: max abs over all outputs (PT32: PyTorch fp32, no TF32).\n"
+    printf "PyTorch/s: PyTorch eager (cudnn.benchmark on), same ONNX weights, inputs on the GPU. Diffs: max abs over all outputs (PT32: PyTorch fp32, no TF32).\n"
     printf "%-10s %-6s %-9s %10s %10s %10s %7s %13s %14s %14s\n", "model", "batch", "precision", "Kiln/s", "PyTorch/s", "Kiln e2e/s", "ratio", "max|Kiln-PT|", "max|Kiln-PT32|", "max|PT16-PT32|"
   }
   /^BENCH/ {
