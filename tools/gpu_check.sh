@@ -73,7 +73,7 @@ say "python: $($PY --version 2>&1); onnx+numpy importable: $HAVE_ONNX; torch wit
 # --- CUDA libraries (cuDNN, cuBLASLt, NVRTC) from the toolkit or the Python wheels.
 CUDA_DIRS=""
 for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
-  f=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
+  f=$(timeout 30 find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
       -name "$lib" 2>/dev/null | head -1)
   if [ -n "$f" ]; then CUDA_DIRS="$CUDA_DIRS:$(dirname "$f")"; else say "warning: $lib not found"; fi
 done
