@@ -143,7 +143,7 @@ bench() {  # bench NAME BATCH ARGS...
   local inputs=()
   for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
   if ! run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
-    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50; then
+    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50 --profile 3; then
     # Once more with the most conservative engine settings (no CUDA graph, no cuDNN fused epilogue).
     run_step "kiln_${name}_safe" 120 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
       "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 5 --iters 20 --no-graph --no-fused-conv &&

@@ -61,6 +61,14 @@ class GpuEngine {
   // plan (create() with known shapes, or a run() before).
   Result<double> time_steps(int warmup, int iterations);
 
+  // Device time of each compute step, launched one by one (no CUDA graph),
+  // averaged over `iterations` runs: (step label and choices, milliseconds).
+  struct StepTime {
+    std::string label;
+    double ms = 0.0;
+  };
+  Result<std::vector<StepTime>> profile_steps(int iterations);
+
   // The current plan's steps, one per line ("" before the first plan).
   std::string plan_summary() const;
   bool uses_cuda_graph() const;
