@@ -3,7 +3,7 @@
 //   kiln_gpu_bench --model m.onnx --precision fp16 --input input=x.npy
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
 //                  [--verbose] [--plan-only (print the plan; no GPU needed)] [--no-optimize]
-//                  [--no-fused-conv] [--profile N (time each step over N eager runs; top 25)]
+//                  [--no-fused-conv] [--pad-channels] [--profile N (time each step over N eager runs; top 25)]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
       options.cuda_graph = false;
     } else if (a == "--nchw") {
       options.channels_last = false;
+    } else if (a == "--pad-channels") {
+      options.pad_small_channels = true;
     } else if (a == "--no-fused-conv") {
       options.fuse_conv_epilogue = false;
     } else if (a == "--verbose") {
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
     backends::cuda::PlanOptions po;
     po.precision = options.precision;
     po.channels_last = options.channels_last;
+    po.pad_small_channels = options.pad_small_channels;
     auto plan = backends::cuda::build_plan(graph, dims, types, po);
     if (!plan.is_ok()) return fail(plan.status().to_string());
     std::printf("%s", plan->to_string().c_str());

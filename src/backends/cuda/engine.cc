@@ -86,6 +86,7 @@ struct GpuEngine::Impl {
     PlanOptions po;
     po.precision = options.precision;
     po.channels_last = channels_last;
+    po.pad_small_channels = options.pad_small_channels;
     KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(*graph, dims, dtypes, po));
     auto p = std::make_unique<Prepared>();
     p->plan = std::move(plan);
@@ -208,6 +209,7 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::create(const ir::Graph& graph, con
       PlanOptions po;
       po.precision = options.precision;
       po.channels_last = options.channels_last;
+      po.pad_small_channels = options.pad_small_channels;
       KILN_RETURN_IF_ERROR(build_plan(graph, dims, dtypes, po).status());
     }
     return failed_precondition("GPU engine: {}", no_gpu_reason());

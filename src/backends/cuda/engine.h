@@ -37,6 +37,7 @@ struct GpuOptions {
   // Bias + residual + Relu inside cuDNN's convolution where it matches the
   // separate epilogue kernel on a test pattern at plan time.
   bool fuse_conv_epilogue = true;
+  bool pad_small_channels = false;  // see PlanOptions
   size_t workspace_bytes = size_t{256} << 20;  // cuDNN / cuBLASLt scratch
   // Dims of graph inputs by name, fixing dynamic dims so that create() can plan.
   std::map<std::string, Dims> input_shapes;
