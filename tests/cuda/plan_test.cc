@@ -169,6 +169,27 @@ TEST(GpuPlan, GeluResidualAndScaleFuseIntoGemms) {
   EXPECT_GE(g.inputs[4], 0);
 }
 
+TEST(GpuPlan, SmallInputChannelsPadToEight) {
+  GraphBuilder b("main", nullptr, 17);
+  b.input("x", f32({2, 3, 9, 9}));
+  b.constant("w", random_tensor({8, 3, 3, 3}, 151));
+  b.constant("bias", random_tensor({8}, 152));
+  b.node("Conv", {"x", "w", "bias"}, {"c"},
+         {ir::Attribute::make_ints("pads", {1, 1, 1, 1}), ir::Attribute::make_ints("strides", {2, 2})});
+  b.node("Relu", {"c"}, {"y"});
+  b.output("y");
+  PlanOptions o;
+  o.pad_small_channels = true;
+  std::vector<Tensor> in = {random_tensor({2, 3, 9, 9}, 153)};
+  auto plan = build_plan(b.graph(), {{2, 3, 9, 9}}, {DataType::kFloat32}, o);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  EXPECT_EQ(count_steps(*plan, StepKind::kConcat), 1) << plan->to_string();
+  auto out = test::emulate_plan(*plan, in);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  test::expect_close(*out, test::run_reference(b.graph(), in), test::tolerance(Precision::kFp32), "padded",
+                     plan->to_string());
+}
+
 TEST(GpuPlan, UnsupportedNodeIsNamed) {
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({4}));

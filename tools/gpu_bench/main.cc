@@ -3,13 +3,15 @@
 //   kiln_gpu_bench --model m.onnx --precision fp16 --input input=x.npy
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
 //                  [--verbose] [--plan-only (print the plan; no GPU needed)] [--no-optimize]
-//                  [--no-fused-conv]
+//                  [--no-fused-conv] [--pad-channels] [--profile N (time each step over N eager runs; top 25)]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
 //                  e2e_ms=<ms per run() with host transfers> create_s=<s> cuda_graph=<0|1>
 // and writes each output as DIR/<index>.npy. Used by tools/gpu_check.sh.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> input_files;
   int warmup = 10, iters = 50;
   bool verbose = false, plan_only = false, optimize = true;
+  int profile = 0;
   GpuOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -64,10 +67,14 @@ int main(int argc, char** argv) {
       options.cuda_graph = false;
     } else if (a == "--nchw") {
       options.channels_last = false;
+    } else if (a == "--pad-channels") {
+      options.pad_small_channels = true;
     } else if (a == "--no-fused-conv") {
       options.fuse_conv_epilogue = false;
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--profile") {
+      profile = std::atoi(next().c_str());
     } else if (a == "--no-optimize") {
       optimize = false;
     } else if (a == "--plan-only") {
@@ -113,6 +120,7 @@ int main(int argc, char** argv) {
     backends::cuda::PlanOptions po;
     po.precision = options.precision;
     po.channels_last = options.channels_last;
+    po.pad_small_channels = options.pad_small_channels;
     auto plan = backends::cuda::build_plan(graph, dims, types, po);
     if (!plan.is_ok()) return fail(plan.status().to_string());
     std::printf("%s", plan->to_string().c_str());
@@ -142,8 +150,37 @@ int main(int argc, char** argv) {
       if (!st.is_ok()) return fail(st.to_string());
     }
   }
-  auto device_ms = (*engine)->time_steps(warmup, iters);
-  if (!device_ms.is_ok()) return fail(device_ms.status().to_string());
+  // Timing: warm up for at least a second of device time (GPU clocks ramp
+  // up), then the median of five windows of at least 0.2 s each.
+  auto estimate = (*engine)->time_steps(std::max(1, warmup), 5);
+  if (!estimate.is_ok()) return fail(estimate.status().to_string());
+  double est = std::max(*estimate, 1e-3);
+  int warm_iters = static_cast<int>(std::ceil(1000.0 / est));
+  auto warm = (*engine)->time_steps(0, warm_iters);
+  if (!warm.is_ok()) return fail(warm.status().to_string());
+  int per_window = std::max(iters / 5, static_cast<int>(std::ceil(200.0 / std::max(*warm, 1e-3))));
+  std::vector<double> windows;
+  for (int w = 0; w < 5; ++w) {
+    auto ms = (*engine)->time_steps(0, per_window);
+    if (!ms.is_ok()) return fail(ms.status().to_string());
+    windows.push_back(*ms);
+  }
+  std::sort(windows.begin(), windows.end());
+  Result<double> device_ms = windows[windows.size() / 2];
+  if (profile > 0) {
+    auto steps = (*engine)->profile_steps(profile);
+    if (!steps.is_ok()) return fail(steps.status().to_string());
+    double sum = 0.0;
+    for (const auto& st : *steps) sum += st.ms;
+    std::vector<GpuEngine::StepTime> sorted = *steps;
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.ms > b.ms; });
+    std::printf("profile: %zu steps launched one by one, %.4f ms per run in all (graph replay: %.4f ms)\n",
+                sorted.size(), sum, *device_ms);
+    for (size_t i = 0; i < sorted.size() && i < 25; ++i) {
+      std::printf("  %8.4f ms %5.1f%%  %s\n", sorted[i].ms, 100.0 * sorted[i].ms / std::max(sum, 1e-9),
+                  sorted[i].label.c_str());
+    }
+  }
   int e2e_iters = std::max(1, iters / 5);
   t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < e2e_iters; ++i) {

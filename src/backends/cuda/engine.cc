@@ -86,6 +86,7 @@ struct GpuEngine::Impl {
     PlanOptions po;
     po.precision = options.precision;
     po.channels_last = channels_last;
+    po.pad_small_channels = options.pad_small_channels;
     KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(*graph, dims, dtypes, po));
     auto p = std::make_unique<Prepared>();
     p->plan = std::move(plan);
@@ -208,6 +209,7 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::create(const ir::Graph& graph, con
       PlanOptions po;
       po.precision = options.precision;
       po.channels_last = options.channels_last;
+      po.pad_small_channels = options.pad_small_channels;
       KILN_RETURN_IF_ERROR(build_plan(graph, dims, dtypes, po).status());
     }
     return failed_precondition("GPU engine: {}", no_gpu_reason());
@@ -297,6 +299,42 @@ Result<double> GpuEngine::time_steps(int warmup, int iterations) {
   KILN_RETURN_IF_ERROR(m.stream.synchronize());
   KILN_ASSIGN_OR_RETURN(float ms, stop.elapsed_since(start));
   return static_cast<double>(ms) / iterations;
+}
+
+Result<std::vector<GpuEngine::StepTime>> GpuEngine::profile_steps(int iterations) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.prepared == nullptr) return failed_precondition("GPU engine: no plan yet (run once first)");
+  if (iterations <= 0) return invalid_argument("iterations must be positive");
+  KILN_RETURN_IF_ERROR(set_device(m.options.device));
+  Prepared& p = *m.prepared;
+  size_t n = p.end_compute - p.first_compute;
+  std::vector<Event> marks;
+  for (size_t i = 0; i <= n; ++i) {
+    KILN_ASSIGN_OR_RETURN(Event e, Event::create());
+    marks.push_back(std::move(e));
+  }
+  std::vector<double> total(n, 0.0);
+  for (int it = 0; it < iterations; ++it) {
+    KILN_RETURN_IF_ERROR(marks[0].record(m.stream.get()));
+    for (size_t i = 0; i < n; ++i) {
+      KILN_RETURN_IF_ERROR(m.enqueue_range(p.first_compute + i, p.first_compute + i + 1));
+      KILN_RETURN_IF_ERROR(marks[i + 1].record(m.stream.get()));
+    }
+    KILN_RETURN_IF_ERROR(m.stream.synchronize());
+    for (size_t i = 0; i < n; ++i) {
+      KILN_ASSIGN_OR_RETURN(float ms, marks[i + 1].elapsed_since(marks[i]));
+      total[i] += ms;
+    }
+  }
+  std::vector<StepTime> out;
+  for (size_t i = 0; i < n; ++i) {
+    size_t s = p.first_compute + i;
+    std::string label = fmt::format("{} {}", step_kind_name(p.plan.steps[s].kind), p.plan.steps[s].label);
+    if (p.ops[s] != nullptr) label += " [" + p.ops[s]->describe() + "]";
+    out.push_back({label, total[i] / iterations});
+  }
+  return out;
 }
 
 std::string GpuEngine::plan_summary() const {

@@ -37,6 +37,7 @@ struct GpuOptions {
   // Bias + residual + Relu inside cuDNN's convolution where it matches the
   // separate epilogue kernel on a test pattern at plan time.
   bool fuse_conv_epilogue = true;
+  bool pad_small_channels = false;  // see PlanOptions
   size_t workspace_bytes = size_t{256} << 20;  // cuDNN / cuBLASLt scratch
   // Dims of graph inputs by name, fixing dynamic dims so that create() can plan.
   std::map<std::string, Dims> input_shapes;
@@ -60,6 +61,14 @@ class GpuEngine {
   // averaged over `iterations` after `warmup` runs, in milliseconds. Needs a
   // plan (create() with known shapes, or a run() before).
   Result<double> time_steps(int warmup, int iterations);
+
+  // Device time of each compute step, launched one by one (no CUDA graph),
+  // averaged over `iterations` runs: (step label and choices, milliseconds).
+  struct StepTime {
+    std::string label;
+    double ms = 0.0;
+  };
+  Result<std::vector<StepTime>> profile_steps(int iterations);
 
   // The current plan's steps, one per line ("" before the first plan).
   std::string plan_summary() const;

@@ -42,6 +42,9 @@ enum class Layout { kRowMajor, kNhwc };  // kNhwc: a 4-D [N,C,H,W] value stored 
 struct PlanOptions {
   Precision precision = Precision::kFp32;
   bool channels_last = true;
+  // Channels-last convolutions with fewer than 8 input channels (a network's
+  // first layer) get zero channels up to 8, for the Tensor Core kernels.
+  bool pad_small_channels = false;
 };
 
 // One value of the plan.

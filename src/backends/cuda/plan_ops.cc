@@ -266,10 +266,39 @@ Status PlanBuilder::lower_conv(const ir::Node& n) {
       }
     }
   }
-  Tensor wt = Tensor::empty(DataType::kFloat32, w.dims());
+  Dims wd = w.dims();
+  int pad_to = options_.pad_small_channels && options_.channels_last && group == 1 && xd[1] < 8 ? 8 : 0;
+  if (pad_to > 0) {  // zero input channels: the weights grow, the input is concatenated with zeros
+    Tensor wp = Tensor::empty(DataType::kFloat32, {wd[0], pad_to, wd[2], wd[3]});
+    std::fill(wp.data<float>(), wp.data<float>() + wp.numel(), 0.0f);
+    int64_t rs = wd[2] * wd[3];
+    for (int64_t o = 0; o < wd[0]; ++o) {
+      for (int64_t c = 0; c < wd[1]; ++c) {
+        std::copy(wf.begin() + (o * wd[1] + c) * rs, wf.begin() + (o * wd[1] + c + 1) * rs,
+                  wp.data<float>() + (o * pad_to + c) * rs);
+      }
+    }
+    wd = wp.dims();
+    wf.assign(wp.data<float>(), wp.data<float>() + wp.numel());
+  }
+  Tensor wt = Tensor::empty(DataType::kFloat32, wd);
   std::copy(wf.begin(), wf.end(), wt.data<float>());
   int wv = host_value(n.input(1)->name() + ".folded", wt);
   KILN_ASSIGN_OR_RETURN(int wdev, device_const(wv, plan_.act_dtype, options_.channels_last));
+  if (pad_to > 0) {
+    KILN_ASSIGN_OR_RETURN(x, as_row_major(x));
+    Tensor zeros = Tensor::empty(DataType::kFloat32, {xd[0], pad_to - xd[1], xd[2], xd[3]});
+    std::fill(zeros.data<float>(), zeros.data<float>() + zeros.numel(), 0.0f);
+    KILN_ASSIGN_OR_RETURN(int zdev, device_const(host_value(n.name() + ".zero_channels", zeros), val(x).dtype));
+    int padded = device_value(val(x).name + ".padded", val(x).dtype, {xd[0], pad_to, xd[2], xd[3]});
+    Step cat = make_step(StepKind::kConcat, &n);
+    cat.label = fmt::format("zero channels for {}", n.describe());
+    cat.inputs = {x, zdev};
+    cat.outputs = {padded};
+    cat.axis_dim = 1;
+    add_step(std::move(cat));
+    x = padded;
+  }
   int bdev = -1;
   if (has_bias) {
     Tensor bt = Tensor::empty(DataType::kFloat32, {cout});

@@ -85,6 +85,13 @@ class ConvStep final : public PreparedStep {
     return Status::ok();
   }
 
+  std::string describe() const override {
+    return fmt::format("cudnn algo {}{}", static_cast<int>(algo_),
+                       fused_            ? ", fused epilogue"
+                       : needs_epilogue_ ? ", separate epilogue"
+                                         : "");
+  }
+
   Status enqueue(GpuContext& ctx) const override {
     if (fused_) return enqueue_fused(ctx);
     return enqueue_unfused(ctx);
@@ -186,7 +193,20 @@ class ConvStep final : public PreparedStep {
     }
     double tol = yv.dtype == DataType::kFloat32 ? 1e-4 : 2e-2;
     if (!(diff <= tol * scale)) return internal_error("fused convolution differs by {}", diff);
-    fused_ = true;
+    // Keep the fused call only where it is also faster.
+    KILN_ASSIGN_OR_RETURN(Event start, Event::create());
+    KILN_ASSIGN_OR_RETURN(Event mid, Event::create());
+    KILN_ASSIGN_OR_RETURN(Event stop, Event::create());
+    constexpr int kRuns = 5;
+    KILN_RETURN_IF_ERROR(start.record(ctx.stream));
+    for (int r = 0; r < kRuns; ++r) KILN_RETURN_IF_ERROR(enqueue_unfused(ctx));
+    KILN_RETURN_IF_ERROR(mid.record(ctx.stream));
+    for (int r = 0; r < kRuns; ++r) KILN_RETURN_IF_ERROR(enqueue_fused(ctx));
+    KILN_RETURN_IF_ERROR(stop.record(ctx.stream));
+    KILN_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    KILN_ASSIGN_OR_RETURN(float unfused_ms, mid.elapsed_since(start));
+    KILN_ASSIGN_OR_RETURN(float fused_ms, stop.elapsed_since(mid));
+    fused_ = fused_ms <= unfused_ms;
     return Status::ok();
   }
 

@@ -101,6 +101,7 @@ class GemmStep final : public PreparedStep {
     (void)cublasLtMatmulPreferenceDestroy(pref);
     KILN_RETURN_IF_ERROR(st);
     if (returned == 0) return unimplemented("{}: cuBLASLt has no algorithm for this GEMM", step.label);
+    candidates_ = returned;
     // Time the candidates on the plan's buffers and keep the fastest.
     algo_ = results[0].algo;
     if (returned > 1) {
@@ -125,6 +126,12 @@ class GemmStep final : public PreparedStep {
       algo_ = results[chosen_].algo;
     }
     return Status::ok();
+  }
+
+  std::string describe() const override {
+    const GemmParams& g = step_->gemm;
+    return fmt::format("cublasLt m={} n={} k={} batch={}, candidate {} of {}{}", g.m, g.n, g.k, g.batch, chosen_ + 1,
+                       candidates_, epilogue_kernel_ ? ", epilogue kernel" : "");
   }
 
   Status enqueue(GpuContext& ctx) const override {
@@ -162,6 +169,7 @@ class GemmStep final : public PreparedStep {
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr, d_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
   int chosen_ = 0;
+  int candidates_ = 0;
   int c_input_ = -1;
   float beta_ = 0.0f;
   bool z_in_lt_ = false, act_in_lt_ = false, epilogue_kernel_ = false;

@@ -33,6 +33,8 @@ class PreparedStep {
  public:
   virtual ~PreparedStep() = default;
   virtual Status enqueue(GpuContext& ctx) const = 0;
+  // The choices made at preparation ("cudnn algo 1, fused epilogue"), for profiles.
+  virtual std::string describe() const = 0;
 };
 
 // Prepares a kConv step: descriptors, algorithm (cuDNN heuristics + timing).
