@@ -64,7 +64,7 @@ fuzz: setup
 	  || { tail -40 build-fuzz/fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
 	@echo "fuzz: plan_load_fuzz for $(FUZZ_SECONDS) s"
 	@build-fuzz/tests/fuzz/plan_load_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=262144 \
-	  -timeout=10 -artifact_prefix=build-fuzz/plan- build-fuzz/plan-corpus > build-fuzz/plan-fuzz.log 2>&1 \
+	  -timeout=10 -artifact_prefix=build-fuzz/plan- build-fuzz/plan-corpus tests/data/plans > build-fuzz/plan-fuzz.log 2>&1 \
 	  || { tail -40 build-fuzz/plan-fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
 	@grep -E "^#[0-9]+.*DONE" build-fuzz/fuzz.log | tail -1
 
