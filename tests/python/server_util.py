@@ -37,13 +37,22 @@ DATATYPES = {
 
 
 def kiln_exe() -> str | None:
-    """The kiln binary: $KILN_EXE, else <build>/tools/kiln/kiln of this checkout, else PATH."""
+    """The kiln binary: $KILN_EXE, else tools/kiln/kiln of this checkout's build/, else of the
+    build folder of the imported kiln package, else PATH."""
     env = os.environ.get("KILN_EXE")
     if env:
         return env
-    exe = REPO_ROOT / "build" / "tools" / "kiln" / "kiln"
-    if exe.is_file():
-        return str(exe)
+    builds = [REPO_ROOT / "build"]
+    try:
+        import kiln
+
+        builds.append(Path(kiln.__file__).resolve().parents[2])
+    except ImportError:
+        pass
+    for build in builds:
+        exe = build / "tools" / "kiln" / "kiln"
+        if exe.is_file():
+            return str(exe)
     return shutil.which("kiln")
 
 

@@ -82,15 +82,7 @@ int run_serve(const ServeArgs& args) {
     core.stop();
     return 1;
   };
-  if (args.allow_http) {
-    server::HttpServerOptions ho;
-    ho.address = args.address;
-    ho.port = args.http_port;
-    ho.threads = args.http_threads;
-    ho.max_body_bytes = args.max_request_bytes;
-    http = std::make_unique<server::HttpServer>(ho, server::make_http_api(core));
-    if (Status st = http->start(); !st.is_ok()) return fail("HTTP", st);
-  }
+  // HTTP starts last, so that a client seeing HTTP ready finds gRPC and metrics up too.
   if (args.allow_grpc) {
     grpc = std::make_unique<server::GrpcServer>(core, args.address, args.grpc_port);
     if (Status st = grpc->start(); !st.is_ok()) return fail("gRPC", st);
@@ -103,6 +95,15 @@ int run_serve(const ServeArgs& args) {
     mo.max_body_bytes = 1 << 16;
     metrics = std::make_unique<server::HttpServer>(mo, server::make_metrics_api(core));
     if (Status st = metrics->start(); !st.is_ok()) return fail("metrics", st);
+  }
+  if (args.allow_http) {
+    server::HttpServerOptions ho;
+    ho.address = args.address;
+    ho.port = args.http_port;
+    ho.threads = args.http_threads;
+    ho.max_body_bytes = args.max_request_bytes;
+    http = std::make_unique<server::HttpServer>(ho, server::make_http_api(core));
+    if (Status st = http->start(); !st.is_ok()) return fail("HTTP", st);
   }
   std::fprintf(stderr, "kiln serve: repository %s; HTTP %d, gRPC %d, metrics %d; ready=%s\n",
                args.repository.c_str(), http ? http->port() : -1, grpc ? grpc->port() : -1,
