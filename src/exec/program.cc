@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/kernel_guard.h"
 #include "ops/registry.h"
 
 namespace kiln::exec {
@@ -177,7 +178,7 @@ Result<std::vector<Datum>> execute(const Program& program, std::span<const Datum
     for (int s : step.inputs) in.push_back(s < 0 ? Datum() : slots[static_cast<size_t>(s)]);
     out.assign(step.outputs.size(), Datum());
     ops::KernelContext ctx(*step.node, in, out, pool, &runner);
-    Status st = step.kernel(ctx);
+    Status st = ops::run_kernel_guarded(*step.node, [&] { return step.kernel(ctx); });
     if (!st.is_ok()) {
       // Kernels usually name their node already; add it where they did not.
       if (st.message().find(step.node->describe()) == std::string::npos) return std::move(st).with_context(step.node->describe());

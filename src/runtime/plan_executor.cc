@@ -7,6 +7,7 @@
 #include "backends/tactic.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/kernel_guard.h"
 
 namespace kiln::runtime {
 namespace {
@@ -243,7 +244,9 @@ Result<std::vector<Datum>> PlanExecutor::run(std::span<const Datum> inputs, Thre
                                   blocks_[static_cast<size_t>(step.outputs[0])].kind == plan::BlockKind::kConcat
                               ? &blocks_[static_cast<size_t>(step.outputs[0])]
                               : nullptr;
-    Status st = concat && concat_in_place(step, in, *concat, arena, out[0]) ? Status::ok() : kernels_[k]->run(ctx);
+    Status st = concat && concat_in_place(step, in, *concat, arena, out[0])
+                    ? Status::ok()
+                    : ops::run_kernel_guarded(*step.node, [&] { return kernels_[k]->run(ctx); });
     if (layer_ms) (*layer_ms)[k] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) {
       if (st.message().find(step.node->describe()) == std::string::npos) return std::move(st).with_context(step.node->describe());
