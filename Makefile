@@ -45,16 +45,16 @@ test: unit pytest
 
 # Sanitizer builds of the C++ tests, each in its own folder.
 test-asan:
-	@$(MAKE) --no-print-directory unit BUILD=build-asan CMAKE_ARGS="-DKILN_SANITIZE='address;undefined' -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug"
+	@$(MAKE) --no-print-directory unit BUILD=build-asan CMAKE_ARGS="-DKILN_SANITIZE='address;undefined' -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug"
 
 test-tsan:
-	@$(MAKE) --no-print-directory unit BUILD=build-tsan CMAKE_ARGS="-DKILN_SANITIZE=thread -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	@$(MAKE) --no-print-directory unit BUILD=build-tsan CMAKE_ARGS="-DKILN_SANITIZE=thread -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
 # libFuzzer target for the ONNX importer (clang, every library instrumented),
 # run for FUZZ_SECONDS on the seeds and regression files in tests/regress.
 FUZZ_SECONDS ?= 60
 fuzz: setup
-	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_BUILD_PYTHON=OFF \
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF \
 	  -DKILN_PYTHON=$(abspath $(PY)) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target onnx_import_fuzz plan_load_fuzz
 	@mkdir -p build-fuzz/corpus build-fuzz/plan-corpus
