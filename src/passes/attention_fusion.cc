@@ -45,17 +45,9 @@ class AttentionFusion : public Pass {
 
  private:
   Result<bool> run_graph(ir::Graph& graph) {
-    const Pinned pinned(graph);
-    std::vector<ir::Node*> seeds;
-    for (const auto& n : graph.nodes()) {
-      if (is_op(n.get(), "Softmax")) seeds.push_back(n.get());
-    }
-    bool changed = false;
-    for (ir::Node* s : seeds) {
-      KILN_ASSIGN_OR_RETURN(bool c, fuse(graph, s, pinned));
-      changed = changed || c;
-    }
-    return changed;
+    return fuse_from_seeds(graph, "Softmax", [this](ir::Graph& g, ir::Node* n, const Pinned& pinned) {
+      return fuse(g, n, pinned);
+    });
   }
 
   Result<bool> fuse(ir::Graph& graph, ir::Node* softmax, const Pinned& pinned) {

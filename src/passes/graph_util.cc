@@ -22,6 +22,21 @@ Result<bool> for_each_graph(ir::Graph& graph, const std::function<Result<bool>(i
   return changed;
 }
 
+Result<bool> fuse_from_seeds(ir::Graph& graph, std::string_view seed_op,
+                             const std::function<Result<bool>(ir::Graph&, ir::Node*, const Pinned&)>& fuse) {
+  const Pinned pinned(graph);
+  std::vector<ir::Node*> seeds;
+  for (const auto& n : graph.nodes()) {
+    if (is_op(n.get(), seed_op)) seeds.push_back(n.get());
+  }
+  bool changed = false;
+  for (ir::Node* seed : seeds) {
+    KILN_ASSIGN_OR_RETURN(bool c, fuse(graph, seed, pinned));
+    changed = changed || c;
+  }
+  return changed;
+}
+
 namespace {
 void collect_captures(const ir::Graph& graph, std::unordered_set<std::string>& names) {
   for (const auto& n : graph.nodes()) {

@@ -37,6 +37,12 @@ class Pinned {
   std::unordered_set<std::string> captured_;
 };
 
+// Runs fuse(graph, node, pinned) on every node of `graph` that is the ONNX op
+// `seed_op`, collected before the first rewrite (rewrites may add or remove
+// nodes); true if any call returned true.
+Result<bool> fuse_from_seeds(ir::Graph& graph, std::string_view seed_op,
+                             const std::function<Result<bool>(ir::Graph&, ir::Node*, const Pinned&)>& fuse);
+
 // True if `v` has exactly one use, by a node, and is not pinned.
 bool single_use(const ir::Value* v, const Pinned& pinned);
 // True if nothing reads `v` and it is not pinned.
