@@ -192,23 +192,17 @@ class ConvGemmKernel final : public Kernel {
   std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth] in MR panels
 };
 
-class ConvGemmTactic final : public Tactic {
+class ConvGemmTactic final : public OwnFusableTactic {
  public:
-  ConvGemmTactic(Isa isa, bool fused)
-      : isa_(isa),
-        fused_(fused),
-        name_(std::string(fused ? "own.fused_conv_gemm." : "own.conv_gemm.") + std::string(isa_name(isa))) {}
-  std::string_view name() const override { return name_; }
-  std::string_view source() const override { return "own"; }
+  ConvGemmTactic(Isa isa, bool fused) : OwnFusableTactic("conv_gemm", "Conv", isa, fused) {}
 
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != (fused_ ? "FusedConv" : "Conv")) return false;
-    if (fused_ && !ops::Epilogue::from_node(node).is_ok()) return false;
+    if (!serves(node)) return false;
     return conv_node_supported(node);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
-    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
     const GemmConfig cfg = gemm_config(isa_);
     const Tensor& w = node.input(1)->constant();
@@ -248,10 +242,6 @@ class ConvGemmTactic final : public Tactic {
     return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, epi, std::move(packed)));
   }
 
- private:
-  Isa isa_;
-  bool fused_;
-  std::string name_;
 };
 
 // ---- conv_depthwise -----------------------------------------------------------
@@ -362,33 +352,23 @@ class DepthwiseKernel final : public Kernel {
   ops::Epilogue epi_;
 };
 
-class DepthwiseTactic final : public Tactic {
+class DepthwiseTactic final : public OwnFusableTactic {
  public:
-  DepthwiseTactic(Isa isa, bool fused)
-      : isa_(isa),
-        fused_(fused),
-        name_(std::string(fused ? "own.fused_conv_depthwise." : "own.conv_depthwise.") + std::string(isa_name(isa))) {}
-  std::string_view name() const override { return name_; }
-  std::string_view source() const override { return "own"; }
+  DepthwiseTactic(Isa isa, bool fused) : OwnFusableTactic("conv_depthwise", "Conv", isa, fused) {}
 
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != (fused_ ? "FusedConv" : "Conv")) return false;
-    if (fused_ && !ops::Epilogue::from_node(node).is_ok()) return false;
+    if (!serves(node)) return false;
     if (!conv_node_supported(node)) return false;
     const Tensor& w = node.input(1)->constant();
     return w.dim(1) == 1 && node.attr_int("group", 1) == w.dim(0);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
-    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
     return std::unique_ptr<Kernel>(new DepthwiseKernel(depthwise_row_for(isa_), epi));
   }
 
- private:
-  Isa isa_;
-  bool fused_;
-  std::string name_;
 };
 
 }  // namespace

@@ -200,19 +200,12 @@ class WinogradKernel final : public Kernel {
   int64_t m_, c_;
 };
 
-class WinogradTactic final : public Tactic {
+class WinogradTactic final : public OwnFusableTactic {
  public:
-  WinogradTactic(Isa isa, bool fused)
-      : isa_(isa),
-        fused_(fused),
-        name_(std::string(fused ? "own.fused_conv_winograd_f2x3." : "own.conv_winograd_f2x3.") +
-              std::string(isa_name(isa))) {}
-  std::string_view name() const override { return name_; }
-  std::string_view source() const override { return "own"; }
+  WinogradTactic(Isa isa, bool fused) : OwnFusableTactic("conv_winograd_f2x3", "Conv", isa, fused) {}
 
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != (fused_ ? "FusedConv" : "Conv")) return false;
-    if (fused_ && !ops::Epilogue::from_node(node).is_ok()) return false;
+    if (!serves(node)) return false;
     if (!conv_node_supported(node)) return false;
     const Tensor& w = node.input(1)->constant();
     if (w.rank() != 4 || w.dim(2) != 3 || w.dim(3) != 3 || node.attr_int("group", 1) != 1) return false;
@@ -226,7 +219,7 @@ class WinogradTactic final : public Tactic {
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
-    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     ops::Epilogue epi;
     if (fused_) {
       KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
@@ -249,10 +242,6 @@ class WinogradTactic final : public Tactic {
     return std::unique_ptr<Kernel>(new WinogradKernel(cfg, epi, std::move(packed), m, c));
   }
 
- private:
-  Isa isa_;
-  bool fused_;
-  std::string name_;
 };
 
 }  // namespace

@@ -139,19 +139,13 @@ class MatMulKernel final : public Kernel {
   std::optional<PackedMatrix> b_;
 };
 
-class MatMulTactic final : public Tactic {
+class MatMulTactic final : public OwnFusableTactic {
  public:
-  MatMulTactic(Isa isa, bool fused)
-      : isa_(isa),
-        fused_(fused),
-        name_(std::string(fused ? "own.fused_matmul." : "own.matmul.") + std::string(isa_name(isa))) {}
-  std::string_view name() const override { return name_; }
-  std::string_view source() const override { return "own"; }
+  MatMulTactic(Isa isa, bool fused) : OwnFusableTactic("matmul", "MatMul", isa, fused) {}
 
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != (fused_ ? "FusedMatMul" : "MatMul")) return false;
+    if (!serves(node)) return false;
     if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
-    if (fused_ && !ops::Epilogue::from_node(node).is_ok()) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() < 2) return false;
     return true;
@@ -187,9 +181,6 @@ class MatMulTactic final : public Tactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
-  Isa isa_;
-  bool fused_;
-  std::string name_;
 };
 
 // ---- Gemm / kiln.FusedGemm ------------------------------------------------------
@@ -276,20 +267,14 @@ class GemmKernel final : public Kernel {
   std::optional<PackedMatrix> b_;
 };
 
-class GemmTactic final : public Tactic {
+class GemmTactic final : public OwnFusableTactic {
  public:
-  GemmTactic(Isa isa, bool fused)
-      : isa_(isa),
-        fused_(fused),
-        name_(std::string(fused ? "own.fused_gemm." : "own.gemm.") + std::string(isa_name(isa))) {}
-  std::string_view name() const override { return name_; }
-  std::string_view source() const override { return "own"; }
+  GemmTactic(Isa isa, bool fused) : OwnFusableTactic("gemm", "Gemm", isa, fused) {}
 
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != (fused_ ? "FusedGemm" : "Gemm")) return false;
+    if (!serves(node)) return false;
     if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
     if (node.input(2) != nullptr && !is_f32(node.input(2))) return false;
-    if (fused_ && !ops::Epilogue::from_node(node).is_ok()) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() != 2) return false;
     return true;
@@ -330,9 +315,6 @@ class GemmTactic final : public Tactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
-  Isa isa_;
-  bool fused_;
-  std::string name_;
 };
 
 }  // namespace

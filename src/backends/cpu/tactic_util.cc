@@ -1,8 +1,20 @@
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
+#include "ops/epilogue.h"
 #include "ops/registry.h"
 
 namespace kiln::backends::cpu {
+
+OwnFusableTactic::OwnFusableTactic(std::string_view family, std::string_view op, Isa isa, bool fused)
+    : isa_(isa),
+      fused_(fused),
+      op_(fused ? "Fused" + std::string(op) : std::string(op)),
+      name_(std::string(fused ? "own.fused_" : "own.") + std::string(family) + "." + std::string(isa_name(isa))) {}
+
+bool OwnFusableTactic::serves(const ir::Node& node) const {
+  if (node.op_type() != op_) return false;
+  return !fused_ || ops::Epilogue::from_node(node).is_ok();
+}
 
 bool is_f32(const ir::Value* v) {
   return v != nullptr && v->type().is_tensor() && v->type().dtype == DataType::kFloat32;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "backends/cpu/isa.h"
 #include "backends/tactic.h"
@@ -42,6 +44,28 @@ std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
 // primitive) for 2-D Conv / kiln.FusedConv with constant weights.
 std::unique_ptr<Tactic> make_onednn_matmul_tactic();
 std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked);
+
+// The common part of the own tactics that serve an ONNX op and its kiln.Fused*
+// twin at one ISA: the name "own.[fused_]<family>.<isa>", the source "own" and
+// the node check every one of them starts with.
+class OwnFusableTactic : public Tactic {
+ public:
+  OwnFusableTactic(std::string_view family, std::string_view op, Isa isa, bool fused);
+  std::string_view name() const override { return name_; }
+  std::string_view source() const override { return "own"; }
+
+ protected:
+  // `node` is this tactic's op (kiln.Fused<op> when fused) and, when fused,
+  // carries an epilogue ops/epilogue.h accepts.
+  bool serves(const ir::Node& node) const;
+
+  Isa isa_;
+  bool fused_;
+
+ private:
+  std::string op_;
+  std::string name_;
+};
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);
