@@ -1,6 +1,7 @@
 #include "train/model_builder.h"
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -52,7 +53,8 @@ class Builder {
   }
 
   Result<ir::Value*> node(const std::string& op, std::vector<ir::Value*> inputs, std::vector<ir::Attribute> attrs) {
-    std::string name = g().unique_name(op == "Gemm" ? "fc" : op);
+    std::string base = op == "Gemm" ? "fc" : op;
+    std::string name = base + "_" + std::to_string(++counts_[base]);
     KILN_ASSIGN_OR_RETURN(ir::Value * out, g().add_value(g().unique_name(name + "_out")));
     ir::Node* n = g().add_node(op, std::move(inputs), {out}, name);
     n->set_opset(17);
@@ -62,6 +64,7 @@ class Builder {
 
   std::mt19937_64 rng_;
   ir::Model model_;
+  std::map<std::string, int> counts_;  // node names are unique per op: Conv_1, Conv_2, ...
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "train/onnx_export.h"
 
 #include <fstream>
+#include <set>
 
 #include "core/error.h"
 #include "onnx-ml.pb.h"
@@ -96,11 +97,17 @@ Result<std::string> export_onnx_bytes(const ir::Model& model) {
   for (const ir::Value* v : g.inputs()) KILN_RETURN_IF_ERROR(fill_type(gp->add_input(), v, DataType::kFloat32));
   for (const ir::Value* v : g.outputs()) KILN_RETURN_IF_ERROR(fill_type(gp->add_output(), v, DataType::kFloat32));
   for (const ir::Value* v : g.constants()) fill_tensor(gp->add_initializer(), v->name(), v->constant());
+  std::set<std::string> node_names;  // ONNX checkers reject repeated node names
   for (const auto& node_ptr : g.nodes()) {
     const ir::Node& n = *node_ptr;
     auto* np = gp->add_node();
     np->set_op_type(n.op_type());
-    np->set_name(n.name());
+    if (!n.name().empty()) {
+      std::string name = n.name();
+      for (int i = 1; node_names.count(name); ++i) name = n.name() + "_" + std::to_string(i);
+      node_names.insert(name);
+      np->set_name(name);
+    }
     if (!n.domain().empty()) np->set_domain(n.domain());
     for (const ir::Value* v : n.inputs()) np->add_input(v == nullptr ? "" : v->name());
     for (const ir::Value* v : n.outputs()) np->add_output(v == nullptr ? "" : v->name());

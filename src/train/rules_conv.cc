@@ -1,6 +1,8 @@
-// Gradient rule for 2-D Conv (groups, strides, dilations, pads, auto_pad).
+// Gradient rule for 2-D Conv (groups, strides, dilations, pads, auto_pad),
+// computed as im2col + matrix products.
 #include "core/error.h"
 #include "train/grad_rule.h"
+#include "train/matmul.h"
 #include "train/window.h"
 
 namespace kiln::train {
@@ -32,31 +34,55 @@ Result<ConvGeom> conv_geom(const NodeRecord& rec) {
   return g;
 }
 
-// Calls f(weight_index, y_index, x_index) for every multiply of the convolution.
-template <class F>
-void for_each_tap(const ConvGeom& g, F&& f) {
-  const Window2d& w = g.w;
+// Per image and group, convolution is a matrix product with the unfolded
+// input: col[(c, ki, kj), (oh, ow)] = x[c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]
+// (zero in the padding), Y[m, p] = W[m, ckk] col[ckk, p].
+struct ColGeom {
+  int64_t cg, mg, ckk, plane;
+};
+
+ColGeom col_geom(const ConvGeom& g) {
   int64_t cg = g.c / g.groups;
-  int64_t mg = g.m / g.groups;
-  for (int64_t n = 0; n < g.n; ++n) {
-    for (int64_t m = 0; m < g.m; ++m) {
-      int64_t grp = m / mg;
-      for (int64_t cl = 0; cl < cg; ++cl) {
-        int64_t c = grp * cg + cl;
-        for (int64_t ki = 0; ki < w.kh; ++ki) {
-          for (int64_t kj = 0; kj < w.kw; ++kj) {
-            int64_t widx = ((m * cg + cl) * w.kh + ki) * w.kw + kj;
-            for (int64_t oh = 0; oh < w.oh; ++oh) {
-              int64_t ih = oh * w.sh - w.pt + ki * w.dh;
-              if (ih < 0 || ih >= w.ih) continue;
-              int64_t ybase = ((n * g.m + m) * w.oh + oh) * w.ow;
-              int64_t xbase = ((n * g.c + c) * w.ih + ih) * w.iw;
-              for (int64_t ow = 0; ow < w.ow; ++ow) {
-                int64_t iw = ow * w.sw - w.pl + kj * w.dw;
-                if (iw < 0 || iw >= w.iw) continue;
-                f(widx, ybase + ow, xbase + iw);
-              }
-            }
+  return {cg, g.m / g.groups, cg * g.w.kh * g.w.kw, g.w.oh * g.w.ow};
+}
+
+// Unfolds channels [c0, c0 + cg) of image plane x (C x IH x IW) into col.
+template <class T>
+void im2col(const ConvGeom& g, const T* x, T* col, int64_t cg) {
+  const Window2d& w = g.w;
+  int64_t row = 0;
+  for (int64_t c = 0; c < cg; ++c) {
+    for (int64_t ki = 0; ki < w.kh; ++ki) {
+      for (int64_t kj = 0; kj < w.kw; ++kj, ++row) {
+        T* out = col + row * w.oh * w.ow;
+        for (int64_t oh = 0; oh < w.oh; ++oh) {
+          int64_t ih = oh * w.sh - w.pt + ki * w.dh;
+          for (int64_t ow = 0; ow < w.ow; ++ow) {
+            int64_t iw = ow * w.sw - w.pl + kj * w.dw;
+            bool inside = ih >= 0 && ih < w.ih && iw >= 0 && iw < w.iw;
+            out[oh * w.ow + ow] = inside ? x[(c * w.ih + ih) * w.iw + iw] : T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds col back into the image gradient dx.
+template <class T>
+void col2im(const ConvGeom& g, const T* col, T* dx, int64_t cg) {
+  const Window2d& w = g.w;
+  int64_t row = 0;
+  for (int64_t c = 0; c < cg; ++c) {
+    for (int64_t ki = 0; ki < w.kh; ++ki) {
+      for (int64_t kj = 0; kj < w.kw; ++kj, ++row) {
+        const T* in = col + row * w.oh * w.ow;
+        for (int64_t oh = 0; oh < w.oh; ++oh) {
+          int64_t ih = oh * w.sh - w.pt + ki * w.dh;
+          if (ih < 0 || ih >= w.ih) continue;
+          for (int64_t ow = 0; ow < w.ow; ++ow) {
+            int64_t iw = ow * w.sw - w.pl + kj * w.dw;
+            if (iw >= 0 && iw < w.iw) dx[(c * w.ih + ih) * w.iw + iw] += in[oh * w.ow + ow];
           }
         }
       }
@@ -67,15 +93,23 @@ void for_each_tap(const ConvGeom& g, F&& f) {
 template <class T>
 Status conv_forward_t(NodeRecord& rec) {
   KILN_ASSIGN_OR_RETURN(ConvGeom g, conv_geom(rec));
+  ColGeom cgm = col_geom(g);
   KILN_ASSIGN_OR_RETURN(Tensor y, new_tensor(rec.dtype(), {g.n, g.m, g.w.oh, g.w.ow}));
+  KILN_ASSIGN_OR_RETURN(Tensor col, new_tensor(rec.dtype(), {cgm.ckk, cgm.plane}));
   const T* px = rec.inputs[0].data<T>();
   const T* pw = rec.inputs[1].data<T>();
   T* py = y.data<T>();
-  for_each_tap(g, [&](int64_t wi, int64_t yi, int64_t xi) { py[yi] += pw[wi] * px[xi]; });
+  for (int64_t n = 0; n < g.n; ++n) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, px + ((n * g.c + grp * cgm.cg) * g.w.ih) * g.w.iw, col.data<T>(), cgm.cg);
+      T* out = py + (n * g.m + grp * cgm.mg) * cgm.plane;
+      matmul_strided<T>(pw + grp * cgm.mg * cgm.ckk, col.data<T>(), out,
+                        {cgm.mg, cgm.ckk, cgm.plane, cgm.ckk, 1, cgm.plane, 1, cgm.plane, 1}, T(1), false);
+    }
+  }
   if (rec.inputs.size() > 2 && rec.inputs[2].defined()) {
     const T* pb = rec.inputs[2].data<T>();
-    int64_t plane = g.w.oh * g.w.ow;
-    for (int64_t i = 0; i < y.numel(); ++i) py[i] += pb[(i / plane) % g.m];
+    for (int64_t i = 0; i < y.numel(); ++i) py[i] += pb[(i / cgm.plane) % g.m];
   }
   rec.outputs = {y};
   return Status::ok();
@@ -84,24 +118,41 @@ Status conv_forward_t(NodeRecord& rec) {
 template <class T>
 Status conv_backward_t(const NodeRecord& rec, const Tensor& dy, const std::vector<bool>& need, std::vector<Tensor>& dx) {
   KILN_ASSIGN_OR_RETURN(ConvGeom g, conv_geom(rec));
+  ColGeom cgm = col_geom(g);
   const T* px = rec.inputs[0].data<T>();
   const T* pw = rec.inputs[1].data<T>();
   const T* pdy = dy.data<T>();
+  KILN_ASSIGN_OR_RETURN(Tensor col, new_tensor(rec.dtype(), {cgm.ckk, cgm.plane}));
+  T* g0 = nullptr;
+  T* g1 = nullptr;
   if (need[0]) {
     KILN_ASSIGN_OR_RETURN(dx[0], new_tensor(rec.dtype(), rec.inputs[0].dims()));
-    T* g0 = dx[0].data<T>();
-    for_each_tap(g, [&](int64_t wi, int64_t yi, int64_t xi) { g0[xi] += pw[wi] * pdy[yi]; });
+    g0 = dx[0].data<T>();
   }
   if (need[1]) {
     KILN_ASSIGN_OR_RETURN(dx[1], new_tensor(rec.dtype(), rec.inputs[1].dims()));
-    T* g1 = dx[1].data<T>();
-    for_each_tap(g, [&](int64_t wi, int64_t yi, int64_t xi) { g1[wi] += px[xi] * pdy[yi]; });
+    g1 = dx[1].data<T>();
+  }
+  for (int64_t n = 0; n < g.n; ++n) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* dyg = pdy + (n * g.m + grp * cgm.mg) * cgm.plane;
+      int64_t x_off = ((n * g.c + grp * cgm.cg) * g.w.ih) * g.w.iw;
+      if (g1 != nullptr) {  // dW[m, ckk] += dY[m, p] col[ckk, p]
+        im2col(g, px + x_off, col.data<T>(), cgm.cg);
+        matmul_strided<T>(dyg, col.data<T>(), g1 + grp * cgm.mg * cgm.ckk,
+                          {cgm.mg, cgm.plane, cgm.ckk, cgm.plane, 1, 1, cgm.plane, cgm.ckk, 1}, T(1), true);
+      }
+      if (g0 != nullptr) {  // dcol = W^T dY, folded back into dX
+        matmul_strided<T>(pw + grp * cgm.mg * cgm.ckk, dyg, col.data<T>(),
+                          {cgm.ckk, cgm.mg, cgm.plane, 1, cgm.ckk, cgm.plane, 1, cgm.plane, 1}, T(1), false);
+        col2im(g, col.data<T>(), g0 + x_off, cgm.cg);
+      }
+    }
   }
   if (need.size() > 2 && need[2]) {
     KILN_ASSIGN_OR_RETURN(dx[2], new_tensor(rec.dtype(), rec.inputs[2].dims()));
     T* g2 = dx[2].data<T>();
-    int64_t plane = g.w.oh * g.w.ow;
-    for (int64_t i = 0; i < dy.numel(); ++i) g2[(i / plane) % g.m] += pdy[i];
+    for (int64_t i = 0; i < dy.numel(); ++i) g2[(i / cgm.plane) % g.m] += pdy[i];
   }
   return Status::ok();
 }
