@@ -43,9 +43,9 @@ Result<Loss> mse(const Tensor& pred, const Tensor& target);
 class Optimizer;
 struct AmpOptions;
 
-// A trainable model: an ONNX-style inference graph whose float initializers
-// are the parameters (BatchNormalization running statistics are state, not
-// parameters). forward() runs it in training mode (batch statistics,
+// A trainable model: an ONNX-style inference graph whose float32
+// initializers of rank >= 1 feeding differentiable inputs are the parameters
+// (BatchNormalization running statistics are state; scalars are constants). forward() runs it in training mode (batch statistics,
 // dropout active) and records it for backward().
 class Model {
  public:

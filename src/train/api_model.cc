@@ -33,7 +33,8 @@ Status Model::Impl::init() {
     }
   }
   for (const ir::Value* v : g.constants()) {
-    if (v->constant().dtype() != DataType::kFloat32) continue;
+    // Scalars (attention scales, constants of decomposed ops) are fixed, not weights.
+    if (v->constant().dtype() != DataType::kFloat32 || v->constant().rank() == 0) continue;
     bool trainable = false;
     for (const ir::Use& u : v->uses()) {
       const GradRule* r = find_grad_rule(u.node->op_type());
