@@ -55,7 +55,9 @@ class Builder {
   Result<ir::Value*> node(const std::string& op, std::vector<ir::Value*> inputs, std::vector<ir::Attribute> attrs) {
     std::string base = op == "Gemm" ? "fc" : op;
     std::string name = base + "_" + std::to_string(++counts_[base]);
-    KILN_ASSIGN_OR_RETURN(ir::Value * out, g().add_value(g().unique_name(name + "_out")));
+    std::string out_name = next_output_.empty() ? g().unique_name(name + "_out") : next_output_;
+    next_output_.clear();
+    KILN_ASSIGN_OR_RETURN(ir::Value * out, g().add_value(out_name));
     ir::Node* n = g().add_node(op, std::move(inputs), {out}, name);
     n->set_opset(17);
     for (auto& a : attrs) n->set_attr(std::move(a));
@@ -65,12 +67,14 @@ class Builder {
   std::mt19937_64 rng_;
   ir::Model model_;
   std::map<std::string, int> counts_;  // node names are unique per op: Conv_1, Conv_2, ...
+  std::string next_output_;            // the name of the next node's output ("output" for the last layer)
 };
 
 }  // namespace
 
 Result<ir::Model> build_sequential(const Dims& sample_dims, const std::vector<std::string>& layers, uint64_t seed) {
   if (sample_dims.empty()) return invalid_argument("sample dims must not be empty");
+  if (layers.empty()) return invalid_argument("a model needs at least one layer");
   for (int64_t d : sample_dims) {
     if (d <= 0) return invalid_argument("sample dims must be positive");
   }
@@ -82,6 +86,7 @@ Result<ir::Model> build_sequential(const Dims& sample_dims, const std::vector<st
   Dims shape = sample_dims;  // per-sample dims as the layers transform them
   using A = ir::Attribute;
   for (const std::string& spec : layers) {
+    if (&spec == &layers.back()) b.next_output_ = "output";
     std::vector<std::string> f = split(spec);
     const std::string kind = f.empty() ? "" : f[0];
     if (kind == "conv") {

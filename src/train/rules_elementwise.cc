@@ -212,7 +212,9 @@ Result<double> dropout_ratio(const NodeRecord& rec) {
   double ratio = rec.node->attr_float("ratio", 0.5f);  // opsets < 12
   if (rec.inputs.size() > 1 && rec.inputs[1].defined()) {
     const Tensor& r = rec.inputs[1];
-    if (r.numel() != 1) return invalid_argument("Dropout ratio must be a scalar");
+    if (r.numel() != 1 || (r.dtype() != DataType::kFloat32 && r.dtype() != DataType::kFloat64)) {
+      return invalid_argument("Dropout ratio must be a float scalar");
+    }
     ratio = r.dtype() == DataType::kFloat64 ? r.data<double>()[0] : r.data<float>()[0];
   }
   if (!(ratio >= 0.0 && ratio < 1.0)) return invalid_argument("Dropout ratio {} is outside [0, 1)", ratio);

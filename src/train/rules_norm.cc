@@ -21,6 +21,7 @@ Result<BnGeom> bn_geom(const NodeRecord& rec) {
   for (int64_t i = 2; i < x.rank(); ++i) g.plane *= x.dim(i);
   for (size_t i = 1; i < 5; ++i) {
     if (i >= rec.inputs.size() || !rec.inputs[i].defined()) return invalid_argument("BatchNormalization input {} is missing", i);
+    if (rec.inputs[i].dtype() != x.dtype()) return invalid_argument("BatchNormalization input {} must be {}", i, data_type_name(x.dtype()));
     if (rec.inputs[i].numel() != g.c) {
       return invalid_argument("BatchNormalization input {} has {} elements, expected {}", i, rec.inputs[i].numel(), g.c);
     }

@@ -113,6 +113,10 @@ Result<std::vector<Tensor>> Tape::forward(std::span<const Tensor> inputs, const 
       const ir::Value* v = node.input(i);
       if (v == nullptr) continue;
       KILN_ASSIGN_OR_RETURN(Tensor t, lookup(v));
+      if ((rule->no_grad_inputs & (1u << i)) == 0 && !is_float(t)) {
+        return invalid_argument("{}: input {} ('{}') must be float32 or float64 to train, got {}", node.describe(), i,
+                                v->name(), data_type_name(t.dtype()));
+      }
       rec.inputs[i] = rounded(t, rec.precision);
       if (v->is_constant() && v->constant().dtype() == DataType::kFloat32 && options.update_running_stats &&
           options.training) {

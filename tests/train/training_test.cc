@@ -193,6 +193,8 @@ TEST(Model, ErrorsAreValues) {
   Model model = Model::sequential({4}, {"linear:3"}, 0).value();
   EXPECT_FALSE(model.backward(floats({1, 3}, {1, 2, 3})).is_ok());  // no forward yet
   EXPECT_FALSE(model.forward(floats({2, 5}, std::vector<float>(10, 1.f))).is_ok());
+  Tensor bytes = Tensor::empty(DataType::kUInt8, {2, 4});
+  EXPECT_FALSE(model.forward(bytes).is_ok());  // integer data is rejected, not reinterpreted
   Optimizer opt = Optimizer::sgd(model).value();
   EXPECT_FALSE(opt.step().is_ok());  // no gradients yet
   EXPECT_FALSE(amp::initialize(model, opt, "O9").is_ok());
