@@ -1,5 +1,6 @@
 #include "train/model_builder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -59,7 +60,7 @@ class Builder {
     next_output_.clear();
     KILN_ASSIGN_OR_RETURN(ir::Value * out, g().add_value(out_name));
     ir::Node* n = g().add_node(op, std::move(inputs), {out}, name);
-    n->set_opset(17);
+    n->set_opset(g().opset_imports().at(""));
     for (auto& a : attrs) n->set_attr(std::move(a));
     return out;
   }
@@ -79,6 +80,8 @@ Result<ir::Model> build_sequential(const Dims& sample_dims, const std::vector<st
     if (d <= 0) return invalid_argument("sample dims must be positive");
   }
   Builder b(seed);
+  // Gelu is an ONNX op from opset 20 on; other models stay at 17.
+  if (std::find(layers.begin(), layers.end(), "gelu") != layers.end()) b.g().set_opset_imports({{"", 20}});
   std::vector<Dim> in_shape = {Dim::sym("N")};
   for (int64_t d : sample_dims) in_shape.emplace_back(d);
   KILN_ASSIGN_OR_RETURN(ir::Value * x, b.g().add_value("input", ir::ValueType::tensor(DataType::kFloat32, Shape(in_shape))));
@@ -129,7 +132,6 @@ Result<ir::Model> build_sequential(const Dims& sample_dims, const std::vector<st
       KILN_ASSIGN_OR_RETURN(x, b.node("LayerNormalization", {x, scale, bias}, {A::make_int("axis", -1)}));
     } else if (kind == "relu" || kind == "gelu" || kind == "tanh" || kind == "sigmoid") {
       const char* op = kind == "relu" ? "Relu" : kind == "gelu" ? "Gelu" : kind == "tanh" ? "Tanh" : "Sigmoid";
-      if (kind == "gelu") b.model_.graph->set_opset_imports({{"", 20}});
       KILN_ASSIGN_OR_RETURN(x, b.node(op, {x}, {}));
     } else if (kind == "maxpool" || kind == "avgpool") {
       if (shape.size() != 3) return invalid_argument("layer '{}' needs [C, H, W] input", spec);

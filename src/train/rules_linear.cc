@@ -45,8 +45,10 @@ Status gemm_forward_t(NodeRecord& rec) {
   bool has_c = rec.inputs.size() > 2 && rec.inputs[2].defined();
   if (has_c) {
     const Tensor& c = rec.inputs[2];
-    KILN_RETURN_IF_ERROR(broadcast_dims(c.dims(), y.dims()));
-    if (c.rank() > 2) return invalid_argument("Gemm C has rank {}", c.rank());
+    KILN_ASSIGN_OR_RETURN(Dims joint, broadcast_dims(c.dims(), y.dims()));
+    if (c.rank() > 2 || joint != y.dims()) {
+      return invalid_argument("Gemm C [{}] does not broadcast to [{}, {}]", fmt::join(c.dims(), ","), d.m, d.n);
+    }
     std::vector<int64_t> map = broadcast_map(c.dims(), y.dims());
     for (size_t i = 0; i < map.size(); ++i) py[i] = beta * c.data<T>()[map[i]];
   }

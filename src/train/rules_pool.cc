@@ -154,7 +154,8 @@ Status gap_backward_t(const NodeRecord& rec, const Tensor& dy, const std::vector
   const Tensor& x = rec.inputs[0];
   KILN_ASSIGN_OR_RETURN(dx[0], new_tensor(rec.dtype(), x.dims()));
   int64_t planes = x.dim(0) * x.dim(1);
-  int64_t plane = x.numel() / planes;
+  int64_t plane = 1;
+  for (int64_t i = 2; i < x.rank(); ++i) plane *= x.dim(i);
   const T* pdy = dy.data<T>();
   T* g = dx[0].data<T>();
   for (int64_t p = 0; p < planes; ++p) {

@@ -30,6 +30,7 @@ Result<SoftmaxGeom> softmax_geom(const NodeRecord& rec) {
       g.inner *= x.dim(i);
     }
   }
+  if (g.len == 0 && x.numel() == 0) g.outer = 0;  // nothing to normalize
   return g;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "ops/registry.h"
 
 namespace kiln::train {
 
@@ -105,6 +106,13 @@ Result<std::vector<Tensor>> Tape::forward(std::span<const Tensor> inputs, const 
     rec.seed = options.seed * 0x9E3779B97F4A7C15ull + position;
     if (plan_ != nullptr) {
       if (auto it = plan_->nodes.find(&node); it != plan_->nodes.end()) rec.precision = it->second;
+    }
+    // The schema's arity: rules read their required inputs unconditionally.
+    const ops::OpDef* def = ops::Registry::global().find(node.domain(), node.op_type(), node.opset());
+    if (def == nullptr) return unimplemented("{}: op {} is not in the op registry", node.describe(), node.op_type());
+    KILN_RETURN_IF_ERROR(ops::check_arity(*def, node));
+    for (int i = 0; i < def->min_inputs; ++i) {
+      if (node.input(static_cast<size_t>(i)) == nullptr) return invalid_argument("{}: required input {} is missing", node.describe(), i);
     }
     rec.inputs.resize(node.num_inputs());
     rec.state.resize(node.num_inputs());

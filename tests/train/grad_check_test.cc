@@ -190,6 +190,34 @@ TEST(GradCheck, ShapeOps) {
   check({"Transpose", {{2, 3, 4}}, {Attribute::make_ints("perm", {2, 0, 1})}});
 }
 
+TEST(Tape, MalformedNodesAreErrors) {
+  // A Gemm without its B input, and a Conv fed integer weights: errors, not crashes.
+  ir::Graph g("bad");
+  g.set_opset_imports({{"", 17}});
+  ir::Value* x = g.add_value("x").value();
+  g.add_input(x);
+  ir::Value* y = g.add_value("y").value();
+  g.add_node("Gemm", {x}, {y}, "gemm")->set_opset(17);
+  g.add_output(y);
+  Tape tape(g);
+  Tensor in[] = {Tensor::empty(DataType::kFloat32, {2, 2})};
+  auto r = tape.forward(in, {});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("gemm"), std::string::npos) << r.status().to_string();
+
+  ir::Graph c("bad_conv");
+  c.set_opset_imports({{"", 17}});
+  ir::Value* cx = c.add_value("x").value();
+  c.add_input(cx);
+  ir::Value* w = c.add_constant("w", Tensor::empty(DataType::kUInt8, {1, 1, 1, 1})).value();
+  ir::Value* cy = c.add_value("y").value();
+  c.add_node("Conv", {cx, w}, {cy}, "conv")->set_opset(17);
+  c.add_output(cy);
+  Tape conv_tape(c);
+  Tensor img[] = {Tensor::empty(DataType::kFloat32, {1, 1, 2, 2})};
+  EXPECT_FALSE(conv_tape.forward(img, {}).is_ok());
+}
+
 TEST(GradCheck, EveryRuleIsCovered) {
   // The cases above name every op with a rule; a new rule needs a case here.
   std::vector<std::string_view> expected = {

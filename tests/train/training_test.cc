@@ -186,6 +186,23 @@ TEST(Export, KilnRunsTheExportedInferenceGraph) {
   for (int64_t i = 0; i < got.numel(); ++i) EXPECT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5);
 }
 
+TEST(Model, MlpWithGeluLayerNormDropoutTrains) {
+  Model model = Model::sequential({4}, {"linear:16", "gelu", "layernorm", "dropout:0.1", "linear:2"}, 1).value();
+  Optimizer opt = Optimizer::adam(model, {.lr = 1e-2}).value();
+  ASSERT_TRUE(amp::initialize(model, opt, "O1").is_ok());
+  Tensor x = random_input({32, 4}, 8);
+  Tensor y = Tensor::empty(DataType::kInt64, {32});
+  for (int64_t i = 0; i < 32; ++i) y.data<int64_t>()[i] = x.data<float>()[4 * i] + x.data<float>()[4 * i + 1] > 0 ? 1 : 0;
+  double first = 0, last = 0;
+  for (int s = 0; s < 60; ++s) {
+    Loss l = cross_entropy(model.forward(x).value(), y).value();
+    ASSERT_TRUE(amp::scaled_backward(model, opt, l).is_ok());
+    ASSERT_TRUE(opt.step().is_ok());
+    (s == 0 ? first : last) = l.value;
+  }
+  EXPECT_LT(last, 0.5 * first);
+}
+
 TEST(Model, ErrorsAreValues) {
   EXPECT_FALSE(Model::sequential({1, 6, 6}, {"conv:4"}, 0).is_ok());
   EXPECT_FALSE(Model::sequential({1, 6, 6}, {"linear:3"}, 0).is_ok());
