@@ -110,3 +110,25 @@ def test_shipped_digits_classifier():
     assert (logits.argmax(1) == y).mean() > 0.95
     kiln_logits = InferenceSession(str(path)).run(None, {"input": x})[0]
     np.testing.assert_allclose(kiln_logits, logits, rtol=1e-4, atol=1e-4)
+
+
+def test_kiln_train_command(tmp_path, kiln_exe):
+    import subprocess
+
+    exe = kiln_exe
+    split = datasets.digits()
+    for name, arr in [("x", split.x_train), ("y", split.y_train), ("tx", split.x_test), ("ty", split.y_test)]:
+        np.save(tmp_path / f"{name}.npy", arr)
+    out = tmp_path / "m.onnx"
+    r = subprocess.run([exe, "train", "--layers", "conv:8:3:1:1,bn,relu,maxpool:2,flatten,linear:10",
+                        "--x", str(tmp_path / "x.npy"), "--y", str(tmp_path / "y.npy"),
+                        "--test-x", str(tmp_path / "tx.npy"), "--test-y", str(tmp_path / "ty.npy"),
+                        "--amp", "O2", "--epochs", "2", "-o", str(out), "--checkpoint", str(tmp_path / "m.ckpt")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "epoch 2" in r.stdout and "held-out accuracy" in r.stdout
+    logits = InferenceSession(str(out)).run(None, {"input": split.x_test})[0]
+    assert (logits.argmax(1) == split.y_test).mean() > 0.85
+    bad = subprocess.run([exe, "train", "--layers", "bogus", "--x", str(tmp_path / "x.npy"),
+                          "--y", str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "unknown layer 'bogus'" in bad.stderr
