@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "train/loss.h"
 #include "train/tape.h"
 
 namespace kiln::train {
@@ -188,6 +189,32 @@ TEST(GradCheck, ShapeOps) {
   check({"Flatten", {{2, 3, 2}}, {Attribute::make_int("axis", 2)}});
   check({"Reshape", {{2, 3, 4}}, {}, {int64s({0, -1, 2})}});
   check({"Transpose", {{2, 3, 4}}, {Attribute::make_ints("perm", {2, 0, 1})}});
+}
+
+// The losses' gradients (computed in closed form) against finite differences.
+TEST(GradCheck, Losses) {
+  std::mt19937 rng(5);
+  Tensor logits = random_tensor({4, 5}, rng, -2.0, 2.0);
+  Tensor labels = Tensor::empty(DataType::kInt64, {4});
+  for (int64_t i = 0; i < 4; ++i) labels.data<int64_t>()[i] = (i * 3) % 5;
+  Tensor target = random_tensor({4, 5}, rng, -1.0, 1.0);
+  const double h = 1e-6;
+  for (int which = 0; which < 2; ++which) {
+    auto loss = [&] {
+      return which == 0 ? softmax_cross_entropy(logits, labels).value().value : mse_loss(logits, target).value().value;
+    };
+    Tensor grad = which == 0 ? softmax_cross_entropy(logits, labels).value().grad : mse_loss(logits, target).value().grad;
+    for (int64_t e = 0; e < logits.numel(); ++e) {
+      double& v = logits.data<double>()[e];
+      double saved = v;
+      v = saved + h;
+      double up = loss();
+      v = saved - h;
+      double down = loss();
+      v = saved;
+      EXPECT_NEAR(grad.data<double>()[e], (up - down) / (2 * h), 1e-7) << (which == 0 ? "cross-entropy" : "mse") << " " << e;
+    }
+  }
 }
 
 TEST(Tape, MalformedNodesAreErrors) {

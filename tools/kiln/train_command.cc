@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <numbers>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -115,7 +116,7 @@ Status run_train(const TrainArgs& a) {
               static_cast<long long>(model.num_parameters()), model.amp_level().c_str(), a.optimizer.c_str(), a.lr,
               static_cast<long long>(a.epochs), static_cast<long long>(loader.num_batches()));
   for (int64_t epoch = 0; epoch < a.epochs; ++epoch) {
-    if (a.cosine) opt.set_lr(a.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(a.epochs))));
+    if (a.cosine) opt.set_lr(a.lr * 0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(a.epochs))));
     loader.set_epoch(epoch);
     double loss_sum = 0;
     auto start = std::chrono::steady_clock::now();
