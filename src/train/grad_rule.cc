@@ -10,7 +10,7 @@ namespace {
 
 using Family = std::span<const GradRule> (*)();
 constexpr Family kFamilies[] = {linear_rules, elementwise_rules, conv_rules, pool_rules,
-                                norm_rules,   shape_rules,       softmax_rules};
+                                norm_rules,   shape_rules,       softmax_rules, reduce_rules};
 
 }  // namespace
 

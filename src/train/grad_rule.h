@@ -73,6 +73,7 @@ std::span<const GradRule> pool_rules();         // MaxPool, AveragePool, GlobalA
 std::span<const GradRule> norm_rules();         // BatchNormalization, LayerNormalization
 std::span<const GradRule> shape_rules();        // Flatten, Reshape, Transpose, Identity
 std::span<const GradRule> softmax_rules();      // Softmax, LogSoftmax
+std::span<const GradRule> reduce_rules();       // ReduceMean, ReduceSum
 
 // Helpers shared by the rule files.
 Result<Tensor> new_tensor(DataType dtype, const Dims& dims);

@@ -245,12 +245,20 @@ TEST(Tape, MalformedNodesAreErrors) {
   EXPECT_FALSE(conv_tape.forward(img, {}).is_ok());
 }
 
+TEST(GradCheck, Reductions) {
+  check({"ReduceMean", {{2, 3, 4}}, {}, {int64s({1})}, true, -1.0, 1.0, {}, 18});
+  check({"ReduceMean", {{2, 3, 4}}, {Attribute::make_ints("axes", {0, -1}), Attribute::make_int("keepdims", 0)}, {},
+         true, -1.0, 1.0, {}, 17});
+  check({"ReduceSum", {{2, 3, 4}}, {Attribute::make_int("keepdims", 0)}, {int64s({-1, 0})}});
+  check({"ReduceSum", {{2, 3}}, {}, {}});  // no axes: everything
+}
+
 TEST(GradCheck, EveryRuleIsCovered) {
   // The cases above name every op with a rule; a new rule needs a case here.
   std::vector<std::string_view> expected = {
       "Add", "AveragePool", "BatchNormalization", "Conv", "Div", "Dropout", "Exp", "Flatten", "Gelu", "Gemm",
       "GlobalAveragePool", "Identity", "LayerNormalization", "LeakyRelu", "LogSoftmax", "MatMul", "MaxPool", "Mul",
-      "Neg", "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh", "Transpose"};
+      "Neg", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh", "Transpose"};
   EXPECT_EQ(grad_rule_ops(), expected);
 }
 
