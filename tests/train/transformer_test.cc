@@ -55,7 +55,7 @@ Block make_block(uint32_t seed) {
   ir::Value* k = node("MatMul", {x, param("wk", {kDim, kDim}, s)});
   ir::Value* v = node("MatMul", {x, param("wv", {kDim, kDim}, s)});
   ir::Value* kt = node("Transpose", {k}, {ir::Attribute::make_ints("perm", {0, 2, 1})});
-  ir::Value* scores = node("Mul", {node("MatMul", {q, kt}), g.add_constant("scale", Tensor::scalar(DataType::kFloat64, 0.0)).value()});
+  ir::Value* scores = node("Mul", {node("MatMul", {q, kt}), g.add_constant("scale", Tensor::scalar(DataType::kFloat32, s)).value()});
   ir::Value* attn = node("MatMul", {node("Softmax", {scores}, {ir::Attribute::make_int("axis", -1)}), v});
   ir::Value* h = node("LayerNormalization", {node("Add", {x, attn}), param("ln_s", {kDim}, 0, 1.f), param("ln_b", {kDim}, 0)});
   ir::Value* mlp = node("Gelu", {node("Add", {node("MatMul", {h, param("w1", {kDim, kHidden}, s)}), param("b1", {kHidden}, 0.1f)})});
@@ -66,9 +66,6 @@ Block make_block(uint32_t seed) {
                            {ir::Attribute::make_int("transB", 1)});
   logits->set_type(ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), kClasses})));
   g.add_output(logits);
-  // The attention scale as a float32 constant 1/sqrt(d) (replacing the placeholder above).
-  Tensor scale = Tensor::scalar(DataType::kFloat32, s);
-  g.find_value("scale")->set_constant(scale);
   EXPECT_TRUE(g.verify().is_ok());
   return b;
 }
