@@ -13,6 +13,7 @@
 #include "kiln/builder.h"
 #include "kiln/session.h"
 #include "test_hooks.h"
+#include "train_module.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "0.0.0"
@@ -126,6 +127,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "Kiln core bindings: Session, I/O descriptions and errors";
   m.attr("__version__") = KILN_VERSION;
   register_errors(m);
+  register_train(m);
 
   py::class_<IoInfo>(m, "IoInfo", "One model input or output")
       .def_readonly("name", &IoInfo::name)
