@@ -9,6 +9,7 @@
 
 #include "client/wire.h"
 #include "core/error.h"
+#include "core/float_types.h"
 
 namespace kiln::client {
 namespace {
@@ -41,8 +42,6 @@ Status write_json_data(Writer& w, const InferInput& in) {
       w.String(p + pos, len);
       pos += len;
     }
-  } else if (dt == "FP16" || dt == "BF16") {
-    return invalid_argument("input '{}': {} cannot travel as JSON; use binary inputs", in.name, dt);
   } else {
     for (size_t off = 0; off + size <= in.data.size(); off += size) {
       const char* e = p + off;
@@ -57,16 +56,18 @@ Status write_json_data(Writer& w, const InferInput& in) {
       else if (dt == "INT64") w.Int64(load<int64_t>(e));
       else if (dt == "FP32") w.Double(static_cast<double>(load<float>(e)));
       else if (dt == "FP64") w.Double(load<double>(e));
+      else if (dt == "FP16") w.Double(static_cast<double>(static_cast<float>(Float16::from_bits(load<uint16_t>(e)))));
+      else if (dt == "BF16") w.Double(static_cast<double>(static_cast<float>(BFloat16::from_bits(load<uint16_t>(e)))));
     }
   }
   w.EndArray();
   return Status::ok();
 }
 
-// Appends one JSON element of output `name` to `out` in wire form.
+// Appends one JSON element of tensor `name` to `out` in wire form.
 Status append_json_element(const std::string& name, const std::string& dt, const rapidjson::Value& v,
                            std::string& out) {
-  auto bad = [&] { return invalid_argument("output '{}': a JSON element does not fit datatype {}", name, dt); };
+  auto bad = [&] { return invalid_argument("tensor '{}': a JSON element does not fit datatype {}", name, dt); };
   if (dt == "BYTES") {
     if (!v.IsString()) return bad();
     append_bytes_element(out, std::string_view(v.GetString(), v.GetStringLength()));
@@ -77,7 +78,8 @@ Status append_json_element(const std::string& name, const std::string& dt, const
     if (!v.IsNumber()) return bad();
     if (dt == "FP32") store(out, static_cast<float>(v.GetDouble()));
     else if (dt == "FP64") store(out, v.GetDouble());
-    else return invalid_argument("output '{}': {} in JSON is not supported; ask for binary outputs", name, dt);
+    else if (dt == "FP16") store(out, Float16(static_cast<float>(v.GetDouble())).bits);
+    else store(out, BFloat16(static_cast<float>(v.GetDouble())).bits);
   } else if (dt[0] == 'U') {
     if (!v.IsUint64()) return bad();
     uint64_t x = v.GetUint64();
@@ -96,15 +98,6 @@ Status append_json_element(const std::string& name, const std::string& dt, const
   return Status::ok();
 }
 
-// Flattens a (possibly nested) JSON "data" array into wire form.
-Status append_json_data(const std::string& name, const std::string& dt, const rapidjson::Value& v,
-                        std::string& out, int depth = 0) {
-  if (depth > 64) return invalid_argument("output '{}': \"data\" is nested too deeply", name);
-  if (!v.IsArray()) return append_json_element(name, dt, v, out);
-  for (const auto& e : v.GetArray()) KILN_RETURN_IF_ERROR(append_json_data(name, dt, e, out, depth + 1));
-  return Status::ok();
-}
-
 std::string json_string(const rapidjson::Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd() || !it->value.IsString()) return {};
@@ -112,6 +105,14 @@ std::string json_string(const rapidjson::Value& obj, const char* key) {
 }
 
 }  // namespace
+
+Status append_json_data(const std::string& name, const std::string& dt, const rapidjson::Value& v, std::string& out,
+                        int depth) {
+  if (depth > 64) return invalid_argument("tensor '{}': \"data\" is nested too deeply", name);
+  if (!v.IsArray()) return append_json_element(name, dt, v, out);
+  for (const auto& e : v.GetArray()) KILN_RETURN_IF_ERROR(append_json_data(name, dt, e, out, depth + 1));
+  return Status::ok();
+}
 
 Result<HttpInferBody> build_http_infer_body(const std::vector<InferInput>& inputs, const InferOptions& options) {
   rapidjson::StringBuffer buf;
