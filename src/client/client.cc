@@ -36,10 +36,11 @@ std::future<Result<InferResult>> Client::async_infer_future(const std::string& m
   return future;
 }
 
-std::string model_path(const std::string& model, const std::string& version) {
-  std::string out = "/v2/models/";
+namespace {
+
+void append_encoded(std::string& out, const std::string& segment) {
   static const char* kHex = "0123456789ABCDEF";
-  for (unsigned char c : model) {
+  for (unsigned char c : segment) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else {
@@ -48,7 +49,17 @@ std::string model_path(const std::string& model, const std::string& version) {
       out.push_back(kHex[c & 15]);
     }
   }
-  if (!version.empty()) out += "/versions/" + version;
+}
+
+}  // namespace
+
+std::string model_path(const std::string& model, const std::string& version) {
+  std::string out = "/v2/models/";
+  append_encoded(out, model);
+  if (!version.empty()) {
+    out += "/versions/";
+    append_encoded(out, version);
+  }
   return out;
 }
 

@@ -139,3 +139,28 @@ def test_perf_request_rate_json_data(server, tmp_path):
     assert len(rows) == 1 and rows[0]["Request Rate"] == "100"
     assert float(rows[0]["Inferences/Second"]) > 0 and "Avg latency" in rows[0]
     assert "Delayed Request Count" in r.stdout and "p95 latency" in r.stdout
+
+
+def test_plot_perf_svg(tmp_path):
+    import sys
+    import xml.etree.ElementTree as ET
+
+    rows = "Concurrency,Inferences/Second,p50 latency,p99 latency\n1,100.5,900,1500\n2,180,1000,2500\n4,300,1300,4000\n"
+    (tmp_path / "a.csv").write_text(rows)
+    (tmp_path / "b.csv").write_text(rows.replace("100.5", "90"))
+    out = tmp_path / "sweep.svg"
+    r = run(sys.executable, REPO_ROOT / "bench" / "plot_perf.py", f"{tmp_path / 'a.csv'}:kiln perf",
+            f"{tmp_path / 'b.csv'}:tritonclient", "-o", out)
+    assert r.returncode == 0, r.stderr
+    svg = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(svg.findall(f"{ns}polyline")) == 6  # throughput x2, p50 and p99 x2
+    labels = [t.text for t in svg.iter(f"{ns}text")]
+    assert "kiln perf" in labels and "tritonclient p99" in labels
+    for line in svg.findall(f"{ns}polyline"):  # every point inside the canvas
+        for pt in line.get("points").split():
+            x, y = map(float, pt.split(","))
+            assert 0 <= x <= float(svg.get("width")) and 0 <= y <= float(svg.get("height"))
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    r = run(sys.executable, REPO_ROOT / "bench" / "plot_perf.py", tmp_path / "bad.csv", "-o", out)
+    assert r.returncode != 0 and "no column" in r.stderr

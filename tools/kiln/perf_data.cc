@@ -39,8 +39,9 @@ Result<Dims> parse_dims(const std::string& text, const std::string& what) {
 }
 
 // The shape of each input for one batch item, with --shape filling variable dims.
+// With `data_file`, variable dims may stay for the file's "shape" entries to fill.
 Result<std::vector<InputSpec>> resolve_inputs(const client::ModelMetadata& md, int64_t max_batch_size,
-                                              const PerfDataOptions& options) {
+                                              const PerfDataOptions& options, bool data_file) {
   std::vector<InputSpec> specs;
   for (const auto& [name, dims] : options.shapes) {
     bool known = false;
@@ -77,7 +78,7 @@ Result<std::vector<InputSpec>> resolve_inputs(const client::ModelMetadata& md, i
       spec.item_shape = want;
     }
     for (int64_t d : spec.item_shape) {
-      if (d < 0) {
+      if (d < 0 && !data_file) {
         return invalid_argument("input '{}' has a variable dim ({}); give its shape with --shape {}:d1,d2,...",
                                 in.name, dims_to_string(spec.item_shape), in.name);
       }
@@ -177,6 +178,12 @@ Result<std::pair<Dims, std::string>> json_item(const InputSpec& spec, const rapi
   } else {
     return invalid_argument("{}: expected an array or an object with \"content\" or \"b64\"", what);
   }
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return invalid_argument("{}: the input has a variable dim ({}); give \"shape\" in the data or --shape {}:d1,...",
+                              what, dims_to_string(shape), spec.name);
+    }
+  }
   KILN_RETURN_IF_ERROR(client::check_wire_size(what, spec.datatype, shape, data));
   return std::make_pair(std::move(shape), std::move(data));
 }
@@ -247,8 +254,9 @@ Result<std::vector<std::vector<InferInput>>> make_perf_inputs(const client::Mode
                             max_batch_size);
   }
   if (metadata.inputs.empty()) return invalid_argument("model '{}' has no inputs", metadata.name);
-  KILN_ASSIGN_OR_RETURN(auto specs, resolve_inputs(metadata, max_batch_size, options));
-  if (options.input_data != "random" && options.input_data != "zero") return json_inputs(specs, options);
+  bool data_file = options.input_data != "random" && options.input_data != "zero";
+  KILN_ASSIGN_OR_RETURN(auto specs, resolve_inputs(metadata, max_batch_size, options, data_file));
+  if (data_file) return json_inputs(specs, options);
   std::mt19937 rng(0);
   std::vector<InferInput> set;
   for (const InputSpec& spec : specs) {
