@@ -136,11 +136,10 @@ class HttpClient final : public Client {
       }
     }
     auto done = std::make_shared<std::atomic<bool>>(false);
-    HttpClient* fresh = new HttpClient(url_, host_, port_, options_);
-    std::thread thread([fresh, model, inputs = std::move(inputs), options = std::move(options),
+    auto fresh = std::make_unique<HttpClient>(url_, host_, port_, options_);
+    std::thread thread([fresh = std::move(fresh), model, inputs = std::move(inputs), options = std::move(options),
                         callback = std::move(callback), done] {
-      std::unique_ptr<HttpClient> owned(fresh);
-      callback(owned->infer(model, inputs, options));
+      callback(fresh->infer(model, inputs, options));
       done->store(true);
     });
     async_jobs_.push_back({std::move(thread), std::move(done)});

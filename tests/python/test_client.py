@@ -69,11 +69,9 @@ def perf(*args, timeout=60):
     (["--concurrency-range", "0:4"], "start must be >= 1"),
     (["--concurrency-range", "4:2"], "end 2 is below start 4"),
     (["--concurrency-range", "1:x"], "'x' is not a number"),
-    (["--concurrency-range", "1.5"], "not an integer"),
     (["--request-rate-range", "0"], "start must be > 0"),
     (["--concurrency-range", "1", "--request-rate-range", "10"], "exclude each other"),
     (["-i", "udp"], "unknown protocol 'udp'"),
-    (["--shape", "INPUT0"], "expected name:d1,d2"),
     (["--shape", "INPUT0:3,x"], "'x' is not a dim"),
 ])
 def test_perf_argument_errors(args, message):
@@ -112,7 +110,7 @@ def read_csv(path: Path):
 def test_perf_concurrency_csv(server, tmp_path, protocol):
     url = server.http_url if protocol == "http" else server.grpc_url
     out = tmp_path / "perf.csv"
-    r = perf("-m", "simple", "-i", protocol, "-u", url, "--concurrency-range", "1:2", "-p", "250", "-r", "3",
+    r = perf("-m", "simple", "-i", protocol, "-u", url, "--concurrency-range", "1:2", "-p", "200", "-r", "3",
              "-f", out)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Request concurrency: 2" in r.stdout and "compute infer" in r.stdout
@@ -133,7 +131,7 @@ def test_perf_request_rate_json_data(server, tmp_path):
     ]}))
     out = tmp_path / "rate.csv"
     r = perf("-m", "simple", "-u", server.grpc_url, "-i", "grpc", "-b", "2", "--input-data", data,
-             "--request-rate-range", "100", "-p", "250", "-r", "3", "--percentile", "95", "--verbose-csv", "-f", out)
+             "--request-rate-range", "100", "-p", "200", "-r", "3", "--percentile", "95", "--verbose-csv", "-f", out)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = read_csv(out)
     assert len(rows) == 1 and rows[0]["Request Rate"] == "100"
