@@ -76,8 +76,8 @@ inline int run_simple_example(const std::string& protocol, const std::string& ur
   json.binary_outputs = false;
   auto as_json = client.infer(model, inputs, json);
   if (!as_json.is_ok() || !check_outputs(*as_json, a, b)) {
-    return fail("infer (JSON tensors)", as_json.is_ok() ? kiln::Status(kiln::StatusCode::kInternal, "wrong outputs")
-                                                        : as_json.status());
+    return fail("infer (JSON tensors)",
+                as_json.is_ok() ? kiln::Status(kiln::StatusCode::kInternal, "wrong outputs") : as_json.status());
   }
   auto future = client.async_infer_future(model, inputs);
   auto async_result = future.get();

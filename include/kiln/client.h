@@ -63,14 +63,14 @@ struct InferOutput {
 };
 
 struct InferOptions {
-  std::string model_version;          // "" = the server's choice (highest ready version)
-  std::string request_id;             // echoed back in InferResult::id
-  std::vector<std::string> outputs;   // outputs to return; empty = all
-  bool binary_inputs = true;          // HTTP: binary tensor extension; false = JSON "data" arrays
-  bool binary_outputs = true;         // HTTP: ask for binary outputs; false = JSON "data" arrays
-  uint64_t priority = 0;              // 0 = the model's default
-  uint64_t timeout_us = 0;            // server-side queue timeout; 0 = the model's default
-  int64_t client_timeout_ms = 0;      // whole-call deadline on the client; 0 = none
+  std::string model_version;         // "" = the server's choice (highest ready version)
+  std::string request_id;            // echoed back in InferResult::id
+  std::vector<std::string> outputs;  // outputs to return; empty = all
+  bool binary_inputs = true;         // HTTP: binary tensor extension; false = JSON "data" arrays
+  bool binary_outputs = true;        // HTTP: ask for binary outputs; false = JSON "data" arrays
+  uint64_t priority = 0;             // 0 = the model's default
+  uint64_t timeout_us = 0;           // server-side queue timeout; 0 = the model's default
+  int64_t client_timeout_ms = 0;     // whole-call deadline on the client; 0 = none
 };
 
 // Client-side timing of one request (what perf_analyzer calls send / receive):

@@ -28,7 +28,7 @@ Result<std::unique_ptr<Client>> Client::create(const std::string& protocol, cons
 }
 
 std::future<Result<InferResult>> Client::async_infer_future(const std::string& model, std::vector<InferInput> inputs,
-                                                           InferOptions options) {
+                                                            InferOptions options) {
   auto promise = std::make_shared<std::promise<Result<InferResult>>>();
   std::future<Result<InferResult>> future = promise->get_future();
   async_infer(model, std::move(inputs), std::move(options),

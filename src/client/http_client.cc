@@ -1,14 +1,13 @@
 // HttpClient: the KServe v2 HTTP/REST client on Boost.Beast. One keep-alive
 // connection, opened on first use and reopened once when the server has
 // closed it between requests; calls are serialized by mu_.
+#include <rapidjson/document.h>
+
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <rapidjson/document.h>
-
-#include <atomic>
 #include <chrono>
 #include <list>
 #include <mutex>
@@ -49,17 +48,24 @@ Status http_error(int status, const std::string& body, const std::string& what) 
   doc.Parse(body.data(), body.size());
   if (!doc.HasParseError() && doc.IsObject()) {
     auto it = doc.FindMember("error");
-    if (it != doc.MemberEnd() && it->value.IsString()) message.assign(it->value.GetString(), it->value.GetStringLength());
+    if (it != doc.MemberEnd() && it->value.IsString())
+      message.assign(it->value.GetString(), it->value.GetStringLength());
   }
   if (message.empty()) message = body.empty() ? "(empty body)" : body.substr(0, 200);
   std::string text = fmt::format("{}: HTTP {}: {}", what, status, message);
   switch (status) {
-    case 404: return Status(StatusCode::kNotFound, text);
-    case 413: return Status(StatusCode::kResourceExhausted, text);
-    case 501: return Status(StatusCode::kUnimplemented, text);
-    case 503: return Status(StatusCode::kUnavailable, text);
-    case 500: return Status(StatusCode::kInternal, text);
-    default: return Status(status >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument, text);
+    case 404:
+      return Status(StatusCode::kNotFound, text);
+    case 413:
+      return Status(StatusCode::kResourceExhausted, text);
+    case 501:
+      return Status(StatusCode::kUnimplemented, text);
+    case 503:
+      return Status(StatusCode::kUnavailable, text);
+    case 500:
+      return Status(StatusCode::kInternal, text);
+    default:
+      return Status(status >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument, text);
   }
 }
 
@@ -96,8 +102,7 @@ class HttpClient final : public Client {
     return ModelConfig{config.max_batch_size(), std::move(body)};
   }
 
-  Result<std::vector<ModelStatistics>> model_statistics(const std::string& model,
-                                                        const std::string& version) override {
+  Result<std::vector<ModelStatistics>> model_statistics(const std::string& model, const std::string& version) override {
     std::string path = model.empty() ? "/v2/models/stats" : model_path(model, version) + "/stats";
     KILN_ASSIGN_OR_RETURN(std::string body, get_json(path, "model statistics"));
     inference::ModelStatisticsResponse r;
@@ -112,8 +117,9 @@ class HttpClient final : public Client {
     std::vector<std::pair<std::string, std::string>> headers;
     if (req.header_length) headers.emplace_back("Inference-Header-Content-Length", std::to_string(*req.header_length));
     std::string what = fmt::format("infer '{}'", model);
-    KILN_ASSIGN_OR_RETURN(HttpReply reply, round_trip(http::verb::post, model_path(model, options.model_version) + "/infer",
-                                                      std::move(req.body), headers, options.client_timeout_ms, what));
+    KILN_ASSIGN_OR_RETURN(HttpReply reply,
+                          round_trip(http::verb::post, model_path(model, options.model_version) + "/infer",
+                                     std::move(req.body), headers, options.client_timeout_ms, what));
     if (reply.status != 200) return http_error(reply.status, reply.body, what);
     Clock::time_point recv_start = Clock::now();
     KILN_ASSIGN_OR_RETURN(InferResult result, parse_http_infer_response(reply.body, reply.header_length));

@@ -45,19 +45,32 @@ Status write_json_data(Writer& w, const InferInput& in) {
   } else {
     for (size_t off = 0; off + size <= in.data.size(); off += size) {
       const char* e = p + off;
-      if (dt == "BOOL") w.Bool(*e != 0);
-      else if (dt == "UINT8") w.Uint(load<uint8_t>(e));
-      else if (dt == "UINT16") w.Uint(load<uint16_t>(e));
-      else if (dt == "UINT32") w.Uint(load<uint32_t>(e));
-      else if (dt == "UINT64") w.Uint64(load<uint64_t>(e));
-      else if (dt == "INT8") w.Int(load<int8_t>(e));
-      else if (dt == "INT16") w.Int(load<int16_t>(e));
-      else if (dt == "INT32") w.Int(load<int32_t>(e));
-      else if (dt == "INT64") w.Int64(load<int64_t>(e));
-      else if (dt == "FP32") w.Double(static_cast<double>(load<float>(e)));
-      else if (dt == "FP64") w.Double(load<double>(e));
-      else if (dt == "FP16") w.Double(static_cast<double>(static_cast<float>(Float16::from_bits(load<uint16_t>(e)))));
-      else if (dt == "BF16") w.Double(static_cast<double>(static_cast<float>(BFloat16::from_bits(load<uint16_t>(e)))));
+      if (dt == "BOOL")
+        w.Bool(*e != 0);
+      else if (dt == "UINT8")
+        w.Uint(load<uint8_t>(e));
+      else if (dt == "UINT16")
+        w.Uint(load<uint16_t>(e));
+      else if (dt == "UINT32")
+        w.Uint(load<uint32_t>(e));
+      else if (dt == "UINT64")
+        w.Uint64(load<uint64_t>(e));
+      else if (dt == "INT8")
+        w.Int(load<int8_t>(e));
+      else if (dt == "INT16")
+        w.Int(load<int16_t>(e));
+      else if (dt == "INT32")
+        w.Int(load<int32_t>(e));
+      else if (dt == "INT64")
+        w.Int64(load<int64_t>(e));
+      else if (dt == "FP32")
+        w.Double(static_cast<double>(load<float>(e)));
+      else if (dt == "FP64")
+        w.Double(load<double>(e));
+      else if (dt == "FP16")
+        w.Double(static_cast<double>(static_cast<float>(Float16::from_bits(load<uint16_t>(e)))));
+      else if (dt == "BF16")
+        w.Double(static_cast<double>(static_cast<float>(BFloat16::from_bits(load<uint16_t>(e)))));
     }
   }
   w.EndArray();
@@ -76,24 +89,36 @@ Status append_json_element(const std::string& name, const std::string& dt, const
     out.push_back(v.GetBool() ? 1 : 0);
   } else if (dt == "FP32" || dt == "FP64" || dt == "FP16" || dt == "BF16") {
     if (!v.IsNumber()) return bad();
-    if (dt == "FP32") store(out, static_cast<float>(v.GetDouble()));
-    else if (dt == "FP64") store(out, v.GetDouble());
-    else if (dt == "FP16") store(out, Float16(static_cast<float>(v.GetDouble())).bits);
-    else store(out, BFloat16(static_cast<float>(v.GetDouble())).bits);
+    if (dt == "FP32")
+      store(out, static_cast<float>(v.GetDouble()));
+    else if (dt == "FP64")
+      store(out, v.GetDouble());
+    else if (dt == "FP16")
+      store(out, Float16(static_cast<float>(v.GetDouble())).bits);
+    else
+      store(out, BFloat16(static_cast<float>(v.GetDouble())).bits);
   } else if (dt[0] == 'U') {
     if (!v.IsUint64()) return bad();
     uint64_t x = v.GetUint64();
-    if (dt == "UINT8") store(out, static_cast<uint8_t>(x));
-    else if (dt == "UINT16") store(out, static_cast<uint16_t>(x));
-    else if (dt == "UINT32") store(out, static_cast<uint32_t>(x));
-    else store(out, x);
+    if (dt == "UINT8")
+      store(out, static_cast<uint8_t>(x));
+    else if (dt == "UINT16")
+      store(out, static_cast<uint16_t>(x));
+    else if (dt == "UINT32")
+      store(out, static_cast<uint32_t>(x));
+    else
+      store(out, x);
   } else {
     if (!v.IsInt64()) return bad();
     int64_t x = v.GetInt64();
-    if (dt == "INT8") store(out, static_cast<int8_t>(x));
-    else if (dt == "INT16") store(out, static_cast<int16_t>(x));
-    else if (dt == "INT32") store(out, static_cast<int32_t>(x));
-    else store(out, x);
+    if (dt == "INT8")
+      store(out, static_cast<int8_t>(x));
+    else if (dt == "INT16")
+      store(out, static_cast<int16_t>(x));
+    else if (dt == "INT32")
+      store(out, static_cast<int32_t>(x));
+    else
+      store(out, x);
   }
   return Status::ok();
 }
@@ -245,7 +270,8 @@ Result<InferResult> parse_http_infer_response(std::string_view body, std::option
       pos += *binary_size;
     } else {
       auto data = o.FindMember("data");
-      if (data == o.MemberEnd()) return invalid_argument("response: output '{}' has neither data nor binary data", out.name);
+      if (data == o.MemberEnd())
+        return invalid_argument("response: output '{}' has neither data nor binary data", out.name);
       KILN_RETURN_IF_ERROR(append_json_data(out.name, out.datatype, data->value, out.data));
     }
     KILN_RETURN_IF_ERROR(check_wire_size("output '" + out.name + "'", out.datatype, out.shape, out.data));

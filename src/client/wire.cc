@@ -15,11 +15,20 @@ struct TypeRow {
 };
 
 constexpr std::array<TypeRow, 14> kTypes = {{
-    {DataType::kBool, "BOOL", 1},     {DataType::kUInt8, "UINT8", 1},   {DataType::kUInt16, "UINT16", 2},
-    {DataType::kUInt32, "UINT32", 4}, {DataType::kUInt64, "UINT64", 8}, {DataType::kInt8, "INT8", 1},
-    {DataType::kInt16, "INT16", 2},   {DataType::kInt32, "INT32", 4},   {DataType::kInt64, "INT64", 8},
-    {DataType::kFloat16, "FP16", 2},  {DataType::kFloat32, "FP32", 4},  {DataType::kFloat64, "FP64", 8},
-    {DataType::kString, "BYTES", 0},  {DataType::kBFloat16, "BF16", 2},
+    {DataType::kBool, "BOOL", 1},
+    {DataType::kUInt8, "UINT8", 1},
+    {DataType::kUInt16, "UINT16", 2},
+    {DataType::kUInt32, "UINT32", 4},
+    {DataType::kUInt64, "UINT64", 8},
+    {DataType::kInt8, "INT8", 1},
+    {DataType::kInt16, "INT16", 2},
+    {DataType::kInt32, "INT32", 4},
+    {DataType::kInt64, "INT64", 8},
+    {DataType::kFloat16, "FP16", 2},
+    {DataType::kFloat32, "FP32", 4},
+    {DataType::kFloat64, "FP64", 8},
+    {DataType::kString, "BYTES", 0},
+    {DataType::kBFloat16, "BF16", 2},
 }};
 
 uint32_t read_u32_le(const char* p) {
@@ -37,8 +46,8 @@ Result<std::vector<std::string>> split_bytes(const std::string& what, std::strin
     uint32_t len = read_u32_le(data.data() + pos);
     pos += 4;
     if (data.size() - pos < len) {
-      return invalid_argument("{}: BYTES element of {} bytes at byte {} runs past the end ({} bytes)", what, len,
-                              pos, data.size());
+      return invalid_argument("{}: BYTES element of {} bytes at byte {} runs past the end ({} bytes)", what, len, pos,
+                              data.size());
     }
     out.emplace_back(data.substr(pos, len));
     pos += len;
@@ -77,8 +86,7 @@ void append_bytes_element(std::string& out, std::string_view element) {
   out.append(element);
 }
 
-Status check_wire_size(const std::string& what, const std::string& datatype, const Dims& shape,
-                       std::string_view data) {
+Status check_wire_size(const std::string& what, const std::string& datatype, const Dims& shape, std::string_view data) {
   if (!dtype_from_protocol(datatype)) return invalid_argument("{}: unknown datatype '{}'", what, datatype);
   KILN_ASSIGN_OR_RETURN(int64_t numel, checked_numel(shape));
   if (datatype == "BYTES") {
@@ -100,8 +108,7 @@ Status check_wire_size(const std::string& what, const std::string& datatype, con
 Result<InferInput> InferInput::from_tensor(std::string name, const Tensor& tensor) {
   std::string_view datatype = protocol_name(tensor.dtype());
   if (datatype.empty()) {
-    return invalid_argument("input '{}': the protocol cannot carry {} tensors", name,
-                            data_type_name(tensor.dtype()));
+    return invalid_argument("input '{}': the protocol cannot carry {} tensors", name, data_type_name(tensor.dtype()));
   }
   InferInput in{std::move(name), std::string(datatype), tensor.dims(), {}};
   if (tensor.dtype() == DataType::kString) {

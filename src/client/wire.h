@@ -21,8 +21,7 @@ size_t wire_element_size(std::string_view datatype);
 
 // Checks that `data` is exactly what `datatype` and `shape` need (for BYTES:
 // that the length prefixes cover the bytes and give numel elements).
-Status check_wire_size(const std::string& what, const std::string& datatype, const Dims& shape,
-                       std::string_view data);
+Status check_wire_size(const std::string& what, const std::string& datatype, const Dims& shape, std::string_view data);
 
 // Appends one BYTES element (4-byte little-endian length, then the bytes).
 void append_bytes_element(std::string& out, std::string_view element);

@@ -1,6 +1,8 @@
 // Tests of the client's wire handling: the HTTP inference body it builds, the
 // responses it parses (binary, JSON, both; malformed ones are errors), tensor
 // conversion, URL and protocol checks.
+#include "client/wire.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 
 #include "client/client_impl.h"
 #include "client/http_infer.h"
-#include "client/wire.h"
 
 namespace kiln::client {
 namespace {
@@ -59,11 +60,10 @@ TEST(ClientWire, RequestSizeMismatchIsAnError) {
 }
 
 TEST(ClientWire, ParsesBinaryAndJsonOutputs) {
-  std::string json =
-      R"({"model_name":"m","model_version":"1","outputs":[)"
-      R"({"name":"X","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}},)"
-      R"({"name":"Y","datatype":"INT64","shape":[2,1],"data":[[7],[-1]]},)"
-      R"({"name":"S","datatype":"BYTES","shape":[1],"data":["ab"]}]})";
+  std::string json = R"({"model_name":"m","model_version":"1","outputs":[)"
+                     R"({"name":"X","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}},)"
+                     R"({"name":"Y","datatype":"INT64","shape":[2,1],"data":[[7],[-1]]},)"
+                     R"({"name":"S","datatype":"BYTES","shape":[1],"data":["ab"]}]})";
   std::string body = json + f32_bytes({0.5f, 2.0f});
   auto r = parse_http_infer_response(body, json.size());
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -88,11 +88,13 @@ TEST(ClientWire, MalformedResponsesAreErrors) {
   EXPECT_FALSE(parse_http_infer_response(json, json.size() + 1).is_ok());
   EXPECT_FALSE(parse_http_infer_response("{not json", std::nullopt).is_ok());
   EXPECT_FALSE(parse_http_infer_response(R"({"outputs":[{"name":"X","datatype":"FP32","shape":[3],"data":[1,2]}]})",
-                                         std::nullopt).is_ok());
+                                         std::nullopt)
+                   .is_ok());
   EXPECT_FALSE(parse_http_infer_response(R"({"outputs":[{"name":"X","datatype":"INT8","shape":[1],"data":["a"]}]})",
-                                         std::nullopt).is_ok());
-  EXPECT_FALSE(parse_http_infer_response(R"({"outputs":[{"name":"X","datatype":"FP32","shape":[1]}]})",
-                                         std::nullopt).is_ok());
+                                         std::nullopt)
+                   .is_ok());
+  EXPECT_FALSE(
+      parse_http_infer_response(R"({"outputs":[{"name":"X","datatype":"FP32","shape":[1]}]})", std::nullopt).is_ok());
 }
 
 TEST(ClientWire, TensorRoundTrip) {

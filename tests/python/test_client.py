@@ -120,7 +120,8 @@ def test_perf_concurrency_csv(server, tmp_path, protocol):
         assert set(PERF_COLUMNS) <= set(row)
         assert float(row["Inferences/Second"]) > 0
         assert int(row["p99 latency"]) >= int(row["p95 latency"]) >= int(row["p50 latency"]) > 0
-        assert int(row["Server Compute Infer"]) > 0
+        assert int(row["Server Queue"]) + int(row["Server Compute Infer"]) > 0  # the server's split arrived
+    assert "Successful request count: 0\n" not in r.stdout
 
 
 def test_perf_request_rate_json_data(server, tmp_path):

@@ -101,7 +101,7 @@ TEST(PerfData, JsonInputData) {
   ASSERT_TRUE(sets.is_ok()) << sets.status().to_string();
   ASSERT_EQ(sets->size(), 2u);
   EXPECT_EQ((*sets)[0][0].shape, (Dims{2, 4}));
-  EXPECT_EQ((*sets)[0][1].shape, (Dims{2, 2}));  // "shape" of the entry, batch prepended
+  EXPECT_EQ((*sets)[0][1].shape, (Dims{2, 2}));       // "shape" of the entry, batch prepended
   EXPECT_EQ((*sets)[1][0].data, (*sets)[0][0].data);  // base64 of 1, 2, 3, 4 as FP32
   EXPECT_EQ((*sets)[1][1].shape, (Dims{2, 1}));
   EXPECT_EQ((*sets)[1][1].data, std::string("\x01\0\0\0q\x01\0\0\0q", 10));  // the item, twice

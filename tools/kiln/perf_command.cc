@@ -5,7 +5,6 @@
 // throughput and latency percentiles and the server's queue / compute split
 // (from the statistics endpoint). -f writes perf_analyzer's CSV columns.
 #include <CLI/CLI.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -96,9 +95,10 @@ void print_level(const LevelResult& r, LoadMode mode, const PerfSpec& spec, bool
   }
   std::printf("    Throughput: %.2f infer/sec\n", r.throughput);
   std::printf("    Avg latency: %.0f usec (standard deviation %.0f usec)\n", us(r.avg_ns), us(r.stddev_ns));
-  std::printf("    p50 latency: %.0f usec\n    p90 latency: %.0f usec\n    p95 latency: %.0f usec\n"
-              "    p99 latency: %.0f usec\n",
-              us(r.p50_ns), us(r.p90_ns), us(r.p95_ns), us(r.p99_ns));
+  std::printf(
+      "    p50 latency: %.0f usec\n    p90 latency: %.0f usec\n    p95 latency: %.0f usec\n"
+      "    p99 latency: %.0f usec\n",
+      us(r.p50_ns), us(r.p90_ns), us(r.p95_ns), us(r.p99_ns));
   if (spec.percentile > 0) std::printf("    p%d latency: %.0f usec\n", spec.percentile, us(r.chosen_percentile_ns));
   double wait = std::max(0.0, r.avg_ns - r.send_ns - r.recv_ns);
   std::printf("    Avg %s time: %.0f usec (send %.0f usec + response wait %.0f usec + receive %.0f usec)\n",
@@ -109,10 +109,11 @@ void print_level(const LevelResult& r, LoadMode mode, const PerfSpec& spec, bool
   std::printf("    Inference count: %llu\n    Execution count: %llu\n    Successful request count: %llu\n",
               static_cast<unsigned long long>(s.inference_count), static_cast<unsigned long long>(s.execution_count),
               static_cast<unsigned long long>(s.success_count));
-  std::printf("    Avg request latency: %.0f usec (overhead %.0f usec + queue %.0f usec + compute input %.0f usec + "
-              "compute infer %.0f usec + compute output %.0f usec)\n",
-              us(s.request_ns), us(std::max(0.0, s.request_ns - phases)), us(s.queue_ns), us(s.compute_input_ns),
-              us(s.compute_infer_ns), us(s.compute_output_ns));
+  std::printf(
+      "    Avg request latency: %.0f usec (overhead %.0f usec + queue %.0f usec + compute input %.0f usec + "
+      "compute infer %.0f usec + compute output %.0f usec)\n",
+      us(s.request_ns), us(std::max(0.0, s.request_ns - phases)), us(s.queue_ns), us(s.compute_input_ns),
+      us(s.compute_infer_ns), us(s.compute_output_ns));
   if (!r.stable) {
     std::printf("  Warning: not stable within %g%% after %d windows; these figures are from the last %d\n",
                 spec.stability_percentage, r.windows, std::min(r.windows, 3));
@@ -135,8 +136,8 @@ Status write_csv(const std::string& path, const std::vector<LevelResult>& rows, 
     double server = s.queue_ns + s.compute_input_ns + s.compute_infer_ns + s.compute_output_ns;
     double wait = std::max(0.0, r.avg_ns - r.send_ns - r.recv_ns);
     double network = std::max(0.0, wait - server);
-    out << r.level << "," << fmt::format("{:.2f}", r.throughput) << "," << u(r.send_ns) << "," << u(network) << ","
-        << u(s.queue_ns) << "," << u(s.compute_input_ns) << "," << u(s.compute_infer_ns) << ","
+    out << fmt::format("{}", r.level) << "," << fmt::format("{:.2f}", r.throughput) << "," << u(r.send_ns) << ","
+        << u(network) << "," << u(s.queue_ns) << "," << u(s.compute_input_ns) << "," << u(s.compute_infer_ns) << ","
         << u(s.compute_output_ns) << "," << u(r.recv_ns) << "," << u(r.p50_ns) << "," << u(r.p90_ns) << ","
         << u(r.p95_ns) << "," << u(r.p99_ns);
     if (verbose) out << "," << u(r.avg_ns) << "," << u(r.send_ns + r.recv_ns) << "," << u(wait);
@@ -159,9 +160,10 @@ int run_perf(const PerfArgs& args) {
     return usage_error(invalid_argument("--concurrency-range and --request-rate-range exclude each other"));
   }
   LoadMode mode = args.request_rate_range.empty() ? LoadMode::kConcurrency : LoadMode::kRequestRate;
-  auto range = mode == LoadMode::kConcurrency
-                   ? parse_range("--concurrency-range", args.concurrency_range.empty() ? "1" : args.concurrency_range, true)
-                   : parse_range("--request-rate-range", args.request_rate_range, false);
+  auto range =
+      mode == LoadMode::kConcurrency
+          ? parse_range("--concurrency-range", args.concurrency_range.empty() ? "1" : args.concurrency_range, true)
+          : parse_range("--request-rate-range", args.request_rate_range, false);
   if (!range.is_ok()) return usage_error(range.status());
   PerfDataOptions data_options;
   data_options.batch_size = args.batch_size;
@@ -175,7 +177,8 @@ int run_perf(const PerfArgs& args) {
 
   PerfSpec spec;
   spec.protocol = *protocol;
-  spec.url = !args.url.empty() ? args.url : (*protocol == client::Protocol::kHttp ? "localhost:8000" : "localhost:8001");
+  spec.url =
+      !args.url.empty() ? args.url : (*protocol == client::Protocol::kHttp ? "localhost:8000" : "localhost:8001");
   spec.model = args.model;
   spec.version = args.version;
   spec.batch_size = args.batch_size;
@@ -209,12 +212,13 @@ int run_perf(const PerfArgs& args) {
   if (!data.is_ok()) return usage_error(data.status());
   spec.data = std::move(data).value();
 
-  std::printf("*** Measurement Settings ***\n  Batch size: %lld\n  Service: %s %s\n  Measurement window: %lld msec\n"
-              "  Stabilizing on %s latency within %g%% over 3 windows (at most %d)\n\n",
-              static_cast<long long>(spec.batch_size), args.protocol.c_str(), spec.url.c_str(),
-              static_cast<long long>(spec.measurement_interval_ms),
-              spec.percentile > 0 ? fmt::format("p{}", spec.percentile).c_str() : "average",
-              spec.stability_percentage, spec.max_trials);
+  std::printf(
+      "*** Measurement Settings ***\n  Batch size: %lld\n  Service: %s %s\n  Measurement window: %lld msec\n"
+      "  Stabilizing on %s latency within %g%% over 3 windows (at most %d)\n\n",
+      static_cast<long long>(spec.batch_size), args.protocol.c_str(), spec.url.c_str(),
+      static_cast<long long>(spec.measurement_interval_ms),
+      spec.percentile > 0 ? fmt::format("p{}", spec.percentile).c_str() : "average", spec.stability_percentage,
+      spec.max_trials);
   std::fflush(stdout);
   std::vector<LevelResult> rows;
   const Range& r = *range;

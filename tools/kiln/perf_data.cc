@@ -79,8 +79,8 @@ Result<std::vector<InputSpec>> resolve_inputs(const client::ModelMetadata& md, i
     }
     for (int64_t d : spec.item_shape) {
       if (d < 0 && !data_file) {
-        return invalid_argument("input '{}' has a variable dim ({}); give its shape with --shape {}:d1,d2,...",
-                                in.name, dims_to_string(spec.item_shape), in.name);
+        return invalid_argument("input '{}' has a variable dim ({}); give its shape with --shape {}:d1,d2,...", in.name,
+                                dims_to_string(spec.item_shape), in.name);
       }
     }
     specs.push_back(std::move(spec));
@@ -169,7 +169,8 @@ Result<std::pair<Dims, std::string>> json_item(const InputSpec& spec, const rapi
     if (content != v.MemberEnd()) {
       KILN_RETURN_IF_ERROR(client::append_json_data(spec.name, spec.datatype, content->value, data));
     } else if (b64 != v.MemberEnd() && b64->value.IsString()) {
-      KILN_ASSIGN_OR_RETURN(data, decode_base64(what, std::string_view(b64->value.GetString(), b64->value.GetStringLength())));
+      KILN_ASSIGN_OR_RETURN(
+          data, decode_base64(what, std::string_view(b64->value.GetString(), b64->value.GetStringLength())));
     } else {
       return invalid_argument("{}: an object needs \"content\" or \"b64\"", what);
     }
@@ -208,8 +209,10 @@ Result<std::vector<std::vector<InferInput>>> json_inputs(const std::vector<Input
   int64_t index = 0;
   for (const auto& entry : data->value.GetArray()) {
     if (!entry.IsObject()) {
-      return unimplemented("--input-data {}: entry {} is not an object (sequence data, a list of steps, is not "
-                           "supported)", path, index);
+      return unimplemented(
+          "--input-data {}: entry {} is not an object (sequence data, a list of steps, is not "
+          "supported)",
+          path, index);
     }
     std::vector<InferInput> set;
     for (const InputSpec& spec : specs) {

@@ -88,8 +88,10 @@ Result<client::ModelStatistics> total_stats(client::Client& c, const PerfSpec& s
     if (s.name != spec.model) continue;
     sum.inference_count += s.inference_count;
     sum.execution_count += s.execution_count;
-    for (auto [to, from] : {std::pair{&sum.success, &s.success}, {&sum.queue, &s.queue},
-                            {&sum.compute_input, &s.compute_input}, {&sum.compute_infer, &s.compute_infer},
+    for (auto [to, from] : {std::pair{&sum.success, &s.success},
+                            {&sum.queue, &s.queue},
+                            {&sum.compute_input, &s.compute_input},
+                            {&sum.compute_infer, &s.compute_infer},
                             {&sum.compute_output, &s.compute_output}}) {
       to->count += from->count;
       to->ns += from->ns;

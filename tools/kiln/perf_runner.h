@@ -25,7 +25,7 @@ struct PerfSpec {
   int64_t measurement_interval_ms = 5000;
   double stability_percentage = 10.0;
   int max_trials = 10;
-  int percentile = -1;  // -1: stabilize on the average latency
+  int percentile = -1;   // -1: stabilize on the average latency
   int max_threads = 16;  // request-rate mode: workers that send on schedule
   bool poisson = false;  // request-rate mode: exponential gaps instead of constant ones
 };
