@@ -28,6 +28,54 @@ void store(std::string& out, T v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof(T));
 }
 
+// Writes one element of `dtype` at `e` (wire form) as a JSON value.
+void write_json_element(Writer& w, DataType dtype, const char* e) {
+  switch (dtype) {
+    case DataType::kBool:
+      w.Bool(*e != 0);
+      break;
+    case DataType::kUInt8:
+      w.Uint(load<uint8_t>(e));
+      break;
+    case DataType::kUInt16:
+      w.Uint(load<uint16_t>(e));
+      break;
+    case DataType::kUInt32:
+      w.Uint(load<uint32_t>(e));
+      break;
+    case DataType::kUInt64:
+      w.Uint64(load<uint64_t>(e));
+      break;
+    case DataType::kInt8:
+      w.Int(load<int8_t>(e));
+      break;
+    case DataType::kInt16:
+      w.Int(load<int16_t>(e));
+      break;
+    case DataType::kInt32:
+      w.Int(load<int32_t>(e));
+      break;
+    case DataType::kInt64:
+      w.Int64(load<int64_t>(e));
+      break;
+    case DataType::kFloat32:
+      w.Double(static_cast<double>(load<float>(e)));
+      break;
+    case DataType::kFloat64:
+      w.Double(load<double>(e));
+      break;
+    case DataType::kFloat16:
+      w.Double(static_cast<double>(static_cast<float>(Float16::from_bits(load<uint16_t>(e)))));
+      break;
+    case DataType::kBFloat16:
+      w.Double(static_cast<double>(static_cast<float>(BFloat16::from_bits(load<uint16_t>(e)))));
+      break;
+    default:
+      w.Null();
+      break;  // not a protocol type; rejected before
+  }
+}
+
 // Writes wire-form `data` of `datatype` as a flat JSON array.
 Status write_json_data(Writer& w, const InferInput& in) {
   const std::string& dt = in.datatype;
@@ -43,35 +91,8 @@ Status write_json_data(Writer& w, const InferInput& in) {
       pos += len;
     }
   } else {
-    for (size_t off = 0; off + size <= in.data.size(); off += size) {
-      const char* e = p + off;
-      if (dt == "BOOL")
-        w.Bool(*e != 0);
-      else if (dt == "UINT8")
-        w.Uint(load<uint8_t>(e));
-      else if (dt == "UINT16")
-        w.Uint(load<uint16_t>(e));
-      else if (dt == "UINT32")
-        w.Uint(load<uint32_t>(e));
-      else if (dt == "UINT64")
-        w.Uint64(load<uint64_t>(e));
-      else if (dt == "INT8")
-        w.Int(load<int8_t>(e));
-      else if (dt == "INT16")
-        w.Int(load<int16_t>(e));
-      else if (dt == "INT32")
-        w.Int(load<int32_t>(e));
-      else if (dt == "INT64")
-        w.Int64(load<int64_t>(e));
-      else if (dt == "FP32")
-        w.Double(static_cast<double>(load<float>(e)));
-      else if (dt == "FP64")
-        w.Double(load<double>(e));
-      else if (dt == "FP16")
-        w.Double(static_cast<double>(static_cast<float>(Float16::from_bits(load<uint16_t>(e)))));
-      else if (dt == "BF16")
-        w.Double(static_cast<double>(static_cast<float>(BFloat16::from_bits(load<uint16_t>(e)))));
-    }
+    DataType dtype = *dtype_from_protocol(dt);  // checked by check_wire_size
+    for (size_t off = 0; off + size <= in.data.size(); off += size) write_json_element(w, dtype, p + off);
   }
   w.EndArray();
   return Status::ok();

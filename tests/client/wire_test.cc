@@ -51,6 +51,41 @@ TEST(ClientWire, JsonRequestBodyCarriesData) {
   EXPECT_NE(body->body.find(R"("outputs":[{"name":"Y","parameters":{"binary_data":false}}])"), std::string::npos);
 }
 
+// Every datatype through JSON: the request's "inputs" read back as a response's "outputs".
+TEST(ClientWire, JsonRoundTripOfEveryDatatype) {
+  auto bytes = [](std::initializer_list<uint8_t> b) { return std::string(b.begin(), b.end()); };
+  std::vector<InferInput> inputs = {
+      {"b", "BOOL", {2}, bytes({1, 0})},
+      {"u8", "UINT8", {2}, bytes({0, 255})},
+      {"u16", "UINT16", {1}, bytes({0xff, 0xff})},
+      {"u32", "UINT32", {1}, bytes({1, 2, 3, 4})},
+      {"u64", "UINT64", {1}, bytes({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
+      {"i8", "INT8", {2}, bytes({0x80, 0x7f})},
+      {"i16", "INT16", {1}, bytes({0x00, 0x80})},
+      {"i32", "INT32", {1}, bytes({0xfe, 0xff, 0xff, 0xff})},
+      {"i64", "INT64", {1}, bytes({0, 0, 0, 0, 0, 0, 0, 0x80})},
+      {"f16", "FP16", {1}, bytes({0x00, 0x3e})},   // 1.5
+      {"bf16", "BF16", {1}, bytes({0xc0, 0x3f})},  // 1.5
+      {"f32", "FP32", {2}, f32_bytes({0.5f, -2.25f})},
+      {"f64", "FP64", {1}, bytes({0, 0, 0, 0, 0, 0, 0xf8, 0x3f})},  // 1.5
+      {"s", "BYTES", {2}, {}},
+  };
+  append_bytes_element(inputs.back().data, "x\"y");
+  append_bytes_element(inputs.back().data, "");
+  InferOptions options;
+  options.binary_inputs = false;
+  auto body = build_http_infer_body(inputs, options);
+  ASSERT_TRUE(body.is_ok()) << body.status().to_string();
+  std::string json = body->body;
+  json.replace(json.find("\"inputs\""), 8, "\"outputs\"");
+  auto back = parse_http_infer_response(json, std::nullopt);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << json;
+  ASSERT_EQ(back->outputs.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_EQ(back->outputs[i].data, inputs[i].data) << inputs[i].datatype << " via " << json;
+  }
+}
+
 TEST(ClientWire, RequestSizeMismatchIsAnError) {
   auto body = build_http_infer_body({InferInput{"A", "FP32", {3}, f32_bytes({1, 2})}}, {});
   ASSERT_FALSE(body.is_ok());
