@@ -8,7 +8,9 @@
 # Environment: KILN (the kiln binary; default build/tools/kiln/kiln), PYTHON
 # (default .venv/bin/python, else /work/main/.venv/bin/python, else python3),
 # MODEL (simple), REPO (examples/model_repository), PROTOCOL (http|grpc),
-# RANGE (concurrency start:end:step, 1:8:1), INTERVAL_MS (2000), BATCH (1).
+# RANGE (concurrency start:end:step, 1:8:1), INTERVAL_MS (2000), BATCH (1),
+# ONNX (an .onnx file to serve instead: a one-model repository is made under
+# OUT_DIR with its config auto-completed, and MODEL is the file's stem).
 # Figures are only meaningful on a quiet machine; see bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,13 @@ INTERVAL_MS=${INTERVAL_MS:-2000}
 BATCH=${BATCH:-1}
 [[ -x "$KILN" ]] || { echo "perf_sweep: $KILN is not built (cmake --build build --target kiln)" >&2; exit 1; }
 mkdir -p "$OUT"
+if [[ -n "${ONNX:-}" ]]; then
+  [[ -f "$ONNX" ]] || { echo "perf_sweep: ONNX=$ONNX is not a file" >&2; exit 1; }
+  MODEL=$(basename "$ONNX" .onnx)
+  REPO=$OUT/repo
+  rm -rf "$REPO" && mkdir -p "$REPO/$MODEL/1"
+  cp "$ONNX" "$REPO/$MODEL/1/model.onnx"
+fi
 
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(free_port); GRPC_PORT=$(free_port); METRICS_PORT=$(free_port)
