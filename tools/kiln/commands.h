@@ -18,5 +18,6 @@ void add_build_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
 void add_serve_command(CLI::App& app, int* exit_code);
 void add_train_command(CLI::App& app, int* exit_code);
+void add_perf_command(CLI::App& app, int* exit_code);
 
 }  // namespace kiln::cli
