@@ -89,3 +89,103 @@ def test_version_mismatch_is_refused(prefix, tmp_path):
     r = subprocess.run(["cmake", "-S", str(project), "-B", str(tmp_path / "b"), f"-DCMAKE_PREFIX_PATH={prefix}"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Kiln" in r.stderr
+
+
+# --- the wheel ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """`pip wheel .` (pyproject.toml, scikit-build-core) with the build folder as its build-dir.
+
+    The build folder was configured by the Makefile with the build type pyproject.toml names,
+    so ninja finds kiln and kiln._core up to date and the wheel step only configures, installs
+    the `wheel` component and zips (tens of seconds, no compile)."""
+    import sys
+
+    build = build_dir()
+    if not (build / "CMakeCache.txt").is_file():
+        pytest.skip(f"{build} is not a CMake build folder")
+    pytest.importorskip("scikit_build_core")
+    # Keep the folder's build type (pyproject.toml's default matches the Makefile's build):
+    # another one would recompile everything.
+    cache = (build / "CMakeCache.txt").read_text()
+    build_type = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", cache, re.M)
+    build_type = (build_type.group(1) if build_type else "") or "RelWithDebInfo"
+    out = tmp_path_factory.mktemp("dist")
+    run([sys.executable, "-m", "pip", "wheel", REPO, "--no-build-isolation", "--no-deps", "--no-index",
+         "-w", out, f"-Cbuild-dir={build}", f"-Ccmake.build-type={build_type}"], timeout=600)
+    wheels = list(out.glob("kiln-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory):
+    """A fresh virtualenv with the wheel installed. numpy, the wheel's one dependency, comes from a
+    folder holding only the test environment's numpy (no network in tests); nothing else of the
+    test environment is visible."""
+    import sys
+    import sysconfig
+
+    root = tmp_path_factory.mktemp("venv")
+    env = root / "env"
+    run([sys.executable, "-m", "venv", "--without-pip", env])
+    run([sys.executable, "-m", "pip", "--python", env / "bin" / "python", "install", "--no-deps", "--no-index",
+         "--no-compile", wheel])
+    numpy_only = root / "numpy_only"
+    numpy_only.mkdir()
+    numpy_dir = Path(np.__file__).parent
+    for entry in numpy_dir.parent.iterdir():
+        if entry.name == "numpy" or entry.name.startswith(("numpy-", "numpy.libs")):
+            (numpy_only / entry.name).symlink_to(entry)
+    site = run([env / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+    (Path(site.stdout.strip()) / "numpy_only.pth").write_text(f"{numpy_only}\n")
+    assert sysconfig.get_paths()["purelib"] != site.stdout.strip()
+    return env
+
+
+def test_wheel_contents(wheel):
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "kiln/__init__.py" in names and "kiln/session.py" in names
+    assert any(re.fullmatch(r"kiln/_core\..*\.so", n) for n in names), names
+    assert "kiln-0.1.0.data/scripts/kiln" in names
+    metadata = zipfile.ZipFile(wheel).read("kiln-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: numpy" in metadata
+
+
+def test_wheel_import_and_run(venv, tmp_path):
+    """`import kiln` in the fresh venv is the wheel's package, and runs a model (session, build, backend names)."""
+    script = tmp_path / "use_kiln.py"
+    script.write_text(f"""
+import numpy as np, kiln
+assert "site-packages" in kiln.__file__, kiln.__file__
+sess = kiln.InferenceSession({str(EXAMPLE_MODELS / 'tiny_mlp.onnx')!r})
+x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)
+(y,) = sess.run(None, {{sess.get_inputs()[0].name: x}})
+kiln.build({str(EXAMPLE_MODELS / 'tiny_mlp.onnx')!r}, {str(tmp_path / 'mlp.plan')!r})
+(z,) = kiln.InferenceSession({str(tmp_path / 'mlp.plan')!r}).run(None, {{sess.get_inputs()[0].name: x}})
+np.testing.assert_allclose(y, z, rtol=1e-4, atol=1e-5)
+np.save({str(tmp_path / 'y.npy')!r}, y)
+print(kiln.__version__, kiln.__file__)
+""")
+    r = run([venv / "bin" / "python", "-I", script])
+    assert r.stdout.split()[0] == kiln.__version__
+    assert str(venv) in r.stdout
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)
+    ref = kiln.InferenceSession(str(EXAMPLE_MODELS / "tiny_mlp.onnx"))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref.run(None, {ref.get_inputs()[0].name: x})[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_wheel_cli(venv, tmp_path):
+    """The `kiln` command lands in the venv's bin/ and runs."""
+    exe = venv / "bin" / "kiln"
+    assert exe.is_file()
+    r = run([exe, "--help"])
+    assert "serve" in r.stdout and "build" in r.stdout
+    assert run([exe, "--version"]).stdout.strip() == f"kiln {kiln.__version__}"
+    run([exe, "build", EXAMPLE_MODELS / "tiny_mlp.onnx", "-o", tmp_path / "m.plan"])
+    assert (tmp_path / "m.plan").stat().st_size > 0
