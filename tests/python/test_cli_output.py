@@ -77,3 +77,40 @@ def test_terminal_progress_is_redrawn(kiln_exe, tmp_path):
     text = out.decode()
     assert "\r\033[K" in text and "tactics [" in text and "6/6" in text, repr(text)
     assert text.endswith("\r\033[K"), repr(text[-40:])
+
+
+def test_serve_json_and_quiet(kiln_exe, tmp_path):
+    """kiln serve's status lines are JSON with --log-format json and absent with --quiet; errors stay."""
+    import signal
+    import time
+    import urllib.request
+
+    from server_util import REPO_ROOT, free_port
+
+    repo = REPO_ROOT / "examples" / "model_repository"
+    proc = subprocess.Popen([kiln_exe, "--log-format", "json", "serve", "--model-repository", str(repo),
+                             "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in [first, *rest.splitlines()]]
+    assert events[0]["event"] == "status" and "ready=true" in events[0]["message"]
+    assert events[-1] == {"command": "serve", "event": "status", "message": "stopped"}
+    http_port = free_port()
+    quiet = subprocess.Popen([kiln_exe, "serve", "--quiet", "--model-repository", str(repo), "--http-port",
+                              str(http_port), "--grpc-port", "0", "--metrics-port", "0"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and quiet.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    quiet.send_signal(signal.SIGTERM)
+    assert quiet.communicate(timeout=60)[1] == "" and quiet.returncode == 0
+    bad = subprocess.run([kiln_exe, "serve", "--quiet", "--model-repository", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "error" in bad.stderr and "none" in bad.stderr

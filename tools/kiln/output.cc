@@ -112,6 +112,20 @@ void print_error(std::string_view command, std::string_view message) {
   }
 }
 
+void print_status(std::string_view command, std::string_view message) {
+  if (output_options().quiet) return;
+  if (output_options().format == LogFormat::kJson) {
+    std::fprintf(
+        stderr, "%s\n",
+        json_object({{"command", json_quote(command)}, {"event", "\"status\""}, {"message", json_quote(message)}})
+            .c_str());
+  } else {
+    std::fprintf(stderr, "kiln %.*s: %.*s\n", static_cast<int>(command.size()), command.data(),
+                 static_cast<int>(message.size()), message.data());
+  }
+  std::fflush(stderr);
+}
+
 Progress::Progress(std::string command)
     : command_(std::move(command)),
       tty_(::isatty(STDERR_FILENO) != 0 && output_options().format == LogFormat::kText),

@@ -48,6 +48,10 @@ std::string json_object(const std::vector<std::pair<std::string, std::string>>& 
 // Prints an error of `command` on stderr in the chosen format (never suppressed).
 void print_error(std::string_view command, std::string_view message);
 
+// Prints a status line of `command` on stderr ("kiln serve: stopped", or a
+// JSON object with event "status"); --quiet suppresses it.
+void print_status(std::string_view command, std::string_view message);
+
 // Progress of one long step of a command. update() may be called as often as
 // the work allows; it draws or logs only what the format and --quiet ask for.
 class Progress {
