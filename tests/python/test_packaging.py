@@ -40,7 +40,7 @@ def prefix(tmp_path_factory):
     if not (build / "cmake_install.cmake").is_file():
         pytest.skip(f"{build} is not a CMake build folder")
     prefix = tmp_path_factory.mktemp("prefix")
-    for component in ("library", "cli"):
+    for component in ("library", "cli", "python"):
         run(["cmake", "--install", build, "--prefix", prefix, "--component", component])
     return prefix
 
@@ -58,6 +58,21 @@ def test_install_tree(prefix):
                 assert (prefix / "include" / line.split('"')[1]).is_file(), f"{header.name}: {line}"
     r = run([prefix / "bin" / "kiln", "--version"])
     assert r.stdout.strip() == f"kiln {kiln.__version__}"
+
+
+def test_installed_python_package(prefix):
+    """The python component: `import kiln` from the prefix's site-packages runs a model."""
+    import os
+    import sys
+    import sysconfig
+
+    site = prefix / sysconfig.get_path("platlib", vars={"base": "", "platbase": ""}).lstrip("/")
+    code = ("import kiln, numpy as np; s = kiln.InferenceSession(%r); "
+            "print(kiln.__file__, s.run(None, {'input': np.zeros((1, 64), np.float32)})[0].shape)"
+            % str(EXAMPLE_MODELS / "tiny_mlp.onnx"))
+    r = run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(site)))
+    path, shape = r.stdout.split(" ", 1)
+    assert Path(path).is_relative_to(prefix) and shape.strip() == "(1, 10)", r.stdout
 
 
 def test_cpp_consumer(prefix, tmp_path):
