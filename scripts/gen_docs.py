@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import re
 import shutil
 import subprocess
 import sys
