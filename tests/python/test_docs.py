@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,32 @@ def test_docs_metric_names_are_exported():
     assert len(mentioned) >= 10, mentioned
     missing = [f"{name} ({page})" for name, page in sorted(mentioned.items()) if not is_exported(name, exported)]
     assert not missing, "metric names in the docs that kiln serve does not export: " + ", ".join(missing)
+
+
+# --- the quick start's code runs as written ------------------------------------
+
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+
+
+def test_quickstart_python_runs(tmp_path):
+    """The quick start's Python blocks: the session (run from the checkout, the plan written to a
+    temporary folder) and the tritonclient request against a kiln serve of examples/model_repository."""
+    pytest.importorskip("tritonclient.http")
+    from server_util import KilnServer
+
+    session_block, client_block = python_blocks(DOCS / "quickstart.md")
+    session_block = session_block.replace('"tiny_cnn.plan"', repr(str(tmp_path / "tiny_cnn.plan")))
+    session_block = session_block.replace('"examples/', '"' + str(REPO / "examples") + "/")
+    scope: dict = {}
+    exec(compile(session_block, "quickstart.md", "exec"), scope)
+    assert scope["logits"].shape == (2, 10) and scope["again"].shape == (2, 10)
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "examples" / "model_repository", repo)
+    server = KilnServer(repo)
+    try:
+        scope = {}
+        exec(compile(client_block.replace("localhost:8000", server.http_url), "quickstart.md", "exec"), scope)
+        assert scope["result"].as_numpy("logits").shape == (1, 10)
+    finally:
+        server.stop()
