@@ -114,3 +114,12 @@ def test_serve_json_and_quiet(kiln_exe, tmp_path):
     bad = subprocess.run([kiln_exe, "serve", "--quiet", "--model-repository", str(tmp_path / "none")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "error" in bad.stderr and "none" in bad.stderr
+
+
+def test_bench_json(kiln_exe):
+    r = subprocess.run([kiln_exe, "--log-format", "json", "bench", str(EXAMPLE_MODELS / "tiny_mlp.onnx"),
+                        "--iterations", "5", "--warmup", "0", "--batch", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (result,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert result["event"] == "result" and result["runtime"] == "Kiln" and result["batch"] == 2
+    assert result["iterations"] == 5 and 0 < result["latency_ms"]["min"] <= result["latency_ms"]["max"]

@@ -3,10 +3,10 @@
 // memory the memory planner saves. Tactic timing shows progress (output.h:
 // a redrawn line on a terminal, plain lines in logs); --quiet prints only the
 // plan written, --log-format json one JSON object.
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <filesystem>

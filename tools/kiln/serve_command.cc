@@ -3,11 +3,11 @@
 // of their own. SIGTERM or SIGINT shuts down gracefully: readiness turns
 // false, the listeners close after --shutdown-grace-secs, in-flight requests
 // drain for at most --exit-timeout-secs, and the process exits 0.
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
