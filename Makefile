@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SITE        = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
-.PHONY: all setup configure build run test unit pytest test-asan test-tsan fuzz format clean
+.PHONY: all setup configure build install docs run test unit pytest test-asan test-tsan fuzz format clean
 
 all: build
 
@@ -26,6 +26,18 @@ build: setup $(BUILD)/build.ninja
 	@# Make `import kiln` and the `kiln` command work inside the virtualenv.
 	@echo "$(abspath $(BUILD))/python" > "$(SITE)/kiln-build.pth"
 	@ln -sf "$(abspath $(BUILD))/tools/kiln/kiln" $(VENV)/bin/kiln
+
+# Install libkiln, its headers and CMake package (find_package(Kiln)), the kiln
+# command and the Python package under PREFIX (cmake/package.cmake).
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The docs site (mkdocs.yml) into $(BUILD)/site, after regenerating the CLI, C++
+# and Python reference pages from the program (scripts/gen_docs.py).
+docs: build
+	@PYTHONPATH=$(abspath $(BUILD))/python $(PY) scripts/gen_docs.py --kiln $(BUILD)/tools/kiln/kiln
+	@NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d $(abspath $(BUILD))/site
 
 # Load and run the bundled example models and print their results, then serve
 # examples/model_repository and query it with tritonclient (HTTP and gRPC).

@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "npy.h"
 #include "onnx/importer.h"
+#include "output.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
 #include "plan_report.h"
@@ -77,6 +78,25 @@ Stats stats_of(std::vector<double> ms, double total_s) {
 
 void print_stats(const char* who, const Stats& s, int batch) {
   const double qps = s.total_s > 0 ? static_cast<double>(s.count) / s.total_s : 0;
+  if (output_options().format == LogFormat::kJson) {
+    auto ms = [](double v) { return fmt::format("{:.6f}", v); };
+    std::printf("%s\n", json_object({{"command", "\"bench\""},
+                                     {"event", "\"result\""},
+                                     {"runtime", json_quote(who)},
+                                     {"batch", std::to_string(batch)},
+                                     {"qps", fmt::format("{:.3f}", qps)},
+                                     {"iterations", std::to_string(s.count)},
+                                     {"seconds", fmt::format("{:.3f}", s.total_s)},
+                                     {"latency_ms", json_object({{"min", ms(s.min)},
+                                                                 {"max", ms(s.max)},
+                                                                 {"mean", ms(s.mean)},
+                                                                 {"median", ms(s.median)},
+                                                                 {"p90", ms(s.p90)},
+                                                                 {"p95", ms(s.p95)},
+                                                                 {"p99", ms(s.p99)}})}})
+                            .c_str());
+    return;
+  }
   std::printf("=== %s ===\n", who);
   std::printf("Throughput: %.3f qps", qps);
   if (batch > 1) std::printf(" (%.1f inferences/s at batch %d)", qps * batch, batch);
@@ -262,13 +282,23 @@ Status compare_onnxruntime(const BenchArgs& a, const std::string& onnx_path, con
     }
   }
   fs::remove_all(dir);
+  const double latency_ratio = kiln.median > 0 ? ort.median / kiln.median : 0.0;
+  const double throughput_ratio =
+      ort.total_s > 0 && kiln.total_s > 0
+          ? (static_cast<double>(kiln.count) / kiln.total_s) / (static_cast<double>(ort.count) / ort.total_s)
+          : 0.0;
+  if (output_options().format == LogFormat::kJson) {
+    std::printf("%s\n", json_object({{"command", "\"bench\""},
+                                     {"event", "\"compare\""},
+                                     {"median_latency_ratio", fmt::format("{:.4f}", latency_ratio)},
+                                     {"throughput_ratio", fmt::format("{:.4f}", throughput_ratio)},
+                                     {"max_abs_diff", fmt::format("{:.6g}", max_diff)}})
+                            .c_str());
+    return Status::ok();
+  }
   std::printf("=== Kiln vs onnxruntime ===\nmedian latency ratio (onnxruntime / kiln): %.3f  (>1: kiln is faster)\n"
               "throughput ratio (kiln / onnxruntime): %.3f\nmax |kiln - onnxruntime| over float outputs: %.3g\n",
-              kiln.median > 0 ? ort.median / kiln.median : 0.0,
-              ort.total_s > 0 && kiln.total_s > 0
-                  ? (static_cast<double>(kiln.count) / kiln.total_s) / (static_cast<double>(ort.count) / ort.total_s)
-                  : 0.0,
-              max_diff);
+              latency_ratio, throughput_ratio, max_diff);
   return Status::ok();
 }
 
@@ -306,11 +336,14 @@ Status run_bench(const BenchArgs& a) {
   }
   KILN_ASSIGN_OR_RETURN(auto engine, runtime::Engine::create_from_plan(std::move(plan), {.threads = a.threads}));
   KILN_ASSIGN_OR_RETURN(runtime::NamedTensors feeds, make_inputs(*engine, shapes, a.batch));
-  for (const auto& [name, t] : feeds) std::printf("input %s: %s\n", name.c_str(), t.debug_string().c_str());
+  const bool text = output_options().format == LogFormat::kText;
+  for (const auto& [name, t] : feeds) {
+    if (text) std::printf("input %s: %s\n", name.c_str(), t.debug_string().c_str());
+  }
   auto ctx = engine->create_context();
   KILN_ASSIGN_OR_RETURN(Stats s, time_runs(*ctx, feeds, a));
   const int batch = feeds.empty() || feeds.front().second.rank() == 0 ? 1 : static_cast<int>(feeds.front().second.dim(0));
-  std::printf("threads: %d\n", engine->threads());
+  if (text) std::printf("threads: %d\n", engine->threads());
   print_stats("Kiln", s, batch);
   if (a.profile || !a.export_profile.empty()) report_profile(*ctx, *engine->plan(), s.count, a);
   if (!a.compare.empty()) {
@@ -343,7 +376,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
     try {
       Status s = run_bench(*args);
       if (!s.is_ok()) {
-        std::fprintf(stderr, "kiln bench: error: %s\n", s.message().c_str());
+        print_error("bench", s.message());
         *exit_code = 1;
       }
     } catch (const std::exception& e) {

@@ -1,7 +1,8 @@
 // kiln build: ONNX model in, plan file out. Prints the layer table before and
 // after optimization, the chosen tactics with --verbose, and the activation
-// memory the memory planner saves. A progress line is drawn while tactics
-// are timed when stderr is a terminal; nothing in pipes.
+// memory the memory planner saves. Tactic timing shows progress (output.h:
+// a redrawn line on a terminal, plain lines in logs); --quiet prints only the
+// plan written, --log-format json one JSON object.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "onnx/importer.h"
+#include "output.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
 #include "plan_report.h"
@@ -63,14 +65,10 @@ Status run_build(const BuildArgs& args) {
     o.passes.dump_after = args.dump_after;
     o.passes.dump = &std::cout;
   }
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  if (tty) {
-    o.progress = [](const std::string& stage, size_t done, size_t total) {
-      std::fprintf(stderr, "\r[%s] %zu/%zu layers", stage.c_str(), done, total);
-      if (done == total) std::fprintf(stderr, "\r\033[K");
-      std::fflush(stderr);
-    };
-  }
+  Progress progress("build");
+  o.progress = [&progress](const std::string& stage, size_t done, size_t total) {
+    progress.update(stage, done, total);
+  };
   KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(args.model));
   std::error_code abs_ec;
   model.metadata["kiln.source_model"] = std::filesystem::absolute(args.model, abs_ec).string();
@@ -78,7 +76,29 @@ Status run_build(const BuildArgs& args) {
   plan::BuildReport report;
   KILN_ASSIGN_OR_RETURN(plan::Plan plan, plan::build(std::move(model), o, &report));
   KILN_RETURN_IF_ERROR(plan::save_plan(plan, args.output));
+  progress.finish();
+  std::error_code ec;
+  auto size = std::filesystem::file_size(args.output, ec);
 
+  if (output_options().format == LogFormat::kJson) {
+    std::printf("%s\n", json_object({{"command", "\"build\""},
+                                     {"event", "\"built\""},
+                                     {"model", json_quote(args.model)},
+                                     {"plan", json_quote(args.output)},
+                                     {"plan_bytes", std::to_string(ec ? 0 : size)},
+                                     {"onnx_nodes", std::to_string(report.onnx_nodes)},
+                                     {"layers", std::to_string(report.layers)},
+                                     {"timed_layers", std::to_string(report.timed_nodes)},
+                                     {"cache_hits", std::to_string(report.cache_hits)},
+                                     {"cache_misses", std::to_string(report.cache_misses)},
+                                     {"seconds", fmt::format("{:.3f}", report.total_seconds)}})
+                            .c_str());
+    return Status::ok();
+  }
+  if (output_options().quiet) {
+    std::printf("wrote %s (%s)\n", args.output.c_str(), ec ? "?" : human_bytes(static_cast<int64_t>(size)).c_str());
+    return Status::ok();
+  }
   std::printf("kiln build: %s -> %s\n", args.model.c_str(), args.output.c_str());
   print_layer_table(before, op_histogram(*plan.model.graph), report.onnx_nodes, report.layers);
   if (args.verbose) {
@@ -96,8 +116,6 @@ Status run_build(const BuildArgs& args) {
   std::printf("tactics: %lld layers timed (%lld timings from the cache, %lld measured) in %.2f s; build %.2f s\n",
               static_cast<long long>(report.timed_nodes), static_cast<long long>(report.cache_hits),
               static_cast<long long>(report.cache_misses), report.tactic_seconds, report.total_seconds);
-  std::error_code ec;
-  auto size = std::filesystem::file_size(args.output, ec);
   std::printf("wrote %s (%s)\n", args.output.c_str(), ec ? "?" : human_bytes(static_cast<int64_t>(size)).c_str());
   return Status::ok();
 }
@@ -124,7 +142,7 @@ void add_build_command(CLI::App& app, int* exit_code) {
     try {
       Status s = run_build(*args);
       if (!s.is_ok()) {
-        std::fprintf(stderr, "kiln build: error: %s\n", s.message().c_str());
+        print_error("build", s.message());
         *exit_code = 1;
       }
     } catch (const std::exception& e) {

@@ -11,6 +11,7 @@ class App;
 
 namespace kiln::cli {
 
+void add_output_flags(CLI::App& app);  // --quiet, --log-format (output.h)
 void add_run_command(CLI::App& app, int* exit_code);
 void add_inspect_command(CLI::App& app, int* exit_code);
 void add_ops_command(CLI::App& app, int* exit_code);

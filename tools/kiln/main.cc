@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer("Run 'kiln <command> --help' for the options of a command.");
   int exit_code = 0;
+  kiln::cli::add_output_flags(app);
   kiln::cli::add_run_command(app, &exit_code);
   kiln::cli::add_inspect_command(app, &exit_code);
   kiln::cli::add_ops_command(app, &exit_code);

@@ -4,6 +4,7 @@
 // false, the listeners close after --shutdown-grace-secs, in-flight requests
 // drain for at most --exit-timeout-secs, and the process exits 0.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -16,6 +17,7 @@
 
 #include "commands.h"
 #include "core/logging.h"
+#include "output.h"
 #include "server/grpc/grpc_server.h"
 #include "server/http/http_api.h"
 #include "server/http/http_server.h"
@@ -51,7 +53,7 @@ int run_serve(const ServeArgs& args) {
   }
   auto mode = server::parse_control_mode(args.control_mode);
   if (!mode.is_ok()) {
-    std::fprintf(stderr, "kiln serve: %s\n", mode.status().message().c_str());
+    print_error("serve", mode.status().message());
     return 2;
   }
   // Signals are taken by sigwait below, never by a handler on a random thread.
@@ -70,7 +72,7 @@ int run_serve(const ServeArgs& args) {
   server::ServerCore core(options);
   Status started = core.start();
   if (!started.is_ok()) {
-    std::fprintf(stderr, "kiln serve: %s\n", started.message().c_str());
+    print_error("serve", started.message());
     return 1;
   }
 
@@ -78,7 +80,7 @@ int run_serve(const ServeArgs& args) {
   std::unique_ptr<server::HttpServer> metrics;
   std::unique_ptr<server::GrpcServer> grpc;
   auto fail = [&](const char* what, const Status& st) {
-    std::fprintf(stderr, "kiln serve: %s: %s\n", what, st.message().c_str());
+    print_error("serve", fmt::format("{}: {}", what, st.message()));
     core.stop();
     return 1;
   };
@@ -105,16 +107,14 @@ int run_serve(const ServeArgs& args) {
     http = std::make_unique<server::HttpServer>(ho, server::make_http_api(core));
     if (Status st = http->start(); !st.is_ok()) return fail("HTTP", st);
   }
-  std::fprintf(stderr, "kiln serve: repository %s; HTTP %d, gRPC %d, metrics %d; ready=%s\n",
-               args.repository.c_str(), http ? http->port() : -1, grpc ? grpc->port() : -1,
-               metrics ? metrics->port() : -1, core.ready() ? "true" : "false");
-  std::fflush(stderr);
+  print_status("serve", fmt::format("repository {}; HTTP {}, gRPC {}, metrics {}; ready={}", args.repository,
+                                    http ? http->port() : -1, grpc ? grpc->port() : -1, metrics ? metrics->port() : -1,
+                                    core.ready()));
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "kiln serve: signal %d: readiness off, draining (exit timeout %d s)\n", sig,
-               args.exit_timeout_secs);
-  std::fflush(stderr);
+  print_status("serve",
+               fmt::format("signal {}: readiness off, draining (exit timeout {} s)", sig, args.exit_timeout_secs));
   core.begin_shutdown();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(args.exit_timeout_secs);
   if (args.shutdown_grace_secs > 0) std::this_thread::sleep_for(std::chrono::seconds(args.shutdown_grace_secs));
@@ -127,14 +127,13 @@ int run_serve(const ServeArgs& args) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   bool idle = core.wait_idle(std::max<int64_t>(0, left.count()));
   if (!idle) {
-    std::fprintf(stderr, "kiln serve: %lld requests still in flight at the exit timeout\n",
-                 static_cast<long long>(core.in_flight()));
+    print_error("serve", fmt::format("{} requests still in flight at the exit timeout", core.in_flight()));
   }
   core.stop();
   if (grpc_stop.joinable()) grpc_stop.join();
   if (http) http->stop();
   if (metrics) metrics->stop();
-  std::fprintf(stderr, "kiln serve: stopped\n");
+  print_status("serve", "stopped");
   return 0;
 }
 
