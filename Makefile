@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SITE        = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
-.PHONY: all setup configure build install docs run test unit pytest test-asan test-tsan fuzz format clean
+.PHONY: all setup configure build install docs run test unit pytest test-asan test-tsan fuzz fuzz-import format clean
 
 all: build
 
@@ -51,9 +51,7 @@ unit: build
 pytest: build
 	@$(PY) -m pytest -q tests/python
 
-# The importer fuzz target (make fuzz) joins `make test` once the ops' shape
-# inference, which import now runs, has had its own fuzzing round.
-test: unit pytest
+test: unit pytest fuzz-import
 
 # Sanitizer builds of the C++ tests, each in its own folder.
 test-asan:
@@ -62,23 +60,26 @@ test-asan:
 test-tsan:
 	@$(MAKE) --no-print-directory unit BUILD=build-tsan CMAKE_ARGS="-DKILN_SANITIZE=thread -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
-# libFuzzer target for the ONNX importer (clang, every library instrumented),
-# run for FUZZ_SECONDS on the seeds and regression files in tests/regress.
+# libFuzzer targets (clang; every library instrumented with ASan+UBSan and
+# coverage; -O1 and line tables keep the clang build small enough for CI).
+# `make fuzz-import` (part of `make test`) fuzzes the ONNX importer for
+# FUZZ_SECONDS; `make fuzz` also fuzzes the plan loader. Seeds and past
+# findings live in tests/regress (importer) and tests/data/plans (plans).
 FUZZ_SECONDS ?= 60
-fuzz: setup
-	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF \
+FUZZ_BUILD   := build-fuzz
+
+$(FUZZ_BUILD)/build.ninja: | setup
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=None \
+	  -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF \
 	  -DKILN_PYTHON=$(abspath $(PY)) >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target onnx_import_fuzz plan_load_fuzz
-	@mkdir -p build-fuzz/corpus build-fuzz/plan-corpus
-	@echo "fuzz: onnx_import_fuzz for $(FUZZ_SECONDS) s"
-	@build-fuzz/tests/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
-	  -timeout=10 -artifact_prefix=build-fuzz/ build-fuzz/corpus tests/regress > build-fuzz/fuzz.log 2>&1 \
-	  || { tail -40 build-fuzz/fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
-	@echo "fuzz: plan_load_fuzz for $(FUZZ_SECONDS) s"
-	@build-fuzz/tests/fuzz/plan_load_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=262144 \
-	  -timeout=10 -artifact_prefix=build-fuzz/plan- build-fuzz/plan-corpus tests/data/plans > build-fuzz/plan-fuzz.log 2>&1 \
-	  || { tail -40 build-fuzz/plan-fuzz.log; echo "fuzz: finding saved under build-fuzz/ (add it to tests/regress)"; exit 1; }
-	@grep -E "^#[0-9]+.*DONE" build-fuzz/fuzz.log | tail -1
+
+fuzz-import: $(FUZZ_BUILD)/build.ninja
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target onnx_import_fuzz
+	@scripts/run_fuzzer.sh $(FUZZ_BUILD)/tests/fuzz/onnx_import_fuzz $(FUZZ_SECONDS) 65536 tests/regress
+
+fuzz: fuzz-import
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target plan_load_fuzz
+	@scripts/run_fuzzer.sh $(FUZZ_BUILD)/tests/fuzz/plan_load_fuzz $(FUZZ_SECONDS) 262144 tests/data/plans
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')
