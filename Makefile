@@ -23,9 +23,12 @@ configure: $(BUILD)/build.ninja
 
 build: setup $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
-	@# Make `import kiln` and the `kiln` command work inside the virtualenv.
-	@echo "$(abspath $(BUILD))/python" > "$(SITE)/kiln-build.pth"
-	@ln -sf "$(abspath $(BUILD))/tools/kiln/kiln" $(VENV)/bin/kiln
+	@# Make `import kiln` and the `kiln` command work inside the virtualenv
+	@# (the main build only: the sanitizer builds must not take them over).
+	@if [ "$(BUILD)" = build ]; then \
+	  echo "$(abspath $(BUILD))/python" > "$(SITE)/kiln-build.pth"; \
+	  ln -sf "$(abspath $(BUILD))/tools/kiln/kiln" $(VENV)/bin/kiln; \
+	fi
 
 # Install libkiln, its headers and CMake package (find_package(Kiln)), the kiln
 # command and the Python package under PREFIX (cmake/package.cmake).
