@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "backends/cpu/gemm_int8.h"
 #include "backends/cpu/isa.h"
 #include "backends/tactic.h"
 #include "kiln/status.h"
@@ -42,6 +43,13 @@ std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
 // primitive) for 2-D Conv / kiln.FusedConv with constant weights.
 std::unique_ptr<Tactic> make_onednn_matmul_tactic();
 std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked);
+
+// Int8 layers on the u8s8 GEMM (int8_tactics.cc): QLinearConv and
+// kiln.QConv (2-D, ungrouped, constant int8 weights with zero zero points,
+// constant per-tensor input/output parameters): "own.qlinear_conv_im2col.<variant>"
+// / "own.qconv_im2col.<variant>"; kiln.QGemm: "own.qgemm.<variant>".
+std::unique_ptr<Tactic> make_qconv_tactic(Int8Variant v, bool kiln_op);
+std::unique_ptr<Tactic> make_qgemm_tactic(Int8Variant v);
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);
