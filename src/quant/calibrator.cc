@@ -51,6 +51,10 @@ void TensorStats::observe_histogram(std::span<const float> values) {
   }
   const double per_bin = kHistogramBins / a;
   for (float v : values) {
+    // Exact zeros (the ReLU spike) are exact at every threshold: they say
+    // nothing about where to clip, and a spike in bin 0 would drag the
+    // entropy search to the smallest threshold.
+    if (v == 0.0f) continue;
     const auto bin = static_cast<int64_t>(std::fabs(v) * per_bin);
     histogram[static_cast<size_t>(std::min<int64_t>(bin, kHistogramBins - 1))] += 1.0;
   }
@@ -95,7 +99,9 @@ double entropy_threshold(const std::vector<double>& histogram, double amax) {
       const double qk = std::max(q[k] / q_sum, 1e-12);  // P mass where Q has none: a large penalty
       kl += pk * std::log(pk / qk);
     }
-    if (kl < best_kl) {
+    // Ties (flat or discrete histograms give several equal minima) go to the
+    // larger threshold: clipping less is the safer of two equal choices.
+    if (kl <= best_kl) {
       best_kl = kl;
       best = i;
     }

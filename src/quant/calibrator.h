@@ -3,7 +3,8 @@
 //
 // Every calibrator sees the same statistics, collected in two passes over
 // the data (the first finds each tensor's min/max, the second fills a
-// 2048-bin histogram of |x| over [0, max|x|]):
+// 2048-bin histogram of the non-zero |x| over [0, max|x|]; exact zeros, the
+// ReLU spike, are representable at any threshold and left out):
 //   minmax      the observed [min, max];
 //   percentile  |x| clipped at the given percentile of the histogram (99.99 by default);
 //   entropy     TensorRT's threshold search: for each candidate threshold
@@ -11,6 +12,8 @@
 //               the last bin) is merged into 128 levels and expanded back
 //               into Q over P's non-empty bins; the threshold with the least
 //               KL(P || Q) wins.
+// Ties in the entropy search go to the larger threshold. calibrate() gives the
+// model's own inputs and outputs their min/max range whatever the calibrator.
 // The range becomes uint8 parameters: a tensor that never goes negative
 // (after ReLU) gets [0, T] with zero point 0, others [-T, T] with zero point
 // 128 (minmax keeps its asymmetric [min, max], widened to include 0).

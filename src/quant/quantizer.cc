@@ -197,10 +197,13 @@ Result<CalibrationTable> calibrate(ir::Graph& graph, const QuantTargets& targets
   table.calibrator = std::string(calibrator_name(calibrator));
   table.batches = static_cast<int64_t>(batches.size());
   for (const auto& [name, s] : stats) {
-    // The model's own outputs keep their whole range: clipping them would clip the result.
+    // The model's own inputs and outputs keep their whole range: clipping an
+    // output clips the result, and inputs are data, often discrete (pixels,
+    // one-hot features), where a KL search over a sparse histogram finds
+    // degenerate minima (one non-empty bin matches itself perfectly).
     const ir::Value* v = graph.find_value(name);
-    const bool model_output = std::find(saved.begin(), saved.end(), v) != saved.end();
-    if (s.count > 0) table.ranges[name] = choose_range(s, model_output ? Calibrator::kMinMax : calibrator);
+    const bool model_io = std::find(saved.begin(), saved.end(), v) != saved.end() || (v != nullptr && v->is_graph_input());
+    if (s.count > 0) table.ranges[name] = choose_range(s, model_io ? Calibrator::kMinMax : calibrator);
   }
   return table;
 }

@@ -24,6 +24,7 @@
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 #include "quant/calibrator.h"
+#include "quant/half_precision.h"
 
 namespace kiln::quant {
 
@@ -73,6 +74,9 @@ struct QuantizeOptions {
   std::string calibrator = "entropy";
   std::vector<std::string> layer_precisions;  // "NAME:fp32" / "NAME:int8" overrides
   CalibrationProgress progress;
+  // >= 0: keep the most sensitive layers in fp32 until int8 is within this
+  // many top-1 points of fp32 on the calibration batches (quant/sensitivity.h).
+  double max_accuracy_drop = -1;
 };
 
 struct QuantizeReport {
@@ -80,6 +84,7 @@ struct QuantizeReport {
   std::vector<std::string> fp32_layers;  // kept in float by an override
   bool from_cache = false;
   CalibrationTable table;
+  std::vector<std::string> sensitivity;  // the --max-accuracy-drop trade-off, one line per step
 };
 
 // Runs the fp32 clean-up passes the build would run anyway (constant
@@ -87,5 +92,10 @@ struct QuantizeReport {
 // and writes Q/DQ into `graph`. Errors: no data and no cache, bad data (see
 // calibrate), an override naming no layer or an unknown precision.
 Result<QuantizeReport> quantize_model(ir::Graph& graph, const QuantizeOptions& options);
+
+// bf16/fp16 builds: the same fp32 clean-up, then apply_half_precision with
+// the "NAME:fp32" overrides of `layer_precisions`.
+Result<std::vector<LayerPrecision>> convert_to_half(ir::Graph& graph, const std::string& precision,
+                                                    const std::vector<std::string>& layer_precisions);
 
 }  // namespace kiln::quant

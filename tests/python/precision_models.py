@@ -75,8 +75,8 @@ def make_mlp(path: str, seed: int = 1) -> None:
     onnx.save(model, path)
 
 
-def quantize_qdq(fp32_path: str, qdq_path: str, batches: list[dict[str, np.ndarray]]) -> None:
-    """onnxruntime's quantize_static in QDQ format, per-channel weights."""
+def quantize_qdq(fp32_path: str, qdq_path: str, batches: list[dict[str, np.ndarray]], reduce_range: bool = False) -> None:
+    """onnxruntime's quantize_static in QDQ format, per-channel weights (7-bit with reduce_range)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -87,4 +87,58 @@ def quantize_qdq(fp32_path: str, qdq_path: str, batches: list[dict[str, np.ndarr
             return next(self.it, None)
 
     quantize_static(fp32_path, qdq_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def make_digits_classifier(path: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 64-48-10 MLP (Gemm-Relu-Gemm) trained with numpy on scikit-learn's digits.
+
+    Test-only stand-in for the trained classifier of examples/models: full-batch
+    gradient descent with momentum, inputs scaled to [0, 1]. Writes the ONNX
+    model to `path` and returns (x_train, y_train, x_test, y_test), a fixed
+    75/25 split.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    x, y = x[order], y[order]
+    split = int(len(x) * 0.75)
+    xtr, ytr, xte, yte = x[:split], y[:split], x[split:], y[split:]
+    w1 = rng.normal(0, np.sqrt(2 / 64), (64, 48)).astype(np.float32)
+    b1 = np.zeros(48, np.float32)
+    w2 = rng.normal(0, np.sqrt(2 / 48), (48, 10)).astype(np.float32)
+    b2 = np.zeros(10, np.float32)
+    params = [w1, b1, w2, b2]
+    velocity = [np.zeros_like(p) for p in params]
+    onehot = np.eye(10, dtype=np.float32)[ytr]
+    for _ in range(300):
+        h = np.maximum(xtr @ w1 + b1, 0)
+        z = h @ w2 + b2
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        dz = (p - onehot) / len(xtr)
+        dh = (dz @ w2.T) * (h > 0)
+        grads = [xtr.T @ dh, dh.sum(0), h.T @ dz, dz.sum(0)]
+        for i, g in enumerate(grads):
+            velocity[i] = 0.9 * velocity[i] - 0.5 * g
+            params[i] += velocity[i]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+        helper.make_node("Relu", ["h"], ["a"], name="relu1"),
+        helper.make_node("Gemm", ["a", "w2", "b2"], ["logits"], name="fc2", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "digits_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [_init("w1", w1.T), _init("b1", b1), _init("w2", w2.T), _init("b2", b2)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return xtr, ytr, xte, yte

@@ -196,3 +196,39 @@ TEST(Quantizer, BadCalibrationDataAndOverridesGiveClearErrors) {
 
 }  // namespace
 }  // namespace kiln::quant
+
+namespace kiln::quant {
+namespace {
+
+TEST(Quantizer, AccuracyBudgetKeepsSensitiveLayersInFp32) {
+  QuantizeOptions o;
+  o.batches = batches(3, 64);
+  o.calibrator = "percentile";
+  // A zero budget: layers go back to fp32 until the predictions agree with fp32 exactly.
+  o.max_accuracy_drop = 0;
+  auto g = make_mlp();
+  auto r = quantize_model(*g, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_FALSE(r->sensitivity.empty());
+  EXPECT_EQ(r->int8_layers.size() + r->fp32_layers.size(), 2u);
+  // A budget of 100 points: everything stays int8.
+  o.max_accuracy_drop = 100;
+  auto g2 = make_mlp();
+  auto all = quantize_model(*g2, o);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  EXPECT_EQ(all->int8_layers.size(), 2u);
+  EXPECT_TRUE(all->fp32_layers.empty());
+  // Only a cache: no data to measure on.
+  o.batches.clear();
+  o.cache = ::testing::TempDir() + "/kiln_budget.cache";
+  QuantizeOptions write = o;
+  write.batches = batches(1, 8);
+  write.max_accuracy_drop = -1;
+  auto g3 = make_mlp();
+  ASSERT_TRUE(quantize_model(*g3, write).is_ok());
+  auto g4 = make_mlp();
+  EXPECT_FALSE(quantize_model(*g4, o).is_ok());
+}
+
+}  // namespace
+}  // namespace kiln::quant

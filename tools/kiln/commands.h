@@ -17,5 +17,7 @@ void add_ops_command(CLI::App& app, int* exit_code);
 void add_build_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
 void add_serve_command(CLI::App& app, int* exit_code);
+void add_quantize_command(CLI::App& app, int* exit_code);
+void add_accuracy_command(CLI::App& app, int* exit_code);
 
 }  // namespace kiln::cli
