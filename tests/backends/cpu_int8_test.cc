@@ -275,5 +275,53 @@ TEST(CpuInt8, TacticsDeclineWhatTheyCannotRun) {
   EXPECT_FALSE(t->supports(asym.node()));
 }
 
+// QuantizeLinear / DequantizeLinear tactics against the reference kernels,
+// edge values included (NaN, +-Inf, ties, out of range).
+TEST(CpuInt8, QdqTacticsAreBitExact) {
+  Tensor x = random_tensor({3, 1000}, 21, -4.0f, 4.0f);
+  float* xv = x.data<float>();
+  const float edges[] = {NAN, INFINITY, -INFINITY, 0.5f * 0.03f, 1.5f * 0.03f, -2.5f * 0.03f, 1e30f, -1e30f, 0.0f, -0.0f};
+  std::copy(std::begin(edges), std::end(edges), xv);
+  ThreadPool pool(2);
+  for (DataType qt : {DataType::kUInt8, DataType::kInt8}) {
+    for (bool with_zp : {true, false}) {
+      if (!with_zp && qt == DataType::kInt8) continue;  // an absent zero point means uint8
+      std::vector<NodeInput> qin = {{x}, {Tensor::scalar(DataType::kFloat32, 0.03f), true}};
+      if (with_zp) {
+        qin.push_back({qt == DataType::kInt8 ? Tensor::scalar(DataType::kInt8, int8_t{-7})
+                                             : Tensor::scalar(DataType::kUInt8, uint8_t{131}),
+                       true});
+      }
+      OneNode q("", "QuantizeLinear", qin, {}, 19);
+      q.node().output(0)->set_type(ir::ValueType::tensor(qt));
+      auto want = q.run_reference(q.feeds());
+      ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+      auto tq = make_qdq_tactic(true);
+      ASSERT_TRUE(tq->supports(q.node()));
+      auto kq = tq->prepare(q.node());
+      ASSERT_TRUE(kq.is_ok());
+      auto got = q.run(**kq, &pool);
+      ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+      expect_bytes_equal(*got, *want, "QuantizeLinear");
+
+      std::vector<NodeInput> din = qin;
+      din[0] = {*want};
+      OneNode d("", "DequantizeLinear", din, {}, 19);
+      auto dwant = d.run_reference(d.feeds());
+      ASSERT_TRUE(dwant.is_ok()) << dwant.status().to_string();
+      auto td = make_qdq_tactic(false);
+      ASSERT_TRUE(td->supports(d.node()));
+      auto kd = td->prepare(d.node());
+      ASSERT_TRUE(kd.is_ok());
+      auto dgot = d.run(**kd, &pool);
+      ASSERT_TRUE(dgot.is_ok());
+      ASSERT_EQ(std::memcmp(dgot->raw_data(), dwant->raw_data(), dgot->nbytes()), 0) << "DequantizeLinear";
+    }
+  }
+  // Per-axis scales stay on the reference.
+  OneNode axis("", "QuantizeLinear", {{x}, {random_tensor({1000}, 3, 0.1f, 1.0f), true}}, {}, 19);
+  EXPECT_FALSE(make_qdq_tactic(true)->supports(axis.node()));
+}
+
 }  // namespace
 }  // namespace kiln::backends::cpu::test

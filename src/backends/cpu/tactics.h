@@ -50,6 +50,10 @@ std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked);
 // / "own.qconv_im2col.<variant>"; kiln.QGemm: "own.qgemm.<variant>".
 std::unique_ptr<Tactic> make_qconv_tactic(Int8Variant v, bool kiln_op);
 std::unique_ptr<Tactic> make_qgemm_tactic(Int8Variant v);
+// Per-tensor QuantizeLinear / DequantizeLinear (float32 <-> uint8/int8,
+// constant scalar scale and zero point), bit-exact with the reference
+// (qdq_tactics.cc): "own.quantize_linear" / "own.dequantize_linear".
+std::unique_ptr<Tactic> make_qdq_tactic(bool quantize);
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);
