@@ -49,6 +49,18 @@ void for_row_blocks(int64_t m, ThreadPool* pool, const Fn& fn) {
   }
 }
 
+// clamp(nearbyint(v) + zp, lo, hi) without a libm call per element: v is
+// first clamped to [lo - zp - 1, hi - zp + 1] (integer bounds, and rounding
+// is monotone, so the result is unchanged), then rounded half to even by
+// adding and subtracting 1.5 * 2^52, exact for |v| < 2^51 in the default
+// rounding mode (the same mode nearbyint uses).
+inline double round_half_even_clamped(double v, int32_t zp, int32_t lo, int32_t hi) {
+  constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
+  const double c = std::clamp(v, static_cast<double>(lo - zp - 1), static_cast<double>(hi - zp + 1));
+  const double r = (c + kMagic) - kMagic;
+  return std::clamp(r + zp, static_cast<double>(lo), static_cast<double>(hi));
+}
+
 }  // namespace
 
 std::string_view int8_variant_name(Int8Variant v) {
@@ -204,10 +216,10 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
                                int64_t{rq.a_zero_point} * b.col_sums[col];
         const double mult = rq.multiplier[col];
         for (int64_t r = 0; r < rows; ++r) {
-          // The accumulator is exact; the product in double and nearbyint
-          // (half to even) match the reference's float64 requantization.
-          const double v = std::nearbyint(static_cast<double>(tile[r * kInt8Nr + j] + offset) * mult) + rq.y_zero_point;
-          const auto q = static_cast<int32_t>(std::clamp(v, static_cast<double>(rq.y_min), static_cast<double>(rq.y_max)));
+          // The accumulator is exact; the product in double and rounding
+          // half to even match the reference's float64 requantization.
+          const double v = static_cast<double>(tile[r * kInt8Nr + j] + offset) * mult;
+          const auto q = static_cast<int32_t>(round_half_even_clamped(v, rq.y_zero_point, rq.y_min, rq.y_max));
           uint8_t* dst = out + (row0 + r) * y_stride_m + static_cast<int64_t>(col) * y_stride_n;
           *dst = rq.y_signed ? static_cast<uint8_t>(static_cast<int8_t>(q)) : static_cast<uint8_t>(q);
         }

@@ -64,9 +64,16 @@ class QdqKernel final : public Kernel {
       auto* out = static_cast<uint8_t*>(y->raw_data());
       const bool is_signed = q_type_ == DataType::kInt8;
       parallel_elements(x.numel(), ctx.pool(), [&](int64_t b, int64_t e) {
+        // nearbyint without a libm call per element: clamp to [lo - zp - 1,
+        // hi - zp + 1] (integer bounds; rounding is monotone), then round half
+        // to even by adding and subtracting 1.5 * 2^23 (exact for |v| < 2^22).
+        constexpr float kMagic = 12582912.0f;
+        const float clo = lo - static_cast<float>(zp_) - 1.0f, chi = hi - static_cast<float>(zp_) + 1.0f;
         for (int64_t i = b; i < e; ++i) {
-          const float r = std::nearbyint(in[i] / scale_);
-          const float v = std::isnan(r) ? static_cast<float>(zp_) : std::clamp(r + static_cast<float>(zp_), lo, hi);
+          const float x_over_s = in[i] / scale_;
+          const float r = (std::clamp(x_over_s, clo, chi) + kMagic) - kMagic;
+          const float v =
+              std::isnan(x_over_s) ? static_cast<float>(zp_) : std::clamp(r + static_cast<float>(zp_), lo, hi);
           const auto q = static_cast<int32_t>(v);
           out[i] = is_signed ? static_cast<uint8_t>(static_cast<int8_t>(q)) : static_cast<uint8_t>(q);
         }
