@@ -42,6 +42,11 @@ def build(
     tactic_sources: Iterable[str] | str | None = None,
     threads: int = 0,
     time_tactics: bool = True,
+    calib: Iterable[Mapping[str, Any]] | None = None,
+    calib_cache: str | os.PathLike | None = None,
+    calibrator: str = "entropy",
+    layer_precision: Iterable[str] | Mapping[str, str] | None = None,
+    max_accuracy_drop: float | None = None,
 ) -> dict:
     """Optimizes `onnx_path` and writes the plan to `plan_path`.
 
@@ -49,11 +54,26 @@ def build(
     `min_shapes`/`opt_shapes`/`max_shapes` give a dynamic profile instead. Tactic
     timings are read from and saved to `timing_cache` when given. Returns a
     summary: onnx_nodes, layers, peak_activation_bytes, naive_activation_bytes,
-    timed_layers, cache_hits, cache_misses, seconds. Open the plan with
+    timed_layers, cache_hits, cache_misses, seconds, int8_layers. Open the plan with
     kiln.InferenceSession(plan_path).
+
+    precision="int8" calibrates on `calib` (an iterable of {input name: array}
+    batches) with `calibrator` ("entropy", "minmax" or "percentile"), or reads
+    `calib_cache` when no data is given (and writes it after calibrating);
+    `layer_precision` keeps layers in float: {"conv1": "fp32"} or ["conv1:fp32"].
+    `max_accuracy_drop` (int8) keeps the most sensitive layers in fp32 until top-1
+    agreement with fp32 on `calib` is within that many points (summary["fp32_layers"]).
+    precision="bf16"/"fp16" rounds Conv/Gemm/MatMul weights and inputs to 16 bits
+    with fp32 accumulation (fp32 kernels still run).
     """
     if isinstance(tactic_sources, str):
         tactic_sources = [s for s in tactic_sources.split(",") if s]
+    if isinstance(layer_precision, Mapping):
+        layer_precision = [f"{k}:{v}" for k, v in layer_precision.items()]
+    if calib is not None:
+        calib = [dict(b) for b in calib]
+        if not calib:
+            raise _core.InvalidArgumentError("calibration data is empty: the iterable gave no batches")
     return _core.build(
         os.fspath(onnx_path),
         os.fspath(plan_path),
@@ -66,4 +86,9 @@ def build(
         tactic_sources=list(tactic_sources or []),
         threads=int(threads),
         time_tactics=bool(time_tactics),
+        calib=calib,
+        calib_cache=os.fspath(calib_cache) if calib_cache is not None else "",
+        calibrator=calibrator,
+        layer_precisions=list(layer_precision or []),
+        max_accuracy_drop=-1.0 if max_accuracy_drop is None else float(max_accuracy_drop),
     )

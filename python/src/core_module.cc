@@ -4,6 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <fmt/format.h>
+
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,8 +70,31 @@ std::unique_ptr<Session> open_session(const py::object& model, int threads, std:
 py::dict py_build_plan(const std::string& onnx_path, const std::string& plan_path, const std::string& precision,
                     const std::string& shapes, const std::string& min_shapes, const std::string& opt_shapes,
                     const std::string& max_shapes, const std::string& timing_cache,
-                    const std::vector<std::string>& tactic_sources, int threads, bool time_tactics) {
+                    const std::vector<std::string>& tactic_sources, int threads, bool time_tactics,
+                    const py::object& calib, const std::string& calib_cache, const std::string& calibrator,
+                    const std::vector<std::string>& layer_precisions, double max_accuracy_drop) {
   BuildConfig c;
+  // calib: an iterable of {input name: array} batches (converted while holding the GIL).
+  if (!calib.is_none()) {
+    size_t index = 0;
+    for (const py::handle batch : calib) {
+      if (!py::isinstance<py::dict>(batch)) {
+        throw_status(Status(StatusCode::kInvalidArgument,
+                            fmt::format("calibration batch {} must be a dict of input name -> array", index)));
+      }
+      std::map<std::string, Tensor> feed;
+      for (const auto& [name, value] : batch.cast<py::dict>()) {
+        const std::string n = py::str(name).cast<std::string>();
+        feed[n] = tensor_from_object(value, fmt::format("calibration batch {} input '{}'", index, n));
+      }
+      c.calib_batches.push_back(std::move(feed));
+      ++index;
+    }
+  }
+  c.calib_cache = calib_cache;
+  c.calibrator = calibrator;
+  c.layer_precisions = layer_precisions;
+  c.max_accuracy_drop = max_accuracy_drop;
   c.precision = precision;
   c.shapes = shapes;
   c.min_shapes = min_shapes;
@@ -86,7 +112,8 @@ py::dict py_build_plan(const std::string& onnx_path, const std::string& plan_pat
   return py::dict("onnx_nodes"_a = s.onnx_nodes, "layers"_a = s.layers,
                   "peak_activation_bytes"_a = s.peak_activation_bytes,
                   "naive_activation_bytes"_a = s.naive_activation_bytes, "timed_layers"_a = s.timed_layers,
-                  "cache_hits"_a = s.cache_hits, "cache_misses"_a = s.cache_misses, "seconds"_a = s.seconds);
+                  "cache_hits"_a = s.cache_hits, "cache_misses"_a = s.cache_misses, "seconds"_a = s.seconds,
+                  "int8_layers"_a = s.int8_layers, "fp32_layers"_a = s.fp32_layers);
 }
 
 const IoInfo* find_input(const Session& s, const std::string& name) {
@@ -166,6 +193,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("build", &py_build_plan, "onnx_path"_a, "plan_path"_a, "precision"_a = "fp32", "shapes"_a = "",
         "min_shapes"_a = "", "opt_shapes"_a = "", "max_shapes"_a = "", "timing_cache"_a = "",
         "tactic_sources"_a = std::vector<std::string>{}, "threads"_a = 0, "time_tactics"_a = true,
+        "calib"_a = py::none(), "calib_cache"_a = "", "calibrator"_a = "entropy",
+        "layer_precisions"_a = std::vector<std::string>{}, "max_accuracy_drop"_a = -1.0,
         "Builds a plan file from an ONNX model (shapes in trtexec syntax); returns a summary dict.");
 
   m.def("_roundtrip", [](const py::object& obj) { return tensor_to_array(tensor_from_object(obj, "value")); },

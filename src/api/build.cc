@@ -5,6 +5,7 @@
 #include "onnx/importer.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
+#include "quant/quantizer.h"
 
 namespace kiln {
 
@@ -20,7 +21,35 @@ Result<BuildSummary> build_plan(const std::string& onnx_path, const std::string&
   o.tactic_sources = config.tactic_sources;
   o.threads = config.threads;
   o.time_tactics = config.time_tactics;
+  if (!config.calib_batches.empty() && config.precision != "int8") {
+    return invalid_argument("calibration data was given but the precision is '{}', not int8", config.precision);
+  }
+  if (config.progress) o.progress = config.progress;
   KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(onnx_path));
+  int64_t int8_layers = 0;
+  std::vector<std::string> fp32_kept;
+  if (config.precision == "int8") {
+    quant::QuantizeOptions qo;
+    qo.batches.assign(config.calib_batches.begin(), config.calib_batches.end());
+    qo.cache = config.calib_cache;
+    qo.calibrator = config.calibrator;
+    qo.layer_precisions = config.layer_precisions;
+    qo.max_accuracy_drop = config.max_accuracy_drop;
+    if (config.progress) {
+      qo.progress = [&](int pass, size_t done, size_t total) {
+        config.progress(pass == 1 ? "calibration (ranges)" : "calibration (histograms)", done, total);
+      };
+    }
+    auto q = quant::quantize_model(*model.graph, qo);
+    if (!q.is_ok()) return std::move(q).status().with_context(onnx_path);
+    int8_layers = static_cast<int64_t>(q->int8_layers.size());
+    fp32_kept = q->fp32_layers;
+  } else if (config.precision == "bf16" || config.precision == "fp16") {
+    auto h = quant::convert_to_half(*model.graph, config.precision, config.layer_precisions);
+    if (!h.is_ok()) return std::move(h).status().with_context(onnx_path);
+  } else if (!config.layer_precisions.empty()) {
+    return invalid_argument("per-layer precisions need a reduced precision (bf16, fp16 or int8)");
+  }
   std::error_code ec;
   model.metadata["kiln.source_model"] = std::filesystem::absolute(onnx_path, ec).string();
   plan::BuildReport report;
@@ -36,6 +65,8 @@ Result<BuildSummary> build_plan(const std::string& onnx_path, const std::string&
   s.cache_hits = report.cache_hits;
   s.cache_misses = report.cache_misses;
   s.seconds = report.total_seconds;
+  s.int8_layers = int8_layers;
+  s.fp32_layers = std::move(fp32_kept);
   return s;
 }
 

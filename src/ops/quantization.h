@@ -45,5 +45,7 @@ Result<Tensor> run_reference_op(const KernelContext& ctx, std::string_view op, i
 
 // DynamicQuantizeLinear, QLinearMatMul and QLinearConv (quantization_qlinear.cc).
 void register_qlinear_ops(Registry& r);
+// kiln.QConv and kiln.QGemm, the int8 layers of lowered Q/DQ models (quantization_fused.cc).
+void register_quantized_layers(Registry& r);
 
 }  // namespace kiln::ops

@@ -351,6 +351,7 @@ void register_qlinear_ops(Registry& r) {
          .max_inputs = 9,
          .kernel = qlinear_conv_kernel,
          .infer = qlinear_conv_infer});
+  register_quantized_layers(r);
 }
 
 }  // namespace kiln::ops

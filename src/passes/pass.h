@@ -26,6 +26,7 @@ class Pass {
 };
 
 // The passes of the default pipeline (each in its own file).
+std::unique_ptr<Pass> make_qdq_lowering();
 std::unique_ptr<Pass> make_constant_folding();
 std::unique_ptr<Pass> make_dead_code_elimination();
 std::unique_ptr<Pass> make_layer_elimination();

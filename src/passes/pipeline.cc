@@ -9,6 +9,8 @@ namespace kiln::passes {
 namespace {
 
 // The default pipeline. Ordering constraints:
+// - Q/DQ lowering before everything: constant folding would turn the
+//   weights' DequantizeLinear into float constants and lose the int8 layers;
 // - constant folding first: later patterns look for constant weights,
 //   scales and shapes, and folding turns Shape/Gather/Concat chains into the
 //   constants that make Reshape/Expand/Slice provably no-ops;
@@ -27,6 +29,7 @@ namespace {
 // - dead-code elimination at the end drops what the rewrites left unused.
 std::vector<std::unique_ptr<Pass>> default_passes() {
   std::vector<std::unique_ptr<Pass>> p;
+  p.push_back(make_qdq_lowering());
   p.push_back(make_constant_folding());
   p.push_back(make_layer_elimination());
   p.push_back(make_batchnorm_folding());

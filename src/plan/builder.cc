@@ -32,8 +32,13 @@ std::map<std::string, Dims> profile_point(const std::vector<InputProfile>& profi
 Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* report) {
   const auto t0 = Clock::now();
   if (!model.graph) return invalid_argument("model has no graph");
-  if (options.precision != "fp32") {
-    return unimplemented("precision '{}' is not supported yet; build with fp32", options.precision);
+  // "int8": the caller (src/quant through kiln::build_plan) has written the
+  // calibration into the graph as Q/DQ, which the qdq_lowering pass lowers;
+  // "bf16"/"fp16": the caller has rounded weights and layer inputs
+  // (quant/half_precision.h). Either way the graph says it all.
+  if (options.precision != "fp32" && options.precision != "int8" && options.precision != "bf16" &&
+      options.precision != "fp16") {
+    return invalid_argument("unknown precision '{}' (fp32, bf16, fp16, int8)", options.precision);
   }
   KILN_RETURN_IF_ERROR(check_tactic_sources(options.tactic_sources));
   Plan plan;

@@ -22,7 +22,7 @@ class TacticRegistry;
 namespace kiln::plan {
 
 struct BuildOptions {
-  std::string precision = "fp32";  // only fp32 so far
+  std::string precision = "fp32";  // recorded in the plan; "int8"/"bf16"/"fp16" graphs are prepared by src/quant
   // Input shapes: `shapes` fixes them (min = opt = max); or a profile from
   // min/opt/max. Inputs with fully known declared shapes need neither.
   ShapeSpec shapes, min_shapes, opt_shapes, max_shapes;

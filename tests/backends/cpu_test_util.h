@@ -60,7 +60,7 @@ class OneNode {
         in.push_back(*graph_->add_constant(name, inputs[i].value));
       } else {
         ir::Value* v =
-            *graph_->add_value(name, ir::ValueType::tensor(DataType::kFloat32, Shape::of(inputs[i].value.dims())));
+            *graph_->add_value(name, ir::ValueType::tensor(inputs[i].value.dtype(), Shape::of(inputs[i].value.dims())));
         graph_->add_input(v);
         in.push_back(v);
       }

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <exception>
+#include <functional>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -22,7 +24,9 @@
 #include "output.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
+#include "calib_data.h"
 #include "plan_report.h"
+#include "quant/quantizer.h"
 
 namespace kiln::cli {
 namespace {
@@ -31,6 +35,12 @@ struct BuildArgs {
   std::string model;
   std::string output;
   bool fp32 = false;
+  bool int8 = false;
+  bool bf16 = false;
+  bool fp16 = false;
+  std::string calib_dir, calib_cache, calibrator = "entropy";
+  std::vector<std::string> layer_precisions;
+  double max_accuracy_drop = -1;
   std::string shapes, min_shapes, opt_shapes, max_shapes;
   std::string timing_cache;
   std::string tactic_sources;
@@ -50,9 +60,38 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// Each Conv/Gemm/MatMul-like layer of the built graph with the precision it got.
+// Printed when any layer is int8 (--int8, or a Q/DQ model).
+void print_layer_precisions(const ir::Graph& graph) {
+  int64_t int8 = 0, fp32 = 0;
+  std::vector<std::pair<std::string, const char*>> rows;
+  for (const auto& n : graph.nodes()) {
+    const std::string& op = n->op_type();
+    const bool q = n->domain() == "kiln" && (op == "QConv" || op == "QGemm");
+    const bool f = op == "Conv" || op == "Gemm" || op == "MatMul" || op == "FusedConv" || op == "FusedGemm" ||
+                   op == "FusedMatMul";
+    if (!q && !f) continue;
+    (q ? int8 : fp32)++;
+    rows.emplace_back(n->name(), q ? "int8" : "fp32");
+  }
+  if (int8 == 0) return;
+  std::printf("precision: %lld int8 layers, %lld fp32 layers\n", static_cast<long long>(int8),
+              static_cast<long long>(fp32));
+  for (const auto& [name, p] : rows) std::printf("  %-40s %s\n", name.c_str(), p);
+}
+
 Status run_build(const BuildArgs& args) {
   plan::BuildOptions o;
-  o.precision = "fp32";
+  if (static_cast<int>(args.fp32) + args.int8 + args.bf16 + args.fp16 > 1) {
+    return invalid_argument("give at most one of --fp32, --bf16, --fp16, --int8");
+  }
+  o.precision = args.int8 ? "int8" : args.bf16 ? "bf16" : args.fp16 ? "fp16" : "fp32";
+  if (!args.int8 && (!args.calib_dir.empty() || !args.calib_cache.empty() || args.max_accuracy_drop >= 0)) {
+    return invalid_argument("--calib, --calib-cache and --max-accuracy-drop need --int8");
+  }
+  if (o.precision == "fp32" && !args.layer_precisions.empty()) {
+    return invalid_argument("--layer-precision needs --bf16, --fp16 or --int8");
+  }
   KILN_ASSIGN_OR_RETURN(o.shapes, plan::parse_shape_spec(args.shapes));
   KILN_ASSIGN_OR_RETURN(o.min_shapes, plan::parse_shape_spec(args.min_shapes));
   KILN_ASSIGN_OR_RETURN(o.opt_shapes, plan::parse_shape_spec(args.opt_shapes));
@@ -73,6 +112,26 @@ Status run_build(const BuildArgs& args) {
   std::error_code abs_ec;
   model.metadata["kiln.source_model"] = std::filesystem::absolute(args.model, abs_ec).string();
   const auto before = op_histogram(*model.graph);
+  if (args.int8) {
+    KILN_ASSIGN_OR_RETURN(quant::QuantizeOptions qo, quantize_options(args.calib_dir, args.calib_cache, args.calibrator,
+                                                                      args.layer_precisions, *model.graph, "build"));
+    qo.max_accuracy_drop = args.max_accuracy_drop;
+    KILN_ASSIGN_OR_RETURN(quant::QuantizeReport q, quant::quantize_model(*model.graph, qo));
+    std::printf("int8: %zu layers quantized (%s, %s), %zu kept in fp32 by --layer-precision\n",
+                q.int8_layers.size(), q.table.calibrator.c_str(),
+                q.from_cache ? ("cache " + args.calib_cache).c_str()
+                             : (std::to_string(q.table.batches) + " batches").c_str(),
+                q.fp32_layers.size());
+    for (const std::string& line : q.sensitivity) std::printf("accuracy budget: %s\n", line.c_str());
+  }
+  if (args.bf16 || args.fp16) {
+    KILN_ASSIGN_OR_RETURN(auto layers, quant::convert_to_half(*model.graph, o.precision, args.layer_precisions));
+    int64_t half = 0;
+    for (const auto& l : layers) half += l.precision != "fp32" ? 1 : 0;
+    std::printf("precision: %lld %s layers, %lld fp32 layers (16-bit numerics, fp32 kernels)\n",
+                static_cast<long long>(half), o.precision.c_str(), static_cast<long long>(layers.size()) - half);
+    for (const auto& l : layers) std::printf("  %-40s %s\n", l.layer.c_str(), l.precision.c_str());
+  }
   plan::BuildReport report;
   KILN_ASSIGN_OR_RETURN(plan::Plan plan, plan::build(std::move(model), o, &report));
   KILN_RETURN_IF_ERROR(plan::save_plan(plan, args.output));
@@ -108,6 +167,7 @@ Status run_build(const BuildArgs& args) {
     }
     print_layers(layer_rows(plan));
   }
+  print_layer_precisions(*plan.model.graph);
   print_memory(plan);
   for (const auto& p : plan.profiles) {
     std::printf("profile %s: min %s opt %s max %s\n", p.name.c_str(), plan::format_dims(p.min).c_str(),
@@ -127,7 +187,20 @@ void add_build_command(CLI::App& app, int* exit_code) {
   CLI::App* sub = app.add_subcommand("build", "Optimize an ONNX model and save it as a plan file");
   sub->add_option("model", args->model, "the .onnx model file")->required();
   sub->add_option("-o,--output", args->output, "the plan file to write")->required();
-  sub->add_flag("--fp32", args->fp32, "build in fp32 (the default and, so far, the only precision)");
+  sub->add_flag("--fp32", args->fp32, "build in fp32 (the default)");
+  sub->add_flag("--bf16", args->bf16, "Conv/Gemm/MatMul weights and inputs in bf16, fp32 accumulation");
+  sub->add_flag("--fp16", args->fp16, "Conv/Gemm/MatMul weights and inputs in fp16, fp32 accumulation");
+  sub->add_flag("--int8", args->int8, "quantize Conv/Gemm/MatMul to int8 from calibration (--calib or --calib-cache)");
+  sub->add_option("--calib", args->calib_dir,
+                  "calibration data: a directory of .npy batches (one-input models) or of batch "
+                  "subdirectories holding <input>.npy");
+  sub->add_option("--calib-cache", args->calib_cache, "calibration cache: written after calibrating, read without --calib");
+  sub->add_option("--calibrator", args->calibrator, "entropy (default), minmax or percentile");
+  sub->add_option("--max-accuracy-drop", args->max_accuracy_drop,
+                  "int8: keep the most sensitive layers in fp32 until top-1 agreement with fp32 on the "
+                  "calibration data is within this many points");
+  sub->add_option("--layer-precision", args->layer_precisions,
+                  "per-layer override NAME:fp32 with --bf16/--fp16/--int8 (repeatable)");
   sub->add_option("--shapes", args->shapes, "fixed input shapes, e.g. input_ids:8x128,attention_mask:8x128");
   sub->add_option("--min-shapes", args->min_shapes, "the smallest input shapes of a dynamic profile");
   sub->add_option("--opt-shapes", args->opt_shapes, "the shapes tactics are timed on");

@@ -20,5 +20,7 @@ void add_bench_command(CLI::App& app, int* exit_code);
 void add_serve_command(CLI::App& app, int* exit_code);
 void add_train_command(CLI::App& app, int* exit_code);
 void add_perf_command(CLI::App& app, int* exit_code);
+void add_quantize_command(CLI::App& app, int* exit_code);
+void add_accuracy_command(CLI::App& app, int* exit_code);
 
 }  // namespace kiln::cli

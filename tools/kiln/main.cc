@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   kiln::cli::add_serve_command(app, &exit_code);
   kiln::cli::add_train_command(app, &exit_code);
   kiln::cli::add_perf_command(app, &exit_code);
+  kiln::cli::add_quantize_command(app, &exit_code);
+  kiln::cli::add_accuracy_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -37,14 +37,17 @@ CpuFeatures probe() {
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = (b >> 5) & 1;
   f.fma = fma;
+  unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+  __cpuid_count(7, 1, a1, b1, c1, d1);
+  (void)b1, (void)c1, (void)d1;
+  f.avxvnni = f.avx2 && ((a1 >> 4) & 1);
   if (zmm_state) {
     f.avx512f = (b >> 16) & 1;
     f.avx512dq = (b >> 17) & 1;
     f.avx512bw = (b >> 30) & 1;
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
-    __cpuid_count(7, 1, a, b, c, d);
-    f.avx512bf16 = (a >> 5) & 1;
+    f.avx512bf16 = (a1 >> 5) & 1;
   }
 #endif
   return f;

@@ -26,6 +26,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vl = false;
   bool avx512vnni = false;
+  bool avxvnni = false;  // AVX-VNNI: vpdpbusd on ymm (VEX encoded)
   bool avx512bf16 = false;
 };
 

@@ -22,6 +22,13 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
   }
+  // Int8 layers: the best u8s8 variant (the portable one only without AVX2).
+  const Int8Variant int8 = supported_int8_variants().front();
+  registry.add("", "QLinearConv", make_qconv_tactic(int8, false));
+  registry.add("kiln", "QConv", make_qconv_tactic(int8, true));
+  registry.add("kiln", "QGemm", make_qgemm_tactic(int8));
+  registry.add("", "QuantizeLinear", make_qdq_tactic(true));
+  registry.add("", "DequantizeLinear", make_qdq_tactic(false));
   const Isa row_isa = detect_isa() >= Isa::kAvx2 ? Isa::kAvx2 : Isa::kGeneric;
   registry.add("", "Softmax", make_softmax_tactic(row_isa));
   registry.add("", "LayerNormalization", make_layernorm_tactic(row_isa));

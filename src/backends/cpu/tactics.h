@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "backends/cpu/gemm_int8.h"
 #include "backends/cpu/isa.h"
 #include "backends/tactic.h"
 #include "kiln/status.h"
@@ -66,6 +67,17 @@ class OwnFusableTactic : public Tactic {
   std::string op_;
   std::string name_;
 };
+
+// Int8 layers on the u8s8 GEMM (int8_tactics.cc): QLinearConv and
+// kiln.QConv (2-D, ungrouped, constant int8 weights with zero zero points,
+// constant per-tensor input/output parameters): "own.qlinear_conv_im2col.<variant>"
+// / "own.qconv_im2col.<variant>"; kiln.QGemm: "own.qgemm.<variant>".
+std::unique_ptr<Tactic> make_qconv_tactic(Int8Variant v, bool kiln_op);
+std::unique_ptr<Tactic> make_qgemm_tactic(Int8Variant v);
+// Per-tensor QuantizeLinear / DequantizeLinear (float32 <-> uint8/int8,
+// constant scalar scale and zero point), bit-exact with the reference
+// (qdq_tactics.cc): "own.quantize_linear" / "own.dequantize_linear".
+std::unique_ptr<Tactic> make_qdq_tactic(bool quantize);
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);

@@ -1,0 +1,269 @@
+// Int8 tactics on the u8s8 GEMM (gemm_int8.h):
+//   QLinearConv / kiln.QConv: im2col of the 8-bit input (padding with the
+//     input zero point, so padded taps add nothing), weights packed in
+//     prepare, requantization (and ReLU) in the GEMM epilogue, NCHW output.
+//   kiln.QGemm: A [..., K] times the packed constant B [K, N].
+// int8 activations are shifted to uint8 (x + 128, zero point + 128), which
+// leaves (x - zero_point) unchanged. Build-time facts the tactics rely on:
+// constant scales and zero points, per-tensor input/output parameters,
+// symmetric (all-zero) weight zero points, constant int8 weights, no groups.
+// Anything else at run time goes to the reference kernel.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "backends/cpu/conv_geometry.h"
+#include "backends/cpu/gemm_int8.h"
+#include "backends/cpu/tactics.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/epilogue.h"
+
+namespace kiln::backends::cpu {
+namespace {
+
+bool const_of(const ir::Node& node, size_t i, DataType t) {
+  const ir::Value* v = node.input(i);
+  return v != nullptr && v->is_constant() && v->constant().dtype() == t;
+}
+
+bool is_8bit(DataType t) { return t == DataType::kUInt8 || t == DataType::kInt8; }
+
+bool all_zero(const Tensor& t) {
+  const auto* p = static_cast<const uint8_t*>(t.raw_data());
+  return std::all_of(p, p + t.nbytes(), [](uint8_t b) { return b == 0; });
+}
+
+// The facts shared by both ops: inputs 0..7 in QLinearConv/QGemm order,
+// weight input 3 with `out_channels` output channels.
+bool quant_params_supported(const ir::Node& node, int64_t out_channels) {
+  if (node.num_inputs() < 8) return false;
+  const ir::Value* x = node.input(0);
+  if (x == nullptr || !x->type().is_tensor() || !is_8bit(x->type().dtype)) return false;
+  if (!const_of(node, 1, DataType::kFloat32) || node.input(1)->constant().numel() != 1) return false;
+  if (!const_of(node, 2, x->type().dtype) || node.input(2)->constant().numel() != 1) return false;
+  if (!const_of(node, 4, DataType::kFloat32)) return false;
+  const int64_t ws = node.input(4)->constant().numel();
+  if (ws != 1 && ws != out_channels) return false;
+  if (!const_of(node, 5, DataType::kInt8) || !all_zero(node.input(5)->constant())) return false;
+  if (!const_of(node, 6, DataType::kFloat32) || node.input(6)->constant().numel() != 1) return false;
+  const ir::Value* yz = node.input(7);
+  if (yz == nullptr || !yz->is_constant() || !is_8bit(yz->constant().dtype()) || yz->constant().numel() != 1) {
+    return false;
+  }
+  if (node.has_input(8) && (!const_of(node, 8, DataType::kInt32) || node.input(8)->constant().numel() != out_channels)) {
+    return false;
+  }
+  if (node.domain() == "kiln") {
+    auto e = ops::Epilogue::from_node(node);
+    if (!e.is_ok() || (e->activation != ops::Activation::kNone && e->activation != ops::Activation::kRelu)) return false;
+  }
+  return true;
+}
+
+int32_t scalar_8bit(const Tensor& t) {
+  return t.dtype() == DataType::kInt8 ? int32_t{t.data<int8_t>()[0]} : int32_t{t.data<uint8_t>()[0]};
+}
+
+// The epilogue parameters of a node accepted by quant_params_supported.
+struct Requant {
+  bool x_signed = false;
+  int32_t x_zero_point = 0;  // after the uint8 shift
+  std::vector<int32_t> bias;
+  std::vector<double> multiplier;
+  Int8Requant rq;
+
+  void bind() {
+    rq.a_zero_point = x_zero_point;
+    rq.bias = bias.empty() ? nullptr : bias.data();
+    rq.multiplier = multiplier.data();
+  }
+};
+
+Requant make_requant(const ir::Node& node, int64_t out_channels) {
+  Requant r;
+  r.x_signed = node.input(0)->type().dtype == DataType::kInt8;
+  r.x_zero_point = scalar_8bit(node.input(2)->constant()) + (r.x_signed ? 128 : 0);
+  const float xs = node.input(1)->constant().data<float>()[0];
+  const float ys = node.input(6)->constant().data<float>()[0];
+  const Tensor& ws = node.input(4)->constant();
+  for (int64_t c = 0; c < out_channels; ++c) {
+    const float xw = xs * ws.data<float>()[ws.numel() == 1 ? 0 : c];
+    r.multiplier.push_back(static_cast<float>(xw / ys));
+  }
+  if (node.has_input(8)) {
+    const Tensor& b = node.input(8)->constant();
+    r.bias.assign(b.data<int32_t>(), b.data<int32_t>() + b.numel());
+  }
+  const Tensor& yz = node.input(7)->constant();
+  r.rq.y_signed = yz.dtype() == DataType::kInt8;
+  r.rq.y_zero_point = scalar_8bit(yz);
+  r.rq.y_min = r.rq.y_signed ? -128 : 0;
+  r.rq.y_max = r.rq.y_signed ? 127 : 255;
+  if (node.domain() == "kiln") {
+    auto e = ops::Epilogue::from_node(node);
+    if (e.is_ok() && e->activation == ops::Activation::kRelu) r.rq.y_min = r.rq.y_zero_point;
+  }
+  r.bind();
+  return r;
+}
+
+// Byte of the input as uint8 (int8 shifted by 128).
+inline uint8_t as_u8(uint8_t raw, bool is_signed) { return is_signed ? static_cast<uint8_t>(raw ^ 0x80) : raw; }
+
+// ---- Conv ------------------------------------------------------------------------
+
+class QConvKernel final : public Kernel {
+ public:
+  QConvKernel(PackedInt8B b, Requant r, Dims w_dims) : b_(std::move(b)), r_(std::move(r)), w_dims_(std::move(w_dims)) {
+    r_.bind();
+  }
+
+  Status run(ops::KernelContext& ctx) const override {
+    const Tensor& x = ctx.input(0);
+    if (x.rank() != 4 || x.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) return run_reference(ctx);
+    auto geom = conv2d_geometry(ctx.node(), x.dims(), w_dims_);
+    if (!geom.is_ok() || geom->group != 1 || geom->depth() != b_.k) return run_reference(ctx);
+    const Conv2dGeom& g = *geom;
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8,
+                                                          g.output_dims(4)));
+    const int64_t pixels = g.oh * g.ow;
+    const int64_t lda = b_.padded_k();
+    std::vector<uint8_t> col(static_cast<size_t>(pixels * lda), 0);
+    const auto pad = static_cast<uint8_t>(r_.x_zero_point);
+    const auto* xin = static_cast<const uint8_t*>(x.raw_data());
+    auto* yout = static_cast<uint8_t*>(y->raw_data());
+    for (int64_t img = 0; img < g.n; ++img) {
+      const uint8_t* ximg = xin + img * g.c * g.h * g.w;
+      auto fill = [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t oy = p / g.ow, ox = p % g.ow;
+          uint8_t* row = col.data() + p * lda;
+          int64_t kidx = 0;
+          for (int64_t c = 0; c < g.c; ++c) {
+            for (int64_t ky = 0; ky < g.kh; ++ky) {
+              const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+              for (int64_t kx = 0; kx < g.kw; ++kx, ++kidx) {
+                const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
+                const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
+                row[kidx] = inside ? as_u8(ximg[(c * g.h + iy) * g.w + ix], r_.x_signed) : pad;
+              }
+            }
+          }
+        }
+      };
+      if (ctx.pool() != nullptr && ctx.pool()->threads() > 1 && pixels >= 64) {
+        ctx.pool()->parallel_for(pixels, 16, fill);
+      } else {
+        fill(0, pixels);
+      }
+      qgemm_u8s8(b_, pixels, col.data(), lda, r_.rq, yout + img * g.m * pixels, 1, pixels, ctx.pool());
+    }
+    return Status::ok();
+  }
+
+ private:
+  PackedInt8B b_;
+  Requant r_;
+  Dims w_dims_;
+};
+
+class QConvTactic final : public Tactic {
+ public:
+  QConvTactic(Int8Variant v, bool kiln_op)
+      : v_(v),
+        kiln_op_(kiln_op),
+        name_(fmt::format("own.{}.{}", kiln_op ? "qconv_im2col" : "qlinear_conv_im2col", int8_variant_name(v))) {}
+  std::string_view name() const override { return name_; }
+  std::string_view source() const override { return "own"; }
+
+  bool supports(const ir::Node& node) const override {
+    if (node.op_type() != (kiln_op_ ? "QConv" : "QLinearConv")) return false;
+    if (!const_of(node, 3, DataType::kInt8)) return false;
+    const Tensor& w = node.input(3)->constant();
+    if (w.rank() != 4 || node.attr_int("group", 1) != 1) return false;
+    return quant_params_supported(node, w.dim(0));
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
+    const Tensor& w = node.input(3)->constant();
+    const int64_t m = w.dim(0), k = w.numel() / std::max<int64_t>(m, 1);
+    PackedInt8B b = pack_int8_b(v_, w.data<int8_t>(), 1, k, k, m);
+    return std::unique_ptr<Kernel>(new QConvKernel(std::move(b), make_requant(node, m), w.dims()));
+  }
+
+ private:
+  Int8Variant v_;
+  bool kiln_op_;
+  std::string name_;
+};
+
+// ---- Gemm ------------------------------------------------------------------------
+
+class QGemmKernel final : public Kernel {
+ public:
+  QGemmKernel(PackedInt8B b, Requant r) : b_(std::move(b)), r_(std::move(r)) { r_.bind(); }
+
+  Status run(ops::KernelContext& ctx) const override {
+    const Tensor& a = ctx.input(0);
+    if (a.rank() < 1 || a.dim(a.rank() - 1) != b_.k || a.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) {
+      return run_reference(ctx);
+    }
+    Dims ydims(a.dims().begin(), a.dims().end() - 1);
+    ydims.push_back(b_.n);
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, ydims));
+    const int64_t rows = b_.k > 0 ? a.numel() / b_.k : 0;
+    const auto* ain = static_cast<const uint8_t*>(a.raw_data());
+    const int64_t lda = b_.padded_k();
+    std::vector<uint8_t> padded;
+    if (lda != b_.k || r_.x_signed) {
+      padded.assign(static_cast<size_t>(rows * lda), 0);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < b_.k; ++i) padded[r * lda + i] = as_u8(ain[r * b_.k + i], r_.x_signed);
+      }
+      ain = padded.data();
+    }
+    qgemm_u8s8(b_, rows, ain, lda, r_.rq, y->raw_data(), b_.n, 1, ctx.pool());
+    return Status::ok();
+  }
+
+ private:
+  PackedInt8B b_;
+  Requant r_;
+};
+
+class QGemmTactic final : public Tactic {
+ public:
+  explicit QGemmTactic(Int8Variant v) : v_(v), name_(fmt::format("own.qgemm.{}", int8_variant_name(v))) {}
+  std::string_view name() const override { return name_; }
+  std::string_view source() const override { return "own"; }
+
+  bool supports(const ir::Node& node) const override {
+    if (node.op_type() != "QGemm" || !const_of(node, 3, DataType::kInt8)) return false;
+    const Tensor& b = node.input(3)->constant();
+    return b.rank() == 2 && quant_params_supported(node, b.dim(1));
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name_);
+    const Tensor& b = node.input(3)->constant();
+    const int64_t k = b.dim(0), n = b.dim(1);
+    PackedInt8B packed = pack_int8_b(v_, b.data<int8_t>(), n, 1, k, n);
+    return std::unique_ptr<Kernel>(new QGemmKernel(std::move(packed), make_requant(node, n)));
+  }
+
+ private:
+  Int8Variant v_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tactic> make_qconv_tactic(Int8Variant v, bool kiln_op) {
+  return std::make_unique<QConvTactic>(v, kiln_op);
+}
+
+std::unique_ptr<Tactic> make_qgemm_tactic(Int8Variant v) { return std::make_unique<QGemmTactic>(v); }
+
+}  // namespace kiln::backends::cpu
