@@ -19,8 +19,14 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   mv->version_string_ = std::to_string(version);
   mv->backend_ = std::move(backend);
   mv->stats_ = std::make_shared<ModelStats>();
-  mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
-  KILN_RETURN_IF_ERROR(mv->scheduler_->start());
+  if (mv->config_.has_sequence_batching()) {
+    KILN_ASSIGN_OR_RETURN(mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir,
+                                                                  mv->backend_, mv->stats_));
+    KILN_RETURN_IF_ERROR(mv->sequencer_->start());
+  } else {
+    mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
+    KILN_RETURN_IF_ERROR(mv->scheduler_->start());
+  }
   return mv;
 }
 
@@ -28,6 +34,7 @@ ModelVersion::~ModelVersion() { stop(); }
 
 void ModelVersion::stop() {
   if (scheduler_) scheduler_->stop();
+  if (sequencer_) sequencer_->stop();
 }
 
 Result<int64_t> ModelVersion::validate(InferRequest& request) const {
@@ -104,7 +111,9 @@ void ModelVersion::infer(InferRequest request, InferCallback done) {
     done(batch.status());
     return;
   }
-  scheduler_->enqueue(std::move(request), batch.value() < 1 ? 1 : batch.value(), std::move(done));
+  int64_t rows = batch.value() < 1 ? 1 : batch.value();
+  if (sequencer_) return sequencer_->enqueue(std::move(request), rows, std::move(done));
+  scheduler_->enqueue(std::move(request), rows, std::move(done));
 }
 
 }  // namespace kiln::server

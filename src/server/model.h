@@ -10,6 +10,7 @@
 #include "server/backend.h"
 #include "server/inference.h"
 #include "server/scheduler.h"
+#include "server/sequence_batcher.h"
 #include "server/stats.h"
 
 namespace kiln::server {
@@ -46,7 +47,8 @@ class ModelVersion {
   std::string version_string_;
   std::shared_ptr<const ModelBackend> backend_;
   std::shared_ptr<ModelStats> stats_;
-  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Scheduler> scheduler_;         // dynamic batching or one request at a time
+  std::unique_ptr<SequenceBatcher> sequencer_;   // sequence_batching
 };
 
 }  // namespace kiln::server

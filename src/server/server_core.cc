@@ -27,7 +27,7 @@ bool ServerCore::ready() const { return !exiting_.load() && !stopped_.load() && 
 
 const std::vector<std::string>& ServerCore::extensions() {
   static const std::vector<std::string> kExtensions = {
-      "classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
+      "classification", "sequence", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
       "model_configuration", "binary_tensor_data", "parameters", "statistics"};
   return kExtensions;
 }

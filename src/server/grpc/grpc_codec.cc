@@ -110,8 +110,19 @@ Status read_parameters(const google::protobuf::Map<std::string, inference::Infer
       }
       out.timeout_us = static_cast<uint64_t>(p.int64_param());
     } else if (key == "sequence_id") {
-      bool zero = (p.has_int64_param() && p.int64_param() == 0) || (p.has_string_param() && p.string_param().empty());
-      if (!zero) return unimplemented("sequence requests (sequence_id) are not supported by Kiln yet");
+      if (p.has_int64_param()) {
+        out.sequence_id.number = static_cast<uint64_t>(p.int64_param());
+      } else if (p.has_uint64_param()) {
+        out.sequence_id.number = p.uint64_param();
+      } else if (p.has_string_param()) {
+        out.sequence_id.is_string = true;
+        out.sequence_id.text = p.string_param();
+      } else {
+        return invalid_argument("parameter 'sequence_id' must be an int64_param or a string_param");
+      }
+    } else if (key == "sequence_start" || key == "sequence_end") {
+      if (!p.has_bool_param()) return invalid_argument("parameter '{}' must be a bool_param", key);
+      (key == "sequence_start" ? out.sequence_start : out.sequence_end) = p.bool_param();
     }
   }
   return Status::ok();

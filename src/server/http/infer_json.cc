@@ -172,8 +172,17 @@ Status read_request_parameters(const rapidjson::Value& params, HttpInferRequest&
       if (!v.IsUint64()) return invalid_argument("parameter 'timeout' must be a non-negative integer (microseconds)");
       out.request.timeout_us = v.GetUint64();
     } else if (key == "sequence_id") {
-      bool zero = (v.IsUint64() && v.GetUint64() == 0) || (v.IsString() && v.GetStringLength() == 0);
-      if (!zero) return unimplemented("sequence requests (sequence_id) are not supported by Kiln yet");
+      if (v.IsUint64()) {
+        out.request.sequence_id.number = v.GetUint64();
+      } else if (v.IsString()) {
+        out.request.sequence_id.is_string = true;
+        out.request.sequence_id.text.assign(v.GetString(), v.GetStringLength());
+      } else {
+        return invalid_argument("parameter 'sequence_id' must be a non-negative integer or a string");
+      }
+    } else if (key == "sequence_start" || key == "sequence_end") {
+      if (!v.IsBool()) return invalid_argument("parameter '{}' must be a boolean", key);
+      (key == "sequence_start" ? out.request.sequence_start : out.request.sequence_end) = v.GetBool();
     }
     // Other keys are custom parameters; Kiln's models take none, so they are ignored.
   }
