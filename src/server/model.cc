@@ -9,7 +9,18 @@
 namespace kiln::server {
 
 Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
-                                                         inference::ModelConfig config) {
+                                                         inference::ModelConfig config, ModelResolver resolver) {
+  if (config.platform() == "ensemble") {
+    if (!config.has_version_policy()) config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
+    std::shared_ptr<ModelVersion> mv(new ModelVersion());
+    mv->config_ = std::move(config);
+    mv->version_ = version;
+    mv->version_string_ = std::to_string(version);
+    mv->stats_ = std::make_shared<ModelStats>();
+    KILN_ASSIGN_OR_RETURN(mv->ensemble_,
+                          Ensemble::create(mv->config_, mv->version_string_, std::move(resolver), mv->stats_));
+    return mv;
+  }
   std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
   KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend));
@@ -35,6 +46,7 @@ ModelVersion::~ModelVersion() { stop(); }
 void ModelVersion::stop() {
   if (scheduler_) scheduler_->stop();
   if (sequencer_) sequencer_->stop();
+  if (ensemble_) ensemble_->stop();
 }
 
 Result<int64_t> ModelVersion::validate(InferRequest& request) const {
@@ -113,6 +125,7 @@ void ModelVersion::infer(InferRequest request, InferCallback done) {
   }
   int64_t rows = batch.value() < 1 ? 1 : batch.value();
   if (sequencer_) return sequencer_->enqueue(std::move(request), rows, std::move(done));
+  if (ensemble_) return ensemble_->infer(std::move(request), std::move(done));
   scheduler_->enqueue(std::move(request), rows, std::move(done));
 }
 

@@ -8,6 +8,7 @@
 
 #include "model_config.pb.h"
 #include "server/backend.h"
+#include "server/ensemble.h"
 #include "server/inference.h"
 #include "server/scheduler.h"
 #include "server/sequence_batcher.h"
@@ -19,16 +20,15 @@ class ModelVersion {
  public:
   // Loads <model_dir>/<version>/ with `config` (read and platform-checked,
   // not yet completed), completes the config from the model and starts the
-  // scheduler.
+  // scheduler. An ensemble finds its composing models through `resolver`.
   static Result<std::shared_ptr<ModelVersion>> load(const std::string& model_dir, int64_t version,
-                                                    inference::ModelConfig config);
+                                                    inference::ModelConfig config, ModelResolver resolver = {});
   ~ModelVersion();
 
   const std::string& name() const { return config_.name(); }
   int64_t version() const { return version_; }
   const std::string& version_string() const { return version_string_; }
   const inference::ModelConfig& config() const { return config_; }
-  const ModelBackend& backend() const { return *backend_; }
   ModelStats& stats() const { return *stats_; }
 
   // Checks `request` against the config (names, datatypes, shapes, batch
@@ -45,10 +45,11 @@ class ModelVersion {
   inference::ModelConfig config_;
   int64_t version_ = 0;
   std::string version_string_;
-  std::shared_ptr<const ModelBackend> backend_;
+  std::shared_ptr<const ModelBackend> backend_;  // null for an ensemble
   std::shared_ptr<ModelStats> stats_;
   std::unique_ptr<Scheduler> scheduler_;         // dynamic batching or one request at a time
   std::unique_ptr<SequenceBatcher> sequencer_;   // sequence_batching
+  std::unique_ptr<Ensemble> ensemble_;           // platform "ensemble" (no backend)
 };
 
 }  // namespace kiln::server

@@ -177,12 +177,22 @@ Result<inference::ModelConfig> read_model_config(const std::string& model_dir, c
 Status resolve_platform(inference::ModelConfig& config) {
   const std::string& platform = config.platform();
   const std::string& backend = config.backend();
+  if (platform == "ensemble" || config.has_ensemble_scheduling()) {
+    if (platform != "ensemble" || !backend.empty()) {
+      return invalid_argument("model '{}': ensemble_scheduling needs platform \"ensemble\" and no backend (and the "
+                              "reverse)", config.name());
+    }
+    if (!config.has_ensemble_scheduling()) {
+      return invalid_argument("model '{}': platform \"ensemble\" needs an ensemble_scheduling section", config.name());
+    }
+    return Status::ok();
+  }
   auto served_platform = [](const std::string& p) { return p.empty() || p == "onnxruntime_onnx" || p == "kiln"; };
   auto served_backend = [](const std::string& b) { return b.empty() || b == "onnxruntime" || b == "kiln"; };
   if (!served_platform(platform) || !served_backend(backend)) {
     return unimplemented(
         "model '{}': unsupported {} '{}': Kiln serves ONNX models (platform \"onnxruntime_onnx\" or backend "
-        "\"onnxruntime\")",
+        "\"onnxruntime\") and ensembles (platform \"ensemble\")",
         config.name(), served_platform(platform) ? "backend" : "platform",
         served_platform(platform) ? backend : platform);
   }
