@@ -33,6 +33,7 @@ struct ServeArgs {
   bool allow_http = true;
   bool allow_grpc = true;
   bool allow_metrics = true;
+  bool allow_client_shm = false;
   std::string control_mode = "none";
   std::vector<std::string> load_models;
   int log_verbose = 0;
@@ -67,6 +68,7 @@ int run_serve(const ServeArgs& args) {
   options.load_models = args.load_models;
   options.poll_secs = args.poll_secs;
   options.max_request_bytes = args.max_request_bytes;
+  options.allow_client_shm = args.allow_client_shm;
   server::ServerCore core(options);
   Status started = core.start();
   if (!started.is_ok()) {
@@ -151,6 +153,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--allow-http", args->allow_http, "Serve HTTP/REST");
   cmd->add_option("--allow-grpc", args->allow_grpc, "Serve gRPC");
   cmd->add_option("--allow-metrics", args->allow_metrics, "Serve metrics");
+  cmd->add_option("--allow-client-shm", args->allow_client_shm,
+                  "Let clients register system shared memory regions for tensors (off by default, as Triton)");
   cmd->add_option("--model-control-mode", args->control_mode, "none, poll or explicit")
       ->check(CLI::IsMember({"none", "poll", "explicit"}));
   cmd->add_option("--load-model", args->load_models, "Models to load at startup in explicit mode ('*': all)");
