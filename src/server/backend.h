@@ -35,6 +35,8 @@ class BackendInstance {
   virtual ~BackendInstance() = default;
   // Runs the model; not thread-safe (one run at a time per instance).
   virtual Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) = 0;
+  // Whether the instance started (e.g. a Python backend process ran initialize()); checked at load.
+  virtual Status ready() const { return Status::ok(); }
 };
 
 class ModelBackend {

@@ -188,7 +188,9 @@ Status resolve_platform(inference::ModelConfig& config) {
     return Status::ok();
   }
   auto served_platform = [](const std::string& p) { return p.empty() || p == "onnxruntime_onnx" || p == "kiln"; };
-  auto served_backend = [](const std::string& b) { return b.empty() || b == "onnxruntime" || b == "kiln"; };
+  auto served_backend = [](const std::string& b) {
+    return b.empty() || b == "onnxruntime" || b == "kiln" || b == "python";
+  };
   if (!served_platform(platform) || !served_backend(backend)) {
     return unimplemented(
         "model '{}': unsupported {} '{}': Kiln serves ONNX models (platform \"onnxruntime_onnx\" or backend "

@@ -63,7 +63,10 @@ Status Scheduler::start() {
   int count = 0;
   for (const auto& group : config_.instance_group()) count += std::max(1, group.count());
   count = std::max(1, count);
-  for (int i = 0; i < count; ++i) instances_.push_back(backend_->create_instance());
+  for (int i = 0; i < count; ++i) {
+    instances_.push_back(backend_->create_instance());
+    KILN_RETURN_IF_ERROR(instances_.back()->ready());
+  }
   for (auto& inst : instances_) threads_.emplace_back([this, p = inst.get()] { worker(p); });
   return Status::ok();
 }

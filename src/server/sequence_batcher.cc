@@ -69,7 +69,10 @@ Status SequenceBatcher::start() {
   for (const auto& group : config_.instance_group()) count += std::max(1, group.count());
   count = std::max(1, count);
   slots_used_.assign(static_cast<size_t>(count), 0);
-  for (int i = 0; i < count; ++i) instances_.push_back(backend_->create_instance());
+  for (int i = 0; i < count; ++i) {
+    instances_.push_back(backend_->create_instance());
+    KILN_RETURN_IF_ERROR(instances_.back()->ready());
+  }
   for (int i = 0; i < count; ++i) {
     threads_.emplace_back([this, i, p = instances_[static_cast<size_t>(i)].get()] { worker(i, p); });
   }

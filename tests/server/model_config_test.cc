@@ -63,7 +63,13 @@ TEST(ModelConfigTest, PlatformsServedAndRefused) {
   ASSERT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find("tensorflow_savedmodel"), std::string::npos);
   auto py = parse("backend: \"python\"");
-  EXPECT_EQ(resolve_platform(py).code(), StatusCode::kUnimplemented);
+  EXPECT_TRUE(resolve_platform(py).is_ok());
+  auto torch = parse("backend: \"pytorch\"");
+  EXPECT_EQ(resolve_platform(torch).code(), StatusCode::kUnimplemented);
+  auto ens = parse("platform: \"ensemble\" ensemble_scheduling { }");
+  EXPECT_TRUE(resolve_platform(ens).is_ok());
+  auto ens_no_steps = parse("platform: \"ensemble\"");
+  EXPECT_NE(resolve_platform(ens_no_steps).message().find("ensemble_scheduling"), std::string::npos);
 }
 
 TEST(ModelConfigTest, AutoCompleteFromTheModel) {
