@@ -5,11 +5,18 @@
 #include "core/error.h"
 #include "server/model_config.h"
 #include "server/types.h"
+#include "server/warmup.h"
+#include "core/logging.h"
 
 namespace kiln::server {
 
 Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
-                                                         inference::ModelConfig config, ModelResolver resolver) {
+                                                         inference::ModelConfig config,
+                                                         const ServingContext& context) {
+  if (config.response_cache().enable() && config.has_sequence_batching()) {
+    return invalid_argument("model '{}': response_cache cannot be enabled for a sequence (stateful) model",
+                            config.name());
+  }
   if (config.platform() == "ensemble") {
     if (!config.has_version_policy()) config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
     std::shared_ptr<ModelVersion> mv(new ModelVersion());
@@ -18,7 +25,8 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     mv->version_string_ = std::to_string(version);
     mv->stats_ = std::make_shared<ModelStats>();
     KILN_ASSIGN_OR_RETURN(mv->ensemble_,
-                          Ensemble::create(mv->config_, mv->version_string_, std::move(resolver), mv->stats_));
+                          Ensemble::create(mv->config_, mv->version_string_, context.resolver, mv->stats_));
+    if (mv->config_.response_cache().enable()) mv->cache_ = context.cache;
     return mv;
   }
   std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
@@ -36,8 +44,17 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     KILN_RETURN_IF_ERROR(mv->sequencer_->start());
   } else {
     mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
+    mv->scheduler_->set_rate_limiter(context.limiter);
     KILN_RETURN_IF_ERROR(mv->scheduler_->start());
   }
+  if (mv->config_.response_cache().enable()) {
+    if (!context.cache) {
+      KILN_LOG_WARN("model '{}' enables response_cache but the server has no cache (--cache-config local,size=N)",
+                    mv->config_.name());
+    }
+    mv->cache_ = context.cache;
+  }
+  KILN_RETURN_IF_ERROR(run_warmup(*mv, model_dir));
   return mv;
 }
 
@@ -124,6 +141,27 @@ void ModelVersion::infer(InferRequest request, InferCallback done) {
     return;
   }
   int64_t rows = batch.value() < 1 ? 1 : batch.value();
+  if (cache_) {
+    const Clock::time_point start = Clock::now();
+    std::string key = ResponseCache::key(request, version_string_);
+    if (auto hit = cache_->lookup(key)) {
+      InferResponse resp;
+      resp.model_name = name();
+      resp.model_version = version_string_;
+      resp.id = request.id;
+      resp.outputs = std::move(*hit);
+      const Clock::time_point now = Clock::now();
+      auto ns = [](Clock::duration d) { return static_cast<uint64_t>(std::chrono::nanoseconds(d).count()); };
+      stats_->cache_hit.add(1, ns(now - start));
+      stats_->record_success(ns(now - request.arrival), 0);
+      return done(std::move(resp));
+    }
+    stats_->cache_miss.add(1, static_cast<uint64_t>(std::chrono::nanoseconds(Clock::now() - start).count()));
+    done = [cache = cache_, key = std::move(key), done = std::move(done)](Result<InferResponse> result) {
+      if (result.is_ok()) cache->insert(key, result.value().outputs);
+      done(std::move(result));
+    };
+  }
   if (sequencer_) return sequencer_->enqueue(std::move(request), rows, std::move(done));
   if (ensemble_) return ensemble_->infer(std::move(request), std::move(done));
   scheduler_->enqueue(std::move(request), rows, std::move(done));

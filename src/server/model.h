@@ -9,6 +9,8 @@
 #include "model_config.pb.h"
 #include "server/backend.h"
 #include "server/ensemble.h"
+#include "server/rate_limiter.h"
+#include "server/response_cache.h"
 #include "server/inference.h"
 #include "server/scheduler.h"
 #include "server/sequence_batcher.h"
@@ -16,13 +18,20 @@
 
 namespace kiln::server {
 
+// What a model version may use from the server around it.
+struct ServingContext {
+  ModelResolver resolver;                 // ensembles: finds the composing models
+  std::shared_ptr<ResponseCache> cache;   // null: no response cache (--cache-config)
+  std::shared_ptr<RateLimiter> limiter;   // null: rate limiting off (--rate-limit)
+};
+
 class ModelVersion {
  public:
   // Loads <model_dir>/<version>/ with `config` (read and platform-checked,
   // not yet completed), completes the config from the model and starts the
-  // scheduler. An ensemble finds its composing models through `resolver`.
+  // scheduler, then runs the config's warm-up samples.
   static Result<std::shared_ptr<ModelVersion>> load(const std::string& model_dir, int64_t version,
-                                                    inference::ModelConfig config, ModelResolver resolver = {});
+                                                    inference::ModelConfig config, const ServingContext& context = {});
   ~ModelVersion();
 
   const std::string& name() const { return config_.name(); }
@@ -50,6 +59,7 @@ class ModelVersion {
   std::unique_ptr<Scheduler> scheduler_;         // dynamic batching or one request at a time
   std::unique_ptr<SequenceBatcher> sequencer_;   // sequence_batching
   std::unique_ptr<Ensemble> ensemble_;           // platform "ensemble" (no backend)
+  std::shared_ptr<ResponseCache> cache_;         // set when the config enables the cache
 };
 
 }  // namespace kiln::server

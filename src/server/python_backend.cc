@@ -73,6 +73,9 @@ class PythonProcess {
     }
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the server
+      sigset_t none;                     // the server blocks SIGTERM/SIGINT for its sigwait; the model must not
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       if (sv[1] == 3) {
         fcntl(3, F_SETFD, 0);
       } else {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,9 @@ struct ServerOptions {
   std::string server_name = "kiln";
   std::string server_version = "0.1.0";
   bool allow_client_shm = false;  // the system shared-memory extension (off: every call is refused)
+  size_t cache_bytes = 0;         // response cache size (0: no cache)
+  bool rate_limit = false;        // --rate-limit execution_count
+  std::map<std::string, uint64_t> rate_limit_resources;  // --rate-limit-resource name:count
 };
 
 class ServerCore {
