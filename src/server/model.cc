@@ -41,6 +41,7 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   if (mv->config_.has_sequence_batching()) {
     KILN_ASSIGN_OR_RETURN(mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir,
                                                                   mv->backend_, mv->stats_));
+    mv->sequencer_->set_rate_limiter(context.limiter);
     KILN_RETURN_IF_ERROR(mv->sequencer_->start());
   } else {
     mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);

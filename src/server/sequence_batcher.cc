@@ -69,6 +69,19 @@ Status SequenceBatcher::start() {
   for (const auto& group : config_.instance_group()) count += std::max(1, group.count());
   count = std::max(1, count);
   slots_used_.assign(static_cast<size_t>(count), 0);
+  for (const auto& group : config_.instance_group()) {
+    ResourceNeeds needs;
+    if (limiter_) {
+      for (const auto& r : group.rate_limiter().resources()) needs[r.name()] += r.count();
+      KILN_RETURN_IF_ERROR(limiter_->declare(needs));
+    }
+    for (int i = 0; i < std::max(1, group.count()); ++i) {
+      needs_.push_back(needs);
+      limit_priority_.push_back(group.rate_limiter().priority());
+    }
+  }
+  needs_.resize(static_cast<size_t>(count));
+  limit_priority_.resize(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
     instances_.push_back(backend_->create_instance());
     KILN_RETURN_IF_ERROR(instances_.back()->ready());
@@ -238,7 +251,11 @@ void SequenceBatcher::worker(int index, BackendInstance* instance) {
       }
     }
     stats_->pending.fetch_sub(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+    const ResourceNeeds& needs = needs_[static_cast<size_t>(index)];
+    const bool limited = limiter_ && !needs.empty();
+    if (limited) limiter_->acquire(needs, limit_priority_[static_cast<size_t>(index)]);
     execute(*instance, seqs, batch);
+    if (limited) limiter_->release(needs);
     {
       std::lock_guard<std::mutex> lock(mu_);
       Clock::time_point now = Clock::now();

@@ -33,6 +33,7 @@
 #include "model_config.pb.h"
 #include "server/backend.h"
 #include "server/inference.h"
+#include "server/rate_limiter.h"
 #include "server/sequence_state.h"
 #include "server/stats.h"
 
@@ -49,6 +50,9 @@ class SequenceBatcher {
   SequenceBatcher(const SequenceBatcher&) = delete;
   SequenceBatcher& operator=(const SequenceBatcher&) = delete;
 
+  // Instances with an instance_group rate_limiter then execute only while
+  // they hold its resources. Call before start().
+  void set_rate_limiter(std::shared_ptr<RateLimiter> limiter) { limiter_ = std::move(limiter); }
   // Creates the instances and starts their threads and the idle reaper.
   Status start();
   // Queues a validated request (`batch` rows; must be 1). `done` is called exactly once.
@@ -101,6 +105,9 @@ class SequenceBatcher {
   std::chrono::microseconds idle_{1'000'000};
   std::vector<std::string> output_names_;  // config outputs, then state outputs
 
+  std::shared_ptr<RateLimiter> limiter_;
+  std::vector<ResourceNeeds> needs_;      // per instance (empty: not rate limited)
+  std::vector<uint32_t> limit_priority_;  // per instance
   std::vector<std::unique_ptr<BackendInstance>> instances_;
   std::vector<std::thread> threads_;
   std::thread reaper_thread_;
