@@ -10,6 +10,9 @@
 namespace kiln::server {
 namespace {
 
+// Sequences that may wait for a slot at once; more are refused (each holds its queued requests).
+constexpr size_t kMaxBacklog = 4096;
+
 uint64_t elapsed_ns(Clock::time_point from, Clock::time_point to) {
   return static_cast<uint64_t>(
       std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
@@ -155,7 +158,10 @@ void SequenceBatcher::enqueue(InferRequest request, int64_t batch, InferCallback
             id.str(), model_name_);
       }
     } else {
-      if (seq == nullptr) {
+      if (seq == nullptr && backlog_.size() >= kMaxBacklog) {
+        rejected = unavailable("model '{}' has {} sequences waiting for a slot; try again later", model_name_,
+                               backlog_.size());
+      } else if (seq == nullptr) {
         auto fresh = std::make_unique<Sequence>();
         fresh->id = id;
         seq = fresh.get();
@@ -163,14 +169,16 @@ void SequenceBatcher::enqueue(InferRequest request, int64_t batch, InferCallback
         timed_out_.erase(id);
         if (!try_slot_locked(*seq)) backlog_.push_back(id);
       }
-      seq->open = !request.sequence_end;
-      seq->last_activity = Clock::now();
-      Pending p;
-      p.enqueued = seq->last_activity;
-      p.request = std::move(request);
-      p.done = std::move(done);
-      seq->queue.push_back(std::move(p));
-      stats_->pending.fetch_add(1, std::memory_order_relaxed);
+      if (rejected.is_ok()) {
+        seq->open = !request.sequence_end;
+        seq->last_activity = Clock::now();
+        Pending p;
+        p.enqueued = seq->last_activity;
+        p.request = std::move(request);
+        p.done = std::move(done);
+        seq->queue.push_back(std::move(p));
+        stats_->pending.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   }
   if (rejected.is_ok()) {

@@ -25,6 +25,11 @@ const Tensor* feed(const NamedTensors& feeds, const std::string& name) {
 class AccInstance final : public BackendInstance {
  public:
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>&) override {
+    std::string names;
+    for (const auto& [n, t] : feeds) names += n + ":" + t.debug_string() + " ";
+    for (const char* want : {"x", "S_IN", "START", "CORRID"}) {
+      if (feed(feeds, want) == nullptr) return Status(StatusCode::kInternal, "no feed " + std::string(want) + " in " + names);
+    }
     const Tensor& x = *feed(feeds, "x");
     const Tensor& s = *feed(feeds, "S_IN");
     const Tensor& start = *feed(feeds, "START");
