@@ -95,6 +95,8 @@ class TritonPythonModel:
                 continue
             if v == 1:
                 raise ValueError("one is right out")
+            if v == 8:
+                return []
             if v == 2:
                 responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("Y", x.astype(np.int64))]))
                 continue
@@ -155,6 +157,9 @@ def server(tmp_path_factory):
                  'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
                  'instance_group [ { count: 2 kind: KIND_CPU } ]\n')
     python_model(repo, "bad_init", BAD_INIT,
+                 'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    python_model(repo, "syntax_error", "def broken(:\n",
                  'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
                  'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
     python_model(repo, "upper", UPPER,
@@ -232,6 +237,8 @@ def test_model_errors_are_reported(server):
         crashy(client, 1.0)
     with pytest.raises(InferenceServerException, match="as INT64 but its config says FP32"):
         crashy(client, 2.0)
+    with pytest.raises(InferenceServerException, match="returned 0 responses for 1 requests"):
+        crashy(client, 8.0)
     assert crashy(client, 3.0).as_numpy("Y")[0] == 6.0
 
 
@@ -253,4 +260,5 @@ def test_failed_initialize_leaves_the_rest_serving(server):
     index = {m["name"]: m for m in client.get_model_repository_index()}
     assert index["bad_init"]["state"] == "UNAVAILABLE"
     assert "initialize() failed: RuntimeError: cannot find my weights" in index["bad_init"]["reason"]
+    assert index["syntax_error"]["state"] == "UNAVAILABLE" and "SyntaxError" in index["syntax_error"]["reason"]
     assert client.is_model_ready("preprocess") and client.is_model_ready("classifier")
