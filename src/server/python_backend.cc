@@ -169,6 +169,11 @@ class PythonInstance final : public BackendInstance {
   Status ready() const override { return init_; }
 
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) override {
+    return run_with_info(feeds, outputs, RunInfo{});
+  }
+
+  Result<NamedTensors> run_with_info(const NamedTensors& feeds, const std::vector<std::string>& outputs,
+                                     const RunInfo& info) override {
     if (!process_) {
       KILN_LOG_INFO("model '{}': restarting Python instance {}", launch_->model_name, index_);
       auto p = PythonProcess::start(*launch_, index_);
@@ -186,6 +191,16 @@ class PythonInstance final : public BackendInstance {
     w.Key("requests");
     w.StartArray();
     w.StartObject();
+    w.Key("id");
+    w.String(info.request_id.data(), static_cast<rapidjson::SizeType>(info.request_id.size()));
+    if (!info.correlation_id.empty()) {
+      w.Key("correlation_id");
+      if (info.correlation_is_string) {
+        w.String(info.correlation_id.data(), static_cast<rapidjson::SizeType>(info.correlation_id.size()));
+      } else {
+        w.Uint64(std::stoull(info.correlation_id));
+      }
+    }
     w.Key("inputs");
     w.StartArray();
     for (const auto& [name, t] : feeds) add_ipc_tensor(w, payload, name, t);

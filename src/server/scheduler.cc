@@ -273,7 +273,9 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
     feeds.emplace_back(first_inputs[i].name, std::move(t));
   }
   const Clock::time_point inputs_ready = Clock::now();
-  auto ran = instance.run(feeds, output_names_);
+  RunInfo info;
+  if (batch.size() == 1) info.request_id = batch[0].request.id;
+  auto ran = instance.run_with_info(feeds, output_names_, info);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
     return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));

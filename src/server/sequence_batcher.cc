@@ -379,7 +379,14 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
     feeds.emplace_back(specs_.states()[j].input, std::move(joined).value());
   }
   const Clock::time_point inputs_ready = Clock::now();
-  auto ran = instance.run(feeds, output_names_);
+  RunInfo info;
+  if (batch.size() == 1) {
+    const InferRequest& req = batch[0].request;
+    info.request_id = req.id;
+    info.correlation_is_string = req.sequence_id.is_string;
+    info.correlation_id = req.sequence_id.is_string ? req.sequence_id.text : std::to_string(req.sequence_id.number);
+  }
+  auto ran = instance.run_with_info(feeds, output_names_, info);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
     return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));

@@ -97,6 +97,9 @@ class TritonPythonModel:
                 raise ValueError("one is right out")
             if v == 8:
                 return []
+            if v == 9:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"id={request.request_id()}")))
+                continue
             if v == 2:
                 responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("Y", x.astype(np.int64))]))
                 continue
@@ -239,6 +242,10 @@ def test_model_errors_are_reported(server):
         crashy(client, 2.0)
     with pytest.raises(InferenceServerException, match="returned 0 responses for 1 requests"):
         crashy(client, 8.0)
+    x = httpclient.InferInput("X", [1], "FP32")
+    x.set_data_from_numpy(np.array([9.0], np.float32))
+    with pytest.raises(InferenceServerException, match="id=req-42"):
+        client.infer("crashy", [x], request_id="req-42")
     assert crashy(client, 3.0).as_numpy("Y")[0] == 6.0
 
 
