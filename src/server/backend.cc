@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "onnx/importer.h"
 #include "runtime/engine.h"
+#include "server/python_backend.h"
 
 namespace kiln::server {
 namespace {
@@ -77,6 +78,13 @@ Result<int> thread_count(const inference::ModelConfig& config) {
 
 Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& version_dir,
                                                          const inference::ModelConfig& config) {
+  if (config.backend() == "python") {
+    std::filesystem::path dir(version_dir);
+    int64_t version = 0;
+    std::string leaf = dir.filename().string();
+    std::from_chars(leaf.data(), leaf.data() + leaf.size(), version);
+    return load_python_backend(dir.parent_path().string(), version, config);
+  }
   std::string filename = config.default_model_filename().empty() ? "model.onnx" : config.default_model_filename();
   if (filename.find('/') != std::string::npos || filename == ".." || filename == ".") {
     return invalid_argument("default_model_filename '{}' must be a file name, not a path", filename);

@@ -30,11 +30,25 @@ struct TensorSpec {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// Facts about the request behind one run (one request: a batch of several has none).
+struct RunInfo {
+  std::string request_id;
+  std::string correlation_id;  // the sequence id as text ("" outside a sequence)
+  bool correlation_is_string = false;
+};
+
 class BackendInstance {
  public:
   virtual ~BackendInstance() = default;
   // Runs the model; not thread-safe (one run at a time per instance).
   virtual Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) = 0;
+  // run() for backends that use the request's facts (the Python backend hands them to model.py).
+  virtual Result<NamedTensors> run_with_info(const NamedTensors& feeds, const std::vector<std::string>& outputs,
+                                             const RunInfo&) {
+    return run(feeds, outputs);
+  }
+  // Whether the instance started (e.g. a Python backend process ran initialize()); checked at load.
+  virtual Status ready() const { return Status::ok(); }
 };
 
 class ModelBackend {

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,14 +19,46 @@ namespace kiln::server {
 
 using Clock = std::chrono::steady_clock;
 
+// Where a tensor lives in a registered system shared-memory region.
+struct ShmRef {
+  std::string region;
+  uint64_t byte_size = 0;
+  uint64_t offset = 0;
+};
+
 struct InferInput {
   std::string name;
   Tensor tensor;  // full shape, batch dim included for batching models
+  // Set when the input's bytes are in shared memory: the core reads them
+  // into `tensor` (of shm_dtype and shm_shape) before validation.
+  std::optional<ShmRef> shm{};
+  DataType shm_dtype = DataType::kUndefined;
+  std::vector<int64_t> shm_shape{};
 };
 
 struct InferOutput {
   std::string name;
   Tensor tensor;
+  // Set when the core wrote the output into a shared-memory region: the
+  // frontends then send no data for it, only the region parameters.
+  std::optional<ShmRef> shm{};
+};
+
+// A sequence's correlation id: a non-zero integer or a non-empty string
+// (neither: the request is not part of a sequence).
+struct CorrelationId {
+  uint64_t number = 0;
+  std::string text;
+  bool is_string = false;
+  bool empty() const { return is_string ? text.empty() : number == 0; }
+  std::string str() const { return is_string ? "'" + text + "'" : std::to_string(number); }
+  bool operator<(const CorrelationId& o) const {
+    if (is_string != o.is_string) return is_string < o.is_string;
+    return is_string ? text < o.text : number < o.number;
+  }
+  bool operator==(const CorrelationId& o) const {
+    return is_string == o.is_string && (is_string ? text == o.text : number == o.number);
+  }
 };
 
 struct InferResponse {
@@ -46,6 +80,10 @@ struct InferRequest {
   std::vector<std::string> requested_outputs;  // empty: every output, in model order
   uint64_t priority = 0;                       // 0: the model's default level; 1 is highest
   uint64_t timeout_us = 0;                     // 0: the model's default queue timeout
+  CorrelationId sequence_id;                   // sequence models: which sequence
+  bool sequence_start = false;
+  bool sequence_end = false;
+  std::map<std::string, ShmRef> output_shm;    // requested outputs to write into shared memory
   Clock::time_point arrival = Clock::now();
 };
 

@@ -5,11 +5,30 @@
 #include "core/error.h"
 #include "server/model_config.h"
 #include "server/types.h"
+#include "server/warmup.h"
+#include "core/logging.h"
 
 namespace kiln::server {
 
 Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
-                                                         inference::ModelConfig config) {
+                                                         inference::ModelConfig config,
+                                                         const ServingContext& context) {
+  if (config.response_cache().enable() && config.has_sequence_batching()) {
+    return invalid_argument("model '{}': response_cache cannot be enabled for a sequence (stateful) model",
+                            config.name());
+  }
+  if (config.platform() == "ensemble") {
+    if (!config.has_version_policy()) config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
+    std::shared_ptr<ModelVersion> mv(new ModelVersion());
+    mv->config_ = std::move(config);
+    mv->version_ = version;
+    mv->version_string_ = std::to_string(version);
+    mv->stats_ = std::make_shared<ModelStats>();
+    KILN_ASSIGN_OR_RETURN(mv->ensemble_,
+                          Ensemble::create(mv->config_, mv->version_string_, context.resolver, mv->stats_));
+    if (mv->config_.response_cache().enable()) mv->cache_ = context.cache;
+    return mv;
+  }
   std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
   KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend));
@@ -19,8 +38,24 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   mv->version_string_ = std::to_string(version);
   mv->backend_ = std::move(backend);
   mv->stats_ = std::make_shared<ModelStats>();
-  mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
-  KILN_RETURN_IF_ERROR(mv->scheduler_->start());
+  if (mv->config_.has_sequence_batching()) {
+    KILN_ASSIGN_OR_RETURN(mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir,
+                                                                  mv->backend_, mv->stats_));
+    mv->sequencer_->set_rate_limiter(context.limiter);
+    KILN_RETURN_IF_ERROR(mv->sequencer_->start());
+  } else {
+    mv->scheduler_ = std::make_unique<Scheduler>(mv->config_, mv->version_string_, mv->backend_, mv->stats_);
+    mv->scheduler_->set_rate_limiter(context.limiter);
+    KILN_RETURN_IF_ERROR(mv->scheduler_->start());
+  }
+  if (mv->config_.response_cache().enable()) {
+    if (!context.cache) {
+      KILN_LOG_WARN("model '{}' enables response_cache but the server has no cache (--cache-config local,size=N)",
+                    mv->config_.name());
+    }
+    mv->cache_ = context.cache;
+  }
+  KILN_RETURN_IF_ERROR(run_warmup(*mv, model_dir));
   return mv;
 }
 
@@ -28,6 +63,8 @@ ModelVersion::~ModelVersion() { stop(); }
 
 void ModelVersion::stop() {
   if (scheduler_) scheduler_->stop();
+  if (sequencer_) sequencer_->stop();
+  if (ensemble_) ensemble_->stop();
 }
 
 Result<int64_t> ModelVersion::validate(InferRequest& request) const {
@@ -104,7 +141,31 @@ void ModelVersion::infer(InferRequest request, InferCallback done) {
     done(batch.status());
     return;
   }
-  scheduler_->enqueue(std::move(request), batch.value() < 1 ? 1 : batch.value(), std::move(done));
+  int64_t rows = batch.value() < 1 ? 1 : batch.value();
+  if (cache_) {
+    const Clock::time_point start = Clock::now();
+    std::string key = ResponseCache::key(request, version_string_);
+    if (auto hit = cache_->lookup(key)) {
+      InferResponse resp;
+      resp.model_name = name();
+      resp.model_version = version_string_;
+      resp.id = request.id;
+      resp.outputs = std::move(*hit);
+      const Clock::time_point now = Clock::now();
+      auto ns = [](Clock::duration d) { return static_cast<uint64_t>(std::chrono::nanoseconds(d).count()); };
+      stats_->cache_hit.add(1, ns(now - start));
+      stats_->record_success(ns(now - request.arrival), 0);
+      return done(std::move(resp));
+    }
+    stats_->cache_miss.add(1, static_cast<uint64_t>(std::chrono::nanoseconds(Clock::now() - start).count()));
+    done = [cache = cache_, key = std::move(key), done = std::move(done)](Result<InferResponse> result) {
+      if (result.is_ok()) cache->insert(key, result.value().outputs);
+      done(std::move(result));
+    };
+  }
+  if (sequencer_) return sequencer_->enqueue(std::move(request), rows, std::move(done));
+  if (ensemble_) return ensemble_->infer(std::move(request), std::move(done));
+  scheduler_->enqueue(std::move(request), rows, std::move(done));
 }
 
 }  // namespace kiln::server

@@ -8,26 +8,36 @@
 
 #include "model_config.pb.h"
 #include "server/backend.h"
+#include "server/ensemble.h"
+#include "server/rate_limiter.h"
+#include "server/response_cache.h"
 #include "server/inference.h"
 #include "server/scheduler.h"
+#include "server/sequence_batcher.h"
 #include "server/stats.h"
 
 namespace kiln::server {
+
+// What a model version may use from the server around it.
+struct ServingContext {
+  ModelResolver resolver;                 // ensembles: finds the composing models
+  std::shared_ptr<ResponseCache> cache;   // null: no response cache (--cache-config)
+  std::shared_ptr<RateLimiter> limiter;   // null: rate limiting off (--rate-limit)
+};
 
 class ModelVersion {
  public:
   // Loads <model_dir>/<version>/ with `config` (read and platform-checked,
   // not yet completed), completes the config from the model and starts the
-  // scheduler.
+  // scheduler, then runs the config's warm-up samples.
   static Result<std::shared_ptr<ModelVersion>> load(const std::string& model_dir, int64_t version,
-                                                    inference::ModelConfig config);
+                                                    inference::ModelConfig config, const ServingContext& context = {});
   ~ModelVersion();
 
   const std::string& name() const { return config_.name(); }
   int64_t version() const { return version_; }
   const std::string& version_string() const { return version_string_; }
   const inference::ModelConfig& config() const { return config_; }
-  const ModelBackend& backend() const { return *backend_; }
   ModelStats& stats() const { return *stats_; }
 
   // Checks `request` against the config (names, datatypes, shapes, batch
@@ -44,9 +54,12 @@ class ModelVersion {
   inference::ModelConfig config_;
   int64_t version_ = 0;
   std::string version_string_;
-  std::shared_ptr<const ModelBackend> backend_;
+  std::shared_ptr<const ModelBackend> backend_;  // null for an ensemble
   std::shared_ptr<ModelStats> stats_;
-  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Scheduler> scheduler_;         // dynamic batching or one request at a time
+  std::unique_ptr<SequenceBatcher> sequencer_;   // sequence_batching
+  std::unique_ptr<Ensemble> ensemble_;           // platform "ensemble" (no backend)
+  std::shared_ptr<ResponseCache> cache_;         // set when the config enables the cache
 };
 
 }  // namespace kiln::server

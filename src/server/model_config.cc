@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "server/sequence_state.h"
 #include "server/types.h"
 
 namespace kiln::server {
@@ -104,10 +105,7 @@ Status check_tensor(const T& io, const TensorSpec* spec, int max_batch_size, con
 
 Status check_scheduling(const inference::ModelConfig& config) {
   if (config.has_sequence_batching()) {
-    return unimplemented("model '{}': sequence_batching is not supported by Kiln yet", config.name());
-  }
-  if (config.has_ensemble_scheduling()) {
-    return unimplemented("model '{}': ensemble_scheduling is not supported by Kiln yet", config.name());
+    KILN_RETURN_IF_ERROR(check_sequence_config(config).with_context("model '" + config.name() + "'"));
   }
   if (config.max_batch_size() < 0) {
     return invalid_argument("model '{}': max_batch_size must be >= 0, got {}", config.name(), config.max_batch_size());
@@ -179,12 +177,24 @@ Result<inference::ModelConfig> read_model_config(const std::string& model_dir, c
 Status resolve_platform(inference::ModelConfig& config) {
   const std::string& platform = config.platform();
   const std::string& backend = config.backend();
+  if (platform == "ensemble" || config.has_ensemble_scheduling()) {
+    if (platform != "ensemble" || !backend.empty()) {
+      return invalid_argument("model '{}': ensemble_scheduling needs platform \"ensemble\" and no backend (and the "
+                              "reverse)", config.name());
+    }
+    if (!config.has_ensemble_scheduling()) {
+      return invalid_argument("model '{}': platform \"ensemble\" needs an ensemble_scheduling section", config.name());
+    }
+    return Status::ok();
+  }
   auto served_platform = [](const std::string& p) { return p.empty() || p == "onnxruntime_onnx" || p == "kiln"; };
-  auto served_backend = [](const std::string& b) { return b.empty() || b == "onnxruntime" || b == "kiln"; };
+  auto served_backend = [](const std::string& b) {
+    return b.empty() || b == "onnxruntime" || b == "kiln" || b == "python";
+  };
   if (!served_platform(platform) || !served_backend(backend)) {
     return unimplemented(
         "model '{}': unsupported {} '{}': Kiln serves ONNX models (platform \"onnxruntime_onnx\" or backend "
-        "\"onnxruntime\")",
+        "\"onnxruntime\") and ensembles (platform \"ensemble\")",
         config.name(), served_platform(platform) ? "backend" : "platform",
         served_platform(platform) ? backend : platform);
   }
@@ -206,8 +216,12 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
         config.name(), config.max_batch_size());
   }
   const bool batching = config.max_batch_size() > 0;
+  // Control and state tensors of a sequence model are fed by the sequence batcher, not the client.
+  const std::set<std::string> internal_in = sequence_internal_inputs(config);
+  const std::set<std::string> internal_out = sequence_internal_outputs(config);
   if (config.input_size() == 0) {
     for (const TensorSpec& spec : backend.inputs()) {
+      if (internal_in.count(spec.name)) continue;
       inference::ModelInput* in = config.add_input();
       in->set_name(spec.name);
       in->set_data_type(config_dtype(spec.dtype));
@@ -216,6 +230,7 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
   }
   if (config.output_size() == 0) {
     for (const TensorSpec& spec : backend.outputs()) {
+      if (internal_out.count(spec.name)) continue;
       inference::ModelOutput* out = config.add_output();
       out->set_name(spec.name);
       out->set_data_type(config_dtype(spec.dtype));
@@ -246,7 +261,7 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
                              .with_context("model '" + config.name() + "'"));
   }
   for (const TensorSpec& spec : backend.inputs()) {
-    if (!spec.optional && !seen.count(spec.name)) {
+    if (!spec.optional && !seen.count(spec.name) && !internal_in.count(spec.name)) {
       return invalid_argument("model '{}': model input '{}' is missing from the config", config.name(), spec.name);
     }
   }

@@ -157,7 +157,9 @@ Status ModelManager::load_locked(const std::string& name, const std::string& con
   }
   std::map<int64_t, std::shared_ptr<ModelVersion>> loaded;
   for (int64_t v : selected) {
-    auto mv = ModelVersion::load(dir.string(), v, config);
+    ServingContext context = context_;
+    context.resolver = [this](const std::string& model, int64_t version) { return get(model, version); };
+    auto mv = ModelVersion::load(dir.string(), v, config, context);
     if (!mv.is_ok()) {
       for (auto& [_, m] : loaded) m->stop();
       return fail(mv.status().with_context(fmt::format("failed to load '{}' version {}", name, v)));

@@ -44,6 +44,11 @@ class ModelManager {
   ModelManager& operator=(const ModelManager&) = delete;
 
   ControlMode mode() const { return mode_; }
+  // The response cache and rate limiter models load with; set before loading.
+  void set_context(std::shared_ptr<ResponseCache> cache, std::shared_ptr<RateLimiter> limiter) {
+    context_.cache = std::move(cache);
+    context_.limiter = std::move(limiter);
+  }
   const std::string& repository() const { return repository_; }
 
   // Startup: none and poll load every model in the repository; explicit
@@ -84,6 +89,7 @@ class ModelManager {
 
   const std::string repository_;
   const ControlMode mode_;
+  ServingContext context_;  // resolver filled per load
   std::mutex load_mu_;  // serializes loads and unloads
   mutable std::shared_mutex mu_;
   std::map<std::string, Entry> entries_;  // guarded by mu_

@@ -100,8 +100,8 @@ Result<inference::ModelStatisticsResponse> model_statistics(ServerCore& core, co
     set_duration(is->mutable_compute_input(), s.compute_input);
     set_duration(is->mutable_compute_infer(), s.compute_infer);
     set_duration(is->mutable_compute_output(), s.compute_output);
-    is->mutable_cache_hit();
-    is->mutable_cache_miss();
+    set_duration(is->mutable_cache_hit(), s.cache_hit);
+    set_duration(is->mutable_cache_miss(), s.cache_miss);
     for (const auto& [size, b] : s.batch_table()) {
       auto* bs = ms->add_batch_stats();
       bs->set_batch_size(size);

@@ -63,8 +63,24 @@ Status Scheduler::start() {
   int count = 0;
   for (const auto& group : config_.instance_group()) count += std::max(1, group.count());
   count = std::max(1, count);
-  for (int i = 0; i < count; ++i) instances_.push_back(backend_->create_instance());
-  for (auto& inst : instances_) threads_.emplace_back([this, p = inst.get()] { worker(p); });
+  for (const auto& group : config_.instance_group()) {
+    ResourceNeeds needs;
+    if (limiter_) {
+      for (const auto& r : group.rate_limiter().resources()) needs[r.name()] += r.count();
+      KILN_RETURN_IF_ERROR(limiter_->declare(needs));
+    }
+    for (int i = 0; i < std::max(1, group.count()); ++i) {
+      needs_.push_back(needs);
+      limit_priority_.push_back(group.rate_limiter().priority());
+    }
+  }
+  needs_.resize(static_cast<size_t>(count));
+  limit_priority_.resize(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    instances_.push_back(backend_->create_instance());
+    KILN_RETURN_IF_ERROR(instances_.back()->ready());
+  }
+  for (size_t i = 0; i < instances_.size(); ++i) threads_.emplace_back([this, i] { worker(i); });
   return Status::ok();
 }
 
@@ -196,7 +212,10 @@ std::vector<Scheduler::Queued> Scheduler::next_batch(std::unique_lock<std::mutex
   }
 }
 
-void Scheduler::worker(BackendInstance* instance) {
+void Scheduler::worker(size_t index) {
+  BackendInstance* instance = instances_[index].get();
+  const ResourceNeeds& needs = needs_[index];
+  const bool limited = limiter_ && !needs.empty();
   for (;;) {
     std::vector<Queued> expired;
     std::vector<Queued> batch;
@@ -210,7 +229,10 @@ void Scheduler::worker(BackendInstance* instance) {
       stats_->record_failure(FailureReason::kRejected, elapsed_ns(q.request.arrival, Clock::now()));
       q.done(unavailable("Request timeout expired: model '{}' queued it longer than its timeout", model_name_));
     }
-    if (!batch.empty()) execute(*instance, batch);
+    if (batch.empty()) continue;
+    if (limited) limiter_->acquire(needs, limit_priority_[index]);
+    execute(*instance, batch);
+    if (limited) limiter_->release(needs);
   }
 }
 
@@ -251,7 +273,9 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
     feeds.emplace_back(first_inputs[i].name, std::move(t));
   }
   const Clock::time_point inputs_ready = Clock::now();
-  auto ran = instance.run(feeds, output_names_);
+  RunInfo info;
+  if (batch.size() == 1) info.request_id = batch[0].request.id;
+  auto ran = instance.run_with_info(feeds, output_names_, info);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
     return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));

@@ -22,6 +22,7 @@
 #include "model_config.pb.h"
 #include "server/backend.h"
 #include "server/inference.h"
+#include "server/rate_limiter.h"
 #include "server/stats.h"
 
 namespace kiln::server {
@@ -36,6 +37,9 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
+  // Instances with an instance_group rate_limiter then execute only while
+  // they hold its resources. Call before start().
+  void set_rate_limiter(std::shared_ptr<RateLimiter> limiter) { limiter_ = std::move(limiter); }
   // Creates the instances and starts their threads.
   Status start();
   // Queues a validated request whose inputs hold `batch` rows (1 for a model
@@ -61,7 +65,7 @@ class Scheduler {
     bool delay_on_timeout = false;  // timeout_action DELAY: keep it queued
   };
 
-  void worker(BackendInstance* instance);
+  void worker(size_t index);
   // Takes the next batch off the queues (mu_ held through `lock`). Empty when stopping and drained.
   std::vector<Queued> next_batch(std::unique_lock<std::mutex>& lock, std::vector<Queued>& expired);
   void execute(BackendInstance& instance, std::vector<Queued>& batch);
@@ -82,6 +86,9 @@ class Scheduler {
   std::vector<LevelPolicy> policies_;  // one per level
   std::vector<std::string> output_names_;
 
+  std::shared_ptr<RateLimiter> limiter_;
+  std::vector<ResourceNeeds> needs_;        // per instance (empty: not rate limited)
+  std::vector<uint32_t> limit_priority_;    // per instance
   std::vector<std::unique_ptr<BackendInstance>> instances_;
   std::vector<std::thread> threads_;
   std::mutex mu_;

@@ -9,7 +9,12 @@
 namespace kiln::server {
 
 ServerCore::ServerCore(ServerOptions options)
-    : options_(std::move(options)), models_(std::make_unique<ModelManager>(options_.repository, options_.control_mode)) {}
+    : options_(std::move(options)),
+      models_(std::make_unique<ModelManager>(options_.repository, options_.control_mode)),
+      shm_(options_.allow_client_shm) {
+  models_->set_context(options_.cache_bytes > 0 ? std::make_shared<ResponseCache>(options_.cache_bytes) : nullptr,
+                       options_.rate_limit ? std::make_shared<RateLimiter>(options_.rate_limit_resources) : nullptr);
+}
 
 ServerCore::~ServerCore() { stop(); }
 
@@ -27,8 +32,8 @@ bool ServerCore::ready() const { return !exiting_.load() && !stopped_.load() && 
 
 const std::vector<std::string>& ServerCore::extensions() {
   static const std::vector<std::string> kExtensions = {
-      "classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
-      "model_configuration", "binary_tensor_data", "parameters", "statistics"};
+      "classification", "sequence", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
+      "model_configuration", "system_shared_memory", "binary_tensor_data", "parameters", "statistics"};
   return kExtensions;
 }
 
@@ -46,7 +51,27 @@ void ServerCore::infer(InferRequest request, InferCallback done) {
     finish(model.status());
     return;
   }
-  model.value()->infer(std::move(request), std::move(finish));
+  bool uses_shm = !request.output_shm.empty();
+  for (const InferInput& in : request.inputs) uses_shm = uses_shm || in.shm.has_value();
+  if (!uses_shm) {
+    model.value()->infer(std::move(request), std::move(finish));
+    return;
+  }
+  auto regions = shm_.resolve(request);
+  if (!regions.is_ok()) {
+    finish(regions.status());
+    return;
+  }
+  auto refs = std::move(request.output_shm);
+  request.output_shm.clear();
+  model.value()->infer(std::move(request), [finish = std::move(finish), refs = std::move(refs),
+                                            regions = std::move(regions).value()](Result<InferResponse> result) {
+    if (result.is_ok()) {
+      Status written = SharedMemoryManager::write_outputs(refs, regions, result.value());
+      if (!written.is_ok()) return finish(written);
+    }
+    finish(std::move(result));
+  });
 }
 
 Status ServerCore::load_model(const std::string& name, const std::string& config_json) {

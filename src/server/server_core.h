@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@
 #include "kiln/status.h"
 #include "server/inference.h"
 #include "server/model_manager.h"
+#include "server/shared_memory.h"
 
 namespace kiln::server {
 
@@ -25,6 +27,10 @@ struct ServerOptions {
   size_t max_request_bytes = size_t{64} << 20;  // HTTP body and gRPC message limit
   std::string server_name = "kiln";
   std::string server_version = "0.1.0";
+  bool allow_client_shm = false;  // the system shared-memory extension (off: every call is refused)
+  size_t cache_bytes = 0;         // response cache size (0: no cache)
+  bool rate_limit = false;        // --rate-limit execution_count
+  std::map<std::string, uint64_t> rate_limit_resources;  // --rate-limit-resource name:count
 };
 
 class ServerCore {
@@ -38,6 +44,7 @@ class ServerCore {
 
   const ServerOptions& options() const { return options_; }
   ModelManager& models() { return *models_; }
+  SharedMemoryManager& shared_memory() { return shm_; }
   bool live() const { return !stopped_.load(); }
   // Not exiting, and every model that should be loaded is.
   bool ready() const;
@@ -61,6 +68,7 @@ class ServerCore {
  private:
   ServerOptions options_;
   std::unique_ptr<ModelManager> models_;
+  SharedMemoryManager shm_;
   std::atomic<bool> exiting_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<int64_t> in_flight_{0};

@@ -64,6 +64,7 @@ class ModelStats {
                         uint64_t output_ns);
 
   DurationStat success, fail, queue, compute_input, compute_infer, compute_output;
+  DurationStat cache_hit, cache_miss;  // response cache lookups
   std::atomic<uint64_t> inference_count{0};
   std::atomic<uint64_t> execution_count{0};
   std::atomic<uint64_t> last_inference_ms{0};  // milliseconds since the epoch

@@ -63,7 +63,13 @@ TEST(ModelConfigTest, PlatformsServedAndRefused) {
   ASSERT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find("tensorflow_savedmodel"), std::string::npos);
   auto py = parse("backend: \"python\"");
-  EXPECT_EQ(resolve_platform(py).code(), StatusCode::kUnimplemented);
+  EXPECT_TRUE(resolve_platform(py).is_ok());
+  auto torch = parse("backend: \"pytorch\"");
+  EXPECT_EQ(resolve_platform(torch).code(), StatusCode::kUnimplemented);
+  auto ens = parse("platform: \"ensemble\" ensemble_scheduling { }");
+  EXPECT_TRUE(resolve_platform(ens).is_ok());
+  auto ens_no_steps = parse("platform: \"ensemble\"");
+  EXPECT_NE(resolve_platform(ens_no_steps).message().find("ensemble_scheduling"), std::string::npos);
 }
 
 TEST(ModelConfigTest, AutoCompleteFromTheModel) {
@@ -89,7 +95,13 @@ TEST(ModelConfigTest, ConfigMustMatchTheModel) {
   auto unknown = parse("name: \"m\" input [ { name: \"z\" data_type: TYPE_FP32 dims: [ 2 ] } ]");
   EXPECT_FALSE(complete_config(unknown, backend).is_ok());
   auto seq = parse("name: \"m\" sequence_batching { }");
-  EXPECT_EQ(complete_config(seq, backend).code(), StatusCode::kUnimplemented);
+  EXPECT_TRUE(complete_config(seq, backend).is_ok());
+  auto two_controls = parse(
+      "name: \"m\" sequence_batching { control_input [ { name: \"s\" control [ { kind: CONTROL_SEQUENCE_START "
+      "int32_false_true: [0, 1] }, { kind: CONTROL_SEQUENCE_END int32_false_true: [0, 1] } ] } ] }");
+  EXPECT_NE(complete_config(two_controls, backend).message().find("exactly one control"), std::string::npos);
+  auto half_state = parse("name: \"m\" sequence_batching { state [ { input_name: \"s\" data_type: TYPE_FP32 } ] }");
+  EXPECT_NE(complete_config(half_state, backend).message().find("output_name"), std::string::npos);
   auto preferred = parse("name: \"m\" max_batch_size: 4 dynamic_batching { preferred_batch_size: [ 8 ] }");
   EXPECT_FALSE(complete_config(preferred, backend).is_ok());
   testing::FakeBackend fixed(std::chrono::milliseconds(0), /*batchable=*/false);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -35,6 +36,10 @@ struct ServeArgs {
   bool allow_http = true;
   bool allow_grpc = true;
   bool allow_metrics = true;
+  bool allow_client_shm = false;
+  std::string cache_config;
+  std::string rate_limit = "off";
+  std::vector<std::string> rate_limit_resources;
   std::string control_mode = "none";
   std::vector<std::string> load_models;
   int log_verbose = 0;
@@ -69,6 +74,42 @@ int run_serve(const ServeArgs& args) {
   options.load_models = args.load_models;
   options.poll_secs = args.poll_secs;
   options.max_request_bytes = args.max_request_bytes;
+  options.allow_client_shm = args.allow_client_shm;
+  if (!args.cache_config.empty()) {
+    // Triton's form: local,size=<bytes>
+    const std::string prefix = "local,size=";
+    size_t bytes = 0;
+    const std::string& c = args.cache_config;
+    auto [ptr, ec] = c.rfind(prefix, 0) == 0 ? std::from_chars(c.data() + prefix.size(), c.data() + c.size(), bytes)
+                                             : std::from_chars_result{c.data(), std::errc::invalid_argument};
+    if (ec != std::errc() || ptr != c.data() + c.size()) {
+      std::fprintf(stderr, "kiln serve: --cache-config must be local,size=<bytes>, got '%s'\n", c.c_str());
+      return 2;
+    }
+    options.cache_bytes = bytes;
+  }
+  if (args.rate_limit != "off" && args.rate_limit != "execution_count") {
+    std::fprintf(stderr, "kiln serve: --rate-limit must be off or execution_count\n");
+    return 2;
+  }
+  options.rate_limit = args.rate_limit == "execution_count";
+  for (const std::string& r : args.rate_limit_resources) {
+    // name:count[:device]; the device is accepted and ignored (one CPU device).
+    size_t colon = r.find(':');
+    uint64_t count = 0;
+    const char* end = r.data() + r.size();
+    size_t second = colon == std::string::npos ? std::string::npos : r.find(':', colon + 1);
+    if (second != std::string::npos) end = r.data() + second;
+    auto [ptr, ec] = colon == std::string::npos || colon == 0
+                         ? std::from_chars_result{r.data(), std::errc::invalid_argument}
+                         : std::from_chars(r.data() + colon + 1, end, count);
+    if (ec != std::errc() || ptr != end) {
+      std::fprintf(stderr, "kiln serve: --rate-limit-resource must be <name>:<count>[:<device>], got '%s'\n",
+                   r.c_str());
+      return 2;
+    }
+    options.rate_limit_resources[r.substr(0, colon)] = count;
+  }
   server::ServerCore core(options);
   Status started = core.start();
   if (!started.is_ok()) {
@@ -150,6 +191,13 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--allow-http", args->allow_http, "Serve HTTP/REST");
   cmd->add_option("--allow-grpc", args->allow_grpc, "Serve gRPC");
   cmd->add_option("--allow-metrics", args->allow_metrics, "Serve metrics");
+  cmd->add_option("--cache-config", args->cache_config, "Response cache: local,size=<bytes> (models opt in with "
+                  "response_cache { enable: true })");
+  cmd->add_option("--rate-limit", args->rate_limit, "Rate limiter: off or execution_count (instance_group rate_limiter)");
+  cmd->add_option("--rate-limit-resource", args->rate_limit_resources,
+                  "Rate limiter resource pool size: <name>:<count>[:<device>] (default: the largest need)");
+  cmd->add_option("--allow-client-shm", args->allow_client_shm,
+                  "Let clients register system shared memory regions for tensors (off by default, as Triton)");
   cmd->add_option("--model-control-mode", args->control_mode, "none, poll or explicit")
       ->check(CLI::IsMember({"none", "poll", "explicit"}));
   cmd->add_option("--load-model", args->load_models, "Models to load at startup in explicit mode ('*': all)");

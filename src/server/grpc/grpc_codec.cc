@@ -94,6 +94,42 @@ Result<Tensor> tensor_from_contents(const std::string& name, DataType dtype, con
   return t;
 }
 
+// shared_memory_region (string_param), shared_memory_byte_size and shared_memory_offset (int64_param).
+Status read_shm_params(const google::protobuf::Map<std::string, inference::InferParameter>& params,
+                       const std::string& what, std::optional<ShmRef>& out) {
+  auto region = params.find("shared_memory_region");
+  auto size = params.find("shared_memory_byte_size");
+  auto offset = params.find("shared_memory_offset");
+  if (region == params.end()) {
+    if (size != params.end() || offset != params.end()) {
+      return invalid_argument("{}: shared_memory_byte_size / shared_memory_offset need shared_memory_region", what);
+    }
+    return Status::ok();
+  }
+  if (!region->second.has_string_param()) return invalid_argument("{}: shared_memory_region must be a string_param", what);
+  auto non_negative = [&](const inference::InferParameter& p, uint64_t& v) {
+    if (p.has_int64_param() && p.int64_param() >= 0) {
+      v = static_cast<uint64_t>(p.int64_param());
+      return true;
+    }
+    if (p.has_uint64_param()) {
+      v = p.uint64_param();
+      return true;
+    }
+    return false;
+  };
+  ShmRef ref;
+  ref.region = region->second.string_param();
+  if (size == params.end() || !non_negative(size->second, ref.byte_size)) {
+    return invalid_argument("{}: shared_memory_byte_size must be given as a non-negative int64_param", what);
+  }
+  if (offset != params.end() && !non_negative(offset->second, ref.offset)) {
+    return invalid_argument("{}: shared_memory_offset must be a non-negative int64_param", what);
+  }
+  out = std::move(ref);
+  return Status::ok();
+}
+
 Status read_parameters(const google::protobuf::Map<std::string, inference::InferParameter>& params, InferRequest& out) {
   for (const auto& [key, p] : params) {
     if (key == "priority") {
@@ -110,8 +146,19 @@ Status read_parameters(const google::protobuf::Map<std::string, inference::Infer
       }
       out.timeout_us = static_cast<uint64_t>(p.int64_param());
     } else if (key == "sequence_id") {
-      bool zero = (p.has_int64_param() && p.int64_param() == 0) || (p.has_string_param() && p.string_param().empty());
-      if (!zero) return unimplemented("sequence requests (sequence_id) are not supported by Kiln yet");
+      if (p.has_int64_param()) {
+        out.sequence_id.number = static_cast<uint64_t>(p.int64_param());
+      } else if (p.has_uint64_param()) {
+        out.sequence_id.number = p.uint64_param();
+      } else if (p.has_string_param()) {
+        out.sequence_id.is_string = true;
+        out.sequence_id.text = p.string_param();
+      } else {
+        return invalid_argument("parameter 'sequence_id' must be an int64_param or a string_param");
+      }
+    } else if (key == "sequence_start" || key == "sequence_end") {
+      if (!p.has_bool_param()) return invalid_argument("parameter '{}' must be a bool_param", key);
+      (key == "sequence_start" ? out.sequence_start : out.sequence_end) = p.bool_param();
     }
   }
   return Status::ok();
@@ -131,8 +178,19 @@ Result<InferRequest> decode_grpc_request(const inference::ModelInferRequest& req
     if (!dtype) return invalid_argument("input '{}': unknown datatype '{}'", in.name(), in.datatype());
     std::vector<int64_t> shape(in.shape().begin(), in.shape().end());
     KILN_ASSIGN_OR_RETURN(int64_t numel, checked_request_numel(in.name(), shape));
-    if (in.parameters().count("shared_memory_region")) {
-      return unimplemented("input '{}': shared memory is not supported by Kiln", in.name());
+    std::optional<ShmRef> shm;
+    KILN_RETURN_IF_ERROR(read_shm_params(in.parameters(), "input '" + in.name() + "'", shm));
+    if (shm) {
+      if (has_contents(in.contents())) {
+        return invalid_argument("input '{}' has shared_memory_region and also contents", in.name());
+      }
+      InferInput input;
+      input.name = in.name();
+      input.shm = std::move(shm);
+      input.shm_dtype = *dtype;
+      input.shm_shape = std::move(shape);
+      out.inputs.push_back(std::move(input));
+      continue;
     }
     Tensor t;
     if (has_contents(in.contents())) {
@@ -158,9 +216,9 @@ Result<InferRequest> decode_grpc_request(const inference::ModelInferRequest& req
     if (auto it = o.parameters().find("classification"); it != o.parameters().end() && it->second.int64_param() != 0) {
       return unimplemented("output '{}': the classification extension is not supported by Kiln", o.name());
     }
-    if (o.parameters().count("shared_memory_region")) {
-      return unimplemented("output '{}': shared memory is not supported by Kiln", o.name());
-    }
+    std::optional<ShmRef> shm;
+    KILN_RETURN_IF_ERROR(read_shm_params(o.parameters(), "output '" + o.name() + "'", shm));
+    if (shm) out.output_shm[o.name()] = std::move(*shm);
     out.requested_outputs.push_back(o.name());
   }
   return out;
@@ -175,7 +233,15 @@ void encode_grpc_response(const InferResponse& response, inference::ModelInferRe
     t->set_name(o.name);
     t->set_datatype(std::string(protocol_dtype_name(o.tensor.dtype())));
     for (int64_t d : o.tensor.dims()) t->add_shape(d);
-    append_raw(o.tensor, *out->add_raw_output_contents());
+    std::string* raw = out->add_raw_output_contents();  // empty for an output in shared memory
+    if (!o.shm) {
+      append_raw(o.tensor, *raw);
+      continue;
+    }
+    auto& params = *t->mutable_parameters();
+    params["shared_memory_region"].set_string_param(o.shm->region);
+    params["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(o.shm->byte_size));
+    if (o.shm->offset > 0) params["shared_memory_offset"].set_int64_param(static_cast<int64_t>(o.shm->offset));
   }
 }
 

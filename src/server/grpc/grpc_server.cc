@@ -194,6 +194,50 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
     return done(ctx, core_.unload_model(req->model_name()));
   }
 
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(grpc::CallbackServerContext* ctx,
+                                                     const inference::SystemSharedMemoryStatusRequest* req,
+                                                     inference::SystemSharedMemoryStatusResponse* resp) override {
+    auto regions = core_.shared_memory().status(req->name());
+    if (regions.is_ok()) {
+      for (const ShmRegionInfo& r : regions.value()) {
+        auto& out = (*resp->mutable_regions())[r.name];
+        out.set_name(r.name);
+        out.set_key(r.key);
+        out.set_offset(r.offset);
+        out.set_byte_size(r.byte_size);
+      }
+    }
+    return done(ctx, regions.status());
+  }
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(grpc::CallbackServerContext* ctx,
+                                                       const inference::SystemSharedMemoryRegisterRequest* req,
+                                                       inference::SystemSharedMemoryRegisterResponse*) override {
+    return done(ctx, core_.shared_memory().register_region(req->name(), req->key(), req->offset(), req->byte_size()));
+  }
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* ctx,
+                                                         const inference::SystemSharedMemoryUnregisterRequest* req,
+                                                         inference::SystemSharedMemoryUnregisterResponse*) override {
+    return done(ctx, core_.shared_memory().unregister(req->name()));
+  }
+
+  grpc::ServerUnaryReactor* CudaSharedMemoryStatus(grpc::CallbackServerContext* ctx,
+                                                   const inference::CudaSharedMemoryStatusRequest*,
+                                                   inference::CudaSharedMemoryStatusResponse*) override {
+    return done(ctx, no_cuda_shm());
+  }
+  grpc::ServerUnaryReactor* CudaSharedMemoryRegister(grpc::CallbackServerContext* ctx,
+                                                     const inference::CudaSharedMemoryRegisterRequest*,
+                                                     inference::CudaSharedMemoryRegisterResponse*) override {
+    return done(ctx, no_cuda_shm());
+  }
+  grpc::ServerUnaryReactor* CudaSharedMemoryUnregister(grpc::CallbackServerContext* ctx,
+                                                       const inference::CudaSharedMemoryUnregisterRequest*,
+                                                       inference::CudaSharedMemoryUnregisterResponse*) override {
+    return done(ctx, no_cuda_shm());
+  }
+
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const inference::ModelInferRequest* req,
                                        inference::ModelInferResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -224,6 +268,10 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   }
 
  private:
+  static Status no_cuda_shm() {
+    return unimplemented("CUDA shared memory is not supported by Kiln (use system shared memory)");
+  }
+
   static grpc::ServerUnaryReactor* done(grpc::CallbackServerContext* ctx, const Status& st) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(to_grpc_status(st));

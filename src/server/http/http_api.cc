@@ -105,14 +105,82 @@ class HttpApi {
     }
     if (parts[1] == "repository") return repository(req, parts, respond);
     if (parts[1] == "models") return models(req, parts, respond);
-    if (parts[1] == "systemsharedmemory" || parts[1] == "cudasharedmemory" || parts[1] == "trace" ||
-        parts[1] == "logging") {
+    if (parts[1] == "systemsharedmemory") return system_shared_memory(req, parts, respond);
+    if (parts[1] == "cudasharedmemory") {
+      return respond(json_response(
+          501, error_json("CUDA shared memory is not supported by Kiln (use system shared memory)")));
+    }
+    if (parts[1] == "trace" || parts[1] == "logging") {
       return respond(json_response(501, error_json(fmt::format("the {} extension is not supported by Kiln", parts[1]))));
     }
     respond(json_response(404, error_json("Not Found")));
   }
 
  private:
+  // /v2/systemsharedmemory[/region/<r>]/status (GET), /v2/systemsharedmemory/region/<r>/register (POST),
+  // /v2/systemsharedmemory[/region/<r>]/unregister (POST).
+  void system_shared_memory(const HttpRequest& req, const std::vector<std::string_view>& parts,
+                            const Responder& respond) {
+    std::string region;
+    size_t i = 2;
+    if (parts.size() == 5 && parts[2] == "region") {
+      auto decoded = url_decode(parts[3]);
+      if (!decoded.is_ok()) return respond(error_response(decoded.status()));
+      region = std::move(decoded).value();
+      i = 4;
+    }
+    if (parts.size() != i + 1) return respond(json_response(404, error_json("Not Found")));
+    SharedMemoryManager& shm = core_.shared_memory();
+    std::string_view action = parts[i];
+    if (action == "status") {
+      if (req.method != "GET") return respond(json_response(405, error_json("Method Not Allowed")));
+      auto regions = shm.status(region);
+      if (!regions.is_ok()) return respond(error_response(regions.status()));
+      rapidjson::StringBuffer sb;
+      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+      w.StartArray();
+      for (const ShmRegionInfo& r : regions.value()) {
+        w.StartObject();
+        w.Key("name");
+        w.String(r.name.data(), static_cast<rapidjson::SizeType>(r.name.size()));
+        w.Key("key");
+        w.String(r.key.data(), static_cast<rapidjson::SizeType>(r.key.size()));
+        w.Key("offset");
+        w.Uint64(r.offset);
+        w.Key("byte_size");
+        w.Uint64(r.byte_size);
+        w.EndObject();
+      }
+      w.EndArray();
+      return respond(json_response(200, sb.GetString()));
+    }
+    if (req.method != "POST") return respond(json_response(405, error_json("Method Not Allowed")));
+    if (action == "unregister") {
+      Status st = shm.unregister(region);
+      return respond(st.is_ok() ? empty_response(200) : error_response(st));
+    }
+    if (action != "register" || region.empty()) return respond(json_response(404, error_json("Not Found")));
+    rapidjson::Document doc;
+    doc.Parse(req.body.data(), req.body.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      return respond(json_response(400, error_json("shared memory register body must be a JSON object")));
+    }
+    auto key = doc.FindMember("key");
+    auto offset = doc.FindMember("offset");
+    auto size = doc.FindMember("byte_size");
+    if (key == doc.MemberEnd() || !key->value.IsString()) {
+      return respond(json_response(400, error_json("shared memory register body needs a string 'key'")));
+    }
+    if (size == doc.MemberEnd() || !size->value.IsUint64() ||
+        (offset != doc.MemberEnd() && !offset->value.IsUint64())) {
+      return respond(json_response(
+          400, error_json("shared memory register body needs non-negative integers 'byte_size' and 'offset'")));
+    }
+    Status st = shm.register_region(region, key->value.GetString(),
+                                    offset == doc.MemberEnd() ? 0 : offset->value.GetUint64(), size->value.GetUint64());
+    respond(st.is_ok() ? empty_response(200) : error_response(st));
+  }
+
   void repository(const HttpRequest& req, const std::vector<std::string_view>& parts, const Responder& respond) {
     // /v2/repository/index, /v2/repository/<repo>/index, /v2/repository/models/<m>/(load|unload)
     if ((parts.size() == 3 && parts[2] == "index") || (parts.size() == 4 && parts[3] == "index")) {

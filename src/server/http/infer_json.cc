@@ -154,6 +154,31 @@ Result<std::vector<int64_t>> read_shape(const rapidjson::Value& v, const std::st
   return shape;
 }
 
+Status read_shm_params(const rapidjson::Value& params, const std::string& what, std::optional<ShmRef>& out) {
+  auto region = params.FindMember("shared_memory_region");
+  auto size = params.FindMember("shared_memory_byte_size");
+  auto offset = params.FindMember("shared_memory_offset");
+  if (region == params.MemberEnd()) {
+    if (size != params.MemberEnd() || offset != params.MemberEnd()) {
+      return invalid_argument("{}: shared_memory_byte_size / shared_memory_offset need shared_memory_region", what);
+    }
+    return Status::ok();
+  }
+  if (!region->value.IsString()) return invalid_argument("{}: shared_memory_region must be a string", what);
+  if (size == params.MemberEnd() || !size->value.IsUint64()) {
+    return invalid_argument("{}: shared_memory_byte_size must be given as a non-negative integer", what);
+  }
+  ShmRef ref;
+  ref.region.assign(region->value.GetString(), region->value.GetStringLength());
+  ref.byte_size = size->value.GetUint64();
+  if (offset != params.MemberEnd()) {
+    if (!offset->value.IsUint64()) return invalid_argument("{}: shared_memory_offset must be a non-negative integer", what);
+    ref.offset = offset->value.GetUint64();
+  }
+  out = std::move(ref);
+  return Status::ok();
+}
+
 Status read_request_parameters(const rapidjson::Value& params, HttpInferRequest& out) {
   if (!params.IsObject()) return invalid_argument("'parameters' must be a JSON object");
   for (const auto& m : params.GetObject()) {
@@ -172,8 +197,17 @@ Status read_request_parameters(const rapidjson::Value& params, HttpInferRequest&
       if (!v.IsUint64()) return invalid_argument("parameter 'timeout' must be a non-negative integer (microseconds)");
       out.request.timeout_us = v.GetUint64();
     } else if (key == "sequence_id") {
-      bool zero = (v.IsUint64() && v.GetUint64() == 0) || (v.IsString() && v.GetStringLength() == 0);
-      if (!zero) return unimplemented("sequence requests (sequence_id) are not supported by Kiln yet");
+      if (v.IsUint64()) {
+        out.request.sequence_id.number = v.GetUint64();
+      } else if (v.IsString()) {
+        out.request.sequence_id.is_string = true;
+        out.request.sequence_id.text.assign(v.GetString(), v.GetStringLength());
+      } else {
+        return invalid_argument("parameter 'sequence_id' must be a non-negative integer or a string");
+      }
+    } else if (key == "sequence_start" || key == "sequence_end") {
+      if (!v.IsBool()) return invalid_argument("parameter '{}' must be a boolean", key);
+      (key == "sequence_start" ? out.request.sequence_start : out.request.sequence_end) = v.GetBool();
     }
     // Other keys are custom parameters; Kiln's models take none, so they are ignored.
   }
@@ -238,18 +272,29 @@ Result<HttpInferRequest> decode_infer_request(std::string_view body, std::option
     KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, read_shape(shape_it->value, name));
     KILN_ASSIGN_OR_RETURN(int64_t numel, checked_request_numel(name, shape));
     std::optional<uint64_t> binary_size;
+    std::optional<ShmRef> shm;
     if (auto p = in.FindMember("parameters"); p != in.MemberEnd()) {
       if (!p->value.IsObject()) return invalid_argument("input '{}': 'parameters' must be an object", name);
       if (auto b = p->value.FindMember("binary_data_size"); b != p->value.MemberEnd()) {
         if (!b->value.IsUint64()) return invalid_argument("input '{}': binary_data_size must be a non-negative integer", name);
         binary_size = b->value.GetUint64();
       }
-      if (p->value.HasMember("shared_memory_region")) {
-        return unimplemented("input '{}': shared memory is not supported by Kiln", name);
-      }
+      KILN_RETURN_IF_ERROR(read_shm_params(p->value, "input '" + name + "'", shm));
     }
     auto data_it = in.FindMember("data");
     Tensor tensor;
+    if (shm) {
+      if (binary_size || data_it != in.MemberEnd()) {
+        return invalid_argument("input '{}' has shared_memory_region and also data or binary data", name);
+      }
+      InferInput input;
+      input.name = std::move(name);
+      input.shm = std::move(shm);
+      input.shm_dtype = *dtype;
+      input.shm_shape = std::move(shape);
+      out.request.inputs.push_back(std::move(input));
+      continue;
+    }
     if (binary_size) {
       if (data_it != in.MemberEnd()) return invalid_argument("input '{}' has both 'data' and binary_data_size", name);
       if (!header_length) {
@@ -290,9 +335,9 @@ Result<HttpInferRequest> decode_infer_request(std::string_view body, std::option
             return unimplemented("output '{}': the classification extension is not supported by Kiln", name);
           }
         }
-        if (p->value.HasMember("shared_memory_region")) {
-          return unimplemented("output '{}': shared memory is not supported by Kiln", name);
-        }
+        std::optional<ShmRef> shm;
+        KILN_RETURN_IF_ERROR(read_shm_params(p->value, "output '" + name + "'", shm));
+        if (shm) out.request.output_shm[name] = std::move(*shm);
       }
       out.request.requested_outputs.push_back(std::move(name));
     }
@@ -385,7 +430,19 @@ HttpInferBody encode_infer_response(const InferResponse& response, const HttpInf
     w.StartArray();
     for (int64_t d : out.tensor.dims()) w.Int64(d);
     w.EndArray();
-    if (as_binary) {
+    if (out.shm) {
+      w.Key("parameters");
+      w.StartObject();
+      w.Key("shared_memory_region");
+      w.String(out.shm->region.data(), static_cast<rapidjson::SizeType>(out.shm->region.size()));
+      w.Key("shared_memory_byte_size");
+      w.Uint64(out.shm->byte_size);
+      if (out.shm->offset > 0) {
+        w.Key("shared_memory_offset");
+        w.Uint64(out.shm->offset);
+      }
+      w.EndObject();
+    } else if (as_binary) {
       size_t n = append_raw(out.tensor, binary);
       has_binary = true;
       w.Key("parameters");

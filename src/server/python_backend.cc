@@ -1,0 +1,392 @@
+#include "server/python_backend.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "server/config_json.h"
+#include "server/python_ipc.h"
+#include "server/types.h"
+
+extern char** environ;
+
+namespace kiln::server {
+namespace {
+
+// What every instance of one model needs to start its process.
+struct PythonLaunch {
+  std::string model_name;
+  std::string python;
+  std::string stub;
+  std::vector<std::string> env;  // the server's environment plus PYTHONPATH
+  std::string init_header;       // the "init" message
+  inference::ModelConfig config;
+};
+
+// One Python process and its end of the socket pair.
+class PythonProcess {
+ public:
+  PythonProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  ~PythonProcess() {
+    if (alive_) {
+      // finalize(), bounded: a model that hangs in finalize is killed.
+      if (write_frame(fd_, R"({"type":"finalize"})", "").is_ok()) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 5000) > 0) (void)read_frame(fd_);
+      }
+    }
+    close(fd_);
+    reap(std::chrono::milliseconds(2000));
+  }
+
+  static Result<std::unique_ptr<PythonProcess>> start(const PythonLaunch& launch, int index) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return unavailable("cannot create a socket pair for a Python instance: {}", std::strerror(errno));
+    }
+    // Everything the child needs is built before fork: it only calls async-signal-safe functions.
+    const std::string fd_arg = "3";
+    std::vector<char*> argv = {const_cast<char*>(launch.python.c_str()), const_cast<char*>(launch.stub.c_str()),
+                               const_cast<char*>(fd_arg.c_str()), nullptr};
+    std::vector<char*> envp;
+    for (const std::string& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid < 0) {
+      int err = errno;
+      close(sv[0]);
+      close(sv[1]);
+      return unavailable("cannot start a Python process: {}", std::strerror(err));
+    }
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the server
+      sigset_t none;                     // the server blocks SIGTERM/SIGINT for its sigwait; the model must not
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (sv[1] == 3) {
+        fcntl(3, F_SETFD, 0);
+      } else {
+        dup2(sv[1], 3);  // dup2 clears close-on-exec on the copy
+      }
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(sv[1]);
+    auto process = std::make_unique<PythonProcess>(pid, sv[0]);
+    Status sent = write_frame(process->fd_, launch.init_header, "");
+    Result<IpcFrame> reply = sent.is_ok() ? read_frame(process->fd_) : Result<IpcFrame>(sent);
+    if (!reply.is_ok()) {
+      process->alive_ = false;
+      return unavailable("Python instance {} of model '{}' did not start ({}): {}", index, launch.model_name,
+                         process->exit_description(), reply.status().message());
+    }
+    rapidjson::Document doc;
+    doc.Parse(reply.value().header.data(), reply.value().header.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
+      return internal_error("Python instance of model '{}' answered init with a malformed frame", launch.model_name);
+    }
+    if (std::string(doc["type"].GetString()) != "ok") {
+      std::string msg = doc.HasMember("message") && doc["message"].IsString() ? doc["message"].GetString() : "?";
+      return invalid_argument("model '{}': initialize() failed: {}", launch.model_name, msg);
+    }
+    return process;
+  }
+
+  // One request/reply exchange.
+  Result<IpcFrame> call(const std::string& header, const std::string& payload) {
+    KILN_RETURN_IF_ERROR(write_frame(fd_, header, payload));
+    return read_frame(fd_);
+  }
+
+  // Waits for the process (a crashed one exits at once) and says how it ended.
+  std::string exit_description() {
+    alive_ = false;
+    close_write();
+    reap(std::chrono::milliseconds(2000));
+    if (!reaped_) return "it did not exit";
+    if (WIFSIGNALED(status_)) return fmt::format("killed by signal {} ({})", WTERMSIG(status_), strsignal(WTERMSIG(status_)));
+    if (WIFEXITED(status_)) {
+      if (WEXITSTATUS(status_) == 127) return "exit code 127: the Python interpreter could not be run";
+      return fmt::format("exit code {}", WEXITSTATUS(status_));
+    }
+    return "ended";
+  }
+
+  void mark_dead() { alive_ = false; }
+
+ private:
+  void close_write() { shutdown(fd_, SHUT_WR); }
+  void reap(std::chrono::milliseconds wait) {
+    if (reaped_) return;
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      pid_t r = waitpid(pid_, &status_, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) {
+        reaped_ = true;
+        return;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status_, 0);
+        reaped_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  pid_t pid_;
+  int fd_;
+  int status_ = 0;
+  bool reaped_ = false;
+  bool alive_ = true;
+};
+
+class PythonInstance final : public BackendInstance {
+ public:
+  PythonInstance(std::shared_ptr<const PythonLaunch> launch, int index) : launch_(std::move(launch)), index_(index) {
+    auto p = PythonProcess::start(*launch_, index_);
+    if (p.is_ok()) {
+      process_ = std::move(p).value();
+    } else {
+      init_ = p.status();
+    }
+  }
+
+  Status ready() const override { return init_; }
+
+  Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) override {
+    return run_with_info(feeds, outputs, RunInfo{});
+  }
+
+  Result<NamedTensors> run_with_info(const NamedTensors& feeds, const std::vector<std::string>& outputs,
+                                     const RunInfo& info) override {
+    if (!process_) {
+      KILN_LOG_INFO("model '{}': restarting Python instance {}", launch_->model_name, index_);
+      auto p = PythonProcess::start(*launch_, index_);
+      if (!p.is_ok()) return unavailable("model '{}': Python instance {} could not restart: {}", launch_->model_name, index_, p.status().message());
+      process_ = std::move(p).value();
+    }
+    rapidjson::StringBuffer sb;
+    IpcWriter w(sb);
+    std::string payload;
+    w.StartObject();
+    w.Key("type");
+    w.String("execute");
+    w.Key("model_name");
+    w.String(launch_->model_name.c_str());
+    w.Key("requests");
+    w.StartArray();
+    w.StartObject();
+    w.Key("id");
+    w.String(info.request_id.data(), static_cast<rapidjson::SizeType>(info.request_id.size()));
+    if (!info.correlation_id.empty()) {
+      w.Key("correlation_id");
+      if (info.correlation_is_string) {
+        w.String(info.correlation_id.data(), static_cast<rapidjson::SizeType>(info.correlation_id.size()));
+      } else {
+        w.Uint64(std::stoull(info.correlation_id));
+      }
+    }
+    w.Key("inputs");
+    w.StartArray();
+    for (const auto& [name, t] : feeds) add_ipc_tensor(w, payload, name, t);
+    w.EndArray();
+    w.Key("requested_outputs");
+    w.StartArray();
+    for (const std::string& o : outputs) w.String(o.c_str());
+    w.EndArray();
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload);
+    if (!reply.is_ok()) {
+      std::string why = process_->exit_description();
+      process_.reset();
+      KILN_LOG_ERROR("model '{}': Python instance {} stopped while executing ({}); it restarts on the next request",
+                     launch_->model_name, index_, why);
+      return unavailable("model '{}': the Python instance stopped while executing this request ({}); it is being "
+                         "restarted",
+                         launch_->model_name, why);
+    }
+    return decode(reply.value());
+  }
+
+ private:
+  Result<NamedTensors> decode(const IpcFrame& frame) {
+    rapidjson::Document doc;
+    doc.Parse(frame.header.data(), frame.header.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
+      return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
+    }
+    std::string type = doc["type"].GetString();
+    auto message = [&](const rapidjson::Value& v) {
+      return v.HasMember("error") && v["error"].IsString() ? std::string(v["error"].GetString())
+             : v.HasMember("message") && v["message"].IsString() ? std::string(v["message"].GetString())
+                                                                  : std::string("unknown error");
+    };
+    if (type == "error") return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(doc));
+    if (type != "responses" || !doc.HasMember("responses") || !doc["responses"].IsArray() ||
+        doc["responses"].Size() != 1 || !doc["responses"][0].IsObject()) {
+      return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
+    }
+    const rapidjson::Value& resp = doc["responses"][0];
+    if (resp.HasMember("error") && resp["error"].IsString()) {
+      return internal_error("model '{}': {}", launch_->model_name, message(resp));
+    }
+    NamedTensors out;
+    if (!resp.HasMember("outputs") || !resp["outputs"].IsArray()) {
+      return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
+    }
+    for (const auto& desc : resp["outputs"].GetArray()) {
+      KILN_ASSIGN_OR_RETURN(auto named, read_ipc_tensor(desc, frame.payload));
+      for (const auto& cfg : launch_->config.output()) {
+        if (cfg.name() != named.first) continue;
+        std::optional<DataType> want = dtype_from_config(cfg.data_type());
+        if (want && *want != named.second.dtype()) {
+          return invalid_argument("model '{}' returned output '{}' as {} but its config says {}", launch_->model_name,
+                                  named.first, protocol_dtype_name(named.second.dtype()), protocol_dtype_name(*want));
+        }
+      }
+      out.push_back(std::move(named));
+    }
+    return out;
+  }
+
+  std::shared_ptr<const PythonLaunch> launch_;
+  int index_;
+  Status init_;
+  std::unique_ptr<PythonProcess> process_;
+};
+
+class PythonBackend final : public ModelBackend {
+ public:
+  PythonBackend(std::shared_ptr<const PythonLaunch> launch, std::string path, std::vector<TensorSpec> inputs,
+                std::vector<TensorSpec> outputs)
+      : launch_(std::move(launch)), path_(std::move(path)), inputs_(std::move(inputs)), outputs_(std::move(outputs)) {}
+  const std::vector<TensorSpec>& inputs() const override { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const override { return outputs_; }
+  const std::string& path() const override { return path_; }
+  std::unique_ptr<BackendInstance> create_instance() const override {
+    return std::make_unique<PythonInstance>(launch_, next_index_.fetch_add(1));
+  }
+
+ private:
+  std::shared_ptr<const PythonLaunch> launch_;
+  std::string path_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<TensorSpec> outputs_;
+  mutable std::atomic<int> next_index_{0};
+};
+
+template <class Io>
+Result<TensorSpec> spec_from_config(const Io& io, bool batched) {
+  TensorSpec spec;
+  spec.name = io.name();
+  std::optional<DataType> dtype = dtype_from_config(io.data_type());
+  if (!dtype) return invalid_argument("'{}' has an unsupported data_type", io.name());
+  spec.dtype = *dtype;
+  if (batched) spec.dims.push_back(-1);
+  if (io.has_reshape()) {
+    spec.dims.insert(spec.dims.end(), io.reshape().shape().begin(), io.reshape().shape().end());
+  } else {
+    spec.dims.insert(spec.dims.end(), io.dims().begin(), io.dims().end());
+  }
+  if constexpr (std::is_same_v<Io, inference::ModelInput>) spec.optional = io.optional();
+  return spec;
+}
+
+}  // namespace
+
+std::string python_backend_dir() {
+  if (const char* env = std::getenv("KILN_PYTHON_BACKEND_DIR"); env && *env) return env;
+  return KILN_PYTHON_BACKEND_DIR;
+}
+
+std::string python_executable() {
+  if (const char* env = std::getenv("KILN_PYTHON_EXE"); env && *env) return env;
+  return KILN_PYTHON_EXE;
+}
+
+Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::string& model_dir, int64_t version,
+                                                                const inference::ModelConfig& config) {
+  namespace fs = std::filesystem;
+  std::string filename = config.default_model_filename().empty() ? "model.py" : config.default_model_filename();
+  if (filename.find('/') != std::string::npos || filename == ".." || filename == ".") {
+    return invalid_argument("default_model_filename '{}' must be a file name, not a path", filename);
+  }
+  fs::path file = fs::path(model_dir) / std::to_string(version) / filename;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return not_found("Python model file '{}' not found", file.string());
+  if (config.input_size() == 0 || config.output_size() == 0) {
+    return invalid_argument("Python model '{}' must list its inputs and outputs in config.pbtxt", config.name());
+  }
+  auto launch = std::make_shared<PythonLaunch>();
+  launch->model_name = config.name();
+  launch->config = config;
+  launch->python = python_executable();
+  std::string dir = python_backend_dir();
+  launch->stub = (fs::path(dir) / "kiln_python_stub.py").string();
+  if (!fs::is_regular_file(launch->stub, ec)) {
+    return not_found("the Python backend stub '{}' is missing (set KILN_PYTHON_BACKEND_DIR)", launch->stub);
+  }
+  if (launch->python.find('/') == std::string::npos || access(launch->python.c_str(), X_OK) != 0) {
+    return not_found("the Python interpreter '{}' is not an executable path (set KILN_PYTHON_EXE)", launch->python);
+  }
+  std::string pythonpath = dir;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry = *e;
+    if (entry.rfind("PYTHONPATH=", 0) == 0) {
+      pythonpath += ":" + entry.substr(11);
+    } else {
+      launch->env.push_back(std::move(entry));
+    }
+  }
+  launch->env.push_back("PYTHONPATH=" + pythonpath);
+  launch->env.push_back("PYTHONUNBUFFERED=1");
+  rapidjson::StringBuffer sb;
+  IpcWriter w(sb);
+  auto kv = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  w.StartObject();
+  kv("type", "init");
+  kv("model_file", fs::absolute(file, ec).string());
+  kv("model_config", message_to_json(config));
+  kv("model_instance_kind", "CPU");
+  kv("model_instance_name", config.name());
+  kv("model_instance_device_id", "0");
+  kv("model_repository", fs::absolute(model_dir, ec).string());
+  kv("model_version", std::to_string(version));
+  kv("model_name", config.name());
+  w.EndObject();
+  launch->init_header.assign(sb.GetString(), sb.GetSize());
+  const bool batched = config.max_batch_size() > 0;
+  std::vector<TensorSpec> inputs, outputs;
+  for (const auto& in : config.input()) {
+    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(in, batched));
+    inputs.push_back(std::move(s));
+  }
+  for (const auto& out : config.output()) {
+    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(out, batched));
+    outputs.push_back(std::move(s));
+  }
+  return std::shared_ptr<const ModelBackend>(
+      std::make_shared<PythonBackend>(std::move(launch), file.string(), std::move(inputs), std::move(outputs)));
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,169 @@
+"""The process behind one instance of a Kiln Python-backend model.
+
+kiln serve starts `python kiln_python_stub.py <fd>` per model instance with
+one end of a Unix socket pair as file descriptor <fd>, and talks to it in
+frames: two little-endian uint64 (header length, payload length), a JSON
+header, then the payload (the tensors' bytes, back to back; BYTES elements
+as a 4-byte length and the bytes). Messages: init -> ok | error,
+execute -> responses | error, finalize -> ok. The model's prints go to the
+server's log (stdout and stderr are the server's)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+import sys
+import traceback
+
+import numpy as np
+
+import triton_python_backend_utils as pb_utils
+
+
+def read_exact(fd, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError("the server closed the connection")
+        got += k
+    return buf
+
+
+def read_frame(fd):
+    header_len, payload_len = struct.unpack("<QQ", read_exact(fd, 16))
+    header = json.loads(bytes(read_exact(fd, header_len)))
+    payload = read_exact(fd, payload_len) if payload_len else bytearray()
+    return header, payload
+
+
+def write_frame(fd, header, payload=b""):
+    head = json.dumps(header).encode()
+    data = memoryview(struct.pack("<QQ", len(head), len(payload)) + head + bytes(payload))
+    while data:
+        k = os.write(fd, data)
+        data = data[k:]
+
+
+def decode_bytes(buf, count):
+    out = np.empty(count, dtype=np.object_)
+    pos = 0
+    for i in range(count):
+        (n,) = struct.unpack_from("<I", buf, pos)
+        out[i] = bytes(buf[pos + 4: pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def encode_bytes(array):
+    parts = []
+    for item in array.reshape(-1):
+        b = item if isinstance(item, bytes) else str(item).encode() if not isinstance(item, bytearray) else bytes(item)
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def tensor_from(desc, payload):
+    shape = desc["shape"]
+    start, size = desc["offset"], desc["size"]
+    if desc["datatype"] == "BYTES":
+        array = decode_bytes(memoryview(payload)[start: start + size], int(np.prod(shape, dtype=np.int64)))
+    else:
+        dtype = pb_utils.triton_to_numpy_type(desc["datatype"])
+        array = np.frombuffer(payload, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=start)
+    return pb_utils.Tensor(desc["name"], array.reshape(shape))
+
+
+def pack_outputs(tensors, payload):
+    descs = []
+    for t in tensors:
+        if not isinstance(t, pb_utils.Tensor):
+            raise pb_utils.TritonModelException(f"output_tensors must hold pb_utils.Tensor, got {type(t).__name__}")
+        array = t.as_numpy()
+        datatype = pb_utils.numpy_to_triton_type(array.dtype)
+        data = encode_bytes(array) if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
+        descs.append({"name": t.name(), "datatype": datatype, "shape": list(array.shape), "offset": len(payload),
+                      "size": len(data)})
+        payload += data
+    return descs
+
+
+def load_model(init):
+    path = init["model_file"]
+    spec = importlib.util.spec_from_file_location("kiln_python_model", path)
+    if spec is None or spec.loader is None:
+        raise pb_utils.TritonModelException(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))
+    spec.loader.exec_module(module)
+    if not hasattr(module, "TritonPythonModel"):
+        raise pb_utils.TritonModelException(f"{path} defines no class TritonPythonModel")
+    model = module.TritonPythonModel()
+    if hasattr(model, "initialize"):
+        model.initialize({k: init[k] for k in ("model_config", "model_instance_kind", "model_instance_name",
+                                               "model_instance_device_id", "model_repository", "model_version",
+                                               "model_name")})
+    return model
+
+
+def execute(model, header, payload):
+    requests = []
+    for r in header["requests"]:
+        inputs = [tensor_from(d, payload) for d in r["inputs"]]
+        requests.append(pb_utils.InferenceRequest(inputs=inputs, request_id=r.get("id", ""),
+                                                  correlation_id=r.get("correlation_id", 0),
+                                                  requested_output_names=r.get("requested_outputs", []),
+                                                  model_name=header.get("model_name", "")))
+    responses = model.execute(requests)
+    if responses is None or len(responses) != len(requests):
+        n = "None" if responses is None else len(responses)
+        raise pb_utils.TritonModelException(f"execute() returned {n} responses for {len(requests)} requests")
+    out_payload = bytearray()
+    out = []
+    for resp in responses:
+        if not isinstance(resp, pb_utils.InferenceResponse):
+            raise pb_utils.TritonModelException(f"execute() must return InferenceResponse objects, got "
+                                                f"{type(resp).__name__}")
+        if resp.has_error():
+            out.append({"error": resp.error().message(), "outputs": []})
+        else:
+            out.append({"error": None, "outputs": pack_outputs(resp.output_tensors(), out_payload)})
+    return {"type": "responses", "responses": out}, out_payload
+
+
+def main():
+    fd = int(sys.argv[1])
+    model = None
+    while True:
+        try:
+            header, payload = read_frame(fd)
+        except EOFError:
+            return 0
+        kind = header.get("type")
+        try:
+            if kind == "init":
+                model = load_model(header)
+                write_frame(fd, {"type": "ok"})
+            elif kind == "execute":
+                reply, out = execute(model, header, payload)
+                write_frame(fd, reply, out)
+            elif kind == "finalize":
+                if model is not None and hasattr(model, "finalize"):
+                    model.finalize()
+                write_frame(fd, {"type": "ok"})
+                return 0
+            else:
+                write_frame(fd, {"type": "error", "message": f"unknown message type {kind!r}"})
+        except Exception as e:  # the model's error goes back to the server as the requests' error
+            message = e.message() if isinstance(e, pb_utils.TritonModelException) else f"{type(e).__name__}: {e}"
+            detail = traceback.format_exc(limit=4)
+            print(detail, file=sys.stderr, flush=True)
+            write_frame(fd, {"type": "error", "message": message})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

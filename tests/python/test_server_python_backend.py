@@ -1,0 +1,271 @@
+"""The Python backend of kiln serve with the stock tritonclient: model.py
+files written for Triton's Python backend (TritonPythonModel with
+initialize / execute / finalize on triton_python_backend_utils) serve
+pre- and post-processing, an ensemble preprocess (Python) -> classify
+(Kiln, ONNX) -> postprocess (Python) runs end to end, model errors come
+back clearly, and a crash of the instance's process fails only the
+request in flight: the instance restarts and the server keeps serving."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from server_util import KilnServer, _model, kiln_exe, write_model
+
+httpclient = pytest.importorskip("tritonclient.http")
+grpcclient = pytest.importorskip("tritonclient.grpc")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+pytestmark = pytest.mark.skipif(kiln_exe() is None, reason="kiln is not built")
+
+W = np.array([[1.0, -1.0, 0.5], [0.5, 2.0, -1.0], [-1.0, 0.5, 1.5], [2.0, 0.0, -0.5]], np.float32)
+LABELS = ["cat", "dog", "bird"]
+
+PREPROCESS = '''
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.model_config = json.loads(args["model_config"])
+        cfg = pb_utils.get_output_config_by_name(self.model_config, "FEATURES")
+        self.dtype = pb_utils.triton_string_to_numpy(cfg["data_type"])
+        assert args["model_name"] == "preprocess" and args["model_version"] == "1"
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            image = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+            features = ((image.astype(np.float32) / 255.0) - 0.5) * 2.0
+            responses.append(pb_utils.InferenceResponse(
+                output_tensors=[pb_utils.Tensor("FEATURES", features.astype(self.dtype))]))
+        return responses
+
+    def finalize(self):
+        pb_utils.Logger.log_info("preprocess finalized")
+'''
+
+POSTPROCESS = '''
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+LABELS = {labels!r}
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.model_config = json.loads(args["model_config"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            logits = pb_utils.get_input_tensor_by_name(request, "LOGITS").as_numpy()
+            e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            p = e / e.sum(axis=-1, keepdims=True)
+            idx = p.argmax(axis=-1)
+            label = np.array([LABELS[i].encode() for i in idx], dtype=np.object_)
+            score = pb_utils.Tensor.from_numpy("SCORE", p.max(axis=-1).astype(np.float32))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("LABEL", label), score]))
+        return responses
+'''.format(labels=LABELS)
+
+CRASHY = '''
+import os
+import signal
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "X").as_numpy()
+            v = float(x.reshape(-1)[0])
+            if v < 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if v == 0:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("zero is not allowed")))
+                continue
+            if v == 1:
+                raise ValueError("one is right out")
+            if v == 8:
+                return []
+            if v == 9:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"id={request.request_id()}")))
+                continue
+            if v == 2:
+                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("Y", x.astype(np.int64))]))
+                continue
+            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("Y", x * 2)]))
+        return responses
+'''
+
+BAD_INIT = '''
+class TritonPythonModel:
+    def initialize(self, args):
+        raise RuntimeError("cannot find my weights")
+    def execute(self, requests):
+        return []
+'''
+
+UPPER = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            s = pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy()
+            up = np.array([t.decode().upper().encode() for t in s.reshape(-1)], dtype=np.object_).reshape(s.shape)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("UPPER", up)]))
+        return out
+'''
+
+
+def python_model(repo, name, source, config):
+    d = repo / name / "1"
+    d.mkdir(parents=True)
+    (d / "model.py").write_text(textwrap.dedent(source))
+    (repo / name / "config.pbtxt").write_text(f'backend: "python"\n{config}')
+
+
+def classify_model():
+    w = numpy_helper.from_array(W, "W")
+    return _model([helper.make_node("MatMul", ["FEATURES", "W"], ["LOGITS"])],
+                  [helper.make_tensor_value_info("FEATURES", TensorProto.FLOAT, [1, 4])],
+                  [helper.make_tensor_value_info("LOGITS", TensorProto.FLOAT, [1, 3])], [w])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("py") / "repo"
+    python_model(repo, "preprocess", PREPROCESS,
+                 'input [ { name: "IMAGE" data_type: TYPE_UINT8 dims: [ 1, 4 ] } ]\n'
+                 'output [ { name: "FEATURES" data_type: TYPE_FP32 dims: [ 1, 4 ] } ]\n')
+    python_model(repo, "postprocess", POSTPROCESS,
+                 'input [ { name: "LOGITS" data_type: TYPE_FP32 dims: [ 1, 3 ] } ]\n'
+                 'output [ { name: "LABEL" data_type: TYPE_STRING dims: [ 1 ] },'
+                 ' { name: "SCORE" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    python_model(repo, "crashy", CRASHY,
+                 'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                 'instance_group [ { count: 2 kind: KIND_CPU } ]\n')
+    python_model(repo, "bad_init", BAD_INIT,
+                 'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    python_model(repo, "syntax_error", "def broken(:\n",
+                 'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    python_model(repo, "upper", UPPER,
+                 'max_batch_size: 8\ninput [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
+                 'output [ { name: "UPPER" data_type: TYPE_STRING dims: [ -1 ] } ]\n')
+    write_model(repo, "classify", classify_model())
+    (repo / "classifier" / "1").mkdir(parents=True)
+    (repo / "classifier" / "config.pbtxt").write_text('''
+platform: "ensemble"
+input [ { name: "IMAGE" data_type: TYPE_UINT8 dims: [ 1, 4 ] } ]
+output [ { name: "LABEL" data_type: TYPE_STRING dims: [ 1 ] }, { name: "SCORE" data_type: TYPE_FP32 dims: [ 1 ] } ]
+ensemble_scheduling { step [
+  { model_name: "preprocess" model_version: -1 input_map { key: "IMAGE" value: "IMAGE" }
+    output_map { key: "FEATURES" value: "features" } },
+  { model_name: "classify" model_version: -1 input_map { key: "FEATURES" value: "features" }
+    output_map { key: "LOGITS" value: "logits" } },
+  { model_name: "postprocess" model_version: -1 input_map { key: "LOGITS" value: "logits" }
+    output_map { key: "LABEL" value: "LABEL" } output_map { key: "SCORE" value: "SCORE" } } ] }
+''')
+    srv = KilnServer(repo, wait_ready=False)
+    yield srv
+    assert srv.stop() == 0
+
+
+def reference(image):
+    f = ((image.astype(np.float32) / 255.0) - 0.5) * 2.0
+    logits = f @ W
+    p = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    return f, LABELS[int(p.argmax())], float(p.max())
+
+
+def test_preprocess_model(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    image = np.array([[0, 64, 128, 255]], np.uint8)
+    x = httpclient.InferInput("IMAGE", [1, 4], "UINT8")
+    x.set_data_from_numpy(image)
+    r = client.infer("preprocess", [x])
+    np.testing.assert_allclose(r.as_numpy("FEATURES"), reference(image)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", [httpclient, grpcclient], ids=["http", "grpc"])
+def test_ensemble_python_kiln_python(server, module):
+    client = module.InferenceServerClient(server.http_url if module is httpclient else server.grpc_url)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        image = rng.integers(0, 256, (1, 4), dtype=np.uint8)
+        x = module.InferInput("IMAGE", [1, 4], "UINT8")
+        x.set_data_from_numpy(image)
+        r = client.infer("classifier", [x])
+        _, label, score = reference(image)
+        assert r.as_numpy("LABEL")[0].decode() == label
+        assert abs(r.as_numpy("SCORE")[0] - score) < 1e-5
+
+
+def test_string_tensors_and_batching(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    text = np.array([[b"hello", b"kiln"], [b"", b"\xc3\xa9t\xc3\xa9"]], dtype=np.object_)
+    x = httpclient.InferInput("TEXT", [2, 2], "BYTES")
+    x.set_data_from_numpy(text)
+    r = client.infer("upper", [x])
+    assert r.as_numpy("UPPER").tolist() == [[b"HELLO", b"KILN"], [b"", "ÉTÉ".encode()]]
+
+
+def crashy(client, value):
+    x = httpclient.InferInput("X", [1], "FP32")
+    x.set_data_from_numpy(np.array([value], np.float32))
+    return client.infer("crashy", [x])
+
+
+def test_model_errors_are_reported(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    with pytest.raises(InferenceServerException, match="zero is not allowed"):
+        crashy(client, 0.0)
+    with pytest.raises(InferenceServerException, match="ValueError: one is right out"):
+        crashy(client, 1.0)
+    with pytest.raises(InferenceServerException, match="as INT64 but its config says FP32"):
+        crashy(client, 2.0)
+    with pytest.raises(InferenceServerException, match="returned 0 responses for 1 requests"):
+        crashy(client, 8.0)
+    x = httpclient.InferInput("X", [1], "FP32")
+    x.set_data_from_numpy(np.array([9.0], np.float32))
+    with pytest.raises(InferenceServerException, match="id=req-42"):
+        client.infer("crashy", [x], request_id="req-42")
+    assert crashy(client, 3.0).as_numpy("Y")[0] == 6.0
+
+
+def test_crash_restarts_the_instance_only(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    for _ in range(2):  # each of the two instances may take the fatal request
+        with pytest.raises(InferenceServerException, match="stopped while executing.*signal 9"):
+            crashy(client, -1.0)
+    for v in (4.0, 5.0, 6.0, 7.0):
+        assert crashy(client, v).as_numpy("Y")[0] == 2 * v
+    assert client.is_server_live()
+    x = httpclient.InferInput("IMAGE", [1, 4], "UINT8")
+    x.set_data_from_numpy(np.zeros((1, 4), np.uint8))
+    assert client.infer("classifier", [x]).as_numpy("LABEL") is not None
+
+
+def test_failed_initialize_leaves_the_rest_serving(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    index = {m["name"]: m for m in client.get_model_repository_index()}
+    assert index["bad_init"]["state"] == "UNAVAILABLE"
+    assert "initialize() failed: RuntimeError: cannot find my weights" in index["bad_init"]["reason"]
+    assert index["syntax_error"]["state"] == "UNAVAILABLE" and "SyntaxError" in index["syntax_error"]["reason"]
+    assert client.is_model_ready("preprocess") and client.is_model_ready("classifier")
