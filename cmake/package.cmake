@@ -28,7 +28,9 @@ configure_file(${CMAKE_CURRENT_LIST_DIR}/version.h.in ${KILN_GENERATED_INCLUDE}/
 # they use. The layers' own dependencies (oneDNN, protobuf, fmt, CUDA, ...)
 # become the shared library's, so Kiln::kiln exports no link dependency.
 add_library(kiln_shared SHARED $<TARGET_OBJECTS:kiln_api>)
-target_link_libraries(kiln_shared PRIVATE kiln_runtime kiln_onnx)
+# Whatever kiln_api links (its DEPS in src/CMakeLists.txt), so a new layer
+# under the API is in the shared library without an edit here.
+target_link_libraries(kiln_shared PRIVATE $<TARGET_PROPERTY:kiln_api,INTERFACE_LINK_LIBRARIES>)
 target_include_directories(kiln_shared INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<BUILD_INTERFACE:${KILN_GENERATED_INCLUDE}>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)

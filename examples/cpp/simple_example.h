@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,22 @@ inline int run_simple_example(const std::string& protocol, const std::string& ur
   }
   std::printf("OK\n");
   return 0;
+}
+
+// main() of both examples: -u URL and -m MODEL, then run_simple_example.
+inline int simple_example_main(int argc, char** argv, const std::string& protocol, std::string url) {
+  std::string model = "simple";
+  for (int i = 1; i < argc; ++i) {
+    if (i + 1 < argc && std::strcmp(argv[i], "-u") == 0) {
+      url = argv[++i];
+    } else if (i + 1 < argc && std::strcmp(argv[i], "-m") == 0) {
+      model = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [-u host:port] [-m model]\n", argv[0]);
+      return 2;
+    }
+  }
+  return run_simple_example(protocol, url, model);
 }
 
 }  // namespace kiln_examples

@@ -55,12 +55,11 @@ Status clamp_at_zero_point(Tensor& y, const Tensor& zp) {
   return Status::ok();
 }
 
-Status qconv_kernel(KernelContext& ctx) {
+// The output of a kiln.QConv/QGemm: `y`, clamped at y_zero_point (input 7)
+// when the node carries the fused Relu.
+Status set_quantized_output(KernelContext& ctx, Result<Tensor> y) {
   auto relu = read_relu(ctx);
   if (!relu.is_ok()) return ctx.error(relu.status());
-  std::vector<Datum> inputs(ctx.num_inputs());
-  for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs[i] = ctx.datum(i);
-  auto y = run_reference_op(ctx, "QLinearConv", 10, std::move(inputs));
   if (!y.is_ok()) return ctx.error(y.status());
   if (*relu) {
     Status s = clamp_at_zero_point(*y, ctx.input(7));
@@ -68,6 +67,12 @@ Status qconv_kernel(KernelContext& ctx) {
   }
   ctx.set_output(0, std::move(y).value());
   return Status::ok();
+}
+
+Status qconv_kernel(KernelContext& ctx) {
+  std::vector<Datum> inputs(ctx.num_inputs());
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs[i] = ctx.datum(i);
+  return set_quantized_output(ctx, run_reference_op(ctx, "QLinearConv", 10, std::move(inputs)));
 }
 
 Status qconv_infer(InferContext& ctx) {
@@ -140,18 +145,7 @@ Result<Tensor> qgemm(const KernelContext& ctx) {
                          ydims);
 }
 
-Status qgemm_kernel(KernelContext& ctx) {
-  auto relu = read_relu(ctx);
-  if (!relu.is_ok()) return ctx.error(relu.status());
-  auto y = qgemm(ctx);
-  if (!y.is_ok()) return ctx.error(y.status());
-  if (*relu) {
-    Status s = clamp_at_zero_point(*y, ctx.input(7));
-    if (!s.is_ok()) return ctx.error(std::move(s));
-  }
-  ctx.set_output(0, std::move(y).value());
-  return Status::ok();
-}
+Status qgemm_kernel(KernelContext& ctx) { return set_quantized_output(ctx, qgemm(ctx)); }
 
 // [..., N] of y_zero_point's type.
 Status qgemm_infer(InferContext& ctx) {

@@ -20,11 +20,6 @@ struct Ensemble::Plan {
 
 namespace {
 
-uint64_t elapsed_ns(Clock::time_point from, Clock::time_point to) {
-  return static_cast<uint64_t>(
-      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
-}
-
 // One request travelling through the steps. Shared by the step callbacks.
 struct Run : std::enable_shared_from_this<Run> {
   std::shared_ptr<const Ensemble::Plan> plan;

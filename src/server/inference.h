@@ -4,6 +4,7 @@
 // and the scheduler answers through the request's callback exactly once.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,13 @@
 namespace kiln::server {
 
 using Clock = std::chrono::steady_clock;
+
+// Nanoseconds from `from` to `to` (0 if the clock says `to` came first).
+inline uint64_t elapsed_ns(Clock::time_point from, Clock::time_point to) {
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
+}
+
 
 // Where a tensor lives in a registered system shared-memory region.
 struct ShmRef {

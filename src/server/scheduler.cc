@@ -6,15 +6,9 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "server/batching.h"
+#include "server/instances.h"
 
 namespace kiln::server {
-namespace {
-
-uint64_t elapsed_ns(Clock::time_point from, Clock::time_point to) {
-  return static_cast<uint64_t>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
-}
-
-}  // namespace
 
 Scheduler::Scheduler(const inference::ModelConfig& config, std::string version,
                      std::shared_ptr<const ModelBackend> backend, std::shared_ptr<ModelStats> stats)
@@ -60,26 +54,10 @@ Scheduler::Scheduler(const inference::ModelConfig& config, std::string version,
 Scheduler::~Scheduler() { stop(); }
 
 Status Scheduler::start() {
-  int count = 0;
-  for (const auto& group : config_.instance_group()) count += std::max(1, group.count());
-  count = std::max(1, count);
-  for (const auto& group : config_.instance_group()) {
-    ResourceNeeds needs;
-    if (limiter_) {
-      for (const auto& r : group.rate_limiter().resources()) needs[r.name()] += r.count();
-      KILN_RETURN_IF_ERROR(limiter_->declare(needs));
-    }
-    for (int i = 0; i < std::max(1, group.count()); ++i) {
-      needs_.push_back(needs);
-      limit_priority_.push_back(group.rate_limiter().priority());
-    }
-  }
-  needs_.resize(static_cast<size_t>(count));
-  limit_priority_.resize(static_cast<size_t>(count));
-  for (int i = 0; i < count; ++i) {
-    instances_.push_back(backend_->create_instance());
-    KILN_RETURN_IF_ERROR(instances_.back()->ready());
-  }
+  KILN_ASSIGN_OR_RETURN(InstanceSet set, create_instances(config_, *backend_, limiter_.get()));
+  instances_ = std::move(set.instances);
+  needs_ = std::move(set.needs);
+  limit_priority_ = std::move(set.priority);
   for (size_t i = 0; i < instances_.size(); ++i) threads_.emplace_back([this, i] { worker(i); });
   return Status::ok();
 }
@@ -282,19 +260,8 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
   }
   NamedTensors outputs = std::move(ran).value();
   // Back to the config's shapes (reshape) and check the batch dimension.
-  for (auto& [name, tensor] : outputs) {
-    for (const auto& cfg : config_.output()) {
-      if (cfg.name() != name || !cfg.has_reshape()) continue;
-      std::vector<int64_t> dims(cfg.dims().begin(), cfg.dims().end());
-      if (model_batches) dims.insert(dims.begin(), rows);
-      auto r = reshape_to(tensor, dims);
-      if (!r.is_ok()) return fail_all(batch, r.status().with_context("output '" + name + "'"));
-      tensor = std::move(r).value();
-    }
-    if (model_batches && (tensor.rank() < 1 || tensor.dim(0) != rows)) {
-      return fail_all(batch, internal_error("model '{}' output '{}' has shape {} but the batch has {} rows",
-                                            model_name_, name, tensor.debug_string(), rows));
-    }
+  if (Status shaped = shape_outputs(config_, model_name_, model_batches, rows, outputs); !shaped.is_ok()) {
+    return fail_all(batch, shaped);
   }
   std::vector<InferResponse> responses(batch.size());
   int64_t offset = 0;
@@ -333,13 +300,7 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
     if (!st.is_ok()) return fail_all(batch, st);
     offset += batch[r].batch;
   }
-  const Clock::time_point done = Clock::now();
-  stats_->record_execution(static_cast<uint64_t>(rows), batch.size(), elapsed_ns(start, inputs_ready),
-                           elapsed_ns(inputs_ready, ran_at), elapsed_ns(ran_at, done));
-  for (size_t r = 0; r < batch.size(); ++r) {
-    stats_->record_success(elapsed_ns(batch[r].request.arrival, done), elapsed_ns(batch[r].enqueued, start));
-    batch[r].done(std::move(responses[r]));
-  }
+  answer_batch(*stats_, rows, batch, responses, start, inputs_ready, ran_at);
 }
 
 }  // namespace kiln::server

@@ -1,36 +1,22 @@
 // The AVX-VNNI u8s8 microkernel (compiled with -mavx2 -mfma -mavxvnni; called
 // only where cpu_features().avxvnni): vpdpbusd on ymm sums four u8*s8
 // products into each int32 lane without saturation.
-#include <immintrin.h>
-
 #include <cstring>
 
-#include "backends/cpu/gemm_int8.h"
+#include "backends/cpu/gemm_int8_ymm.h"
 
 namespace kiln::backends::cpu {
 
 void int8_kernel_avxvnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                          int32_t* c) {
-  // Rows past `rows` read row 0 again and are not stored.
-  const uint8_t* ar[kInt8Mr];
-  for (int64_t r = 0; r < kInt8Mr; ++r) ar[r] = a + (r < rows ? r : 0) * lda;
-  __m256i acc[kInt8Mr][2];
-  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_si256();
-  for (int64_t g = 0; g < k_groups; ++g) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * 64 + 32));
-    for (int64_t r = 0; r < kInt8Mr; ++r) {
-      int32_t quad;
-      std::memcpy(&quad, ar[r] + g * 4, sizeof(quad));
-      const __m256i av = _mm256_set1_epi32(quad);
-      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], av, b0);
-      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], av, b1);
-    }
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * kInt8Nr), acc[r][0]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * kInt8Nr + 8), acc[r][1]);
-  }
+  int8_kernel_ymm<4>(a, lda, rows, panel, k_groups, c,
+                     [](const uint8_t* p, __m256i b0, __m256i b1, __m256i& acc0, __m256i& acc1) {
+                       int32_t quad;
+                       std::memcpy(&quad, p, sizeof(quad));
+                       const __m256i av = _mm256_set1_epi32(quad);
+                       acc0 = _mm256_dpbusd_avx_epi32(acc0, av, b0);
+                       acc1 = _mm256_dpbusd_avx_epi32(acc1, av, b1);
+                     });
 }
 
 }  // namespace kiln::backends::cpu

@@ -1,0 +1,55 @@
+#include "server/instances.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "server/batching.h"
+
+namespace kiln::server {
+
+Result<InstanceSet> create_instances(const inference::ModelConfig& config, const ModelBackend& backend,
+                                     RateLimiter* limiter) {
+  InstanceSet set;
+  for (const auto& group : config.instance_group()) {
+    ResourceNeeds needs;
+    if (limiter != nullptr) {
+      for (const auto& r : group.rate_limiter().resources()) needs[r.name()] += r.count();
+      KILN_RETURN_IF_ERROR(limiter->declare(needs));
+    }
+    for (int i = 0; i < std::max(1, group.count()); ++i) {
+      set.needs.push_back(needs);
+      set.priority.push_back(group.rate_limiter().priority());
+    }
+  }
+  // A config without instance_group still gets one instance.
+  const size_t count = std::max<size_t>(1, set.needs.size());
+  set.needs.resize(count);
+  set.priority.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    set.instances.push_back(backend.create_instance());
+    KILN_RETURN_IF_ERROR(set.instances.back()->ready());
+  }
+  return set;
+}
+
+Status shape_outputs(const inference::ModelConfig& config, std::string_view model, bool batched, int64_t rows,
+                     NamedTensors& outputs) {
+  for (auto& [name, tensor] : outputs) {
+    for (const auto& cfg : config.output()) {
+      if (cfg.name() != name || !cfg.has_reshape()) continue;
+      std::vector<int64_t> dims(cfg.dims().begin(), cfg.dims().end());
+      if (batched) dims.insert(dims.begin(), rows);
+      auto r = reshape_to(tensor, dims);
+      if (!r.is_ok()) return r.status().with_context("output '" + name + "'");
+      tensor = std::move(r).value();
+    }
+    if (batched && (tensor.rank() < 1 || tensor.dim(0) != rows)) {
+      return internal_error("model '{}' output '{}' has shape {} but the batch has {} rows", model, name,
+                            tensor.debug_string(), rows);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln::server
