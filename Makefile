@@ -57,11 +57,17 @@ pytest: build
 test: unit pytest fuzz-import
 
 # Sanitizer builds of the C++ tests, each in its own folder.
-test-asan:
-	@$(MAKE) --no-print-directory unit BUILD=build-asan CMAKE_ARGS="-DKILN_SANITIZE='address;undefined' -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug"
+# Each configures its folder every time, so a folder configured with other
+# options (an older Makefile's) gets these.
+ASAN_ARGS := -DKILN_SANITIZE='address;undefined' -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug
+TSAN_ARGS := -DKILN_SANITIZE=thread -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+test-asan: setup
+	@cmake -S . -B build-asan -G Ninja -DKILN_PYTHON=$(abspath $(PY)) -DKILN_WERROR=ON $(ASAN_ARGS) >/dev/null
+	@$(MAKE) --no-print-directory unit BUILD=build-asan
 
-test-tsan:
-	@$(MAKE) --no-print-directory unit BUILD=build-tsan CMAKE_ARGS="-DKILN_SANITIZE=thread -DKILN_CUDA=OFF -DKILN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+test-tsan: setup
+	@cmake -S . -B build-tsan -G Ninja -DKILN_PYTHON=$(abspath $(PY)) -DKILN_WERROR=ON $(TSAN_ARGS) >/dev/null
+	@$(MAKE) --no-print-directory unit BUILD=build-tsan
 
 # libFuzzer targets (clang; every library instrumented with ASan+UBSan and
 # coverage; -O1 and line tables keep the clang build small enough for CI).
