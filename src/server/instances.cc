@@ -33,6 +33,19 @@ Result<InstanceSet> create_instances(const inference::ModelConfig& config, const
   return set;
 }
 
+Result<Tensor> shape_input(const inference::ModelConfig& config, const std::string& name, bool batched, int64_t rows,
+                           Tensor t) {
+  for (const auto& cfg : config.input()) {
+    if (cfg.name() != name || !cfg.has_reshape()) continue;
+    std::vector<int64_t> dims(cfg.reshape().shape().begin(), cfg.reshape().shape().end());
+    if (batched) dims.insert(dims.begin(), rows);
+    auto r = reshape_to(t, dims);
+    if (!r.is_ok()) return r.status().with_context("input '" + name + "'");
+    t = std::move(r).value();
+  }
+  return t;
+}
+
 Status shape_outputs(const inference::ModelConfig& config, std::string_view model, bool batched, int64_t rows,
                      NamedTensors& outputs) {
   for (auto& [name, tensor] : outputs) {

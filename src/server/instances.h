@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -30,6 +31,11 @@ struct InstanceSet {
 // (nullptr: not rate limited).
 Result<InstanceSet> create_instances(const inference::ModelConfig& config, const ModelBackend& backend,
                                      RateLimiter* limiter);
+
+// `t` (the batch's rows of input `name`) in the shape the model takes: the
+// config's input `reshape`, with the batch dimension in front when `batched`.
+Result<Tensor> shape_input(const inference::ModelConfig& config, const std::string& name, bool batched, int64_t rows,
+                           Tensor t);
 
 // Applies the config's output `reshape`s (with the batch dimension in front
 // when `batched`) and checks every output of a batched model has `rows` rows.

@@ -240,15 +240,9 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
       if (!joined.is_ok()) return fail_all(batch, joined.status());
       t = std::move(joined).value();
     }
-    for (const auto& cfg : config_.input()) {
-      if (cfg.name() != first_inputs[i].name || !cfg.has_reshape()) continue;
-      std::vector<int64_t> dims(cfg.reshape().shape().begin(), cfg.reshape().shape().end());
-      if (model_batches) dims.insert(dims.begin(), rows);
-      auto r = reshape_to(t, dims);
-      if (!r.is_ok()) return fail_all(batch, r.status().with_context("input '" + cfg.name() + "'"));
-      t = std::move(r).value();
-    }
-    feeds.emplace_back(first_inputs[i].name, std::move(t));
+    auto shaped = shape_input(config_, first_inputs[i].name, model_batches, rows, std::move(t));
+    if (!shaped.is_ok()) return fail_all(batch, shaped.status());
+    feeds.emplace_back(first_inputs[i].name, std::move(shaped).value());
   }
   const Clock::time_point inputs_ready = Clock::now();
   RunInfo info;

@@ -339,15 +339,9 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
     auto joined = join(parts);
     if (!joined.is_ok()) return fail_all(batch, joined.status());
     Tensor t = std::move(joined).value();
-    for (const auto& cfg : config_.input()) {
-      if (cfg.name() != first_inputs[i].name || !cfg.has_reshape()) continue;
-      std::vector<int64_t> dims(cfg.reshape().shape().begin(), cfg.reshape().shape().end());
-      if (batched_) dims.insert(dims.begin(), rows);
-      auto r = reshape_to(t, dims);
-      if (!r.is_ok()) return fail_all(batch, r.status().with_context("input '" + cfg.name() + "'"));
-      t = std::move(r).value();
-    }
-    feeds.emplace_back(first_inputs[i].name, std::move(t));
+    auto shaped = shape_input(config_, first_inputs[i].name, batched_, rows, std::move(t));
+    if (!shaped.is_ok()) return fail_all(batch, shaped.status());
+    feeds.emplace_back(first_inputs[i].name, std::move(shaped).value());
   }
   auto controls = specs_.control_tensors(control_rows, batched_);
   if (!controls.is_ok()) return fail_all(batch, controls.status());
