@@ -14,6 +14,7 @@
 #include "ops/conv_window.h"
 #include "ops/families.h"
 #include "ops/gemm_kernel.h"
+#include "ops/kernel_guard.h"
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -176,6 +177,11 @@ Status conv_kernel(KernelContext& ctx) {
       KILN_ASSIGN_OR_RETURN(b, to_float32(b));
     }
   }
+  // One task's im2col scratch: kernel volume x C/group rows, one column per output position.
+  int64_t scratch = 0;
+  if (__builtin_mul_overflow(g.in_channels / g.group * volume(g.w.kernel), volume(g.out), &scratch)) scratch = -1;
+  Status fits = check_scratch(scratch, static_cast<int64_t>(element_size(x.dtype())), "im2col buffer");
+  if (!fits.is_ok()) return ctx.error(std::move(fits));
   auto y = Tensor::allocate(x.dtype(), conv_output_dims(g));
   if (!y.is_ok()) return ctx.error(y.status());
   if (x.dtype() == DataType::kFloat32) {

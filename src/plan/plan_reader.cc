@@ -17,6 +17,16 @@
 namespace kiln::plan {
 namespace {
 
+// A copy of a FlatBuffers vector of scalars. The verifier checks only that a
+// vector's length field is 4-byte aligned, so a corrupt plan can place a
+// vector of 8-byte scalars off their alignment; memcpy reads them safely.
+template <class T>
+std::vector<T> scalars_of(const flatbuffers::Vector<T>* v) {
+  std::vector<T> out(v != nullptr ? v->size() : 0);
+  if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
+}
+
 namespace fbs = ::kiln::plan::fb;
 
 constexpr int kMaxDepth = 64;  // nesting of subgraphs and types
@@ -43,8 +53,7 @@ class Reader {
     if (t == nullptr) return invalid_argument("{}: missing tensor", what);
     auto dtype = data_type_from_int(t->dtype());
     if (!dtype) return invalid_argument("{}: unknown element type {}", what, t->dtype());
-    Dims dims;
-    if (t->dims()) dims.assign(t->dims()->begin(), t->dims()->end());
+    Dims dims = scalars_of(t->dims());
     auto numel = checked_numel(dims);
     if (!numel.is_ok()) return std::move(numel).status().with_context(what);
     if (*dtype == DataType::kString) {
@@ -118,7 +127,7 @@ class Reader {
       KILN_ASSIGN_OR_RETURN(out.g, graph(a->g(), owner, depth + 1));
     }
     if (a->floats()) out.floats.assign(a->floats()->begin(), a->floats()->end());
-    if (a->ints()) out.ints.assign(a->ints()->begin(), a->ints()->end());
+    if (a->ints()) out.ints = scalars_of(a->ints());
     if (a->strings()) {
       for (const auto* s : *a->strings()) out.strings.push_back(s->str());
     }
@@ -245,11 +254,6 @@ Status read_layers(const fbs::Graph* fg, Plan& plan) {
   return Status::ok();
 }
 
-template <class V>
-Dims dims_of(const V* v) {
-  return v ? Dims(v->begin(), v->end()) : Dims{};
-}
-
 Result<Plan> read(const uint8_t* data, size_t size, std::shared_ptr<void> owner, const LoadOptions& options) {
   if (size < kPlanHeaderSize) {
     return invalid_argument("truncated plan: {} bytes, shorter than the {}-byte header", size, kPlanHeaderSize);
@@ -336,7 +340,7 @@ Result<Plan> read(const uint8_t* data, size_t size, std::shared_ptr<void> owner,
   }
   if (fp->profiles()) {
     for (const auto* p : *fp->profiles()) {
-      plan.profiles.push_back({str(p->input()), dims_of(p->min()), dims_of(p->opt()), dims_of(p->max())});
+      plan.profiles.push_back({str(p->input()), scalars_of(p->min()), scalars_of(p->opt()), scalars_of(p->max())});
     }
   }
   plan.mapping = std::move(owner);

@@ -175,6 +175,9 @@ Result<std::unique_ptr<PlanExecutor>> PlanExecutor::create(const plan::Plan& pla
   }
   ex->blocks_.assign(static_cast<size_t>(program.num_slots()), Block{});
   ex->arena_bytes_ = plan.memory.arena_bytes;
+  if (Status fits = ops::check_scratch(ex->arena_bytes_, 1, "plan's activation arena"); !fits.is_ok()) {
+    return std::move(fits).with_context("plan");
+  }
   for (const plan::MemoryBlock& b : plan.memory.blocks) {
     int slot = program.slot_of(b.value);
     if (slot < 0) return invalid_argument("memory plan names '{}', which is not a value of the graph", b.value);
