@@ -1,7 +1,8 @@
 """ONNX's backend node test cases through kiln.backend (see tests/conformance/node_cases.py).
 
 Every case must pass unless tests/conformance/expected_failures.txt lists it
-with a reason; a listed case that passes fails too, so the list stays true.
+with a reason; a listed case that passes fails too, so the list stays true
+(except cases whose reason starts with "random output", which may match by chance).
 """
 import os
 import sys
@@ -29,6 +30,9 @@ def test_expected_failures_name_real_cases():
 def test_node_case(case):
     err = node_cases.run_case(case, kiln.backend)
     if case.name in _EXPECTED:
-        assert err is not None, f"{case.name} passes now: remove it from expected_failures.txt"
+        # A random-output case (Bernoulli of a 0/1 probability mostly) can match
+        # numpy's draws by chance: only the deterministic ones must keep failing.
+        random_output = _EXPECTED[case.name].startswith("random output")
+        assert err is not None or random_output, f"{case.name} passes now: remove it from expected_failures.txt"
         pytest.xfail(_EXPECTED[case.name])
     assert err is None, err
