@@ -15,10 +15,11 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("kiln", "FusedMatMul", make_matmul_tactic(isa, true));
     registry.add("", "Gemm", make_gemm_tactic(isa, false));
     registry.add("kiln", "FusedGemm", make_gemm_tactic(isa, true));
-    registry.add("", "Conv", make_conv_gemm_tactic(isa, false));
-    registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
+    // Depthwise first: a build without timing takes each node's first candidate.
     registry.add("", "Conv", make_conv_depthwise_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
+    registry.add("", "Conv", make_conv_gemm_tactic(isa, false));
+    registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
     registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
   }
@@ -32,6 +33,9 @@ void register_tactics(TacticRegistry& registry) {
   const Isa row_isa = detect_isa() >= Isa::kAvx2 ? Isa::kAvx2 : Isa::kGeneric;
   registry.add("", "Softmax", make_softmax_tactic(row_isa));
   registry.add("", "LayerNormalization", make_layernorm_tactic(row_isa));
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"}) {
+    registry.add("", op, make_pool_tactic(op));
+  }
   // oneDNN's tactics are shared objects registered under each op they serve.
   for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());
   for (const char* op : {"FusedMatMul", "FusedGemm"}) registry.add("kiln", op, make_onednn_matmul_tactic());

@@ -39,6 +39,11 @@ std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused);
 std::unique_ptr<Tactic> make_softmax_tactic(Isa isa);
 std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
 
+// 2-D NCHW float32 pooling (pool_tactics.cc): MaxPool (Y only), AveragePool,
+// GlobalMaxPool, GlobalAveragePool; nullptr for any other op.
+// "own.maxpool", "own.averagepool", "own.global_maxpool", "own.global_averagepool".
+std::unique_ptr<Tactic> make_pool_tactic(std::string_view op);
+
 // oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
 // their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
 // "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the
