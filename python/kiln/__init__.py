@@ -9,7 +9,15 @@
 `kiln.InferenceSession` mirrors onnxruntime.InferenceSession; `kiln.backend`
 implements onnx.backend.base.Backend (imported on first use: it needs onnx).
 """
-from . import _core
+import os as _os
+
+# oneDNN's tactics run on libgomp, whose idle workers otherwise spin for
+# milliseconds after each parallel region and take a core from Kiln's own
+# thread pool. libgomp reads this once, when _core loads it; an explicit
+# setting in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core  # noqa: E402
 from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError
 from ._core import optimizer_pass_names
 from .build import build

@@ -6,16 +6,35 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 
+#include <unistd.h>
+
 #include "commands.h"
+
+// oneDNN's tactics run on libgomp, whose idle workers spin for milliseconds
+// after each parallel region (OMP_WAIT_POLICY unset) and so take a core from
+// the Kiln thread pool running the next layer, or from another model
+// instance of `kiln serve`. libgomp reads the variable once, when it loads,
+// before main (and before libc has its environment, so an executable's
+// preinit hook cannot set it either): without it, kiln sets it and executes
+// itself again. An explicit OMP_WAIT_POLICY in the environment wins.
+namespace {
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: run on with libgomp's default
+}
+}  // namespace
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "0.0.0"
 #endif
 
 int main(int argc, char** argv) {
+  ensure_passive_openmp(argv);
   CLI::App app{"kiln: load, inspect and run ONNX models with the Kiln inference engine", "kiln"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
   app.require_subcommand(1);
