@@ -35,6 +35,9 @@ struct SessionOptions {
   // kernel per node, memory plan), with default build options; false runs it
   // on the reference interpreter as imported. Plan files always run as built.
   // Explicit `passes` (above) run the reference interpreter after them instead.
+  // A model with dynamic input dims runs each new combination of input
+  // shapes on a plan built (and timed) for exactly those shapes on its first
+  // run; the session keeps the four most recent.
   bool build = true;
   // Time the candidate kernels of nodes that have several (the environment
   // variable KILN_SKIP_TIMING=1 also turns this off); false takes the first.

@@ -8,18 +8,76 @@
 #include "passes/pipeline.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
+#include "onnx/exporter.h"
 #include "runtime/engine.h"
 
 #include <cstdlib>
 #include <cstring>
+#include <list>
+#include <mutex>
+#include <set>
 
 namespace kiln {
 
+// An ONNX model whose inputs have dynamic dims cannot have its tactics timed
+// or its memory planned until the shapes are known. Such a session runs each
+// new combination of input shapes on a plan built for exactly those shapes
+// (the first run at a shape pays for the build, like a TensorRT engine per
+// shape or OpenVINO's per-shape compilation), keeping the most recent
+// kMaxSpecialized; `engine` is built without timing for any shape and runs
+// whatever cannot be specialized (and reports bad feeds).
 struct Session::Impl {
+  static constexpr size_t kMaxSpecialized = 4;
+
   std::shared_ptr<runtime::Engine> engine;
   std::vector<IoInfo> inputs;
   std::vector<IoInfo> outputs;
+
+  // Set for a dynamic-shape ONNX model built with timing: the model to rebuild per shape.
+  std::string model_bytes;
+  std::string model_name;
+  plan::BuildOptions build_options;
+  runtime::EngineOptions engine_options;
+  std::mutex mu;  // guards the two below; held while a shape's plan builds
+  std::list<std::pair<std::string, std::shared_ptr<runtime::Engine>>> specialized;  // most recent first
+  std::set<std::string> unbuildable;  // shapes whose build failed: the generic engine answers
+
+  // The engine to run `feeds` on.
+  std::shared_ptr<runtime::Engine> engine_for(const NamedData& feeds);
 };
+
+std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feeds) {
+  if (model_bytes.empty()) return engine;
+  plan::ShapeSpec shapes;
+  std::string key;
+  for (const auto& [name, datum] : feeds) {
+    if (!datum.is_tensor()) return engine;
+    const Dims& dims = datum.tensor().dims();
+    shapes[name] = dims;
+    key += name + ":" + dims_to_string(dims) + ";";
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = specialized.begin(); it != specialized.end(); ++it) {
+    if (it->first != key) continue;
+    specialized.splice(specialized.begin(), specialized, it);
+    return it->second;
+  }
+  if (unbuildable.count(key) != 0) return engine;
+  auto built = [&]() -> Result<std::shared_ptr<runtime::Engine>> {
+    KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_bytes(model_bytes, "", model_name));
+    plan::BuildOptions bo = build_options;
+    bo.shapes = shapes;
+    KILN_ASSIGN_OR_RETURN(plan::Plan p, plan::build(std::move(model), bo));
+    return runtime::Engine::create_from_plan(std::move(p), engine_options);
+  }();
+  if (!built.is_ok()) {
+    if (unbuildable.size() < 64) unbuildable.insert(key);
+    return engine;
+  }
+  specialized.emplace_front(key, *built);
+  if (specialized.size() > kMaxSpecialized) specialized.pop_back();
+  return *built;
+}
 
 namespace {
 
@@ -70,6 +128,20 @@ bool skip_timing_env() {
   return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
 }
 
+// True if a tensor input of `graph` has an unknown rank or dim.
+bool has_dynamic_tensor_inputs(const ir::Graph& graph) {
+  for (const ir::Value* v : graph.inputs()) {
+    if (v->is_constant()) continue;
+    const ir::ValueType& t = v->type();
+    if (!t.is_tensor()) return false;  // sequences and optionals run on the generic engine
+    if (!t.shape.rank_known()) return true;
+    for (const Dim& d : t.shape.dims()) {
+      if (!d.known()) return true;
+    }
+  }
+  return false;
+}
+
 // An imported model: built into a plan with default options, or run as is.
 Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionOptions& options) {
   runtime::EngineOptions eo;
@@ -84,9 +156,25 @@ Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionO
   bo.time_tactics = options.time_tactics && !skip_timing_env();
   bo.warmup = 1;
   bo.repeats = 3;
-  auto built = plan::build(std::move(model), bo);
+  // Dynamic tensor inputs: keep the model to build it again per run-time shape.
+  std::string bytes;
+  if (model.graph != nullptr && has_dynamic_tensor_inputs(*model.graph)) {
+    auto exported = onnx::export_model_bytes(model);
+    if (exported.is_ok()) bytes = std::move(exported).value();
+  }
+  const std::string name = source.empty() ? "<model>" : source;
+  plan::BuildOptions generic = bo;
+  if (!bytes.empty()) generic.time_tactics = false;  // nothing to time it on
+  auto built = plan::build(std::move(model), generic);
   if (!built.is_ok()) return source.empty() ? built.status() : built.status().with_context(source);
-  return finish_impl(runtime::Engine::create_from_plan(std::move(built).value(), eo), source);
+  auto impl = finish_impl(runtime::Engine::create_from_plan(std::move(built).value(), eo), source);
+  if (impl.is_ok() && !bytes.empty()) {
+    (*impl)->model_bytes = std::move(bytes);
+    (*impl)->model_name = name;
+    (*impl)->build_options = bo;
+    (*impl)->engine_options = eo;
+  }
+  return impl;
 }
 
 Result<std::unique_ptr<Session::Impl>> make_impl_from_plan(plan::Plan plan, const SessionOptions& options) {
@@ -143,11 +231,14 @@ std::vector<LayerInfo> Session::layers() const {
 }
 
 Result<NamedTensors> Session::run(const NamedTensors& feeds, const std::vector<std::string>& output_names) const {
-  return impl_->engine->run(feeds, output_names);
+  if (impl_->model_bytes.empty()) return impl_->engine->run(feeds, output_names);
+  NamedData data;
+  for (const auto& [name, t] : feeds) data.emplace_back(name, Datum(t));
+  return impl_->engine_for(data)->run(feeds, output_names);
 }
 
 Result<NamedData> Session::run_data(const NamedData& feeds, const std::vector<std::string>& output_names) const {
-  return impl_->engine->run_data(feeds, output_names);
+  return impl_->engine_for(feeds)->run_data(feeds, output_names);
 }
 
 }  // namespace kiln
