@@ -2,7 +2,7 @@
 // FMA loop per ISA, on 1 and on N threads) and the packed SGEMM of the CPU
 // backend in the same run, and prints GFLOP/s and % of peak.
 //
-//   gemm_bench [--size 1024] [--threads 2] [--reps 20] [--check] [--cpu-time]
+//   gemm_bench [--size 1024 | --shape M,N,K] [--threads 2] [--reps 20] [--check] [--cpu-time]
 //
 // --cpu-time also reports the 1-thread figures in the thread's CPU time
 // (peak loop and GEMM alike), which a machine busy with other processes
@@ -78,25 +78,25 @@ std::vector<float> random_floats(int64_t n, uint32_t seed) {
   return v;
 }
 
-// Median GFLOP/s of C = A x B (B prepacked) over `reps` runs.
-double time_gemm(Isa isa, int64_t n, int threads, int reps) {
+// Median GFLOP/s of C[m, n] = A[m, k] x B[k, n] (B prepacked, as weights are) over `reps` runs.
+double time_gemm(Isa isa, int64_t m, int64_t n, int64_t k, int threads, int reps) {
   const GemmConfig cfg = gemm_config(isa);
-  std::vector<float> a = random_floats(n * n, 1), b = random_floats(n * n, 2), c(static_cast<size_t>(n * n));
+  std::vector<float> a = random_floats(m * k, 1), b = random_floats(k * n, 2), c(static_cast<size_t>(m * n));
   ThreadPool pool(threads);
-  PackedMatrix pb = pack_matrix({b.data(), 1, n}, n, n, cfg.kernel.nr, &pool);
-  const GemmOperand oa = GemmOperand::strided({a.data(), n, 1});
+  PackedMatrix pb = pack_matrix({b.data(), 1, n}, n, k, cfg.kernel.nr, &pool);
+  const GemmOperand oa = GemmOperand::strided({a.data(), k, 1});
   const GemmOperand ob = GemmOperand::prepacked(pb);
   GemmEpilogue e;
-  for (int w = 0; w < 3; ++w) gemm(cfg, n, n, n, oa, ob, c.data(), n, e, &pool);
+  for (int w = 0; w < 3; ++w) gemm(cfg, m, n, k, oa, ob, c.data(), n, e, &pool);
   std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
     const double t0 = now_s();
-    gemm(cfg, n, n, n, oa, ob, c.data(), n, e, &pool);
+    gemm(cfg, m, n, k, oa, ob, c.data(), n, e, &pool);
     times.push_back(now_s() - t0);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
-  return 2.0 * static_cast<double>(n) * n * n / median * 1e-9;
+  return 2.0 * static_cast<double>(m) * n * k / median * 1e-9;
 }
 
 // 1-thread figures in CPU time: the peak loop and the GEMM on this thread.
@@ -177,6 +177,7 @@ bool check(Isa isa) {
 
 int main(int argc, char** argv) {
   int64_t n = 1024;
+  int64_t shape[3] = {0, 0, 0};  // --shape M,N,K: a rectangular product instead of n^3
   int max_threads = 2;
   int reps = 20;
   bool do_check = false;
@@ -185,7 +186,13 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--size" && i + 1 < argc)
       n = std::atoll(argv[++i]);
-    else if (arg == "--threads" && i + 1 < argc)
+    else if (arg == "--shape" && i + 1 < argc) {
+      if (std::sscanf(argv[++i], "%ld,%ld,%ld", &shape[0], &shape[1], &shape[2]) != 3 || shape[0] <= 0 ||
+          shape[1] <= 0 || shape[2] <= 0) {
+        std::fprintf(stderr, "gemm_bench: --shape takes M,N,K (positive), e.g. 128,3072,768\n");
+        return 2;
+      }
+    } else if (arg == "--threads" && i + 1 < argc)
       max_threads = std::atoi(argv[++i]);
     else if (arg == "--reps" && i + 1 < argc)
       reps = std::atoi(argv[++i]);
@@ -194,7 +201,7 @@ int main(int argc, char** argv) {
     else if (arg == "--cpu-time")
       cpu_time = true;
     else {
-      std::fprintf(stderr, "usage: gemm_bench [--size N] [--threads T] [--reps R] [--check] [--cpu-time]\n");
+      std::fprintf(stderr, "usage: gemm_bench [--size N | --shape M,N,K] [--threads T] [--reps R] [--check] [--cpu-time]\n");
       return 2;
     }
   }
@@ -213,7 +220,13 @@ int main(int argc, char** argv) {
     if (max_threads > 1) counts.push_back(max_threads);
     for (int t : counts) {
       const double peak = measure_peak(isa, t);
-      const double gf = time_gemm(isa, n, t, reps);
+      if (shape[0] > 0) {
+        const double gf = time_gemm(isa, shape[0], shape[1], shape[2], t, reps);
+        std::printf("%-7s threads=%d  FMA peak %7.1f GFLOP/s  SGEMM %ldx%ldx%ld %7.1f GFLOP/s  = %5.1f%% of peak\n",
+                    std::string(isa_name(isa)).c_str(), t, peak, shape[0], shape[1], shape[2], gf, 100.0 * gf / peak);
+        continue;
+      }
+      const double gf = time_gemm(isa, n, n, n, t, reps);
       std::printf("%-7s threads=%d  FMA peak %7.1f GFLOP/s  SGEMM %ld^3 %7.1f GFLOP/s  = %5.1f%% of peak\n",
                   std::string(isa_name(isa)).c_str(), t, peak, n, gf, 100.0 * gf / peak);
     }

@@ -23,8 +23,9 @@ class Kernel;
 namespace kiln::plan {
 
 // The plan file format version this build writes and the newest it reads.
-// History: 1 - first format (header, FlatBuffers metadata, weight section).
-inline constexpr uint32_t kFormatVersion = 1;
+// History: 1 - first format (header, FlatBuffers metadata, weight section);
+// 2 - kernel state moved from the metadata into the weight section.
+inline constexpr uint32_t kFormatVersion = 2;
 
 // The lowering of one top-level node.
 struct Layer {

@@ -240,13 +240,24 @@ class Reader {
   std::shared_ptr<void> owner_;
 };
 
-Status read_layers(const fbs::Graph* fg, Plan& plan) {
+// The lowering of every top-level node; kernel state inline (format 1) or
+// in the weight section [weights, weights + w_size) (format 2).
+Status read_layers(const fbs::Graph* fg, const uint8_t* weights, uint64_t w_size, Plan& plan) {
   if (!fg->nodes()) return Status::ok();
   for (const fbs::Node* fn : *fg->nodes()) {
     Layer layer;
     layer.tactic = str(fn->tactic());
     if (layer.tactic.empty()) return invalid_argument("node '{}' has no tactic", str(fn->name()));
     if (fn->kernel_state()) layer.state.assign(fn->kernel_state()->begin(), fn->kernel_state()->end());
+    if (const uint64_t n = fn->state_nbytes(); n > 0) {
+      const uint64_t off = fn->state_offset();
+      if (off > w_size || n > w_size - off) {
+        return invalid_argument("corrupt plan: the kernel state of node '{}' ({} bytes at offset {}) lies outside the "
+                                "{}-byte weight section",
+                                str(fn->name()), n, off, w_size);
+      }
+      layer.state.assign(weights + off, weights + off + n);
+    }
     layer.time_ms = fn->time_ms();
     layer.candidates = fn->candidates();
     plan.layers.push_back(std::move(layer));
@@ -322,7 +333,7 @@ Result<Plan> read(const uint8_t* data, size_t size, std::shared_ptr<void> owner,
   }
   plan.model.graph->set_opset_imports(std::move(opsets));
   KILN_RETURN_IF_ERROR(plan.model.graph->verify().with_context("plan graph"));
-  KILN_RETURN_IF_ERROR(read_layers(fp->graph(), plan));
+  KILN_RETURN_IF_ERROR(read_layers(fp->graph(), data + w_off, w_size, plan));
   plan.memory.arena_bytes = fp->arena_bytes();
   plan.memory.naive_bytes = fp->naive_bytes();
   plan.memory.in_place = fp->in_place();
@@ -340,7 +351,16 @@ Result<Plan> read(const uint8_t* data, size_t size, std::shared_ptr<void> owner,
   }
   if (fp->profiles()) {
     for (const auto* p : *fp->profiles()) {
-      plan.profiles.push_back({str(p->input()), scalars_of(p->min()), scalars_of(p->opt()), scalars_of(p->max())});
+      InputProfile prof{str(p->input()), scalars_of(p->min()), scalars_of(p->opt()), scalars_of(p->max())};
+      bool ok = prof.min.size() == prof.opt.size() && prof.min.size() == prof.max.size();
+      for (size_t i = 0; ok && i < prof.min.size(); ++i) {
+        ok = prof.min[i] >= 0 && prof.min[i] <= prof.opt[i] && prof.opt[i] <= prof.max[i];
+      }
+      if (!ok) {
+        return invalid_argument("corrupt plan: the shape profile of input '{}' is not min <= opt <= max of one rank",
+                                prof.name);
+      }
+      plan.profiles.push_back(std::move(prof));
     }
   }
   plan.mapping = std::move(owner);

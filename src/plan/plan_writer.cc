@@ -108,10 +108,17 @@ class Writer {
       auto outs = indices(n->outputs());
       const Layer* layer = layers && k < layers->size() ? &(*layers)[k] : nullptr;
       auto tactic = layer ? fbb.CreateString(layer->tactic) : 0;
-      auto state = layer ? fbb.CreateVector(layer->state) : 0;
+      uint64_t state_offset = 0;
+      const uint64_t state_nbytes = layer ? layer->state.size() : 0;
+      if (state_nbytes > 0) {
+        weights.resize(align_up(weights.size(), kWeightAlignment), '\0');
+        state_offset = weights.size();
+        weights.append(reinterpret_cast<const char*>(layer->state.data()), state_nbytes);
+      }
       nodes.push_back(fbs::CreateNode(fbb, fbb.CreateString(n->name()), fbb.CreateString(n->op_type()),
-                                      fbb.CreateString(n->domain()), n->opset(), ins, outs, av, tactic, state,
-                                      layer ? layer->time_ms : -1.0, layer ? layer->candidates : 0));
+                                      fbb.CreateString(n->domain()), n->opset(), ins, outs, av, tactic,
+                                      /*kernel_state=*/0, layer ? layer->time_ms : -1.0,
+                                      layer ? layer->candidates : 0, state_offset, state_nbytes));
       ++k;
     }
     auto name = fbb.CreateString(g.name());

@@ -18,9 +18,9 @@ std::string data_dir() {
   return d ? d : "tests/data";
 }
 
-// tiny_mlp_v1.plan: `kiln build examples/models/tiny_mlp.onnx --shapes input:2x64 --skip-timing`, format 1.
-TEST(GoldenPlans, FormatVersion1LoadsAndMatchesTheModel) {
-  const std::string plan_path = data_dir() + "/plans/tiny_mlp_v1.plan";
+// Loads a golden plan, checks its ONNX node count and runs it against the model.
+void check_golden(const std::string& file) {
+  const std::string plan_path = data_dir() + "/plans/" + file;
   const std::string onnx_path = data_dir() + "/../../examples/models/tiny_mlp.onnx";
   auto plan = load_plan(plan_path);
   ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
@@ -36,6 +36,20 @@ TEST(GoldenPlans, FormatVersion1LoadsAndMatchesTheModel) {
   ASSERT_TRUE(want.is_ok()) << want.status().to_string();
   ASSERT_EQ(got->size(), want->size());
   for (size_t i = 0; i < got->size(); ++i) test::expect_near((*got)[i].second, (*want)[i].second);
+}
+
+// tiny_mlp_v1.plan: `kiln build examples/models/tiny_mlp.onnx -o tiny_mlp_v1.plan --shapes input:2x64
+// --skip-timing`, format 1 (kernel state inline in the metadata).
+TEST(GoldenPlans, FormatVersion1LoadsAndMatchesTheModel) { check_golden("tiny_mlp_v1.plan"); }
+
+// tiny_mlp_v2.plan: the same command, format 2 (kernel state in the weight section).
+TEST(GoldenPlans, FormatVersion2LoadsAndMatchesTheModel) {
+  check_golden("tiny_mlp_v2.plan");
+  auto plan = load_plan(data_dir() + "/plans/tiny_mlp_v2.plan");
+  ASSERT_TRUE(plan.is_ok());
+  size_t with_state = 0;
+  for (const Layer& l : plan->layers) with_state += l.state.empty() ? 0 : 1;
+  EXPECT_GT(with_state, 0u) << "the golden plan should carry packed weights";
 }
 
 }  // namespace
