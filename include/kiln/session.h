@@ -37,7 +37,8 @@ struct SessionOptions {
   // Explicit `passes` (above) run the reference interpreter after them instead.
   // A model with dynamic input dims runs each new combination of input
   // shapes on a plan built (and timed) for exactly those shapes on its first
-  // run; the session keeps the four most recent.
+  // run, for the first eight combinations; later ones run on a plan built
+  // for any shape without timing.
   bool build = true;
   // Time the candidate kernels of nodes that have several (the environment
   // variable KILN_SKIP_TIMING=1 also turns this off); false takes the first.

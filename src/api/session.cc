@@ -23,11 +23,13 @@ namespace kiln {
 // or its memory planned until the shapes are known. Such a session runs each
 // new combination of input shapes on a plan built for exactly those shapes
 // (the first run at a shape pays for the build, like a TensorRT engine per
-// shape or OpenVINO's per-shape compilation), keeping the most recent
-// kMaxSpecialized; `engine` is built without timing for any shape and runs
-// whatever cannot be specialized (and reports bad feeds).
+// shape or OpenVINO's per-shape compilation). Only the first
+// kMaxSpecialized shapes get a plan: a workload whose shapes keep changing
+// (every sequence length of a text model) must not pay for a build on every
+// run. `engine`, built without timing for any shape, runs the others,
+// whatever cannot be specialized, and reports bad feeds.
 struct Session::Impl {
-  static constexpr size_t kMaxSpecialized = 4;
+  static constexpr size_t kMaxSpecialized = 8;
 
   std::shared_ptr<runtime::Engine> engine;
   std::vector<IoInfo> inputs;
@@ -39,7 +41,7 @@ struct Session::Impl {
   plan::BuildOptions build_options;
   runtime::EngineOptions engine_options;
   std::mutex mu;  // guards the two below; held while a shape's plan builds
-  std::list<std::pair<std::string, std::shared_ptr<runtime::Engine>>> specialized;  // most recent first
+  std::list<std::pair<std::string, std::shared_ptr<runtime::Engine>>> specialized;  // most recently used first
   std::set<std::string> unbuildable;  // shapes whose build failed: the generic engine answers
 
   // The engine to run `feeds` on.
@@ -62,7 +64,7 @@ std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feed
     specialized.splice(specialized.begin(), specialized, it);
     return it->second;
   }
-  if (unbuildable.count(key) != 0) return engine;
+  if (unbuildable.count(key) != 0 || specialized.size() >= kMaxSpecialized) return engine;
   auto built = [&]() -> Result<std::shared_ptr<runtime::Engine>> {
     KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_bytes(model_bytes, "", model_name));
     plan::BuildOptions bo = build_options;
@@ -75,7 +77,6 @@ std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feed
     return engine;
   }
   specialized.emplace_front(key, *built);
-  if (specialized.size() > kMaxSpecialized) specialized.pop_back();
   return *built;
 }
 
