@@ -52,6 +52,16 @@ class Tactic {
   virtual bool supports(const ir::Node& node) const = 0;
   // Makes a kernel for `node`; packs constant inputs (weights) once.
   virtual Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const = 0;
+  // The blocked channel layout ("nChw8c", "nChw16c") this tactic can read
+  // its input 0 and residual input 3 in and write its output 0 in, for
+  // `node`; "" when none. The builder keeps a value in such a layout between
+  // a producer and consumers that all name the same one (src/plan/layouts.h)
+  // and tells their kernels through the node's "kiln_blocked" attribute:
+  // ints [input 0 blocked, input 3 blocked, output 0 blocked].
+  virtual std::string blocked_layout(const ir::Node& node) const {
+    (void)node;
+    return "";
+  }
   // Rebuilds a kernel from Kernel::serialize()'s bytes when a plan loads.
   // The default ignores the state and prepares again.
   virtual Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const {

@@ -7,6 +7,7 @@
 #include "core/logging.h"
 #include "core/thread_pool.h"
 #include "ops/shape_inference.h"
+#include "plan/layouts.h"
 #include "plan/memory_planner.h"
 #include "plan/shapes.h"
 #include "plan/tactic_selector.h"
@@ -98,6 +99,13 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   const double tactic_seconds = seconds_since(t_tac);
   if (!options.timing_cache.empty() && sel.cache_misses > 0) KILN_RETURN_IF_ERROR(cache.save(options.timing_cache));
 
+  int64_t blocked_values = 0;
+  if (options.blocked_layouts) {
+    const backends::TacticRegistry& registry =
+        options.registry != nullptr ? *options.registry : backends::TacticRegistry::global();
+    KILN_ASSIGN_OR_RETURN(blocked_values, assign_blocked_layouts(graph, sel.layers, sel.kernels, registry));
+  }
+
   std::vector<std::string> tactics;
   for (const Layer& l : sel.layers) tactics.push_back(l.tactic);
   plan.memory = plan_memory(graph, max_dims, tactics);
@@ -133,6 +141,7 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
     report->cache_misses = sel.cache_misses;
     report->optimize_seconds = optimize_seconds;
     report->tactic_seconds = tactic_seconds;
+    report->blocked_values = blocked_values;
     report->total_seconds = seconds_since(t0);
   }
   return plan;

@@ -32,6 +32,8 @@ struct BuildOptions {
   bool time_tactics = true;                 // false: first candidate per node, no timing
   int warmup = 2;
   int repeats = 5;
+  // Keep values between kernels that share a blocked layout in it (plan/layouts.h).
+  bool blocked_layouts = true;
   passes::PipelineOptions passes;
   const backends::TacticRegistry* registry = nullptr;  // nullptr: the global registry (tests pass their own)
   // Progress while tactics are timed: (stage, done, total).
@@ -45,6 +47,7 @@ struct BuildReport {
   int64_t timed_nodes = 0;
   int64_t cache_hits = 0;
   int64_t cache_misses = 0;
+  int64_t blocked_values = 0;  // values kept in a blocked layout between kernels
   double optimize_seconds = 0;
   double tactic_seconds = 0;
   double total_seconds = 0;

@@ -91,6 +91,21 @@ void print_memory(const plan::Plan& plan) {
   if (m.naive_bytes > 0) std::printf(" = %.1f%%", 100.0 * static_cast<double>(m.arena_bytes) / m.naive_bytes);
   std::printf("; %zu values planned, %lld in place, %lld views, %lld concats eliminated\n", m.blocks.size(),
               static_cast<long long>(m.in_place), static_cast<long long>(m.views), static_cast<long long>(m.concats));
+  // Values the plan keeps in a blocked channel layout between kernels (plan/layouts.h).
+  int64_t blocked = 0, block = 0;
+  if (plan.model.graph) {
+    for (const auto& n : plan.model.graph->nodes()) {
+      const std::vector<int64_t> f = n->attr_ints("kiln_blocked");
+      if (f.size() == 4 && f[2] != 0) {
+        ++blocked;
+        block = f[3];
+      }
+    }
+  }
+  if (blocked > 0) {
+    std::printf("blocked layouts: %lld values stay in nChw%lldc between kernels (no reorders)\n",
+                static_cast<long long>(blocked), static_cast<long long>(block));
+  }
 }
 
 std::string plan_json(const plan::Plan& plan, const std::string& path) {

@@ -251,33 +251,73 @@ class OnednnMatMulTactic final : public Tactic {
 
 // ---- convolution ------------------------------------------------------------------
 
+// Which of a conv's activations the builder keeps in the blocked layout
+// (the node's "kiln_blocked" attribute: [src, residual, dst, block width]).
+struct BlockedIo {
+  bool src = false;
+  bool residual = false;
+  bool dst = false;
+  tag layout = tag::undef;  // nChw8c or nChw16c
+  bool any() const { return src || residual || dst; }
+};
+
+Result<BlockedIo> read_blocked_io(const ir::Node& node) {
+  BlockedIo io;
+  if (!node.has_attr("kiln_blocked")) return io;
+  const std::vector<int64_t> v = node.attr_ints("kiln_blocked");
+  if (v.size() != 4 || (v[3] != 8 && v[3] != 16)) {
+    return invalid_argument("{}: attribute kiln_blocked must be [src, residual, dst, 8 or 16]", node.describe());
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    if (v[i] != 0 && v[i] != 1) return invalid_argument("{}: kiln_blocked flags must be 0 or 1", node.describe());
+  }
+  io.src = v[0] != 0;
+  io.residual = v[1] != 0;
+  io.dst = v[2] != 0;
+  io.layout = v[3] == 16 ? tag::nChw16c : tag::nChw8c;
+  return io;
+}
+
+// The channel block oneDNN's convolutions use on this machine.
+int64_t conv_block_width() { return detect_isa() == Isa::kAvx512 ? 16 : 8; }
+
 class OnednnConvKernel final : public Kernel {
  public:
-  OnednnConvKernel(Tensor w, ops::Epilogue epi, bool blocked) : w_(std::move(w)), epi_(epi), blocked_(blocked) {}
+  OnednnConvKernel(Tensor w, ops::Epilogue epi, bool blocked, BlockedIo io)
+      : w_(std::move(w)), epi_(epi), blocked_(blocked), io_(io) {}
 
   Status run(ops::KernelContext& ctx) const override {
-    if (!inputs_f32(ctx)) return run_reference(ctx);
+    // A value kept in the blocked layout means nothing to the reference kernel.
+    auto fallback = [&]() -> Status {
+      if (io_.any()) {
+        return ctx.error(internal_error("the plan keeps this convolution's activations in a blocked layout, but "
+                                        "the inputs at run time are not what it was built for"));
+      }
+      return run_reference(ctx);
+    };
+    if (!inputs_f32(ctx)) return fallback();
     const Tensor& x = ctx.input(0);
-    if (x.rank() != 4 || ctx.input(1).dims() != w_.dims()) return run_reference(ctx);
+    if (x.rank() != 4 || ctx.input(1).dims() != w_.dims()) return fallback();
     auto geom = conv2d_geometry(ctx.node(), x.dims(), w_.dims());
-    if (!geom.is_ok()) return run_reference(ctx);
+    if (!geom.is_ok()) return fallback();
     const Conv2dGeom& g = *geom;
     const float* bias = nullptr;
     if (ctx.has_input(2)) {
-      if (ctx.input(2).rank() != 1 || ctx.input(2).dim(0) != g.m) return run_reference(ctx);
+      if (ctx.input(2).rank() != 1 || ctx.input(2).dim(0) != g.m) return fallback();
       bias = ctx.input(2).data<float>();
     }
     const Dims ydims = g.output_dims(4);
     const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
-    if (z != nullptr && z->dims() != ydims) return run_reference(ctx);
-    if (g.oh <= 0 || g.ow <= 0 || g.n == 0) return run_reference(ctx);
+    if (z != nullptr && z->dims() != ydims) return fallback();
+    if (g.oh <= 0 || g.ow <= 0 || g.n == 0) return fallback();
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
     try {
       set_threads(ctx.pool());
       const Prepared& p = prepared(g, bias != nullptr, z != nullptr);
       dnnl::stream s(cpu_engine());
-      memory src_user({x.dims(), dt::f32, tag::nchw}, cpu_engine(), const_cast<float*>(x.data<float>()));
-      memory dst_user({ydims, dt::f32, tag::nchw}, cpu_engine(), y->data<float>());
+      memory src_user({x.dims(), dt::f32, io_.src ? io_.layout : tag::nchw}, cpu_engine(),
+                      const_cast<float*>(x.data<float>()));
+      memory dst_user({ydims, dt::f32, io_.dst ? io_.layout : tag::nchw}, cpu_engine(), y->data<float>());
       memory src = src_user, dst = dst_user;
       if (p.pd.src_desc() != src_user.get_desc()) {
         src = memory(p.pd.src_desc(), cpu_engine());
@@ -285,8 +325,12 @@ class OnednnConvKernel final : public Kernel {
       }
       if (p.pd.dst_desc() != dst_user.get_desc()) dst = memory(p.pd.dst_desc(), cpu_engine());
       if (z != nullptr) {
-        memory z_user({ydims, dt::f32, tag::nchw}, cpu_engine(), const_cast<float*>(z->data<float>()));
-        dnnl::reorder(z_user, dst).execute(s, z_user, dst);
+        memory z_user({ydims, dt::f32, io_.residual ? io_.layout : tag::nchw}, cpu_engine(),
+                      const_cast<float*>(z->data<float>()));
+        // The memory plan may place the output over the residual: nothing to copy then.
+        if (z_user.get_data_handle() != dst.get_data_handle() || z_user.get_desc() != dst.get_desc()) {
+          dnnl::reorder(z_user, dst).execute(s, z_user, dst);
+        }
       }
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
       if (bias != nullptr) {
@@ -315,8 +359,8 @@ class OnednnConvKernel final : public Kernel {
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     const tag io = blocked_ ? tag::any : tag::nchw;
-    memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, io);
-    memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io);
+    memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : io);
+    memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : io);
     const memory::dims wdims =
         g.group == 1 ? memory::dims{g.m, g.c, g.kh, g.kw} : memory::dims{g.group, g.mg(), g.cg(), g.kh, g.kw};
     memory::desc w_md(wdims, dt::f32, tag::any);
@@ -348,6 +392,7 @@ class OnednnConvKernel final : public Kernel {
   Tensor w_;
   ops::Epilogue epi_;
   bool blocked_;
+  BlockedIo io_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, Prepared> cache_;  // by input geometry; guarded by mu_
 };
@@ -365,13 +410,30 @@ class OnednnConvTactic final : public Tactic {
     return conv_node_supported(node) && node.input(1)->constant().rank() == 4;
   }
 
+  // oneDNN's own blocked layout, for ungrouped and depthwise convolutions
+  // whose channel counts are whole blocks (its jit kernels read and write
+  // those natively; forcing it elsewhere could select a slow implementation).
+  std::string blocked_layout(const ir::Node& node) const override {
+    if (!blocked_ || !supports(node)) return "";
+    const ir::ValueType& t = node.input(0)->type();
+    if (!t.shape.rank_known() || t.shape.rank() != 4) return "";
+    const Tensor& w = node.input(1)->constant();
+    const int64_t group = node.attr_int("group", 1);
+    const int64_t m = w.dim(0), c = w.dim(1) * group, block = conv_block_width();
+    if (m % block != 0 || c % block != 0) return "";
+    if (group != 1 && (group != c || group != m)) return "";
+    return block == 16 ? "nChw16c" : "nChw8c";
+  }
+
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     ops::Epilogue epi;
     if (node.op_type() == "FusedConv") {
       KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
     }
-    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_));
+    KILN_ASSIGN_OR_RETURN(BlockedIo io, read_blocked_io(node));
+    if (io.any() && !blocked_) return invalid_argument("{}: kiln_blocked needs onednn.conv_blocked", node.describe());
+    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
   }
 
  private:

@@ -1,0 +1,146 @@
+// Blocked layouts between oneDNN convolutions (plan/layouts.h): a chain of
+// convolutions with a residual, a depthwise step and a branch that leaves the
+// chain, built with only onednn.conv_blocked (and the reference) to choose
+// from. The plan must mark exactly the values that stay between blocked
+// kernels, and give the reference interpreter's answers (1e-5 of the largest output)
+// built, saved and loaded, with the layouts on and off.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "backends/cpu/tactics.h"
+#include "plan/builder.h"
+#include "plan/plan_file.h"
+#include "plan/profile.h"
+#include "plan_test_util.h"
+
+namespace kiln::plan {
+namespace {
+
+ir::Node* conv(ir::Graph& g, ir::Value* x, Tensor w, const std::string& name, int64_t group = 1) {
+  const int64_t k = w.dim(2);
+  ir::Value* wv = g.add_constant(name + "_w", std::move(w)).value();
+  ir::Value* y = test::value(g, name + "_y");
+  ir::Node* n = g.add_node("Conv", {x, wv}, {y}, name);
+  n->set_attr(ir::Attribute::make_ints("pads", {k / 2, k / 2, k / 2, k / 2}));
+  if (group != 1) n->set_attr(ir::Attribute::make_int("group", group));
+  n->set_opset(17);
+  return n;
+}
+
+ir::Value* unary(ir::Graph& g, const std::string& op, ir::Value* x, const std::string& name) {
+  ir::Value* y = test::value(g, name);
+  g.add_node(op, {x}, {y}, name)->set_opset(17);
+  return y;
+}
+
+// x [N, 8, 12, 12] -> conv a (16) -> relu -> conv b (16) + a -> relu -> depthwise c -> conv d (8, 1x1) = y;
+// also s = Sigmoid(b's sum): the sum leaves the chain.
+ir::Model chain_model() {
+  auto g = std::make_shared<ir::Graph>("chain");
+  g->set_opset_imports({{"", 17}});
+  ir::Value* x =
+      g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 8, 12, 12}))).value();
+  g->add_input(x);
+  ir::Value* a = unary(*g, "Relu", conv(*g, x, test::random_tensor({16, 8, 3, 3}, 1), "a")->output(0), "a_relu");
+  ir::Value* b = conv(*g, a, test::random_tensor({16, 16, 3, 3}, 2), "b")->output(0);
+  ir::Value* sum = test::value(*g, "sum");
+  g->add_node("Add", {b, a}, {sum}, "add")->set_opset(17);
+  ir::Value* r = unary(*g, "Relu", sum, "sum_relu");
+  ir::Value* c = conv(*g, r, test::random_tensor({16, 1, 3, 3}, 3), "c", 16)->output(0);
+  ir::Value* d = conv(*g, c, test::random_tensor({8, 16, 1, 1}, 4), "d")->output(0);
+  ir::Value* s = unary(*g, "Sigmoid", r, "s");
+  g->add_output(d);
+  g->add_output(s);
+  ir::Model model;
+  model.graph = g;
+  return model;
+}
+
+runtime::NamedTensors feeds() { return {{"x", test::random_tensor({2, 8, 12, 12}, 9)}}; }
+
+Plan build_chain(bool blocked, const backends::TacticRegistry& registry) {
+  BuildOptions o;
+  o.shapes = parse_shape_spec("x:2x8x12x12").value();
+  o.threads = 2;
+  o.blocked_layouts = blocked;
+  o.registry = &registry;
+  o.time_tactics = false;  // the first candidate: oneDNN for the convolutions, never the reference
+  auto p = build(chain_model(), o);
+  EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+  return std::move(p).value();
+}
+
+runtime::NamedTensors run(Plan plan) {
+  auto engine = runtime::Engine::create_from_plan(std::move(plan), {.threads = 2});
+  EXPECT_TRUE(engine.is_ok()) << engine.status().to_string();
+  if (!engine.is_ok()) return {};
+  auto out = (*engine)->run(feeds());
+  EXPECT_TRUE(out.is_ok()) << out.status().to_string();
+  return out.is_ok() ? *out : runtime::NamedTensors{};
+}
+
+// |got - want| <= 1e-5 * max(1, max |want|): float sums of up to 144 products, with cancellation.
+void expect_outputs(const runtime::NamedTensors& got, const runtime::NamedTensors& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Tensor& g = got[i].second;
+    const Tensor& w = want[i].second;
+    ASSERT_EQ(g.dims(), w.dims()) << got[i].first;
+    float scale = 1.0f;
+    for (int64_t j = 0; j < w.numel(); ++j) scale = std::max(scale, std::fabs(w.data<float>()[j]));
+    int64_t bad = 0;
+    for (int64_t j = 0; j < g.numel(); ++j) {
+      bad += std::fabs(g.data<float>()[j] - w.data<float>()[j]) <= 1e-5f * scale ? 0 : 1;
+    }
+    EXPECT_EQ(bad, 0) << got[i].first << ": " << bad << " of " << g.numel() << " values differ";
+  }
+}
+
+TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
+  backends::TacticRegistry registry;
+  registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
+  registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
+  const auto want = test::reference_run(chain_model(), feeds());
+
+  Plan plan = build_chain(true, registry);
+  // Which values stay blocked: by the fused node that writes them.
+  std::map<std::string, std::vector<int64_t>> marks;
+  for (const auto& n : plan.model.graph->nodes()) {
+    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
+  }
+  const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
+  // a -> b (src and residual): blocked; b's sum also feeds the Sigmoid: NCHW;
+  // c (depthwise) -> d: blocked; d's output is a graph output: NCHW.
+  EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
+  EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 1, 0, block}));
+  EXPECT_EQ(marks["c"], (std::vector<int64_t>{0, 0, 1, block}));
+  EXPECT_EQ(marks["d"], (std::vector<int64_t>{1, 0, 0, block}));
+  expect_outputs(run(std::move(plan)), want);
+
+  // Saved and loaded, the marks travel with the nodes.
+  auto bytes = serialize_plan(build_chain(true, registry));
+  ASSERT_TRUE(bytes.is_ok()) << bytes.status().to_string();
+  auto loaded = load_plan_bytes(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), nullptr, "chain.plan");
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+  expect_outputs(run(std::move(loaded).value()), want);
+
+  Plan plain = build_chain(false, registry);
+  for (const auto& n : plain.model.graph->nodes()) EXPECT_FALSE(n->has_attr("kiln_blocked")) << n->name();
+  expect_outputs(run(std::move(plain)), want);
+}
+
+TEST(BlockedLayouts, BadMarksAreRejected) {
+  ir::Model m = chain_model();
+  ir::Node* first = m.graph->nodes().front().get();
+  first->set_attr(ir::Attribute::make_ints("kiln_blocked", {1, 0, 1, 12}));
+  EXPECT_FALSE(backends::cpu::make_onednn_conv_tactic(true)->prepare(*first).is_ok());
+  first->set_attr(ir::Attribute::make_ints("kiln_blocked", {0, 0, 1, 8}));
+  EXPECT_FALSE(backends::cpu::make_onednn_conv_tactic(false)->prepare(*first).is_ok())
+      << "the NCHW oneDNN tactic cannot honour a blocked mark";
+}
+
+}  // namespace
+}  // namespace kiln::plan
