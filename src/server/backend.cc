@@ -1,11 +1,17 @@
 #include "server/backend.h"
 
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <system_error>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "onnx/importer.h"
+#include "plan/builder.h"
+#include "plan/plan_file.h"
 #include "runtime/engine.h"
 #include "server/python_backend.h"
 
@@ -37,15 +43,35 @@ class EngineInstance final : public BackendInstance {
 
 // A model run by the runtime's Engine (shared, immutable) with one
 // ExecutionContext per instance.
+// The dims a model file declares for its inputs and outputs, by name.
+using DeclaredShapes = std::map<std::string, Shape>;
+
+DeclaredShapes declared_shapes(const ir::Graph& graph) {
+  DeclaredShapes out;
+  for (const ir::Value* v : graph.inputs()) out[v->name()] = v->type().shape;
+  for (const ir::Value* v : graph.outputs()) out[v->name()] = v->type().shape;
+  return out;
+}
+
 class EngineBackend final : public ModelBackend {
  public:
-  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path)
+  // `declared`: the model's own dims, shown instead of the plan's (a plan
+  // built for one batch size still serves a variable batch dimension).
+  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path, const DeclaredShapes& declared = {})
       : engine_(std::move(engine)), path_(std::move(path)) {
+    auto add = [&](const runtime::IoBinding& io, std::vector<TensorSpec>& specs) {
+      TensorSpec spec = spec_of(io);
+      if (auto it = declared.find(io.name); it != declared.end() && it->second.rank_known()) {
+        spec.dims.clear();
+        for (const Dim& d : it->second.dims()) spec.dims.push_back(d.known() ? d.value : -1);
+      }
+      specs.push_back(std::move(spec));
+    };
     for (const auto& io : engine_->inputs()) {
-      if (io.is_tensor) inputs_.push_back(spec_of(io));
+      if (io.is_tensor) add(io, inputs_);
     }
     for (const auto& io : engine_->outputs()) {
-      if (io.is_tensor) outputs_.push_back(spec_of(io));
+      if (io.is_tensor) add(io, outputs_);
     }
   }
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
@@ -74,6 +100,83 @@ Result<int> thread_count(const inference::ModelConfig& config) {
   return value;
 }
 
+// False for "false"/"0"/"no"/"off" (any case), true otherwise.
+bool truthy(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s != "false" && s != "0" && s != "no" && s != "off";
+}
+
+// Whether the model's plan times its candidate kernels: on unless the config
+// parameter kiln_time_tactics or the environment variable KILN_SKIP_TIMING says otherwise.
+bool time_tactics(const inference::ModelConfig& config) {
+  const char* env = std::getenv("KILN_SKIP_TIMING");
+  if (env != nullptr && std::strcmp(env, "") != 0 && std::strcmp(env, "0") != 0) return false;
+  auto it = config.parameters().find("kiln_time_tactics");
+  return it == config.parameters().end() || truthy(it->second.string_value());
+}
+
+// The shape profile of the model's plan: a batch dimension (max_batch_size
+// > 0) from 1 to max_batch_size, timed at max_batch_size; every other dim
+// from the model, or from the config where the model leaves it open. False
+// when a dim stays unknown: the plan is then built for any shape, untimed.
+bool batch_profile(const ir::Graph& graph, const inference::ModelConfig& config, plan::BuildOptions& bo) {
+  const int64_t max_batch = config.max_batch_size();
+  for (const ir::Value* v : graph.inputs()) {
+    if (v->is_constant()) continue;
+    const ir::ValueType& t = v->type();
+    if (!t.is_tensor() || !t.shape.rank_known()) return false;
+    std::vector<int64_t> config_dims;
+    for (const auto& in : config.input()) {
+      if (in.name() == v->name() && !in.has_reshape()) config_dims.assign(in.dims().begin(), in.dims().end());
+    }
+    const size_t rank = t.shape.rank();
+    const size_t skip = max_batch > 0 ? 1 : 0;  // config dims leave the batch dim out
+    if (config_dims.size() + skip != rank) config_dims.clear();
+    Dims min, max;
+    for (size_t i = 0; i < rank; ++i) {
+      const Dim& d = t.shape[i];
+      if (i == 0 && max_batch > 0 && !d.known()) {
+        min.push_back(1);
+        max.push_back(max_batch);
+        continue;
+      }
+      int64_t value = d.known() ? d.value : -1;
+      if (value < 0 && !config_dims.empty()) value = config_dims[i - skip];
+      if (value < 0) return false;
+      min.push_back(value);
+      max.push_back(value);
+    }
+    bo.min_shapes[v->name()] = min;
+    bo.opt_shapes[v->name()] = max;
+    bo.max_shapes[v->name()] = max;
+  }
+  return true;
+}
+
+// An ONNX model's engine: the optimizer's passes and one chosen kernel per
+// layer (a plan), or the reference interpreter when the plan cannot be
+// built (logged; the model still loads and answers).
+Result<std::shared_ptr<runtime::Engine>> onnx_engine(ir::Model model, const inference::ModelConfig& config,
+                                                     const runtime::EngineOptions& options, const std::string& path) {
+  plan::BuildOptions bo;
+  bo.threads = options.threads;
+  bo.warmup = 1;
+  bo.repeats = 3;
+  const bool profiled = batch_profile(*model.graph, config, bo);
+  if (!profiled) bo.min_shapes = bo.opt_shapes = bo.max_shapes = {};
+  bo.time_tactics = profiled && time_tactics(config);
+  plan::BuildReport report;
+  auto built = plan::build(std::move(model), bo, &report);
+  if (built.is_ok()) {
+    KILN_LOG_INFO("{}: built a plan of {} layers ({} timed in {:.1f} s)", path, report.layers, report.timed_nodes,
+                  report.tactic_seconds);
+    return runtime::Engine::create_from_plan(std::move(built).value(), options);
+  }
+  KILN_LOG_WARN("{}: no plan ({}); running it on the reference interpreter", path, built.status().message());
+  KILN_ASSIGN_OR_RETURN(ir::Model again, onnx::import_model_file(path));  // the build consumed the first
+  return runtime::Engine::create(std::move(again), options);
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& version_dir,
@@ -96,11 +199,20 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
     return not_found("model file '{}' not found", path.string());
   }
   KILN_ASSIGN_OR_RETURN(int threads, thread_count(config));
-  KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path.string()));
   runtime::EngineOptions options;
   options.threads = threads;
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine, runtime::Engine::create(std::move(model), options));
-  return std::shared_ptr<const ModelBackend>(std::make_shared<EngineBackend>(std::move(engine), path.string()));
+  if (plan::is_plan_file(path.string())) {  // built ahead of time with `kiln build`
+    KILN_ASSIGN_OR_RETURN(plan::Plan plan, plan::load_plan(path.string()));
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine,
+                          runtime::Engine::create_from_plan(std::move(plan), options));
+    return std::shared_ptr<const ModelBackend>(std::make_shared<EngineBackend>(std::move(engine), path.string()));
+  }
+  KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path.string()));
+  const DeclaredShapes declared = declared_shapes(*model.graph);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine,
+                        onnx_engine(std::move(model), config, options, path.string()));
+  return std::shared_ptr<const ModelBackend>(
+      std::make_shared<EngineBackend>(std::move(engine), path.string(), declared));
 }
 
 }  // namespace kiln::server

@@ -2,8 +2,12 @@
 // model's instances; each instance runs on its own BackendInstance (an
 // execution context), one batch at a time.
 //
-// load_backend picks the loader from the version folder: today model.onnx
-// through the runtime's Engine; a model.plan loader slots in beside it.
+// load_backend picks the loader from the version folder: a Kiln plan file
+// (told by its magic, whatever its name) runs as built; an ONNX model is
+// built into a plan at load (shapes from the model and max_batch_size,
+// kernels timed unless the parameter kiln_time_tactics is "false"), or runs
+// on the reference interpreter if that fails; config.backend "python" runs
+// the Python backend.
 #pragma once
 
 #include <memory>
