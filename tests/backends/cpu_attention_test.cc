@@ -130,14 +130,18 @@ void expect_same(const Tensor& got, const Tensor& want, const std::string& what)
 }
 
 TEST(CpuAttention, FallsBackToTheReference) {
-  // An -inf mask (a whole row masked gives NaN in the reference) and an Inf in Q.
+  // An -inf mask (a whole row masked gives NaN in the reference), an Inf in Q, a NaN in V.
   Tensor q = random_tensor({1, 2, 4, 8}, 1), kt = random_tensor({1, 2, 8, 6}, 2), v = random_tensor({1, 2, 6, 8}, 3);
   Tensor mask = random_tensor({1, 1, 4, 6}, 4);
   for (int j = 0; j < 6; ++j) mask.data<float>()[6 + j] = -std::numeric_limits<float>::infinity();
   mask.data<float>()[0] = -std::numeric_limits<float>::infinity();
   Tensor q_inf = q.clone();
   q_inf.data<float>()[5] = std::numeric_limits<float>::infinity();
-  for (const auto& in : std::vector<std::vector<NodeInput>>{{{q}, {kt}, {v}, {mask}}, {{q_inf}, {kt}, {v}}}) {
+  // A NaN in the scalar tail of the finiteness check (42 values).
+  Tensor v_nan = random_tensor({1, 1, 6, 7}, 8);
+  v_nan.data<float>()[41] = std::numeric_limits<float>::quiet_NaN();
+  for (const auto& in : std::vector<std::vector<NodeInput>>{
+           {{q}, {kt}, {v}, {mask}}, {{q_inf}, {kt}, {v}}, {{q}, {kt}, {v_nan}}}) {
     OneNode g("kiln", "Attention", in, {Attribute::make_float("scale", 0.5f)});
     auto want = g.run_reference(g.feeds());
     ASSERT_TRUE(want.is_ok()) << want.status().to_string();

@@ -20,6 +20,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -35,13 +36,25 @@ namespace {
 // Scores per unit: 16K floats (64 KB) stay in L2 between the two products.
 constexpr int64_t kScoreFloats = 16384;
 
+// True if no element is Inf or NaN (exponent bits all ones). Integer adds
+// on the bits, four lanes at a time in SSE2 registers: a plain isfinite loop
+// is not vectorized without -ffast-math and took 10% of BERT's attention.
 bool all_finite(const Tensor& t) {
+  using U32x4 = uint32_t __attribute__((vector_size(16)));
+  constexpr uint32_t kExp = 0x7f800000u;   // all ones only for Inf and NaN ...
+  constexpr uint32_t kCarry = 0x00800000u;  // ... where adding this sets bit 31
   const float* p = t.data<float>();
-  uint32_t bad = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    bad |= static_cast<uint32_t>((std::bit_cast<uint32_t>(p[i]) & 0x7f800000u) == 0x7f800000u);
+  const int64_t n = t.numel();
+  U32x4 acc = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    U32x4 b;
+    std::memcpy(&b, p + i, sizeof(b));
+    acc |= (b & kExp) + kCarry;
   }
-  return bad == 0;
+  uint32_t bad = acc[0] | acc[1] | acc[2] | acc[3];
+  for (; i < n; ++i) bad |= (std::bit_cast<uint32_t>(p[i]) & kExp) + kCarry;
+  return (bad & 0x80000000u) == 0;
 }
 
 // The product's layout: output batch dims, matrix extents and, per operand,
