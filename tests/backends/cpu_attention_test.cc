@@ -77,7 +77,7 @@ TEST(CpuAttention, MatchesReferenceOddSizes) {
   const std::vector<Case> cases = {
       {{1, 2, 5, 7}, {1, 2, 7, 9}, {1, 2, 9, 11}, std::nullopt},
       {{2, 3, 17, 13}, {2, 3, 13, 29}, {2, 3, 29, 5}, std::nullopt},
-      {{1, 1, 1, 8}, {1, 1, 8, 1}, {1, 1, 1, 8}, std::nullopt},      // Sq = Skv = 1
+      {{1, 1, 1, 8}, {1, 1, 8, 1}, {1, 1, 1, 8}, std::nullopt},       // Sq = Skv = 1
       {{1, 2, 1, 16}, {1, 2, 16, 33}, {1, 2, 33, 16}, std::nullopt},  // one query row
       {{1, 2, 33, 16}, {1, 2, 16, 1}, {1, 2, 1, 3}, std::nullopt},    // one key
       {{9, 6}, {6, 10}, {10, 4}, std::nullopt},                       // rank 2
@@ -140,8 +140,8 @@ TEST(CpuAttention, FallsBackToTheReference) {
   // A NaN in the scalar tail of the finiteness check (42 values).
   Tensor v_nan = random_tensor({1, 1, 6, 7}, 8);
   v_nan.data<float>()[41] = std::numeric_limits<float>::quiet_NaN();
-  for (const auto& in : std::vector<std::vector<NodeInput>>{
-           {{q}, {kt}, {v}, {mask}}, {{q_inf}, {kt}, {v}}, {{q}, {kt}, {v_nan}}}) {
+  for (const auto& in :
+       std::vector<std::vector<NodeInput>>{{{q}, {kt}, {v}, {mask}}, {{q_inf}, {kt}, {v}}, {{q}, {kt}, {v_nan}}}) {
     OneNode g("kiln", "Attention", in, {Attribute::make_float("scale", 0.5f)});
     auto want = g.run_reference(g.feeds());
     ASSERT_TRUE(want.is_ok()) << want.status().to_string();

@@ -56,8 +56,8 @@ void check(const Tensor& x, const std::vector<int64_t>* perm) {
 }
 
 TEST(CpuTranspose, RandomPermutationsAllElementSizes) {
-  const DataType dtypes[] = {DataType::kFloat32, DataType::kUInt8,   DataType::kFloat16, DataType::kInt64,
-                             DataType::kFloat64, DataType::kComplex128, DataType::kBool, DataType::kInt16};
+  const DataType dtypes[] = {DataType::kFloat32, DataType::kUInt8,      DataType::kFloat16, DataType::kInt64,
+                             DataType::kFloat64, DataType::kComplex128, DataType::kBool,    DataType::kInt16};
   std::mt19937 gen(7);
   uint32_t seed = 100;
   int case_id = 0;

@@ -41,7 +41,7 @@ constexpr int64_t kScoreFloats = 16384;
 // is not vectorized without -ffast-math and took 10% of BERT's attention.
 bool all_finite(const Tensor& t) {
   using U32x4 = uint32_t __attribute__((vector_size(16)));
-  constexpr uint32_t kExp = 0x7f800000u;   // all ones only for Inf and NaN ...
+  constexpr uint32_t kExp = 0x7f800000u;    // all ones only for Inf and NaN ...
   constexpr uint32_t kCarry = 0x00800000u;  // ... where adding this sets bit 31
   const float* p = t.data<float>();
   const int64_t n = t.numel();
