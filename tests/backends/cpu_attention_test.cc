@@ -3,10 +3,13 @@
 // Sq != Skv, D and Dv not multiples of 8, Sq or Skv of 1, Skv = 512 (several
 // row blocks per batch index), batch dims that broadcast, ranks 2 to 5, no
 // mask and masks of many shapes (per key, per query row, full, scalar,
-// lower rank), BERT's own shapes. Inputs with Inf go to the reference.
+// lower rank), BERT's own shapes, -Inf masks (key padding, causal, rows
+// masked entirely: NaN as in the reference). +Inf or NaN in the mask and
+// Inf or NaN in Q, Kt or V go to the reference: exactly its results.
 //
-// Tolerance: |got - want| <= 1e-4 * max(1, |want|). With |Q|, |Kt| <= 2 and
-// scale = 1/sqrt(D) the scores reach about 2 sqrt(D) and float accumulation
+// Tolerance: |got - want| <= 1e-4 * max(1, |want|), NaN where the reference
+// has NaN. With |Q|, |Kt| <= 2 and scale = 1/sqrt(D) the scores reach
+// about 2 sqrt(D) and float accumulation
 // in a different order moves them by ~1e-6; softmax turns that into a
 // similar relative error of the weights, and the output (a convex
 // combination of V's rows, |V| <= 1) moves by about as much. The vectorized
@@ -52,12 +55,22 @@ OneNode make_node(const Case& c, uint32_t seed) {
   return OneNode("kiln", "Attention", in, {Attribute::make_float("scale", scale)});
 }
 
-void check(const Case& c, uint32_t seed) {
-  OneNode g = make_node(c, seed);
+// |got - want| <= 1e-4 * max(1, |want|), and NaN exactly where the reference has NaN.
+void expect_near(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dims(), want.dims()) << what;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const float g = got.data<float>()[i], w = want.data<float>()[i];
+    const bool ok = std::isnan(w) ? std::isnan(g) : std::fabs(g - w) <= 1e-4f * std::max(1.0f, std::fabs(w));
+    if (!ok && bad++ < 3) ADD_FAILURE() << what << ": element " << i << " is " << g << ", expected " << w;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel() << " elements differ";
+}
+
+// Every ISA's tactic on 1 and 2 threads against the reference.
+void check_node(OneNode& g, const std::string& what) {
   auto want = g.run_reference(g.feeds());
-  ASSERT_TRUE(want.is_ok()) << describe(c) << ": " << want.status().to_string();
-  Tensor mag = want->clone();
-  for (float& x : mag.span<float>()) x = std::max(1.0f, std::fabs(x));
+  ASSERT_TRUE(want.is_ok()) << what << ": " << want.status().to_string();
   for (Isa isa : supported_isas()) {
     auto tactic = make_attention_tactic(isa);
     ASSERT_TRUE(tactic->supports(g.node())) << tactic->name();
@@ -66,11 +79,16 @@ void check(const Case& c, uint32_t seed) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       auto got = g.run(**kernel, &pool);
-      const std::string what = std::string(tactic->name()) + " " + describe(c) + " threads " + std::to_string(threads);
-      ASSERT_TRUE(got.is_ok()) << what << ": " << got.status().to_string();
-      expect_close(*got, *want, mag, 1e-4f, what);
+      const std::string label = std::string(tactic->name()) + " " + what + " threads " + std::to_string(threads);
+      ASSERT_TRUE(got.is_ok()) << label << ": " << got.status().to_string();
+      expect_near(*got, *want, label);
     }
   }
+}
+
+void check(const Case& c, uint32_t seed) {
+  OneNode g = make_node(c, seed);
+  check_node(g, describe(c));
 }
 
 TEST(CpuAttention, MatchesReferenceOddSizes) {
@@ -129,19 +147,54 @@ void expect_same(const Tensor& got, const Tensor& want, const std::string& what)
   }
 }
 
+TEST(CpuAttention, NegativeInfinityMasks) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  Tensor q = random_tensor({1, 2, 4, 8}, 1, -2.0f, 2.0f), kt = random_tensor({1, 2, 8, 6}, 2, -2.0f, 2.0f);
+  Tensor v = random_tensor({1, 2, 6, 8}, 3);
+  // Per query row and key: row 1 masked entirely (NaN in the reference), one more masked key.
+  Tensor full = random_tensor({1, 1, 4, 6}, 4);
+  for (int j = 0; j < 6; ++j) full.data<float>()[6 + j] = kNegInf;
+  full.data<float>()[0] = kNegInf;
+  // Key padding, applied in the SGEMM's store.
+  Tensor keys = random_tensor({1, 1, 1, 6}, 5);
+  keys.data<float>()[4] = keys.data<float>()[5] = kNegInf;
+  // One value per query row (the mask's last dim is 1): head 1's row 2 masked.
+  Tensor rows = random_tensor({1, 2, 4, 1}, 6);
+  rows.data<float>()[6] = kNegInf;
+  for (const Tensor& m : {full, keys, rows}) {
+    OneNode g("kiln", "Attention", {{q}, {kt}, {v}, {m}}, {Attribute::make_float("scale", 0.5f)});
+    check_node(g, "-inf mask " + dims_to_string(m.dims()));
+  }
+  // A causal mask: -inf above the diagonal, over several row blocks.
+  const int64_t s = 300;
+  Tensor causal = Tensor::empty(DataType::kFloat32, {s, s});
+  for (int64_t i = 0; i < s; ++i) {
+    for (int64_t j = 0; j < s; ++j) causal.data<float>()[i * s + j] = j > i ? kNegInf : 0.0f;
+  }
+  OneNode g("kiln", "Attention",
+            {{random_tensor({1, 2, s, 16}, 7, -2.0f, 2.0f)},
+             {random_tensor({1, 2, 16, s}, 8, -2.0f, 2.0f)},
+             {random_tensor({1, 2, s, 16}, 9)},
+             {causal}},
+            {Attribute::make_float("scale", 0.25f)});
+  check_node(g, "causal -inf mask");
+}
+
 TEST(CpuAttention, FallsBackToTheReference) {
-  // An -inf mask (a whole row masked gives NaN in the reference), an Inf in Q, a NaN in V.
+  // +Inf and NaN in the mask, an Inf in Q, a NaN in V.
   Tensor q = random_tensor({1, 2, 4, 8}, 1), kt = random_tensor({1, 2, 8, 6}, 2), v = random_tensor({1, 2, 6, 8}, 3);
-  Tensor mask = random_tensor({1, 1, 4, 6}, 4);
-  for (int j = 0; j < 6; ++j) mask.data<float>()[6 + j] = -std::numeric_limits<float>::infinity();
-  mask.data<float>()[0] = -std::numeric_limits<float>::infinity();
+  Tensor mask_inf = random_tensor({1, 1, 4, 6}, 4);
+  mask_inf.data<float>()[7] = std::numeric_limits<float>::infinity();
+  Tensor mask_nan = random_tensor({1, 1, 4, 6}, 4);
+  mask_nan.data<float>()[0] = -std::numeric_limits<float>::infinity();
+  mask_nan.data<float>()[9] = std::numeric_limits<float>::quiet_NaN();
   Tensor q_inf = q.clone();
   q_inf.data<float>()[5] = std::numeric_limits<float>::infinity();
   // A NaN in the scalar tail of the finiteness check (42 values).
   Tensor v_nan = random_tensor({1, 1, 6, 7}, 8);
   v_nan.data<float>()[41] = std::numeric_limits<float>::quiet_NaN();
-  for (const auto& in :
-       std::vector<std::vector<NodeInput>>{{{q}, {kt}, {v}, {mask}}, {{q_inf}, {kt}, {v}}, {{q}, {kt}, {v_nan}}}) {
+  for (const auto& in : std::vector<std::vector<NodeInput>>{
+           {{q}, {kt}, {v}, {mask_inf}}, {{q}, {kt}, {v}, {mask_nan}}, {{q_inf}, {kt}, {v}}, {{q}, {kt}, {v_nan}}}) {
     OneNode g("kiln", "Attention", in, {Attribute::make_float("scale", 0.5f)});
     auto want = g.run_reference(g.feeds());
     ASSERT_TRUE(want.is_ok()) << want.status().to_string();

@@ -13,14 +13,16 @@
 // Handled: Q [..., Sq, D], Kt [..., D, Skv], V [..., Skv, Dv] of one rank
 // >= 2 whose batch dims are each equal to the output's or 1; an optional
 // mask that numpy-broadcasts to the scores [..., Sq, Skv]; all extents
-// nonzero; all values finite. Anything else (other dtypes, ranks that
-// differ, non-finite inputs, which the reference defines through its own
-// exp) goes to the reference kernel, which also reports malformed inputs.
+// nonzero; Q, Kt, V finite and the mask finite or -Inf. Anything else
+// (other dtypes, ranks that differ, Inf or NaN inputs, which the reference
+// defines through its own exp) goes to the reference kernel, which also
+// reports malformed inputs.
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -35,26 +37,47 @@ namespace {
 
 // Scores per unit: 16K floats (64 KB) stay in L2 between the two products.
 constexpr int64_t kScoreFloats = 16384;
+constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// True if no element is Inf or NaN (exponent bits all ones). Integer adds
-// on the bits, four lanes at a time in SSE2 registers: a plain isfinite loop
-// is not vectorized without -ffast-math and took 10% of BERT's attention.
-bool all_finite(const Tensor& t) {
+// Which non-finite values a tensor holds. Integer adds on the float bits,
+// four lanes at a time in SSE2 registers (a plain isfinite loop is not
+// vectorized without -ffast-math and took 10% of BERT's attention): the
+// exponent bits are all ones only for Inf and NaN, where adding kCarry
+// sets bit 31.
+struct NonFinite {
+  bool any = false;    // some Inf or NaN
+  bool other = false;  // some +Inf or NaN (any && !other: only -Inf)
+};
+
+NonFinite non_finite(const Tensor& t) {
   using U32x4 = uint32_t __attribute__((vector_size(16)));
-  constexpr uint32_t kExp = 0x7f800000u;    // all ones only for Inf and NaN ...
-  constexpr uint32_t kCarry = 0x00800000u;  // ... where adding this sets bit 31
+  constexpr uint32_t kExp = 0x7f800000u;
+  constexpr uint32_t kCarry = 0x00800000u;
+  constexpr uint32_t kNegInf = 0xff800000u;
   const float* p = t.data<float>();
   const int64_t n = t.numel();
-  U32x4 acc = {0, 0, 0, 0};
+  U32x4 any = {0, 0, 0, 0};    // bit 31: Inf or NaN
+  U32x4 other = {0, 0, 0, 0};  // bit 31: Inf or NaN other than -Inf
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
     U32x4 b;
     std::memcpy(&b, p + i, sizeof(b));
-    acc |= (b & kExp) + kCarry;
+    const U32x4 bad = (b & kExp) + kCarry;
+    any |= bad;
+    other |= bad & reinterpret_cast<U32x4>(b != kNegInf);
   }
-  uint32_t bad = acc[0] | acc[1] | acc[2] | acc[3];
-  for (; i < n; ++i) bad |= (std::bit_cast<uint32_t>(p[i]) & kExp) + kCarry;
-  return (bad & 0x80000000u) == 0;
+  uint32_t a = any[0] | any[1] | any[2] | any[3];
+  uint32_t o = other[0] | other[1] | other[2] | other[3];
+  for (; i < n; ++i) {
+    const uint32_t b = std::bit_cast<uint32_t>(p[i]);
+    const uint32_t bad = (b & kExp) + kCarry;
+    a |= bad;
+    if (b != kNegInf) o |= bad;
+  }
+  NonFinite r;
+  r.any = (a & 0x80000000u) != 0;
+  r.other = (o & 0x80000000u) != 0;
+  return r;
 }
 
 // The product's layout: output batch dims, matrix extents and, per operand,
@@ -65,8 +88,9 @@ struct Geometry {
   int64_t sq = 0, d = 0, skv = 0, dv = 0;
   std::vector<int64_t> q_bs, k_bs, v_bs, m_bs;
   bool has_mask = false;
-  int64_t m_row = 0;  // mask stride along Sq (0: broadcast)
-  int64_t m_col = 0;  // mask stride along Skv: 1, or 0 when broadcast
+  int64_t m_row = 0;          // mask stride along Sq (0: broadcast)
+  int64_t m_col = 0;          // mask stride along Skv: 1, or 0 when broadcast
+  bool mask_neg_inf = false;  // the mask holds -Inf: a row of scores may be all -Inf
 };
 
 // Element strides of `dims` right-aligned against `target`, 0 where a dim
@@ -163,8 +187,14 @@ class AttentionKernel final : public Kernel {
     if (!geometry(ctx, g)) return run_reference(ctx);
     const float scale = ctx.node().attr_float("scale", 1.0f);
     if (!std::isfinite(scale)) return run_reference(ctx);
-    for (size_t i = 0; i < 4; ++i) {
-      if (ctx.has_input(i) && !all_finite(ctx.input(i))) return run_reference(ctx);
+    for (size_t i = 0; i < 3; ++i) {
+      if (non_finite(ctx.input(i)).any) return run_reference(ctx);
+    }
+    if (g.has_mask) {
+      // -Inf in the mask (masked keys) is handled; +Inf and NaN are the reference's.
+      const NonFinite m = non_finite(ctx.input(3));
+      if (m.other) return run_reference(ctx);
+      g.mask_neg_inf = m.any;
     }
     Dims out_dims = g.batch;
     out_dims.push_back(g.sq);
@@ -244,7 +274,16 @@ class AttentionKernel final : public Kernel {
         for (int64_t j = 0; j < g.skv; ++j) row[j] += m;
       }
     }
-    for (int64_t i = 0; i < n; ++i) softmax_(s + i * g.skv, s + i * g.skv, g.skv);
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = s + i * g.skv;
+      // A row masked entirely: the reference's exp(-Inf - -Inf) makes it NaN.
+      if (g.mask_neg_inf && std::all_of(row, row + g.skv, [](float x) { return x == -kInf; })) {
+        std::fill(row, row + g.skv, std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      // Other -Inf scores come out of the row kernel as 0 (generic) or below 1e-38 (AVX2's clamped exp).
+      softmax_(row, row, g.skv);
+    }
     const float* v = ctx.input(2).data<float>() + v_off;
     float* out = y->data<float>() + b * g.sq * g.dv + r0 * g.dv;
     gemm(cfg_, n, g.dv, g.skv, GemmOperand::strided({s, g.skv, 1}), GemmOperand::strided({v, 1, g.dv}), out, g.dv,
