@@ -3,7 +3,7 @@
 // Sq != Skv, D and Dv not multiples of 8, Sq or Skv of 1, Skv = 512 (several
 // row blocks per batch index), batch dims that broadcast, ranks 2 to 5, no
 // mask and masks of many shapes (per key, per query row, full, scalar,
-// lower rank), BERT's own shapes, -Inf masks (key padding, causal, rows
+// lower rank), 40 random shapes, BERT's own shapes, -Inf masks (key padding, causal, rows
 // masked entirely: NaN as in the reference). +Inf or NaN in the mask and
 // Inf or NaN in Q, Kt or V go to the reference: exactly its results.
 //
@@ -16,9 +16,11 @@
 // exp adds a few ulp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <random>
 
 #include "backends/cpu/tactics.h"
 #include "cpu_test_util.h"
@@ -144,6 +146,43 @@ void expect_same(const Tensor& got, const Tensor& want, const std::string& what)
   for (int64_t i = 0; i < want.numel(); ++i) {
     const float a = got.data<float>()[i], b = want.data<float>()[i];
     EXPECT_TRUE((std::isnan(a) && std::isnan(b)) || a == b) << what << " element " << i << ": " << a << " vs " << b;
+  }
+}
+
+// Random ranks, extents, batch broadcasts and mask shapes (fixed seed).
+TEST(CpuAttention, RandomShapes) {
+  std::mt19937 gen(11);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(gen() % static_cast<uint32_t>(hi - lo + 1));
+  };
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t rank = pick(2, 4);
+    const int64_t sq = pick(1, 20), skv = pick(1, 20), d = pick(1, 20), dv = pick(1, 20);
+    Dims q, kt, v, scores;
+    for (int64_t i = 0; i < rank - 2; ++i) {
+      const int64_t e = pick(1, 3);
+      // Q and Kt set the scores' batch dim; V may broadcast against it either way.
+      const int64_t qe = pick(0, 1) ? e : 1, ke = pick(0, 1) ? e : 1;
+      const int64_t se = std::max(qe, ke);
+      const int64_t ve = se == 1 ? (pick(0, 1) ? e : 1) : (pick(0, 1) ? se : 1);
+      q.push_back(qe);
+      kt.push_back(ke);
+      v.push_back(ve);
+      scores.push_back(se);
+    }
+    q.insert(q.end(), {sq, d});
+    kt.insert(kt.end(), {d, skv});
+    v.insert(v.end(), {skv, dv});
+    scores.insert(scores.end(), {sq, skv});
+    std::optional<Dims> mask;
+    if (pick(0, 3) != 0) {
+      // A suffix of the scores' dims, each kept or made 1.
+      const int64_t mrank = pick(0, rank);
+      Dims m;
+      for (int64_t i = rank - mrank; i < rank; ++i) m.push_back(pick(0, 1) ? scores[static_cast<size_t>(i)] : 1);
+      mask = m;
+    }
+    check({q, kt, v, mask}, 1000 + static_cast<uint32_t>(trial) * 4);
   }
 }
 
