@@ -3,9 +3,10 @@
 // Sq != Skv, D and Dv not multiples of 8, Sq or Skv of 1, Skv = 512 (several
 // row blocks per batch index), batch dims that broadcast, ranks 2 to 5, no
 // mask and masks of many shapes (per key, per query row, full, scalar,
-// lower rank), 40 random shapes, BERT's own shapes, -Inf masks (key padding, causal, rows
-// masked entirely: NaN as in the reference). +Inf or NaN in the mask and
-// Inf or NaN in Q, Kt or V go to the reference: exactly its results.
+// lower rank), 40 random shapes, BERT's own shapes, -Inf masks (key
+// padding, causal, rows masked entirely: NaN as in the reference). +Inf or
+// NaN in the mask and Inf or NaN in Q, Kt or V go to the reference: exactly
+// its results.
 //
 // Tolerance: |got - want| <= 1e-4 * max(1, |want|), NaN where the reference
 // has NaN. With |Q|, |Kt| <= 2 and scale = 1/sqrt(D) the scores reach
