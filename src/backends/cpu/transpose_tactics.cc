@@ -11,11 +11,16 @@
 //   - otherwise the input's contiguous axis and the output's contiguous axis
 //     form a 2-D plane per remaining (outer) index, transposed in square
 //     tiles that fit in L1 (writes contiguous, reads of a tile's few cache
-//     lines reused), strips of tile rows split over the pool.
+//     lines reused; 4-byte elements moved as SSE2 4x4 blocks), strips of
+//     tile rows split over the pool.
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
@@ -129,20 +134,54 @@ struct Bytes16 {
   uint64_t lo, hi;
 };
 
-// dst[i * ldd + j] = src[i + j * lds] for i < n_i, j < n_j, in tiles of kTile x kTile.
+#if defined(__SSE2__)
+// A 4x4 block of 4-byte elements in SSE2 registers (x86-64's baseline, so
+// no run-time check): src row j holds i .. i+3, dst row i holds j .. j+3.
+void block_4x4(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd) {
+  const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + lds));
+  const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * lds));
+  const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 3 * lds));
+  const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+  const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi64(t0, t1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + ldd), _mm_unpackhi_epi64(t0, t1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * ldd), _mm_unpacklo_epi64(t2, t3));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 3 * ldd), _mm_unpackhi_epi64(t2, t3));
+}
+#endif
+
+// One tile: dst[i * ldd + j] = src[i + j * lds] for i in [ib, ie), j in [jb, je).
+template <class T>
+void transpose_tile(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t ib, int64_t ie, int64_t jb, int64_t je) {
+  int64_t i = ib;
+#if defined(__SSE2__)
+  if constexpr (sizeof(T) == 4) {
+    for (; i + 4 <= ie; i += 4) {
+      int64_t j = jb;
+      for (; j + 4 <= je; j += 4) block_4x4(src + i + j * lds, lds, dst + i * ldd + j, ldd);
+      for (; j < je; ++j) {
+        for (int64_t k = i; k < i + 4; ++k) dst[k * ldd + j] = src[k + j * lds];
+      }
+    }
+  }
+#endif
+  for (; i < ie; ++i) {
+    T* d = dst + i * ldd;
+    const T* s = src + i;
+    for (int64_t j = jb; j < je; ++j) d[j] = s[j * lds];
+  }
+}
+
+// dst[i * ldd + j] = src[i + j * lds] for i in [i0, i1), j < n_j, in tiles
+// of kTile x kTile (a tile's source lines stay in L1 while it is read).
 template <class T>
 void transpose_plane(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t i0, int64_t i1, int64_t n_j) {
   constexpr int64_t kTile = 64 / static_cast<int64_t>(sizeof(T)) < 8 ? 8 : 64 / static_cast<int64_t>(sizeof(T));
   for (int64_t jb = 0; jb < n_j; jb += kTile) {
     const int64_t je = std::min(n_j, jb + kTile);
-    for (int64_t ib = i0; ib < i1; ib += kTile) {
-      const int64_t ie = std::min(i1, ib + kTile);
-      for (int64_t i = ib; i < ie; ++i) {
-        T* d = dst + i * ldd;
-        const T* s = src + i;
-        for (int64_t j = jb; j < je; ++j) d[j] = s[j * lds];
-      }
-    }
+    for (int64_t ib = i0; ib < i1; ib += kTile)
+      transpose_tile(src, lds, dst, ldd, ib, std::min(i1, ib + kTile), jb, je);
   }
 }
 
