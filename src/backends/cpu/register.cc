@@ -36,6 +36,12 @@ void register_tactics(TacticRegistry& registry) {
   for (const char* op : {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"}) {
     registry.add("", op, make_pool_tactic(op));
   }
+  // Transformer layers: kiln.Attention per ISA level (as the GEMM tactics), Transpose.
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;
+    registry.add("kiln", "Attention", make_attention_tactic(isa));
+  }
+  registry.add("", "Transpose", make_transpose_tactic());
   // oneDNN's tactics are shared objects registered under each op they serve.
   for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());
   for (const char* op : {"FusedMatMul", "FusedGemm"}) registry.add("kiln", op, make_onednn_matmul_tactic());

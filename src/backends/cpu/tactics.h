@@ -44,6 +44,14 @@ std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
 // "own.maxpool", "own.averagepool", "own.global_maxpool", "own.global_averagepool".
 std::unique_ptr<Tactic> make_pool_tactic(std::string_view op);
 
+// Transpose (transpose_tactics.cc): any rank and permutation, any element
+// type of 1, 2, 4, 8 or 16 bytes (not strings), bit-exact: "own.transpose".
+std::unique_ptr<Tactic> make_transpose_tactic();
+// kiln.Attention (attention_tactics.cc), float32: per (batch, block of query
+// rows) scores by the packed SGEMM, scale and mask, row softmax, then @ V;
+// at most a block of rows x Skv scores per thread. "own.attention.<isa>".
+std::unique_ptr<Tactic> make_attention_tactic(Isa isa);
+
 // oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
 // their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
 // "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the
