@@ -16,6 +16,11 @@ precision, INFERENCE_NUM_THREADS, one stream, synchronous requests
 throughput figures did). Models come from ../shared/models/make_models.py,
 cached under build/.cache/zoo_models (or $KILN_ZOO_CACHE).
 
+Engines take turns on each repetition; each one runs --settle untimed times
+before its timed run, so that the spinning idle threads of the engine before
+it (onnxruntime's and OpenVINO's pools spin after a run) do not count
+against it.
+
 Only record results when the machine is quiet: the script prints the load
 average before and after.
 """
@@ -148,6 +153,10 @@ def bench_one(name, batch, args, rng):
     times = {e.name: [] for e in engines}
     for _ in range(args.repeat):
         for e in engines:
+            # Untimed first: the previous engine's idle workers (onnxruntime's
+            # and OpenVINO's spin after a run) must not eat into this one's time.
+            for _ in range(args.settle):
+                e.run(feeds)
             t = time.perf_counter()
             e.run(feeds)
             times[e.name].append((time.perf_counter() - t) * 1e3)
@@ -175,6 +184,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--settle", type=int, default=1,
+                    help="untimed runs of an engine right before each timed one (absorbs the previous engine's "
+                         "spinning threads)")
     ap.add_argument("--ov-hint", default="LATENCY", choices=["LATENCY", "THROUGHPUT"],
                     help="OpenVINO performance hint for batch > 1")
     ap.add_argument("--skip", default="", help="comma-separated engines to leave out (kiln,onnxruntime,openvino)")

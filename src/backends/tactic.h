@@ -62,6 +62,10 @@ class Tactic {
     (void)node;
     return "";
   }
+  // A kernel for `node` inside a chain of blocked_layout(node): input 0,
+  // input 3 (when present) and output 0 blocked. The tuner times this one,
+  // as most layers of a chain pay no reorders; the default is prepare().
+  virtual Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const { return prepare(node); }
   // Rebuilds a kernel from Kernel::serialize()'s bytes when a plan loads.
   // The default ignores the state and prepares again.
   virtual Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const {

@@ -113,7 +113,9 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
           ++sel.cache_hits;
         } else {
           ++sel.cache_misses;
-          auto k = t->prepare(node);
+          // A tactic that can chain in a blocked layout is timed inside such a chain (no reorders).
+          const bool in_chain = !t->blocked_layout(node).empty();
+          auto k = in_chain ? t->prepare_blocked(node) : t->prepare(node);
           if (!k.is_ok()) {
             KILN_LOG_DEBUG("{}: tactic {} failed to prepare: {}", node.describe(), name, k.status().message());
             continue;
@@ -126,6 +128,7 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
           }
           ms = *timed;
           if (cache) cache->put(key, *ms);
+          if (in_chain) kernel.reset();  // the plan's kernel is prepared for its real layouts below
         }
         if (best < 0 || *ms < best) {
           best = *ms;

@@ -3,7 +3,10 @@
 // Nodes with one candidate take it. Nodes with several are timed on their
 // real (profile "opt") shapes with random inputs: each prepared candidate
 // runs `warmup` times, then `repeats` times, and its median counts; the
-// fastest is kept. Times come from and go to the timing cache. A candidate
+// fastest is kept. A tactic that can keep its activations in a blocked
+// layout (Tactic::blocked_layout) is timed as inside a chain of such layers,
+// without reorders (plan/layouts.h removes them where the chain holds).
+// Times come from and go to the timing cache. A candidate
 // that fails to prepare or run is dropped. Nodes whose shapes are unknown at
 // build time, or every node when timing is off, take the first candidate
 // (the registry lists fast tactics before the reference tactic).

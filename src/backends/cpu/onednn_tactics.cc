@@ -436,6 +436,20 @@ class OnednnConvTactic final : public Tactic {
     return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
   }
 
+  Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const override {
+    const std::string layout = blocked_layout(node);
+    if (layout.empty()) return prepare(node);
+    ops::Epilogue epi;
+    if (node.op_type() == "FusedConv") {
+      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
+    }
+    BlockedIo io;
+    io.src = io.dst = true;
+    io.residual = node.input(3) != nullptr;
+    io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
+    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
+  }
+
  private:
   bool blocked_;
 };
