@@ -13,6 +13,7 @@
 #include "plan/builder.h"
 #include "plan/plan_file.h"
 #include "runtime/engine.h"
+#include "server/model_config.h"
 #include "server/python_backend.h"
 
 namespace kiln::server {
@@ -120,7 +121,20 @@ bool time_tactics(const inference::ModelConfig& config) {
 // from the model, or from the config where the model leaves it open. False
 // when a dim stays unknown: the plan is then built for any shape, untimed.
 bool batch_profile(const ir::Graph& graph, const inference::ModelConfig& config, plan::BuildOptions& bo) {
-  const int64_t max_batch = config.max_batch_size();
+  int64_t max_batch = config.max_batch_size();
+  // A config without inputs and outputs is completed later (complete_config);
+  // a model whose every input and output has a variable first dim then
+  // batches up to kDefaultMaxBatchSize.
+  if (max_batch == 0 && config.input_size() == 0 && config.output_size() == 0) {
+    auto batchable = [](const ir::Value* v) {
+      const ir::ValueType& t = v->type();
+      return t.is_tensor() && t.shape.rank_known() && t.shape.rank() > 0 && !t.shape[0].known();
+    };
+    bool all = !graph.outputs().empty();
+    for (const ir::Value* v : graph.inputs()) all = all && (v->is_constant() || batchable(v));
+    for (const ir::Value* v : graph.outputs()) all = all && batchable(v);
+    if (all) max_batch = kDefaultMaxBatchSize;
+  }
   for (const ir::Value* v : graph.inputs()) {
     if (v->is_constant()) continue;
     const ir::ValueType& t = v->type();

@@ -191,3 +191,46 @@ def test_bad_flags_are_refused(tmp_path):
         p = subprocess.run([kiln_exe(), "serve", "--model-repository", str(tmp_path), *args], capture_output=True,
                            text=True, timeout=30)
         assert p.returncode != 0 and msg in p.stderr
+
+
+def test_models_are_served_from_plans(tmp_path):
+    """An ONNX model is built into a plan at load: with no config its batch
+    dim gets the auto-completed max_batch_size as the profile and the kernels
+    are timed; a Kiln plan file built ahead with `kiln build` serves as is.
+    Both answer every batch size like the ONNX model does."""
+    from conftest import EXAMPLE_MODELS
+    import onnx
+    import onnxruntime as ort
+    import subprocess
+
+    repo = tmp_path / "repo"
+    cnn = onnx.load(str(EXAMPLE_MODELS / "tiny_cnn.onnx"))
+    write_model(repo, "cnn", cnn)
+    plan_dir = repo / "cnn_plan" / "1"
+    plan_dir.mkdir(parents=True)
+    subprocess.run([kiln_exe(), "build", str(EXAMPLE_MODELS / "tiny_cnn.onnx"), "-o", str(plan_dir / "model.plan"),
+                    "--min-shapes", "input:1x3x32x32", "--opt-shapes", "input:4x3x32x32",
+                    "--max-shapes", "input:8x3x32x32", "--quiet"], check=True)
+    (repo / "cnn_plan" / "config.pbtxt").write_text(
+        'default_model_filename: "model.plan"\nmax_batch_size: 8\ndynamic_batching {}\n')
+    ref = ort.InferenceSession(str(EXAMPLE_MODELS / "tiny_cnn.onnx"), providers=["CPUExecutionProvider"])
+    srv = KilnServer(repo, "--log-verbose", "1")
+    try:
+        import re
+
+        assert re.search(r"cnn/1/model.onnx: built a plan of \d+ layers \([1-9]\d* timed in", srv.output()), srv.output()
+        client = httpclient.InferenceServerClient(srv.http_url)
+        assert client.get_model_config("cnn")["max_batch_size"] == 4
+        rng = np.random.default_rng(3)
+        for model, batches in (("cnn", (1, 3, 4)), ("cnn_plan", (1, 5, 8))):
+            meta = client.get_model_metadata(model)
+            assert meta["inputs"][0]["shape"] == [-1, 3, 32, 32], meta
+            for batch in batches:
+                x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+                inp = httpclient.InferInput("input", list(x.shape), "FP32")
+                inp.set_data_from_numpy(x)
+                got = client.infer(model, [inp]).as_numpy("logits")
+                want = ref.run(None, {"input": x})[0]
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{model} batch {batch}")
+    finally:
+        srv.stop()
