@@ -50,17 +50,32 @@ std::optional<std::vector<Datum>> timing_inputs(const ir::Node& node, const Valu
   return in;
 }
 
-// Median time of `kernel` on `inputs` in milliseconds, or an error from the kernel.
+// Median time of `kernel` on `inputs` in milliseconds, or an error from the
+// kernel. A first run slower than `give_up_ms` (when positive) ends the
+// timing there: that candidate cannot win, and the reference kernels of big
+// layers would otherwise spend most of a build in their repeats. Long runs
+// need fewer samples for the same precision: one warm-up run when the first
+// takes over 20 ms, and the repeats stop after two once they add up to 100 ms.
 Result<double> time_kernel(const backends::Kernel& kernel, const ir::Node& node, const std::vector<Datum>& inputs,
-                           ThreadPool& pool, int warmup, int repeats) {
+                           ThreadPool& pool, int warmup, int repeats, double give_up_ms) {
   std::vector<double> times;
+  double timed_ms = 0;
   for (int r = 0; r < warmup + repeats; ++r) {
     std::vector<Datum> outputs(node.num_outputs());
     ops::KernelContext ctx(node, inputs, outputs, &pool, nullptr);
     auto t0 = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(kernel.run(ctx));
     auto t1 = std::chrono::steady_clock::now();
-    if (r >= warmup) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    const double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    if (r == 0 && give_up_ms > 0 && ms > give_up_ms) return ms;
+    if (r == 0 && ms > 20.0 && warmup > 1) {
+      r = warmup - 1;  // the first run was the warm-up
+      continue;
+    }
+    if (r < warmup) continue;
+    times.push_back(ms);
+    timed_ms += ms;
+    if (times.size() >= 2 && timed_ms > 100.0) break;
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
@@ -121,7 +136,7 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
             continue;
           }
           kernel = std::move(k).value();
-          auto timed = time_kernel(*kernel, node, *inputs, pool, options.warmup, options.repeats);
+          auto timed = time_kernel(*kernel, node, *inputs, pool, options.warmup, options.repeats, 3.0 * best);
           if (!timed.is_ok()) {
             KILN_LOG_DEBUG("{}: tactic {} failed to run: {}", node.describe(), name, timed.status().message());
             continue;
