@@ -141,15 +141,6 @@ TEST(CpuAttention, BroadcastBatchesAndLongSequences) {
   check({{1, 12, 128, 64}, {1, 12, 64, 128}, {1, 12, 128, 64}, Dims{1, 1, 1, 128}}, seed += 4);
 }
 
-// The tactic must give what the reference gives, NaN for NaN.
-void expect_same(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.dims(), want.dims()) << what;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const float a = got.data<float>()[i], b = want.data<float>()[i];
-    EXPECT_TRUE((std::isnan(a) && std::isnan(b)) || a == b) << what << " element " << i << ": " << a << " vs " << b;
-  }
-}
-
 // Random ranks, extents, batch broadcasts and mask shapes (fixed seed).
 TEST(CpuAttention, RandomShapes) {
   std::mt19937 gen(11);

@@ -117,6 +117,16 @@ inline void expect_close(const Tensor& got, const Tensor& want, const Tensor& ma
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.numel() << " elements differ";
 }
 
+// got == want elementwise, NaN matching NaN: what a fallback to the reference
+// (or a kernel that must be exact) gives.
+inline void expect_same(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dims(), want.dims()) << what;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const float a = got.data<float>()[i], b = want.data<float>()[i];
+    EXPECT_TRUE((std::isnan(a) && std::isnan(b)) || a == b) << what << " element " << i << ": " << a << " vs " << b;
+  }
+}
+
 // Every activation of the fused-op contract with parameters.
 inline std::vector<ops::Epilogue> all_epilogues() {
   std::vector<ops::Epilogue> out;
