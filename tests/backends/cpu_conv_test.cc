@@ -111,10 +111,12 @@ TEST(CpuConv, MatchesReferenceOnEveryIsa) {
       auto dw = make_conv_depthwise_tactic(isa, false);
       EXPECT_EQ(dw->supports(g.node()), is_depthwise(c)) << describe(c);
       if (is_depthwise(c)) check_kernel(*dw, g, *want, mag, describe(c));
-      auto wino = make_conv_winograd_tactic(isa, false);
-      if (wino->supports(g.node())) {
-        ++winograd_cases;
-        check_kernel(*wino, g, *want, mag, describe(c));
+      for (int tile : {2, 4}) {
+        auto wino = make_conv_winograd_tactic(isa, false, tile);
+        if (wino->supports(g.node())) {
+          ++winograd_cases;
+          check_kernel(*wino, g, *want, mag, describe(c));
+        }
       }
     }
     for (bool blocked : {false, true}) {
@@ -123,7 +125,7 @@ TEST(CpuConv, MatchesReferenceOnEveryIsa) {
       if (onednn->supports(g.node())) check_kernel(*onednn, g, *want, mag, describe(c));
     }
   }
-  EXPECT_GE(winograd_cases, 3u);
+  EXPECT_GE(winograd_cases, 6u);
 }
 
 TEST(CpuFusedConv, EveryActivationAndResidual) {
@@ -159,8 +161,10 @@ TEST(CpuFusedConv, EveryActivationAndResidual) {
         for (Isa isa : supported_isas()) {
           check_kernel(*make_conv_gemm_tactic(isa, true), g, want, mag, what);
           if (is_depthwise(c)) check_kernel(*make_conv_depthwise_tactic(isa, true), g, want, mag, what);
-          auto wino = make_conv_winograd_tactic(isa, true);
-          if (wino->supports(g.node())) check_kernel(*wino, g, want, mag, what);
+          for (int tile : {2, 4}) {
+            auto wino = make_conv_winograd_tactic(isa, true, tile);
+            if (wino->supports(g.node())) check_kernel(*wino, g, want, mag, what);
+          }
         }
         for (bool blocked : {false, true}) check_kernel(*make_onednn_conv_tactic(blocked), g, want, mag, what);
       }
@@ -199,6 +203,7 @@ TEST(CpuConv, KernelsRunConcurrently) {
   Tensor mag = *g.run_reference({abs_tensor(x), abs_tensor(w), abs_tensor(b)});
   const Isa isa = detect_isa();
   for (const auto& tactic : {make_conv_gemm_tactic(isa, false), make_conv_winograd_tactic(isa, false),
+                             make_conv_winograd_tactic(isa, false, 4),
                              make_onednn_conv_tactic(false), make_onednn_conv_tactic(true)}) {
     auto kernel = tactic->prepare(g.node());
     ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();

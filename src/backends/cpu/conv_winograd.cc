@@ -1,13 +1,16 @@
-// Winograd F(2x2, 3x3) convolution for 3x3, stride-1, undilated, ungrouped
-// 2-D Conv / kiln.FusedConv (Lavin & Gray 2015). Each 2x2 output tile comes
-// from a 4x4 input tile: with U = G g G^T (weights, transformed and packed
-// once in prepare) and V = B^T d B (input tiles, transformed per run), the
-// 16 element-wise products summed over channels are 16 GEMMs
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution for 3x3, stride-1,
+// undilated, ungrouped 2-D Conv / kiln.FusedConv (Lavin & Gray 2015). Each
+// m x m output tile comes from an a x a input tile (a = m + 2): with
+// U = G g G^T (weights, transformed and packed once in prepare) and
+// V = B^T d B (input tiles, transformed per run), the a*a element-wise
+// products summed over channels are a*a GEMMs
 //   M_xi[M, tiles] = U_xi[M, C] x V_xi[C, tiles]
-// on the packed SGEMM, and Y = A^T M A gives the outputs: 2.25x fewer
-// multiplications than direct 3x3. Bias, residual and activation are applied
-// in the output transform.
+// on the packed SGEMM, and Y = A^T M A gives the outputs: 2.25x (F2) or 4x
+// (F4) fewer multiplications than direct 3x3; F4's larger coefficients cost
+// some precision (a few 1e-6 relative to the products' magnitude in fp32).
+// Bias, residual and activation are applied in the output transform.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -20,66 +23,127 @@
 namespace kiln::backends::cpu {
 namespace {
 
-constexpr int kTaps = 16;  // 4 x 4 transformed tile
+constexpr int kMaxA = 6;  // the largest input tile (F4)
 
-// U = G g G^T for one 3x3 kernel g (row-major), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
-void transform_kernel(const float* g, float* u) {
-  float t[4][3];
-  for (int j = 0; j < 3; ++j) {
-    t[0][j] = g[j];
-    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-    t[3][j] = g[6 + j];
+// The transform matrices of one variant: G [a x 3], B^T [a x a], A^T [m x a], row-major.
+struct WinogradSpec {
+  int m = 2;  // output tile
+  int a = 4;  // input tile
+  std::array<float, kMaxA * 3> g{};
+  std::array<float, kMaxA * kMaxA> bt{};
+  std::array<float, 4 * kMaxA> at{};
+  int taps() const { return a * a; }
+};
+
+const WinogradSpec& spec_f2() {
+  static const WinogradSpec s = [] {
+    WinogradSpec w;
+    w.m = 2;
+    w.a = 4;
+    w.g = {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1};
+    w.bt = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+    w.at = {1, 1, 1, 0, 0, 1, -1, -1};
+    return w;
+  }();
+  return s;
+}
+
+const WinogradSpec& spec_f4() {
+  static const WinogradSpec s = [] {
+    WinogradSpec w;
+    w.m = 4;
+    w.a = 6;
+    w.g = {1.0f / 4,  0,          0,         -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6,
+           1.0f / 24, 1.0f / 12,  1.0f / 6,  1.0f / 24, -1.0f / 12, 1.0f / 6, 0,         0,        1};
+    w.bt = {4, 0, -5, 0, 1, 0,   //
+            0, -4, -4, 1, 1, 0,  //
+            0, 4, -4, -1, 1, 0,  //
+            0, -2, -1, 2, 1, 0,  //
+            0, 2, -1, -2, 1, 0,  //
+            0, 4, 0, -5, 0, 1};
+    w.at = {1, 1, 1, 1, 1, 0,    //
+            0, 1, -1, 2, -2, 0,  //
+            0, 1, 1, 4, 4, 0,    //
+            0, 1, -1, 8, -8, 1};
+    return w;
+  }();
+  return s;
+}
+
+// U = G g G^T for one 3x3 kernel g (row-major) into u [a x a].
+void transform_kernel(const WinogradSpec& w, const float* g, float* u) {
+  float t[kMaxA][3];
+  for (int i = 0; i < w.a; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      t[i][j] = w.g[i * 3 + 0] * g[j] + w.g[i * 3 + 1] * g[3 + j] + w.g[i * 3 + 2] * g[6 + j];
+    }
   }
-  for (int i = 0; i < 4; ++i) {
-    u[i * 4 + 0] = t[i][0];
-    u[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-    u[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-    u[i * 4 + 3] = t[i][2];
+  for (int i = 0; i < w.a; ++i) {
+    for (int j = 0; j < w.a; ++j) {
+      u[i * w.a + j] = t[i][0] * w.g[j * 3 + 0] + t[i][1] * w.g[j * 3 + 1] + t[i][2] * w.g[j * 3 + 2];
+    }
   }
 }
 
-// V = B^T d B for one 4x4 input tile d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-void transform_input(const float d[4][4], float v[16]) {
-  float t[4][4];
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = d[0][j] - d[2][j];
-    t[1][j] = d[1][j] + d[2][j];
-    t[2][j] = d[2][j] - d[1][j];
-    t[3][j] = d[1][j] - d[3][j];
+// V = B^T d B for one a x a input tile d into v [a x a].
+template <int A>
+void transform_input(const float* bt, const float d[A][A], float* v) {
+  float t[A][A];
+  for (int i = 0; i < A; ++i) {
+    for (int j = 0; j < A; ++j) {
+      float acc = 0;
+      for (int k = 0; k < A; ++k) acc += bt[i * A + k] * d[k][j];
+      t[i][j] = acc;
+    }
   }
-  for (int i = 0; i < 4; ++i) {
-    v[i * 4 + 0] = t[i][0] - t[i][2];
-    v[i * 4 + 1] = t[i][1] + t[i][2];
-    v[i * 4 + 2] = t[i][2] - t[i][1];
-    v[i * 4 + 3] = t[i][1] - t[i][3];
+  for (int i = 0; i < A; ++i) {
+    for (int j = 0; j < A; ++j) {
+      float acc = 0;
+      for (int k = 0; k < A; ++k) acc += t[i][k] * bt[j * A + k];
+      v[i * A + j] = acc;
+    }
   }
 }
 
-// Y = A^T m A for one transformed 4x4 product m, A^T = [1 1 1 0; 0 1 -1 -1].
-void transform_output(const float m[16], float y[2][2]) {
-  float t[2][4];
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = m[j] + m[4 + j] + m[8 + j];
-    t[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+// Y = A^T m A for one transformed a x a product into y [m x m].
+template <int A>
+void transform_output(const float* at, const float* mv, float y[4][4]) {
+  constexpr int M = A - 2;
+  float t[M][A];
+  for (int i = 0; i < M; ++i) {
+    for (int j = 0; j < A; ++j) {
+      float acc = 0;
+      for (int k = 0; k < A; ++k) acc += at[i * A + k] * mv[k * A + j];
+      t[i][j] = acc;
+    }
   }
-  for (int i = 0; i < 2; ++i) {
-    y[i][0] = t[i][0] + t[i][1] + t[i][2];
-    y[i][1] = t[i][1] - t[i][2] - t[i][3];
+  for (int i = 0; i < M; ++i) {
+    for (int j = 0; j < M; ++j) {
+      float acc = 0;
+      for (int k = 0; k < A; ++k) acc += t[i][k] * at[j * A + k];
+      y[i][j] = acc;
+    }
   }
 }
 
 struct WinogradScratch {
-  AlignedFloats v;  // kTaps x [C, tiles]
-  AlignedFloats m;  // kTaps x [M, tiles]
+  AlignedFloats v;  // taps x [C, tiles]
+  AlignedFloats m;  // taps x [M, tiles]
 };
 
 class WinogradKernel final : public Kernel {
  public:
-  WinogradKernel(GemmConfig cfg, ops::Epilogue epi, std::vector<PackedMatrix> u, int64_t m, int64_t c)
-      : cfg_(cfg), epi_(epi), u_(std::move(u)), m_(m), c_(c) {}
+  WinogradKernel(const WinogradSpec& spec, GemmConfig cfg, ops::Epilogue epi, std::vector<PackedMatrix> u, int64_t m,
+                 int64_t c)
+      : spec_(spec), cfg_(cfg), epi_(epi), u_(std::move(u)), m_(m), c_(c) {}
 
-  Status run(ops::KernelContext& ctx) const override {
+  Status run(ops::KernelContext& ctx) const override { return spec_.a == 6 ? run_tiles<6>(ctx) : run_tiles<4>(ctx); }
+
+ private:
+  template <int A>
+  Status run_tiles(ops::KernelContext& ctx) const {
+    constexpr int T = A - 2;       // output tile
+    constexpr int kTaps = A * A;
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
       if (ctx.has_input(i) && (!ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32)) {
         return run_reference(ctx);
@@ -107,7 +171,7 @@ class WinogradKernel final : public Kernel {
     }
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
     if (g.oh <= 0 || g.ow <= 0) return Status::ok();
-    const int64_t th = (g.oh + 1) / 2, tw = (g.ow + 1) / 2, tiles = th * tw;
+    const int64_t th = (g.oh + T - 1) / T, tw = (g.ow + T - 1) / T, tiles = th * tw;
     thread_local WinogradScratch scratch;
     scratch.v.reserve_discard(kTaps * g.c * tiles);
     scratch.m.reserve_discard(kTaps * g.m * tiles);
@@ -129,24 +193,24 @@ class WinogradKernel final : public Kernel {
           const float* xc = xi + c * g.h * g.w;
           for (int64_t ty = 0; ty < th; ++ty) {
             for (int64_t tx = 0; tx < tw; ++tx) {
-              float d[4][4];
-              const int64_t y0 = ty * 2 - g.pt, x0 = tx * 2 - g.pl;
-              for (int i = 0; i < 4; ++i) {
+              float d[A][A];
+              const int64_t y0 = ty * T - g.pt, x0 = tx * T - g.pl;
+              for (int i = 0; i < A; ++i) {
                 const int64_t iy = y0 + i;
-                for (int j = 0; j < 4; ++j) {
+                for (int j = 0; j < A; ++j) {
                   const int64_t ix = x0 + j;
                   d[i][j] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? xc[iy * g.w + ix] : 0.0f;
                 }
               }
               float v[kTaps];
-              transform_input(d, v);
+              transform_input<A>(spec_.bt.data(), d, v);
               const int64_t t = ty * tw + tx;
               for (int e = 0; e < kTaps; ++e) vbuf[(e * g.c + c) * tiles + t] = v[e];
             }
           }
         }
       });
-      // 16 GEMMs: across taps when each is small, else each on all threads.
+      // One GEMM per tap: across taps when each is small, else each on all threads.
       const bool small = g.m * tiles * g.c < (int64_t{1} << 21);
       auto tap_gemm = [&](int64_t e, ThreadPool* inner) {
         gemm(cfg_, g.m, tiles, g.c, GemmOperand::prepacked(u_[static_cast<size_t>(e)]),
@@ -171,12 +235,12 @@ class WinogradKernel final : public Kernel {
           for (int64_t t = 0; t < tiles; ++t) {
             float mv[kTaps];
             for (int e = 0; e < kTaps; ++e) mv[e] = mbuf[(e * g.m + oc) * tiles + t];
-            float out[2][2];
-            transform_output(mv, out);
-            const int64_t oy0 = (t / tw) * 2, ox0 = (t % tw) * 2;
-            for (int i = 0; i < 2; ++i) {
+            float out[4][4];
+            transform_output<A>(spec_.at.data(), mv, out);
+            const int64_t oy0 = (t / tw) * T, ox0 = (t % tw) * T;
+            for (int i = 0; i < T; ++i) {
               if (oy0 + i >= g.oh) break;
-              for (int j = 0; j < 2; ++j) {
+              for (int j = 0; j < T; ++j) {
                 if (ox0 + j >= g.ow) break;
                 const int64_t pos = (oy0 + i) * g.ow + ox0 + j;
                 float v = out[i][j] + b;
@@ -193,16 +257,18 @@ class WinogradKernel final : public Kernel {
     return Status::ok();
   }
 
- private:
+  const WinogradSpec& spec_;
   GemmConfig cfg_;
   ops::Epilogue epi_;
-  std::vector<PackedMatrix> u_;  // kTaps matrices [M, C] in MR panels
+  std::vector<PackedMatrix> u_;  // one matrix [M, C] per tap, in MR panels
   int64_t m_, c_;
 };
 
 class WinogradTactic final : public OwnFusableTactic {
  public:
-  WinogradTactic(Isa isa, bool fused) : OwnFusableTactic("conv_winograd_f2x3", "Conv", isa, fused) {}
+  WinogradTactic(Isa isa, bool fused, int out_tile)
+      : OwnFusableTactic(out_tile == 4 ? "conv_winograd_f4x3" : "conv_winograd_f2x3", "Conv", isa, fused),
+        spec_(out_tile == 4 ? spec_f4() : spec_f2()) {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
@@ -227,27 +293,30 @@ class WinogradTactic final : public OwnFusableTactic {
     const GemmConfig cfg = gemm_config(isa_);
     const Tensor& w = node.input(1)->constant();
     const int64_t m = w.dim(0), c = w.dim(1);
-    std::vector<float> u(static_cast<size_t>(kTaps * m * c));  // [tap][m][c]
+    const int taps = spec_.taps();
+    std::vector<float> u(static_cast<size_t>(taps * m * c));  // [tap][m][c]
     for (int64_t oc = 0; oc < m; ++oc) {
       for (int64_t ic = 0; ic < c; ++ic) {
-        float t[kTaps];
-        transform_kernel(w.data<float>() + (oc * c + ic) * 9, t);
-        for (int e = 0; e < kTaps; ++e) u[static_cast<size_t>((e * m + oc) * c + ic)] = t[e];
+        float t[kMaxA * kMaxA];
+        transform_kernel(spec_, w.data<float>() + (oc * c + ic) * 9, t);
+        for (int e = 0; e < taps; ++e) u[static_cast<size_t>((e * m + oc) * c + ic)] = t[e];
       }
     }
     std::vector<PackedMatrix> packed;
-    for (int e = 0; e < kTaps; ++e) {
+    for (int e = 0; e < taps; ++e) {
       packed.push_back(pack_matrix({u.data() + e * m * c, c, 1}, m, c, cfg.kernel.mr, nullptr));
     }
-    return std::unique_ptr<Kernel>(new WinogradKernel(cfg, epi, std::move(packed), m, c));
+    return std::unique_ptr<Kernel>(new WinogradKernel(spec_, cfg, epi, std::move(packed), m, c));
   }
 
+ private:
+  const WinogradSpec& spec_;
 };
 
 }  // namespace
 
-std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused) {
-  return std::make_unique<WinogradTactic>(isa, fused);
+std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused, int out_tile) {
+  return std::make_unique<WinogradTactic>(isa, fused, out_tile);
 }
 
 }  // namespace kiln::backends::cpu

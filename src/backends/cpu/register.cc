@@ -20,8 +20,10 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
     registry.add("", "Conv", make_conv_gemm_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
-    registry.add("", "Conv", make_conv_winograd_tactic(isa, false));
-    registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true));
+    for (int tile : {2, 4}) {
+      registry.add("", "Conv", make_conv_winograd_tactic(isa, false, tile));
+      registry.add("kiln", "FusedConv", make_conv_winograd_tactic(isa, true, tile));
+    }
   }
   // Int8 layers: the best u8s8 variant (the portable one only without AVX2).
   const Int8Variant int8 = supported_int8_variants().front();

@@ -29,9 +29,10 @@ std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused);
 // along the output row. "own.conv_depthwise.<isa>" / "own.fused_conv_depthwise.<isa>".
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
 
-// Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped 2-D Conv /
-// kiln.FusedConv. "own.conv_winograd_f2x3.<isa>" / "own.fused_conv_winograd_f2x3.<isa>".
-std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused);
+// Winograd F(2x2, 3x3) (out_tile 2) or F(4x4, 3x3) (out_tile 4) for 3x3
+// stride-1 undilated ungrouped 2-D Conv / kiln.FusedConv.
+// "own.conv_winograd_f<2|4>x3.<isa>" / "own.fused_conv_winograd_f<2|4>x3.<isa>".
+std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused, int out_tile = 2);
 
 // Softmax (last axis; any axis of the pre-13 form) and LayerNormalization
 // (last axis, Y only), fp32. Row kernels exist for generic and AVX2 (also
