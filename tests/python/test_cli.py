@@ -167,3 +167,40 @@ def test_inspect_json(kiln_exe):
         assert info["inputs"][0]["shape"][0] == "batch"
         assert [o["name"] for o in info["outputs"]] == [o.name for o in model.graph.output]
         assert info["initializers"] == len(model.graph.initializer)
+
+
+@pytest.mark.parametrize("given,want", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_wait_policy_is_passive_unless_set(kiln_exe, tmp_path, given, want):
+    """kiln sets OMP_WAIT_POLICY=PASSIVE and executes itself again when the
+    variable is unset (libgomp reads it once, at load); an explicit value wins.
+    Seen in the environment of a running `kiln serve` (/proc/PID/environ)."""
+    import os
+    import time
+    import urllib.request
+
+    from server_util import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    (tmp_path / "repo").mkdir()
+    port = free_port()
+    proc = subprocess.Popen([kiln_exe, "serve", "--model-repository", str(tmp_path / "repo"), "--http-address",
+                             "127.0.0.1", "--http-port", str(port), "--grpc-port", str(free_port()), "--metrics-port",
+                             str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert proc.poll() is None, f"kiln serve exited with {proc.returncode}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        with open(f"/proc/{proc.pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+        assert f"OMP_WAIT_POLICY={want}".encode() in environ
+    finally:
+        proc.terminate()
+        proc.wait(30)
