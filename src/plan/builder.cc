@@ -1,6 +1,8 @@
 #include "plan/builder.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <flatbuffers/base.h>
 
 #include "core/error.h"
@@ -29,6 +31,11 @@ std::map<std::string, Dims> profile_point(const std::vector<InputProfile>& profi
 }
 
 }  // namespace
+
+bool skip_timing_requested() {
+  const char* v = std::getenv("KILN_SKIP_TIMING");
+  return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
+}
 
 Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* report) {
   const auto t0 = Clock::now();

@@ -53,6 +53,10 @@ struct BuildReport {
   double total_seconds = 0;
 };
 
+// True when the environment variable KILN_SKIP_TIMING (set, neither "" nor
+// "0") asks the builds that time tactics by default (Session, server) not to.
+bool skip_timing_requested();
+
 // Builds a plan from `model` (consumed: its graph becomes the plan's).
 Result<Plan> build(ir::Model model, const BuildOptions& options = {}, BuildReport* report = nullptr);
 

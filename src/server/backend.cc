@@ -1,10 +1,7 @@
 #include "server/backend.h"
 
 #include <charconv>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <map>
 #include <system_error>
 
 #include "core/error.h"
@@ -19,16 +16,35 @@
 namespace kiln::server {
 namespace {
 
-TensorSpec spec_of(const runtime::IoBinding& io) {
+TensorSpec make_spec(const std::string& name, DataType dtype, const Shape& shape, bool optional) {
   TensorSpec spec;
-  spec.name = io.name;
-  spec.dtype = io.dtype;
-  spec.optional = io.optional;
-  spec.rank_known = io.shape.rank_known();
+  spec.name = name;
+  spec.dtype = dtype;
+  spec.optional = optional;
+  spec.rank_known = shape.rank_known();
   if (spec.rank_known) {
-    for (const Dim& d : io.shape.dims()) spec.dims.push_back(d.known() ? d.value : -1);
+    for (const Dim& d : shape.dims()) spec.dims.push_back(d.known() ? d.value : -1);
   }
   return spec;
+}
+
+TensorSpec spec_of(const runtime::IoBinding& io) { return make_spec(io.name, io.dtype, io.shape, io.optional); }
+
+// The tensor inputs and outputs as the model file declares them (the engine
+// lists the same values; a plan may fix dims the model leaves open).
+struct DeclaredIo {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+DeclaredIo declared_io(const ir::Graph& graph) {
+  DeclaredIo io;
+  auto add = [](const ir::Value* v, std::vector<TensorSpec>& specs) {
+    if (v->type().is_tensor()) specs.push_back(make_spec(v->name(), v->type().dtype, v->type().shape, v->is_constant()));
+  };
+  for (const ir::Value* v : graph.inputs()) add(v, io.inputs);
+  for (const ir::Value* v : graph.outputs()) add(v, io.outputs);
+  return io;
 }
 
 class EngineInstance final : public BackendInstance {
@@ -44,35 +60,26 @@ class EngineInstance final : public BackendInstance {
 
 // A model run by the runtime's Engine (shared, immutable) with one
 // ExecutionContext per instance.
-// The dims a model file declares for its inputs and outputs, by name.
-using DeclaredShapes = std::map<std::string, Shape>;
-
-DeclaredShapes declared_shapes(const ir::Graph& graph) {
-  DeclaredShapes out;
-  for (const ir::Value* v : graph.inputs()) out[v->name()] = v->type().shape;
-  for (const ir::Value* v : graph.outputs()) out[v->name()] = v->type().shape;
-  return out;
-}
-
 class EngineBackend final : public ModelBackend {
  public:
   // `declared`: the model's own dims, shown instead of the plan's (a plan
   // built for one batch size still serves a variable batch dimension).
-  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path, const DeclaredShapes& declared = {})
+  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path, const DeclaredIo* declared = nullptr)
       : engine_(std::move(engine)), path_(std::move(path)) {
-    auto add = [&](const runtime::IoBinding& io, std::vector<TensorSpec>& specs) {
+    auto add = [](const runtime::IoBinding& io, const std::vector<TensorSpec>* model, std::vector<TensorSpec>& specs) {
       TensorSpec spec = spec_of(io);
-      if (auto it = declared.find(io.name); it != declared.end() && it->second.rank_known()) {
-        spec.dims.clear();
-        for (const Dim& d : it->second.dims()) spec.dims.push_back(d.known() ? d.value : -1);
+      if (model != nullptr) {
+        for (const TensorSpec& m : *model) {
+          if (m.name == io.name && m.rank_known) spec.dims = m.dims;
+        }
       }
       specs.push_back(std::move(spec));
     };
     for (const auto& io : engine_->inputs()) {
-      if (io.is_tensor) add(io, inputs_);
+      if (io.is_tensor) add(io, declared != nullptr ? &declared->inputs : nullptr, inputs_);
     }
     for (const auto& io : engine_->outputs()) {
-      if (io.is_tensor) add(io, outputs_);
+      if (io.is_tensor) add(io, declared != nullptr ? &declared->outputs : nullptr, outputs_);
     }
   }
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
@@ -110,8 +117,7 @@ bool truthy(std::string s) {
 // Whether the model's plan times its candidate kernels: on unless the config
 // parameter kiln_time_tactics or the environment variable KILN_SKIP_TIMING says otherwise.
 bool time_tactics(const inference::ModelConfig& config) {
-  const char* env = std::getenv("KILN_SKIP_TIMING");
-  if (env != nullptr && std::strcmp(env, "") != 0 && std::strcmp(env, "0") != 0) return false;
+  if (plan::skip_timing_requested()) return false;
   auto it = config.parameters().find("kiln_time_tactics");
   return it == config.parameters().end() || truthy(it->second.string_value());
 }
@@ -120,20 +126,14 @@ bool time_tactics(const inference::ModelConfig& config) {
 // > 0) from 1 to max_batch_size, timed at max_batch_size; every other dim
 // from the model, or from the config where the model leaves it open. False
 // when a dim stays unknown: the plan is then built for any shape, untimed.
-bool batch_profile(const ir::Graph& graph, const inference::ModelConfig& config, plan::BuildOptions& bo) {
+bool batch_profile(const ir::Graph& graph, const DeclaredIo& declared, const inference::ModelConfig& config,
+                   plan::BuildOptions& bo) {
   int64_t max_batch = config.max_batch_size();
-  // A config without inputs and outputs is completed later (complete_config);
-  // a model whose every input and output has a variable first dim then
-  // batches up to kDefaultMaxBatchSize.
-  if (max_batch == 0 && config.input_size() == 0 && config.output_size() == 0) {
-    auto batchable = [](const ir::Value* v) {
-      const ir::ValueType& t = v->type();
-      return t.is_tensor() && t.shape.rank_known() && t.shape.rank() > 0 && !t.shape[0].known();
-    };
-    bool all = !graph.outputs().empty();
-    for (const ir::Value* v : graph.inputs()) all = all && (v->is_constant() || batchable(v));
-    for (const ir::Value* v : graph.outputs()) all = all && batchable(v);
-    if (all) max_batch = kDefaultMaxBatchSize;
+  // A config without inputs and outputs is completed later, by
+  // complete_config's rule: kDefaultMaxBatchSize when batching is possible.
+  if (max_batch == 0 && config.input_size() == 0 && config.output_size() == 0 &&
+      batching_possible(declared.inputs, declared.outputs)) {
+    max_batch = kDefaultMaxBatchSize;
   }
   for (const ir::Value* v : graph.inputs()) {
     if (v->is_constant()) continue;
@@ -170,13 +170,14 @@ bool batch_profile(const ir::Graph& graph, const inference::ModelConfig& config,
 // An ONNX model's engine: the optimizer's passes and one chosen kernel per
 // layer (a plan), or the reference interpreter when the plan cannot be
 // built (logged; the model still loads and answers).
-Result<std::shared_ptr<runtime::Engine>> onnx_engine(ir::Model model, const inference::ModelConfig& config,
+Result<std::shared_ptr<runtime::Engine>> onnx_engine(ir::Model model, const DeclaredIo& declared,
+                                                     const inference::ModelConfig& config,
                                                      const runtime::EngineOptions& options, const std::string& path) {
   plan::BuildOptions bo;
   bo.threads = options.threads;
   bo.warmup = 1;
   bo.repeats = 3;
-  const bool profiled = batch_profile(*model.graph, config, bo);
+  const bool profiled = batch_profile(*model.graph, declared, config, bo);
   if (!profiled) bo.min_shapes = bo.opt_shapes = bo.max_shapes = {};
   bo.time_tactics = profiled && time_tactics(config);
   plan::BuildReport report;
@@ -222,11 +223,11 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
     return std::shared_ptr<const ModelBackend>(std::make_shared<EngineBackend>(std::move(engine), path.string()));
   }
   KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path.string()));
-  const DeclaredShapes declared = declared_shapes(*model.graph);
+  const DeclaredIo declared = declared_io(*model.graph);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine,
-                        onnx_engine(std::move(model), config, options, path.string()));
+                        onnx_engine(std::move(model), declared, config, options, path.string()));
   return std::shared_ptr<const ModelBackend>(
-      std::make_shared<EngineBackend>(std::move(engine), path.string(), declared));
+      std::make_shared<EngineBackend>(std::move(engine), path.string(), &declared));
 }
 
 }  // namespace kiln::server

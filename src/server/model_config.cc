@@ -30,12 +30,6 @@ class ParseErrors final : public google::protobuf::io::ErrorCollector {
   std::string first_;
 };
 
-bool batching_possible(const ModelBackend& backend) {
-  auto batchable = [](const TensorSpec& t) { return t.rank_known && !t.dims.empty() && t.dims[0] < 0; };
-  if (backend.inputs().empty() && backend.outputs().empty()) return false;
-  return std::all_of(backend.inputs().begin(), backend.inputs().end(), batchable) &&
-         std::all_of(backend.outputs().begin(), backend.outputs().end(), batchable);
-}
 
 template <class T>
 void fill_dims(T* io, const TensorSpec& spec, bool batching) {
@@ -205,8 +199,14 @@ Status resolve_platform(inference::ModelConfig& config) {
   return Status::ok();
 }
 
+bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs) {
+  auto batchable = [](const TensorSpec& t) { return t.rank_known && !t.dims.empty() && t.dims[0] < 0; };
+  if (inputs.empty() && outputs.empty()) return false;
+  return std::all_of(inputs.begin(), inputs.end(), batchable) && std::all_of(outputs.begin(), outputs.end(), batchable);
+}
+
 Status complete_config(inference::ModelConfig& config, const ModelBackend& backend) {
-  const bool can_batch = batching_possible(backend);
+  const bool can_batch = batching_possible(backend.inputs(), backend.outputs());
   const bool auto_io = config.input_size() == 0 && config.output_size() == 0;
   if (can_batch && config.max_batch_size() == 0 && auto_io) config.set_max_batch_size(kDefaultMaxBatchSize);
   if (!can_batch && config.max_batch_size() > 0) {

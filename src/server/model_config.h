@@ -30,6 +30,10 @@ Result<inference::ModelConfig> read_model_config(const std::string& model_dir, c
 // else is an error naming what Kiln serves.
 Status resolve_platform(inference::ModelConfig& config);
 
+// True if every input and output has a variable first (batch) dimension, so
+// that an auto-completed config may batch the model.
+bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs);
+
 // Fills what the config leaves out from the model (inputs, outputs,
 // max_batch_size, dynamic_batching, instance_group, version_policy) the way
 // Triton's onnxruntime backend does, then checks the config against the
