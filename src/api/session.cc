@@ -4,16 +4,14 @@
 
 #include "core/datum.h"
 #include "core/error.h"
+#include "onnx/exporter.h"
 #include "onnx/importer.h"
 #include "passes/pipeline.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
-#include "onnx/exporter.h"
 #include "runtime/engine.h"
 
-#include <cstdlib>
-#include <cstring>
-#include <list>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -35,13 +33,13 @@ struct Session::Impl {
   std::vector<IoInfo> inputs;
   std::vector<IoInfo> outputs;
 
-  // Set for a dynamic-shape ONNX model built with timing: the model to rebuild per shape.
+  // Set for an ONNX model with dynamic input dims: the model to build again per shape.
   std::string model_bytes;
   std::string model_name;
   plan::BuildOptions build_options;
   runtime::EngineOptions engine_options;
   std::mutex mu;  // guards the two below; held while a shape's plan builds
-  std::list<std::pair<std::string, std::shared_ptr<runtime::Engine>>> specialized;  // most recently used first
+  std::map<std::string, std::shared_ptr<runtime::Engine>> specialized;  // by the feeds' names and dims
   std::set<std::string> unbuildable;  // shapes whose build failed: the generic engine answers
 
   // The engine to run `feeds` on.
@@ -59,11 +57,7 @@ std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feed
     key += name + ":" + dims_to_string(dims) + ";";
   }
   std::lock_guard<std::mutex> lock(mu);
-  for (auto it = specialized.begin(); it != specialized.end(); ++it) {
-    if (it->first != key) continue;
-    specialized.splice(specialized.begin(), specialized, it);
-    return it->second;
-  }
+  if (auto it = specialized.find(key); it != specialized.end()) return it->second;
   if (unbuildable.count(key) != 0 || specialized.size() >= kMaxSpecialized) return engine;
   auto built = [&]() -> Result<std::shared_ptr<runtime::Engine>> {
     KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_bytes(model_bytes, "", model_name));
@@ -76,7 +70,7 @@ std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feed
     if (unbuildable.size() < 64) unbuildable.insert(key);
     return engine;
   }
-  specialized.emplace_front(key, *built);
+  specialized.emplace(key, *built);
   return *built;
 }
 
@@ -124,11 +118,6 @@ Result<std::unique_ptr<Session::Impl>> finish_impl(Result<std::shared_ptr<runtim
   return impl;
 }
 
-bool skip_timing_env() {
-  const char* v = std::getenv("KILN_SKIP_TIMING");
-  return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
-}
-
 // True if a tensor input of `graph` has an unknown rank or dim.
 bool has_dynamic_tensor_inputs(const ir::Graph& graph) {
   for (const ir::Value* v : graph.inputs()) {
@@ -154,7 +143,7 @@ Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionO
   }
   plan::BuildOptions bo;
   bo.threads = options.threads;
-  bo.time_tactics = options.time_tactics && !skip_timing_env();
+  bo.time_tactics = options.time_tactics && !plan::skip_timing_requested();
   bo.warmup = 1;
   bo.repeats = 3;
   // Dynamic tensor inputs: keep the model to build it again per run-time shape.
