@@ -1,29 +1,13 @@
 #include "plan/layouts.h"
 
 #include <array>
-#include <set>
 #include <string>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "passes/graph_util.h"
 
 namespace kiln::plan {
-namespace {
-
-// Names of the values any subgraph (at any depth) captures from an enclosing graph.
-void collect_captures(const ir::Graph& g, std::set<std::string>& out) {
-  for (const ir::Value* v : g.captures()) out.insert(v->name());
-  for (const auto& n : g.nodes()) {
-    for (const auto& [name, a] : n->attributes()) {
-      if (a.g) collect_captures(*a.g, out);
-      for (const auto& sub : a.graphs) {
-        if (sub) collect_captures(*sub, out);
-      }
-    }
-  }
-}
-
-}  // namespace
 
 Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& layers,
                                        std::vector<std::shared_ptr<const backends::Kernel>>& kernels,
@@ -42,16 +26,7 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
     tactic[k] = registry.find(layers[k].tactic);
     if (tactic[k] != nullptr) layout[k] = tactic[k]->blocked_layout(*nodes[k]);
   }
-  std::set<std::string> captured;
-  for (const ir::Node* n : nodes) {
-    for (const auto& [name, a] : n->attributes()) {
-      if (a.g) collect_captures(*a.g, captured);
-      for (const auto& sub : a.graphs) {
-        if (sub) collect_captures(*sub, captured);
-      }
-    }
-  }
-  std::set<const ir::Value*> outputs(graph.outputs().begin(), graph.outputs().end());
+  const passes::Pinned pinned(graph);  // graph outputs and captured values stay NCHW
 
   // flags[k]: input 0, input 3 and output 0 of node k stay blocked.
   std::vector<std::array<int64_t, 3>> flags(nodes.size(), {0, 0, 0});
@@ -59,7 +34,7 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (layout[k].empty() || nodes[k]->num_outputs() != 1) continue;
     const ir::Value* v = nodes[k]->output(0);
-    if (v == nullptr || v->uses().empty() || outputs.count(v) != 0 || captured.count(v->name()) != 0) continue;
+    if (v == nullptr || v->uses().empty() || pinned(v)) continue;
     bool ok = true;
     for (const ir::Use& u : v->uses()) {
       auto it = step.find(u.node);

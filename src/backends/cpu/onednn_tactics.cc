@@ -426,31 +426,31 @@ class OnednnConvTactic final : public Tactic {
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
-    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
-    ops::Epilogue epi;
-    if (node.op_type() == "FusedConv") {
-      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
-    }
     KILN_ASSIGN_OR_RETURN(BlockedIo io, read_blocked_io(node));
     if (io.any() && !blocked_) return invalid_argument("{}: kiln_blocked needs onednn.conv_blocked", node.describe());
-    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
+    return make_kernel(node, io);
   }
 
   Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const override {
     const std::string layout = blocked_layout(node);
     if (layout.empty()) return prepare(node);
-    ops::Epilogue epi;
-    if (node.op_type() == "FusedConv") {
-      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
-    }
     BlockedIo io;
     io.src = io.dst = true;
     io.residual = node.input(3) != nullptr;
     io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
-    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
+    return make_kernel(node, io);
   }
 
  private:
+  Result<std::unique_ptr<Kernel>> make_kernel(const ir::Node& node, BlockedIo io) const {
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
+    ops::Epilogue epi;
+    if (node.op_type() == "FusedConv") {
+      KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
+    }
+    return std::unique_ptr<Kernel>(new OnednnConvKernel(node.input(1)->constant().clone(), epi, blocked_, io));
+  }
+
   bool blocked_;
 };
 
