@@ -119,16 +119,18 @@ def free_port() -> int:
 
 
 class KilnServer:
-    """A `kiln serve` child process on free ports; stop() sends SIGTERM and returns the exit code."""
+    """A `kiln serve` child process on free ports; stop() sends SIGTERM and returns the exit code.
+    `env`: the child's whole environment (default: this process's)."""
 
-    def __init__(self, repo: Path, *args: str, exe: str | None = None, wait_ready: bool = True):
+    def __init__(self, repo: Path, *args: str, exe: str | None = None, wait_ready: bool = True,
+                 env: dict[str, str] | None = None):
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         exe = exe or kiln_exe()
         self.cmd = [exe, "serve", "--model-repository", str(repo), "--http-address", "127.0.0.1",
                     "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                     "--metrics-port", str(self.metrics_port), *args]
         self.log = open(repo.parent / f"server_{self.http_port}.log", "w+")
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_live(ready=wait_ready)
 
     @property

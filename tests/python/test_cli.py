@@ -175,32 +175,17 @@ def test_openmp_wait_policy_is_passive_unless_set(kiln_exe, tmp_path, given, wan
     variable is unset (libgomp reads it once, at load); an explicit value wins.
     Seen in the environment of a running `kiln serve` (/proc/PID/environ)."""
     import os
-    import time
-    import urllib.request
 
-    from server_util import free_port
+    from server_util import KilnServer
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if given is not None:
         env["OMP_WAIT_POLICY"] = given
     (tmp_path / "repo").mkdir()
-    port = free_port()
-    proc = subprocess.Popen([kiln_exe, "serve", "--model-repository", str(tmp_path / "repo"), "--http-address",
-                             "127.0.0.1", "--http-port", str(port), "--grpc-port", str(free_port()), "--metrics-port",
-                             str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = KilnServer(tmp_path / "repo", exe=kiln_exe, wait_ready=False, env=env)
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            assert proc.poll() is None, f"kiln serve exited with {proc.returncode}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        with open(f"/proc/{proc.pid}/environ", "rb") as f:
+        with open(f"/proc/{srv.proc.pid}/environ", "rb") as f:
             environ = f.read().split(b"\0")
         assert f"OMP_WAIT_POLICY={want}".encode() in environ
     finally:
-        proc.terminate()
-        proc.wait(30)
+        srv.stop()
