@@ -131,6 +131,22 @@ TEST(PlanFile, NewerFormatIsRefused) {
   EXPECT_NE(p.status().message().find("newer"), std::string::npos) << p.status().message();
 }
 
+TEST(PlanFile, ProfilesThatAreNotMinOptMaxAreRefused) {
+  for (int variant = 0; variant < 2; ++variant) {
+    Plan plan = build_conv();
+    ASSERT_FALSE(plan.profiles.empty());
+    if (variant == 0) {
+      plan.profiles[0].max[0] = plan.profiles[0].min[0] - 1;  // max below min
+    } else {
+      plan.profiles[0].opt.pop_back();  // opt of another rank
+    }
+    std::string bytes = serialize_plan(plan).value();
+    auto p = load_plan_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), nullptr, "profile.plan");
+    ASSERT_FALSE(p.is_ok()) << "variant " << variant;
+    EXPECT_NE(p.status().message().find("shape profile of input 'x'"), std::string::npos) << p.status().message();
+  }
+}
+
 TEST(PlanFile, MissingCpuFeaturesAreRefused) {
   Plan plan = build_conv();
   plan.target.required = {"avx512_vnni", "amx_imaginary"};
