@@ -36,6 +36,12 @@ class Kernel {
   // State worth storing in a plan (e.g. weights packed for the microkernel);
   // empty when there is none. Tactic::load() restores a kernel from it.
   virtual std::vector<uint8_t> serialize() const { return {}; }
+  // True when run() writes every element of every output it allocates, so
+  // the executor need not zero-fill their arena blocks first (for a memory-
+  // bound network that fill is several percent of the run). A kernel that
+  // says so and falls back to a reference kernel must do it through
+  // cpu::run_reference, which gives the reference zero-filled outputs.
+  virtual bool fills_outputs() const { return false; }
 };
 
 class Tactic {

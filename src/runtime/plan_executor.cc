@@ -20,9 +20,11 @@ class ArenaAllocator final : public ops::OutputAllocator {
   ArenaAllocator(const std::vector<Block>& blocks, const std::shared_ptr<void>& arena)
       : blocks_(blocks), arena_(arena), base_(static_cast<uint8_t*>(arena.get())) {}
 
-  void begin_step(const exec::Program::Step* step, const std::vector<Datum>* inputs) {
+  // zero_fill: the step's kernel may count on zero-filled outputs.
+  void begin_step(const exec::Program::Step* step, const std::vector<Datum>* inputs, bool zero_fill) {
     step_ = step;
     inputs_ = inputs;
+    zero_fill_ = zero_fill;
   }
 
   Tensor allocate(const ir::Node& node, size_t index, DataType dtype, const Dims& dims) override {
@@ -44,7 +46,7 @@ class ArenaAllocator final : public ops::OutputAllocator {
                           d.tensor().dims() == dims);
       }
       if (!found) return {};
-    } else {
+    } else if (zero_fill_) {
       std::memset(p, 0, static_cast<size_t>(nbytes));
     }
     return Tensor::wrap(dtype, dims, p, arena_);
@@ -56,6 +58,7 @@ class ArenaAllocator final : public ops::OutputAllocator {
   uint8_t* base_;
   const exec::Program::Step* step_ = nullptr;
   const std::vector<Datum>* inputs_ = nullptr;
+  bool zero_fill_ = true;
 };
 
 // Runs subgraphs on the reference interpreter in the scope of this execution.
@@ -239,7 +242,7 @@ Result<std::vector<Datum>> PlanExecutor::run(std::span<const Datum> inputs, Thre
     out.assign(step.outputs.size(), Datum());
     ops::KernelContext ctx(*step.node, in, out, pool, &runner);
     if (arena) {
-      allocator.begin_step(&step, &in);
+      allocator.begin_step(&step, &in, !kernels_[k]->fills_outputs());
       ctx.set_allocator(&allocator);
     }
     auto t0 = layer_ms ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -44,6 +45,17 @@ struct NodeInput {
   bool absent = false;
 };
 
+// Gives every output uninitialized-looking storage: all bytes 0xff.
+class PoisonedOutputs final : public ops::OutputAllocator {
+ public:
+  Tensor allocate(const ir::Node&, size_t, DataType dtype, const Dims& dims) override {
+    if (dtype == DataType::kString || dtype == DataType::kUndefined) return {};
+    Tensor t = Tensor::empty(dtype, dims);
+    if (t.nbytes() > 0) std::memset(t.raw_data(), 0xff, t.nbytes());
+    return t;
+  }
+};
+
 // Owns a graph with one node of (domain, op) over `inputs`.
 class OneNode {
  public:
@@ -75,10 +87,15 @@ class OneNode {
   ir::Node& node() { return *node_; }
   const std::vector<Datum>& feeds() const { return feeds_; }
 
-  // Runs `kernel` on the node's inputs.
+  // Runs `kernel` on the node's inputs. A kernel that says it writes all of
+  // its outputs (Kernel::fills_outputs, so the arena skips zero-filling them)
+  // gets outputs full of 0xff bytes (NaN as float): what it leaves unwritten
+  // shows in the comparison with the reference.
   Result<Tensor> run(const Kernel& kernel, ThreadPool* pool) {
     std::vector<Datum> outs(1);
     ops::KernelContext ctx(*node_, feeds_, outs, pool, nullptr);
+    PoisonedOutputs poisoned;
+    if (kernel.fills_outputs()) ctx.set_allocator(&poisoned);
     KILN_RETURN_IF_ERROR(kernel.run(ctx));
     return outs[0].tensor();
   }

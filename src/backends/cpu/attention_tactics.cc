@@ -175,6 +175,7 @@ class AttentionKernel final : public Kernel {
  public:
   AttentionKernel(Isa isa, SoftmaxRowFn softmax) : cfg_(gemm_config(isa)), softmax_(softmax) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (ctx.num_inputs() < 3) return run_reference(ctx);
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {

@@ -130,6 +130,7 @@ class ConvGemmKernel final : public Kernel {
   ConvGemmKernel(GemmConfig cfg, ops::Epilogue epi, std::vector<PackedMatrix> w)
       : cfg_(cfg), epi_(epi), w_(std::move(w)) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
     if (!read_conv_inputs(ctx, in)) return run_reference(ctx);
@@ -276,6 +277,7 @@ class DepthwiseKernel final : public Kernel {
  public:
   DepthwiseKernel(DepthwiseRowFn row, ops::Epilogue epi) : row_(row), epi_(epi) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
     if (!read_conv_inputs(ctx, in)) return run_reference(ctx);

@@ -137,6 +137,7 @@ class WinogradKernel final : public Kernel {
                  int64_t c)
       : spec_(spec), cfg_(cfg), epi_(epi), u_(std::move(u)), m_(m), c_(c) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override { return spec_.a == 6 ? run_tiles<6>(ctx) : run_tiles<4>(ctx); }
 
  private:

@@ -42,6 +42,7 @@ class MatMulKernel final : public Kernel {
   MatMulKernel(GemmConfig cfg, ops::Epilogue epi, std::optional<PackedMatrix> b)
       : cfg_(cfg), epi_(epi), b_(std::move(b)) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx)) return run_reference(ctx);
     const Tensor& a = ctx.input(0);
@@ -190,6 +191,7 @@ class GemmKernel final : public Kernel {
   GemmKernel(GemmConfig cfg, ops::Epilogue epi, std::optional<PackedMatrix> b)
       : cfg_(cfg), epi_(epi), b_(std::move(b)) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx)) return run_reference(ctx);
     const ir::Node& node = ctx.node();

@@ -119,6 +119,7 @@ class QConvKernel final : public Kernel {
     r_.bind();
   }
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     if (x.rank() != 4 || x.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) return run_reference(ctx);
@@ -205,6 +206,7 @@ class QGemmKernel final : public Kernel {
  public:
   QGemmKernel(PackedInt8B b, Requant r) : b_(std::move(b)), r_(std::move(r)) { r_.bind(); }
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     const Tensor& a = ctx.input(0);
     if (a.rank() < 1 || a.dim(a.rank() - 1) != b_.k || a.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) {

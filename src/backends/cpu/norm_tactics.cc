@@ -51,6 +51,7 @@ bool rows_of(const ir::Node& node, const Dims& dims, bool legacy_softmax, int64_
 class SoftmaxKernel final : public Kernel {
  public:
   explicit SoftmaxKernel(SoftmaxRowFn row) : row_(row) {}
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.input(0).dtype() != DataType::kFloat32) {
       return run_reference(ctx);
@@ -72,6 +73,7 @@ class SoftmaxKernel final : public Kernel {
 class LayerNormKernel final : public Kernel {
  public:
   explicit LayerNormKernel(LayerNormRowFn row) : row_(row) {}
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
       if (ctx.has_input(i) && (!ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32)) {

@@ -107,6 +107,7 @@ class OnednnMatMulKernel final : public Kernel {
   OnednnMatMulKernel(Tensor w, std::vector<float> const_bias, bool runtime_bias, ops::Epilogue epi, bool gemm)
       : w_(std::move(w)), const_bias_(std::move(const_bias)), runtime_bias_(runtime_bias), epi_(epi), gemm_(gemm) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!inputs_f32(ctx)) return run_reference(ctx);
     const Tensor& a = ctx.input(0);
@@ -286,6 +287,7 @@ class OnednnConvKernel final : public Kernel {
   OnednnConvKernel(Tensor w, ops::Epilogue epi, bool blocked, BlockedIo io)
       : w_(std::move(w)), epi_(epi), blocked_(blocked), io_(io) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     // A value kept in the blocked layout means nothing to the reference kernel.
     auto fallback = [&]() -> Status {

@@ -224,6 +224,7 @@ class PoolKernel final : public Kernel {
  public:
   explicit PoolKernel(PoolKind kind) : kind_(kind) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor()) return run_reference(ctx);
     const Tensor& x = ctx.input(0);

@@ -54,6 +54,7 @@ class QdqKernel final : public Kernel {
   QdqKernel(bool quantize, float scale, int32_t zp, DataType q_type)
       : quantize_(quantize), scale_(scale), zp_(zp), q_type_(q_type) {}
 
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     const Tensor& x = ctx.input(0);
     if (x.dtype() != (quantize_ ? DataType::kFloat32 : q_type_)) return run_reference(ctx);

@@ -250,6 +250,7 @@ bool copyable(DataType t) {
 
 class TransposeKernel final : public Kernel {
  public:
+  bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || !copyable(ctx.input(0).dtype())) return run_reference(ctx);
     const Tensor& x = ctx.input(0);
