@@ -36,15 +36,15 @@ ir::Value* unary(ir::Graph& g, const std::string& op, ir::Value* x, const std::s
   return y;
 }
 
-// x [N, 8, 12, 12] -> conv a (16) -> relu -> conv b (16) + a -> relu -> depthwise c -> conv d (8, 1x1) = y;
+// x [N, 3, 12, 12] -> conv a (16; reads NCHW as a network's first layer does) -> relu -> conv b (16) + a -> relu -> depthwise c -> conv d (8, 1x1) = y;
 // also s = Sigmoid(b's sum): the sum leaves the chain.
 ir::Model chain_model() {
   auto g = std::make_shared<ir::Graph>("chain");
   g->set_opset_imports({{"", 17}});
   ir::Value* x =
-      g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 8, 12, 12}))).value();
+      g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 3, 12, 12}))).value();
   g->add_input(x);
-  ir::Value* a = unary(*g, "Relu", conv(*g, x, test::random_tensor({16, 8, 3, 3}, 1), "a")->output(0), "a_relu");
+  ir::Value* a = unary(*g, "Relu", conv(*g, x, test::random_tensor({16, 3, 3, 3}, 1), "a")->output(0), "a_relu");
   ir::Value* b = conv(*g, a, test::random_tensor({16, 16, 3, 3}, 2), "b")->output(0);
   ir::Value* sum = test::value(*g, "sum");
   g->add_node("Add", {b, a}, {sum}, "add")->set_opset(17);
@@ -59,11 +59,11 @@ ir::Model chain_model() {
   return model;
 }
 
-runtime::NamedTensors feeds() { return {{"x", test::random_tensor({2, 8, 12, 12}, 9)}}; }
+runtime::NamedTensors feeds() { return {{"x", test::random_tensor({2, 3, 12, 12}, 9)}}; }
 
 Plan build_chain(bool blocked, const backends::TacticRegistry& registry) {
   BuildOptions o;
-  o.shapes = parse_shape_spec("x:2x8x12x12").value();
+  o.shapes = parse_shape_spec("x:2x3x12x12").value();
   o.threads = 2;
   o.blocked_layouts = blocked;
   o.registry = &registry;
@@ -112,7 +112,7 @@ TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
     if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
   }
   const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
-  // a -> b (src and residual): blocked; b's sum also feeds the Sigmoid: NCHW;
+  // a (3 input channels: NCHW in, blocked out) -> b (src and residual): blocked; b's sum also feeds the Sigmoid: NCHW;
   // c (depthwise) -> d: blocked; d's output is a graph output: NCHW.
   EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
   EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 1, 0, block}));
@@ -137,7 +137,11 @@ TEST(BlockedLayouts, BadMarksAreRejected) {
   ir::Node* first = m.graph->nodes().front().get();
   first->set_attr(ir::Attribute::make_ints("kiln_blocked", {1, 0, 1, 12}));
   EXPECT_FALSE(backends::cpu::make_onednn_conv_tactic(true)->prepare(*first).is_ok());
+  // Its 3 input channels are no whole block: a blocked input would be read past its end.
+  first->set_attr(ir::Attribute::make_ints("kiln_blocked", {1, 0, 1, 8}));
+  EXPECT_FALSE(backends::cpu::make_onednn_conv_tactic(true)->prepare(*first).is_ok());
   first->set_attr(ir::Attribute::make_ints("kiln_blocked", {0, 0, 1, 8}));
+  EXPECT_TRUE(backends::cpu::make_onednn_conv_tactic(true)->prepare(*first).is_ok());
   EXPECT_FALSE(backends::cpu::make_onednn_conv_tactic(false)->prepare(*first).is_ok())
       << "the NCHW oneDNN tactic cannot honour a blocked mark";
 }

@@ -413,8 +413,12 @@ class OnednnConvTactic final : public Tactic {
   }
 
   // oneDNN's own blocked layout, for ungrouped and depthwise convolutions
-  // whose channel counts are whole blocks (its jit kernels read and write
+  // whose output channels are whole blocks (its jit kernels read and write
   // those natively; forcing it elsewhere could select a slow implementation).
+  // An ungrouped convolution whose input channels are not whole blocks (a
+  // network's first layer, on 3 channels) reads NCHW and writes blocked:
+  // its input is never kept blocked, as no producer of it can name a layout
+  // of whole blocks.
   std::string blocked_layout(const ir::Node& node) const override {
     if (!blocked_ || !supports(node)) return "";
     const ir::ValueType& t = node.input(0)->type();
@@ -422,7 +426,7 @@ class OnednnConvTactic final : public Tactic {
     const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
     const int64_t m = w.dim(0), c = w.dim(1) * group, block = conv_block_width();
-    if (m % block != 0 || c % block != 0) return "";
+    if (m % block != 0) return "";
     if (group != 1 && (group != c || group != m)) return "";
     return block == 16 ? "nChw16c" : "nChw8c";
   }
@@ -437,7 +441,9 @@ class OnednnConvTactic final : public Tactic {
     const std::string layout = blocked_layout(node);
     if (layout.empty()) return prepare(node);
     BlockedIo io;
-    io.src = io.dst = true;
+    const int64_t c = node.input(1)->constant().dim(1) * node.attr_int("group", 1);
+    io.src = c % conv_block_width() == 0;
+    io.dst = true;
     io.residual = node.input(3) != nullptr;
     io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
     return make_kernel(node, io);
@@ -446,6 +452,15 @@ class OnednnConvTactic final : public Tactic {
  private:
   Result<std::unique_ptr<Kernel>> make_kernel(const ir::Node& node, BlockedIo io) const {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
+    // A blocked value holds whole channel blocks; anything else (a damaged
+    // plan) would make oneDNN read or write past the tensor.
+    const Tensor& w = node.input(1)->constant();
+    const int64_t m = w.dim(0), c = w.dim(1) * node.attr_int("group", 1);
+    const int64_t block = io.layout == tag::nChw16c ? 16 : 8;
+    if (((io.dst || io.residual) && m % block != 0) || (io.src && c % block != 0)) {
+      return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
+                              io.src && c % block != 0 ? c : m, block);
+    }
     ops::Epilogue epi;
     if (node.op_type() == "FusedConv") {
       KILN_ASSIGN_OR_RETURN(epi, ops::Epilogue::from_node(node));
