@@ -53,6 +53,12 @@ std::unique_ptr<Tactic> make_transpose_tactic();
 // at most a block of rows x Skv scores per thread. "own.attention.<isa>".
 std::unique_ptr<Tactic> make_attention_tactic(Isa isa);
 
+// kiln.Pointwise (pointwise_tactics.cc), float32: the body's chain of
+// elementwise ops (activations, unary math, float Cast, Clip, and
+// Add/Sub/Mul/Div/Pow/Max/Min/PRelu with a float32 constant) in one pass
+// over L1-sized blocks, bit-exact with the reference. "own.pointwise".
+std::unique_ptr<Tactic> make_pointwise_tactic();
+
 // oneDNN primitives (onednn_tactics.cc): "onednn.matmul" for MatMul, Gemm and
 // their fused forms with a constant B; "onednn.conv" (NCHW in and out) and
 // "onednn.conv_blocked" (oneDNN's blocked layout, reordered around the

@@ -1,0 +1,424 @@
+// kiln.Pointwise in one pass: the body's chain of elementwise ops (see
+// passes/pointwise_fusion.cc) is compiled at prepare into a list of steps,
+// and each thread runs every step over a block of the tensor that stays in
+// L1, where the reference kernel runs the body as a subgraph, one pass over
+// the whole tensor per op.
+//
+// The formulas are the reference kernels' (ops/activations.cc,
+// ops/elementwise_unary.cc, ops/elementwise_binary.cc,
+// ops/elementwise_variadic.cc), written the same way in float, so results
+// match them bit for bit. float32 only; a body with any other op, type or
+// a constant that does not broadcast into X is left to the reference.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/tactics.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace kiln::backends::cpu {
+namespace {
+
+enum class Code : uint8_t {
+  // unary
+  kRelu, kLeakyRelu, kElu, kSelu, kCelu, kSigmoid, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kTanh,
+  kThresholdedRelu, kGelu, kGeluTanh, kMish, kClip, kSqrt, kExp, kLog, kReciprocal, kFloor, kCeil, kRound,
+  kSin, kCos, kErf, kNeg, kAbs, kSign, kIdentity,
+  // binary, with a constant operand
+  kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kPRelu,
+};
+
+bool is_binary(Code c) { return c >= Code::kAdd; }
+
+// One op of the chain. Binary ops combine the running value x with constant
+// `operand` as (x op c), or (c op x) when `operand_first`.
+struct Step {
+  Code code = Code::kIdentity;
+  float a = 0.0f;  // alpha, Clip's lower bound
+  float b = 0.0f;  // beta / gamma, Clip's upper bound
+  int operand = -1;
+  bool operand_first = false;
+};
+
+struct Program {
+  std::vector<Step> steps;
+  std::vector<Tensor> operands;  // float32 constants broadcast into X
+};
+
+const std::vector<std::pair<const char*, Code>> kUnary = {
+    {"Relu", Code::kRelu},         {"LeakyRelu", Code::kLeakyRelu},
+    {"Elu", Code::kElu},           {"Selu", Code::kSelu},
+    {"Celu", Code::kCelu},         {"Sigmoid", Code::kSigmoid},
+    {"HardSigmoid", Code::kHardSigmoid}, {"HardSwish", Code::kHardSwish},
+    {"Softplus", Code::kSoftplus}, {"Softsign", Code::kSoftsign},
+    {"Tanh", Code::kTanh},         {"ThresholdedRelu", Code::kThresholdedRelu},
+    {"Mish", Code::kMish},         {"Sqrt", Code::kSqrt},
+    {"Exp", Code::kExp},           {"Log", Code::kLog},
+    {"Reciprocal", Code::kReciprocal}, {"Floor", Code::kFloor},
+    {"Ceil", Code::kCeil},         {"Round", Code::kRound},
+    {"Sin", Code::kSin},           {"Cos", Code::kCos},
+    {"Erf", Code::kErf},           {"Neg", Code::kNeg},
+    {"Abs", Code::kAbs},           {"Sign", Code::kSign},
+};
+const std::vector<std::pair<const char*, Code>> kBinary = {
+    {"Add", Code::kAdd}, {"Sub", Code::kSub}, {"Mul", Code::kMul}, {"Div", Code::kDiv},
+    {"Pow", Code::kPow}, {"Max", Code::kMax}, {"Min", Code::kMin}, {"PRelu", Code::kPRelu},
+};
+
+template <class Table>
+bool lookup(const Table& table, const std::string& op, Code& code) {
+  for (const auto& [name, c] : table) {
+    if (op == name) {
+      code = c;
+      return true;
+    }
+  }
+  return false;
+}
+
+// A one-element float32 constant input i of n (Clip's bounds), or false.
+bool scalar_constant(const ir::Node& n, size_t i, float& value) {
+  const ir::Value* v = n.input(i);
+  if (v == nullptr) return true;  // absent: the default bound stays
+  if (!v->is_constant() || v->constant().dtype() != DataType::kFloat32 || v->constant().numel() != 1) return false;
+  value = v->constant().data<float>()[0];
+  return true;
+}
+
+// The step for one body node, whose data input is `x`; false if this tactic
+// does not compute it.
+bool compile_step(const ir::Node& n, const ir::Value* x, Program& prog) {
+  Step s;
+  const std::string& op = n.op_type();
+  if (n.num_outputs() != 1 || n.output(0) == nullptr || !n.subgraphs().empty()) return false;
+  const bool kiln_gelu = n.domain() == "kiln" && op == "Gelu";
+  if (!n.domain().empty() && !kiln_gelu) return false;
+  if (op == "Gelu") {
+    const std::string approx = n.attr_string("approximate", "none");
+    if (approx != "none" && approx != "tanh") return false;
+    s.code = approx == "none" ? Code::kGelu : Code::kGeluTanh;
+  } else if (op == "Cast") {
+    if (n.attr_int("to", 0) != static_cast<int64_t>(DataType::kFloat32)) return false;
+    s.code = Code::kIdentity;
+  } else if (op == "Clip") {
+    s.code = Code::kClip;
+    s.a = -std::numeric_limits<float>::infinity();
+    s.b = std::numeric_limits<float>::infinity();
+    if (n.opset() < 11) {
+      if (n.num_inputs() > 1) return false;
+      if (n.has_attr("min")) s.a = n.attr_float("min", 0.0f);
+      if (n.has_attr("max")) s.b = n.attr_float("max", 0.0f);
+    } else if (!scalar_constant(n, 1, s.a) || !scalar_constant(n, 2, s.b)) {
+      return false;
+    }
+  } else if (lookup(kUnary, op, s.code)) {
+    switch (s.code) {
+      case Code::kLeakyRelu: s.a = n.attr_float("alpha", 0.01f); break;
+      case Code::kElu: s.a = n.attr_float("alpha", 1.0f); break;
+      case Code::kSelu:
+        s.a = n.attr_float("alpha", 1.67326319217681884765625f);
+        s.b = n.attr_float("gamma", 1.05070102214813232421875f);
+        break;
+      case Code::kCelu:
+        s.a = n.attr_float("alpha", 1.0f);
+        if (s.a == 0.0f) return false;  // the reference reports it
+        break;
+      case Code::kHardSigmoid:
+        s.a = n.attr_float("alpha", 0.2f);
+        s.b = n.attr_float("beta", 0.5f);
+        break;
+      case Code::kThresholdedRelu: s.a = n.attr_float("alpha", 1.0f); break;
+      default: break;
+    }
+    if (n.num_inputs() != 1) return false;
+  } else if (lookup(kBinary, op, s.code)) {
+    // Numpy's broadcasting came with opset 7 (8 for Max and Min); before, an attribute ruled it.
+    if (n.num_inputs() != 2 || n.opset() < ((op == "Max" || op == "Min") ? 8 : 7)) return false;
+    const int xi = n.input(0) == x ? 0 : 1;
+    const ir::Value* c = n.input(static_cast<size_t>(1 - xi));
+    if (c == nullptr || !c->is_constant() || c->constant().dtype() != DataType::kFloat32) return false;
+    if (s.code == Code::kPRelu && xi != 0) return false;
+    s.operand = static_cast<int>(prog.operands.size());
+    s.operand_first = xi == 1;
+    prog.operands.push_back(c->constant());
+  } else {
+    return false;
+  }
+  if (n.input(0) != x && !(is_binary(s.code) && n.input(1) == x)) return false;
+  prog.steps.push_back(s);
+  return true;
+}
+
+bool compile(const ir::Node& node, Program& prog) {
+  if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_inputs() != 1 || node.num_outputs() != 1) {
+    return false;
+  }
+  if (!is_f32(node.input(0)) || !is_f32(node.output(0))) return false;
+  const ir::Graph* body = node.attr_graph("body");
+  if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
+  const ir::Value* cur = body->inputs()[0];
+  for (const auto& n : body->nodes()) {
+    if (!compile_step(*n, cur, prog)) return false;
+    cur = n->output(0);
+  }
+  return cur == body->outputs()[0] && !prog.steps.empty();
+}
+
+// Where a constant's element for flat element i of X is: (i / inner) % n.
+struct Broadcast {
+  const float* p = nullptr;
+  int64_t inner = 1;
+  int64_t n = 1;
+};
+
+// How `c` broadcasts into `x` (numpy rules, c never larger), or false. A
+// constant whose non-1 dims are not adjacent is expanded into `scratch`
+// over X's trailing dims from its first non-1 dim.
+bool broadcast_of(const Tensor& c, const Dims& x, std::vector<float>& scratch, Broadcast& out) {
+  const int64_t rc = c.rank(), rx = static_cast<int64_t>(x.size());
+  if (rc > rx) return false;
+  int64_t first = -1, last = -1;  // in X's axes
+  for (int64_t i = 0; i < rc; ++i) {
+    const int64_t d = c.dim(i), axis = rx - rc + i;
+    if (d == 1) continue;
+    if (d != x[static_cast<size_t>(axis)]) return false;
+    if (first < 0) first = axis;
+    last = axis;
+  }
+  out.p = c.data<float>();
+  if (first < 0) return true;  // one element
+  int64_t inner = 1;
+  for (int64_t a = last + 1; a < rx; ++a) inner *= x[static_cast<size_t>(a)];
+  int64_t span = 1;
+  for (int64_t a = first; a <= last; ++a) span *= x[static_cast<size_t>(a)];
+  out.inner = inner;
+  out.n = span;
+  if (span == c.numel()) return true;  // the non-1 dims are adjacent
+  // Expand over X's dims [first, rx): element j there maps to c by its coordinates.
+  const int64_t total = span * inner;
+  scratch.resize(static_cast<size_t>(total));
+  for (int64_t j = 0; j < total; ++j) {
+    int64_t rem = j, ci = 0, cstride = 1;
+    for (int64_t a = rx - 1; a >= first; --a) {
+      const int64_t d = x[static_cast<size_t>(a)];
+      const int64_t coord = rem % d;
+      rem /= d;
+      const int64_t caxis = a - (rx - rc);
+      if (caxis >= 0) {
+        const int64_t cd = c.dim(caxis);
+        if (cd != 1) ci += coord * cstride;
+        cstride *= cd;
+      }
+    }
+    scratch[static_cast<size_t>(j)] = out.p[ci];
+  }
+  out.p = scratch.data();
+  out.inner = 1;
+  out.n = total;
+  return true;
+}
+
+template <class V>
+V sigmoid(V x) {
+  if (x >= V(0)) return V(1) / (V(1) + std::exp(-x));
+  V e = std::exp(x);
+  return e / (V(1) + e);
+}
+
+template <class V>
+V softplus(V x) {
+  return x > V(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+template <class F>
+void each(float* v, int64_t len, F f) {
+  for (int64_t j = 0; j < len; ++j) v[j] = f(v[j]);
+}
+
+void apply_unary(const Step& s, float* v, int64_t len) {
+  const float a = s.a, b = s.b;
+  switch (s.code) {
+    case Code::kRelu: return each(v, len, [](float x) { return x < 0.0f ? 0.0f : x; });
+    case Code::kLeakyRelu: return each(v, len, [a](float x) { return x < 0.0f ? a * x : x; });
+    case Code::kElu: return each(v, len, [a](float x) { return x < 0.0f ? a * std::expm1(x) : x; });
+    case Code::kSelu:
+      return each(v, len, [a, b](float x) { return x > 0.0f ? b * x : b * (a * std::exp(x) - a); });
+    case Code::kCelu:
+      return each(v, len, [a](float x) { return std::max(0.0f, x) + std::min(0.0f, a * std::expm1(x / a)); });
+    case Code::kSigmoid: return each(v, len, [](float x) { return sigmoid(x); });
+    case Code::kHardSigmoid:
+      return each(v, len, [a, b](float x) { return std::max(0.0f, std::min(1.0f, a * x + b)); });
+    case Code::kHardSwish:
+      return each(v, len, [](float x) { return x * std::max(0.0f, std::min(1.0f, x / 6.0f + 0.5f)); });
+    case Code::kSoftplus: return each(v, len, [](float x) { return softplus(x); });
+    case Code::kSoftsign: return each(v, len, [](float x) { return x / (1.0f + std::abs(x)); });
+    case Code::kTanh: return each(v, len, [](float x) { return std::tanh(x); });
+    case Code::kThresholdedRelu: return each(v, len, [a](float x) { return x > a ? x : 0.0f; });
+    case Code::kGelu:
+      return each(v, len, [](float x) {
+        return 0.5f * x * (1.0f + std::erf(x * static_cast<float>(0.70710678118654752440)));
+      });
+    case Code::kGeluTanh:
+      return each(v, len, [](float x) {
+        const float k = static_cast<float>(0.79788456080286535588);
+        return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+      });
+    case Code::kMish: return each(v, len, [](float x) { return x * std::tanh(softplus(x)); });
+    case Code::kClip:
+      return each(v, len, [a, b](float x) {
+        float r = x < a ? a : x;
+        return r > b ? b : r;
+      });
+    case Code::kSqrt: return each(v, len, [](float x) { return std::sqrt(x); });
+    case Code::kExp: return each(v, len, [](float x) { return std::exp(x); });
+    case Code::kLog: return each(v, len, [](float x) { return std::log(x); });
+    case Code::kReciprocal: return each(v, len, [](float x) { return 1.0f / x; });
+    case Code::kFloor: return each(v, len, [](float x) { return std::floor(x); });
+    case Code::kCeil: return each(v, len, [](float x) { return std::ceil(x); });
+    case Code::kRound: return each(v, len, [](float x) { return std::nearbyint(x); });
+    case Code::kSin: return each(v, len, [](float x) { return std::sin(x); });
+    case Code::kCos: return each(v, len, [](float x) { return std::cos(x); });
+    case Code::kErf: return each(v, len, [](float x) { return std::erf(x); });
+    case Code::kNeg: return each(v, len, [](float x) { return -x; });
+    case Code::kAbs: return each(v, len, [](float x) { return std::abs(x); });
+    case Code::kSign:
+      return each(v, len, [](float x) {
+        if (std::isnan(x)) return x;
+        return static_cast<float>((x > 0.0f) - (x < 0.0f));
+      });
+    default: return;
+  }
+}
+
+float max_of(float p, float q) {
+  if (std::isnan(p) || std::isnan(q)) return std::isnan(p) ? p : q;
+  return p < q ? q : p;
+}
+float min_of(float p, float q) {
+  if (std::isnan(p) || std::isnan(q)) return std::isnan(p) ? p : q;
+  return q < p ? q : p;
+}
+
+// v[j] = v[j] op c[j] (or c[j] op v[j]).
+template <class F>
+void combine(float* v, const float* c, int64_t len, bool c_first, F f) {
+  if (c_first) {
+    for (int64_t j = 0; j < len; ++j) v[j] = f(c[j], v[j]);
+  } else {
+    for (int64_t j = 0; j < len; ++j) v[j] = f(v[j], c[j]);
+  }
+}
+
+void apply_binary(const Step& s, float* v, const float* c, int64_t len) {
+  const bool cf = s.operand_first;
+  switch (s.code) {
+    case Code::kAdd: return combine(v, c, len, cf, [](float p, float q) { return p + q; });
+    case Code::kSub: return combine(v, c, len, cf, [](float p, float q) { return p - q; });
+    case Code::kMul: return combine(v, c, len, cf, [](float p, float q) { return p * q; });
+    case Code::kDiv: return combine(v, c, len, cf, [](float p, float q) { return p / q; });
+    // Float bases compute in double and round once, as the reference does.
+    case Code::kPow:
+      return combine(v, c, len, cf, [](float p, float q) {
+        if (q == 2.0f) return p * p;
+        return static_cast<float>(std::pow(static_cast<double>(p), static_cast<double>(q)));
+      });
+    case Code::kMax: return combine(v, c, len, cf, max_of);
+    case Code::kMin: return combine(v, c, len, cf, min_of);
+    case Code::kPRelu: return combine(v, c, len, false, [](float p, float q) { return p < 0.0f ? q * p : p; });
+    default: return;
+  }
+}
+
+// Elements per block: the running values and one constant block stay in L1.
+constexpr int64_t kBlock = 2048;
+
+class PointwiseKernel final : public Kernel {
+ public:
+  explicit PointwiseKernel(Program prog) : prog_(std::move(prog)) {}
+  bool fills_outputs() const override { return true; }
+
+  Status run(ops::KernelContext& ctx) const override {
+    if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.input(0).dtype() != DataType::kFloat32) {
+      return run_reference(ctx);
+    }
+    const Tensor& x = ctx.input(0);
+    std::vector<std::vector<float>> scratch(prog_.operands.size());
+    std::vector<Broadcast> bc(prog_.operands.size());
+    for (size_t i = 0; i < bc.size(); ++i) {
+      if (!broadcast_of(prog_.operands[i], x.dims(), scratch[i], bc[i])) return run_reference(ctx);
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, x.dims()));
+    const int64_t total = x.numel();
+    if (total == 0) return Status::ok();
+    const float* src = x.data<float>();
+    float* dst = y->data<float>();
+    auto blocks = [&](int64_t b0, int64_t b1) {
+      float cbuf[kBlock];
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * kBlock, len = std::min(kBlock, total - i0);
+        float* v = dst + i0;
+        if (v != src + i0) std::memcpy(v, src + i0, static_cast<size_t>(len) * sizeof(float));
+        for (const Step& s : prog_.steps) {
+          if (!is_binary(s.code)) {
+            apply_unary(s, v, len);
+            continue;
+          }
+          const Broadcast& b = bc[static_cast<size_t>(s.operand)];
+          const float* c = cbuf;
+          if (b.n == 1) {
+            std::fill(cbuf, cbuf + len, b.p[0]);
+          } else if (b.inner == 1 && (i0 % b.n) + len <= b.n) {
+            c = b.p + i0 % b.n;  // a contiguous run of the constant
+          } else {
+            int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
+            for (int64_t j = 0; j < len; ++j) {
+              cbuf[j] = b.p[q];
+              if (++r == b.inner) {
+                r = 0;
+                if (++q == b.n) q = 0;
+              }
+            }
+          }
+          apply_binary(s, v, c, len);
+        }
+      }
+    };
+    const int64_t nblocks = (total + kBlock - 1) / kBlock;
+    ThreadPool* pool = ctx.pool();
+    if (pool != nullptr && pool->threads() > 1 && nblocks > 1) {
+      pool->parallel_for(nblocks, 1, blocks);
+    } else {
+      blocks(0, nblocks);
+    }
+    return Status::ok();
+  }
+
+ private:
+  Program prog_;
+};
+
+class PointwiseTactic final : public Tactic {
+ public:
+  std::string_view name() const override { return "own.pointwise"; }
+  std::string_view source() const override { return "own"; }
+  bool supports(const ir::Node& node) const override {
+    Program prog;
+    return compile(node, prog);
+  }
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    Program prog;
+    if (!compile(node, prog)) return invalid_argument("{}: not supported by own.pointwise", node.describe());
+    return std::unique_ptr<Kernel>(new PointwiseKernel(std::move(prog)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Tactic> make_pointwise_tactic() { return std::make_unique<PointwiseTactic>(); }
+
+}  // namespace kiln::backends::cpu

@@ -1,0 +1,254 @@
+// own.pointwise against the reference kernels of the body's ops, run one
+// after another on the whole tensor: bit for bit (NaN matching NaN), over
+// sizes that split into blocks with a tail, on one and two threads, with
+// constants broadcast every way the fusion pass lets through.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/tactics.h"
+#include "core/thread_pool.h"
+#include "cpu_test_util.h"
+#include "ops/registry.h"
+
+namespace kiln::backends::cpu {
+namespace {
+
+using ir::Attribute;
+
+// One op of a chain: the running value is input `data_index`; `constants`
+// fill the other inputs in order (an undefined Tensor: an absent input).
+struct Op {
+  Op(std::string op_type, std::vector<Attribute> attributes = {}, std::vector<Tensor> consts = {}, int data = 0,
+     std::string dom = "", int64_t set = 17)
+      : op(std::move(op_type)), attrs(std::move(attributes)), constants(std::move(consts)), data_index(data),
+        domain(std::move(dom)), opset(set) {}
+  std::string op;
+  std::vector<Attribute> attrs;
+  std::vector<Tensor> constants;
+  int data_index;
+  std::string domain;
+  int64_t opset;
+};
+
+Tensor scalar(float v) {
+  Tensor t = Tensor::empty(DataType::kFloat32, {});
+  t.data<float>()[0] = v;
+  return t;
+}
+
+// A kiln.Pointwise node over X of `dims` whose body is `chain`.
+class Chain {
+ public:
+  Chain(const Dims& dims, const std::vector<Op>& chain) : graph_(std::make_shared<ir::Graph>("g")) {
+    graph_->set_opset_imports({{"", 17}, {"kiln", 1}});
+    const auto type = ir::ValueType::tensor(DataType::kFloat32, Shape::of(dims));
+    ir::Value* x = *graph_->add_value("x", type);
+    graph_->add_input(x);
+    auto body = std::make_shared<ir::Graph>("body", graph_.get());
+    ir::Value* cur = *body->add_value("bx", type);
+    body->add_input(cur);
+    int k = 0;
+    for (const Op& o : chain) {
+      std::vector<ir::Value*> in;
+      size_t c = 0;
+      const size_t n = o.constants.size() + 1;
+      for (size_t i = 0; i < n; ++i) {
+        if (static_cast<int>(i) == o.data_index) {
+          in.push_back(cur);
+        } else {
+          const Tensor& t = o.constants[c++];
+          in.push_back(t.dtype() == DataType::kUndefined
+                           ? nullptr
+                           : *body->add_constant("c" + std::to_string(k) + "_" + std::to_string(i), t));
+        }
+      }
+      ir::Value* out = *body->add_value("t" + std::to_string(k), type);
+      ir::Node* node = body->add_node(o.op, in, {out}, o.op + std::to_string(k), o.domain);
+      node->set_opset(o.domain.empty() ? o.opset : 1);
+      for (const Attribute& a : o.attrs) node->set_attr(a);
+      cur = out;
+      ++k;
+    }
+    body->add_output(cur);
+    body_ = body.get();
+    ir::Value* y = *graph_->add_value("y", type);
+    node_ = graph_->add_node("Pointwise", {x}, {y}, "pw", "kiln");
+    node_->set_opset(1);
+    node_->set_attr(Attribute::make_graph("body", body));
+  }
+
+  ir::Node& node() { return *node_; }
+
+  // The body's ops one at a time, by their reference kernels.
+  Tensor reference(const Tensor& x) {
+    Tensor cur = x;
+    for (const auto& n : body_->nodes()) {
+      std::vector<Datum> in;
+      for (size_t i = 0; i < n->num_inputs(); ++i) {
+        const ir::Value* v = n->input(i);
+        in.push_back(v == nullptr ? Datum() : v->is_constant() ? Datum(v->constant()) : Datum(cur));
+      }
+      std::vector<Datum> out(1);
+      ops::KernelContext ctx(*n, in, out, nullptr, nullptr);
+      const ops::OpDef* def = ops::Registry::global().find(n->domain(), n->op_type(), n->opset());
+      EXPECT_NE(def, nullptr) << n->op_type();
+      if (def == nullptr) return cur;
+      Status st = def->kernel(ctx);
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
+      if (!st.is_ok()) return cur;
+      cur = out[0].tensor();
+    }
+    return cur;
+  }
+
+  Tensor run(const Tensor& x, ThreadPool* pool) {
+    auto kernel = make_pointwise_tactic()->prepare(*node_);
+    EXPECT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+    if (!kernel.is_ok()) return {};
+    std::vector<Datum> feeds = {x};
+    std::vector<Datum> outs(1);
+    ops::KernelContext ctx(*node_, feeds, outs, pool, nullptr);
+    test::PoisonedOutputs poisoned;
+    ctx.set_allocator(&poisoned);
+    Status st = (*kernel)->run(ctx);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    return st.is_ok() ? outs[0].tensor() : Tensor();
+  }
+
+ private:
+  std::shared_ptr<ir::Graph> graph_;
+  ir::Graph* body_ = nullptr;
+  ir::Node* node_ = nullptr;
+};
+
+void expect_bit_exact(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dims(), want.dims()) << what;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const float a = got.data<float>()[i], b = want.data<float>()[i];
+    if (!((std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0)) {
+      if (bad++ < 3) ADD_FAILURE() << what << ": element " << i << " is " << a << ", expected " << b;
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel() << " differ";
+}
+
+// Random values in [-3, 3) with NaN, infinities, zeros of both signs and
+// values of magnitude 2.5/0.5 (rounding ties) sprinkled in.
+Tensor inputs(const Dims& dims, uint32_t seed) {
+  Tensor x = test::random_tensor(dims, seed, -3.0f, 3.0f);
+  float* p = x.data<float>();
+  const float special[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(), 0.0f, -0.0f, 2.5f, -0.5f};
+  for (int64_t i = 0; i < x.numel(); i += 97) p[i] = special[(i / 97) % 7];
+  return x;
+}
+
+void check(const Dims& dims, const std::vector<Op>& chain, const std::string& what) {
+  Chain c(dims, chain);
+  ASSERT_TRUE(make_pointwise_tactic()->supports(c.node())) << what;
+  const Tensor x = inputs(dims, 7);
+  const Tensor want = c.reference(x);
+  ThreadPool one(1), two(2);
+  expect_bit_exact(c.run(x, &one), want, what + " (1 thread)");
+  expect_bit_exact(c.run(x, &two), want, what + " (2 threads)");
+  expect_bit_exact(c.run(x, nullptr), want, what + " (no pool)");
+}
+
+TEST(CpuPointwise, EveryUnaryOpMatchesTheReference) {
+  const Dims dims = {3, 5, 7, 61};  // 6405 elements: three blocks and a tail
+  const std::vector<Op> ops = {
+      {"Relu"},
+      {"LeakyRelu", {Attribute::make_float("alpha", 0.2f)}},
+      {"Elu", {Attribute::make_float("alpha", 0.7f)}},
+      {"Selu"},
+      {"Celu", {Attribute::make_float("alpha", 1.5f)}},
+      {"Sigmoid"},
+      {"HardSigmoid", {Attribute::make_float("alpha", 0.3f), Attribute::make_float("beta", 0.4f)}},
+      {"HardSwish"},
+      {"Softplus"},
+      {"Softsign"},
+      {"Tanh"},
+      {"ThresholdedRelu", {Attribute::make_float("alpha", 0.5f)}},
+      {"Gelu", {}, {}, 0, "", 20},
+      {"Gelu", {Attribute::make_string("approximate", "tanh")}, {}, 0, "", 20},
+      {"Gelu", {}, {}, 0, "kiln"},
+      {"Mish", {}, {}, 0, "", 18},
+      {"Sqrt"},
+      {"Exp"},
+      {"Log"},
+      {"Reciprocal"},
+      {"Floor"},
+      {"Ceil"},
+      {"Round"},
+      {"Sin"},
+      {"Cos"},
+      {"Erf"},
+      {"Neg"},
+      {"Abs"},
+      {"Sign"},
+      {"Cast", {Attribute::make_int("to", 1)}},
+      {"Clip", {}, {scalar(-0.5f), scalar(1.25f)}},
+      {"Clip", {}, {Tensor(), scalar(0.5f)}},
+      {"Clip", {Attribute::make_float("min", -1.0f), Attribute::make_float("max", 2.0f)}, {}, 0, "", 6},
+  };
+  for (const Op& op : ops) {
+    // Each op alone and after a Mul that moves values around.
+    check(dims, {op}, op.op + (op.domain.empty() ? "" : "(kiln)"));
+    check(dims, {{"Mul", {}, {scalar(1.7f)}}, op}, "Mul then " + op.op);
+  }
+}
+
+TEST(CpuPointwise, BinaryOpsWithEveryBroadcast) {
+  const Dims dims = {2, 6, 5, 173};
+  const Tensor one = scalar(0.75f);
+  const Tensor last = test::random_tensor({173}, 1, 0.5f, 2.0f);             // a row vector (bias)
+  const Tensor channel = test::random_tensor({6, 1, 1}, 2, 0.5f, 2.0f);      // per channel of NCHW
+  const Tensor gapped = test::random_tensor({6, 1, 173}, 3, 0.5f, 2.0f);     // non-1 dims not adjacent
+  const Tensor leading = test::random_tensor({1, 1, 5, 173}, 4, 0.5f, 2.0f); // rank 4 with leading 1s
+  const Tensor whole = test::random_tensor({2, 6, 5, 173}, 5, 0.5f, 2.0f);   // no broadcast at all
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}) {
+    for (const Tensor* c : {&one, &last, &channel, &gapped, &leading, &whole}) {
+      const std::string what = std::string(op) + " with constant " + dims_to_string(c->dims());
+      check(dims, {{"Abs"}, {op, {}, {*c}, 0}}, what + ", X first");
+      check(dims, {{"Abs"}, {op, {}, {*c}, 1}}, what + ", constant first");
+    }
+  }
+  check(dims, {{"PRelu", {}, {channel}, 0}, {"Relu"}}, "PRelu per channel");
+  check(dims, {{"Pow", {}, {scalar(2.0f)}, 0}, {"Sqrt"}}, "Pow 2");
+  // BERT's GELU as ONNX writes it: x * 0.5 * (1 + erf(x / sqrt 2)) is not a
+  // chain, but the layer norm's tail is: (x - mean) ... * gamma + beta.
+  check(dims, {{"Mul", {}, {last}, 0}, {"Add", {}, {last}, 0}, {"Relu"}, {"Clip", {}, {scalar(0), scalar(6)}}},
+        "scale, shift, relu6");
+}
+
+TEST(CpuPointwise, SmallAndEmptyTensors) {
+  check({1}, {{"Neg"}, {"Exp"}}, "one element");
+  check({3, 1}, {{"Add", {}, {scalar(1.0f)}, 0}, {"Sigmoid"}}, "three elements");
+  Chain c({0, 4}, {{"Relu"}, {"Neg"}});
+  ThreadPool two(2);
+  const Tensor y = c.run(Tensor::empty(DataType::kFloat32, {0, 4}), &two);
+  EXPECT_EQ(y.dims(), (Dims{0, 4}));
+}
+
+TEST(CpuPointwise, OtherBodiesAreLeftToTheReference) {
+  const Dims dims = {2, 3};
+  const auto tactic = make_pointwise_tactic();
+  EXPECT_FALSE(tactic->supports(Chain(dims, {{"Relu"}, {"Cast", {Attribute::make_int("to", 7)}}}).node()))
+      << "a cast to int64";
+  EXPECT_FALSE(tactic->supports(Chain(dims, {{"Relu"}, {"Mod", {}, {scalar(2.0f)}}}).node())) << "Mod";
+  EXPECT_FALSE(tactic->supports(Chain(dims, {{"Celu", {Attribute::make_float("alpha", 0.0f)}}}).node()))
+      << "Celu with alpha 0 (the reference reports it)";
+  EXPECT_FALSE(tactic->supports(Chain(dims, {{"Add", {}, {scalar(1.0f)}, 0, "", 6}}).node()))
+      << "Add before numpy broadcasting";
+  Tensor int_exponent = Tensor::empty(DataType::kInt64, {});
+  int_exponent.data<int64_t>()[0] = 3;
+  EXPECT_FALSE(tactic->supports(Chain(dims, {{"Pow", {}, {int_exponent}, 0}}).node())) << "an int64 exponent";
+}
+
+}  // namespace
+}  // namespace kiln::backends::cpu
