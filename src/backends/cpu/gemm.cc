@@ -121,7 +121,7 @@ void finish_activation(const GemmConfig& cfg, const GemmEpilogue& e, float* c, i
 
 // Runs one tile whose top-left corner is (i0, j0) in C.
 void run_tile(const Plan& p, const float* ap, const float* bp, int64_t kc, bool load_c, bool last, int64_t i0,
-              int64_t j0, int64_t rows, int64_t cols, float* tmp) {
+              int64_t j0, int64_t rows, int64_t cols, float* tmp, const float* prefetch_b) {
   const int mr = p.cfg->kernel.mr;
   const int nr = p.cfg->kernel.nr;
   float* c = p.c + i0 * p.ldc + j0;
@@ -129,6 +129,7 @@ void run_tile(const Plan& p, const float* ap, const float* bp, int64_t kc, bool 
   t.kc = kc;
   t.a = ap;
   t.b = bp;
+  t.prefetch_b = prefetch_b;
   if (rows == mr && cols == nr) {
     t.c = c;
     t.ldc = p.ldc;
@@ -219,10 +220,15 @@ void run_block(const Plan& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const float* bp = bbase + (jr / nr) * bstride;
           const int64_t cols = std::min<int64_t>(nr, nc - jr);
+          // The first tile of a B panel fetches the next panel into cache as it
+          // goes: prepacked panels lie K * NR floats apart, a jump the hardware
+          // prefetchers do not follow, and a 3072-column B is bigger than L3.
+          const float* next_b = jr + nr < nc ? bp + bstride : nullptr;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const float* ap = abase + (ir / mr) * astride;
             const int64_t rows = std::min<int64_t>(mr, mc - ir);
-            run_tile(p, ap, bp, kc, pc > 0, last, ic + ir, jc + jr, rows, cols, s.tile.data());
+            run_tile(p, ap, bp, kc, pc > 0, last, ic + ir, jc + jr, rows, cols, s.tile.data(),
+                     ir == 0 ? next_b : nullptr);
           }
         }
       }

@@ -34,6 +34,9 @@ struct TileArgs {
   int64_t kc = 0;
   const float* a = nullptr;  // kc x MR packed
   const float* b = nullptr;  // kc x NR packed
+  // kc x NR floats the kernel may prefetch into cache while it runs (the
+  // next B panel); nullptr for none. Kernels may ignore it.
+  const float* prefetch_b = nullptr;
   float* c = nullptr;
   int64_t ldc = 0;
   bool load_c = false;

@@ -48,7 +48,7 @@ void kernel_6x16(const TileArgs& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t kc = t.kc;
-  for (int64_t k = 0; k < kc; ++k) {
+  auto step = [&]() {
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
@@ -59,6 +59,16 @@ void kernel_6x16(const TileArgs& t) {
     }
     a += kMr;
     b += kNr;
+  };
+  if (t.prefetch_b != nullptr) {
+    // One 64-byte line of the next panel per k: the whole panel by the end.
+    const char* pf = reinterpret_cast<const char*>(t.prefetch_b);
+    for (int64_t k = 0; k < kc; ++k) {
+      _mm_prefetch(pf + k * kNr * sizeof(float), _MM_HINT_T0);
+      step();
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) step();
   }
   const __m256 scale = _mm256_set1_ps(t.scale);
 #pragma GCC unroll 6
