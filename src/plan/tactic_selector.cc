@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/logging.h"
 #include "core/thread_pool.h"
 
@@ -72,7 +73,7 @@ class ReusedOutputs final : public ops::OutputAllocator {
     Buffer& b = buffers_[index];
     if (!b.data || b.bytes < nbytes) {
       const size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-      void* p = std::aligned_alloc(64, rounded);
+      void* p = allocate_aligned(rounded);  // huge pages where the arena gets them
       if (p == nullptr) return {};
       b.data = std::shared_ptr<void>(p, std::free);
       b.bytes = rounded;

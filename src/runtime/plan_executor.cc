@@ -6,6 +6,7 @@
 
 #include "backends/tactic.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "ops/kernel_guard.h"
 
@@ -142,8 +143,7 @@ bool concat_in_place(const exec::Program::Step& step, const std::vector<Datum>& 
 }  // namespace
 
 std::shared_ptr<void> make_arena(int64_t bytes) {
-  size_t n = static_cast<size_t>(std::max<int64_t>(bytes, 64) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, n);
+  void* p = allocate_aligned(static_cast<size_t>(std::max<int64_t>(bytes, 64)));
   if (p == nullptr) return nullptr;
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }

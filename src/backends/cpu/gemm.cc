@@ -5,12 +5,11 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 
 namespace kiln::backends::cpu {
 namespace {
-
-constexpr size_t kAlign = 64;
 
 // Activations the microkernels apply in registers, and their parameters.
 bool to_tile_activation(const ops::Epilogue& e, TileArgs& t) {
@@ -249,9 +248,8 @@ void AlignedFloats::reserve_discard(int64_t n) {
 }
 
 void AlignedFloats::resize(int64_t n) {
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
-  bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-  data_.reset(static_cast<float*>(std::aligned_alloc(kAlign, bytes)));
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
+  data_.reset(static_cast<float*>(allocate_aligned(bytes)));
   size_ = n;
   capacity_ = n;
 }

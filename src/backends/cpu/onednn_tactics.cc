@@ -21,15 +21,20 @@
 // with Kiln's own pool.
 #include <omp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <utility>
 
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "ops/epilogue.h"
 
@@ -44,6 +49,14 @@ using dt = dnnl::memory::data_type;
 const dnnl::engine& cpu_engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
+}
+
+// Memory for a primitive's packed weights in our own storage (huge pages
+// for big ones, core/memory.h), which the returned pointer owns.
+std::pair<memory, std::shared_ptr<void>> weights_memory(const memory::desc& desc) {
+  std::shared_ptr<void> storage(allocate_aligned(desc.get_size()), std::free);
+  if (!storage) throw std::bad_alloc();
+  return {memory(desc, cpu_engine(), storage.get()), storage};
 }
 
 // Appends the fused epilogue as post-ops; false if oneDNN has no match.
@@ -151,6 +164,7 @@ class OnednnMatMulKernel final : public Kernel {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
     memory weights;
+    std::shared_ptr<void> storage;  // the weights' bytes
   };
 
   const Prepared& prepared(int64_t rows, bool bias, bool residual) const {
@@ -171,11 +185,11 @@ class OnednnMatMulKernel final : public Kernel {
                      : dnnl::matmul::desc(src_md, w_md, dst_md);
     dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
     memory plain({{k, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(w_.data<float>()));
-    memory packed(pd.weights_desc(), cpu_engine());
+    auto [packed, storage] = weights_memory(pd.weights_desc());
     dnnl::stream s(cpu_engine());
     dnnl::reorder(plain, packed).execute(s, plain, packed);
     s.wait();
-    return cache_.emplace(rows, Prepared{pd, dnnl::matmul(pd), packed}).first->second;
+    return cache_.emplace(rows, Prepared{pd, dnnl::matmul(pd), packed, storage}).first->second;
   }
 
   Tensor w_;  // [K, N]
@@ -353,6 +367,7 @@ class OnednnConvKernel final : public Kernel {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
     memory weights;
+    std::shared_ptr<void> storage;  // the weights' bytes
   };
 
   const Prepared& prepared(const Conv2dGeom& g, bool bias, bool residual) const {
@@ -384,11 +399,11 @@ class OnednnConvKernel final : public Kernel {
     dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
     memory plain({wdims, dt::f32, g.group == 1 ? tag::oihw : tag::goihw}, cpu_engine(),
                  const_cast<float*>(w_.data<float>()));
-    memory packed(pd.weights_desc(), cpu_engine());
+    auto [packed, storage] = weights_memory(pd.weights_desc());
     dnnl::stream s(cpu_engine());
     dnnl::reorder(plain, packed).execute(s, plain, packed);
     s.wait();
-    return cache_.emplace(key, Prepared{pd, dnnl::convolution_forward(pd), packed}).first->second;
+    return cache_.emplace(key, Prepared{pd, dnnl::convolution_forward(pd), packed, storage}).first->second;
   }
 
   Tensor w_;
