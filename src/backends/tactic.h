@@ -72,6 +72,15 @@ class Tactic {
   // input 3 (when present) and output 0 blocked. The tuner times this one,
   // as most layers of a chain pay no reorders; the default is prepare().
   virtual Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const { return prepare(node); }
+  // The input whose storage this tactic's kernel can take as the storage of
+  // its output 0 (reading it as it writes, e.g. a residual that a sum
+  // post-op adds in the destination); -1 for none. The memory planner puts
+  // both in one block when that input dies at this node with the output's
+  // dtype and dims.
+  virtual int output_over_input(const ir::Node& node) const {
+    (void)node;
+    return -1;
+  }
   // Rebuilds a kernel from Kernel::serialize()'s bytes when a plan loads.
   // The default ignores the state and prepares again.
   virtual Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const {

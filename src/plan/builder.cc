@@ -115,7 +115,9 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
 
   std::vector<std::string> tactics;
   for (const Layer& l : sel.layers) tactics.push_back(l.tactic);
-  plan.memory = plan_memory(graph, max_dims, tactics);
+  MemoryPlanOptions mo;
+  mo.registry = options.registry;
+  plan.memory = plan_memory(graph, max_dims, tactics, mo);
 
   plan.target.arch = host_target().arch;
   plan.target.isa = host_target().isa;

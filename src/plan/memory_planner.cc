@@ -93,6 +93,8 @@ void collect_capture_names(const ir::Graph& g, std::vector<std::string>& names) 
 
 MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std::vector<std::string>& tactics,
                        const MemoryPlanOptions& options) {
+  const backends::TacticRegistry& registry =
+      options.registry != nullptr ? *options.registry : backends::TacticRegistry::global();
   MemoryPlan plan;
   std::unordered_map<const ir::Node*, int64_t> index;
   std::vector<const ir::Node*> order;
@@ -171,10 +173,15 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
           continue;
         }
       }
-      // In place: an input that dies here with the output's dtype and dims.
-      if (options.in_place && o == 0 && is_in_place_op(*n) && tactic == "reference") {
+      // In place: an input that dies here with the output's dtype and dims
+      // (for a fast tactic, the one input it names).
+      const backends::Tactic* fast = tactic == "reference" ? nullptr : registry.find(tactic);
+      const int over = fast != nullptr ? fast->output_over_input(*n) : -1;
+      if (options.in_place && o == 0 && (over >= 0 || (is_in_place_op(*n) && tactic == "reference"))) {
         bool placed = false;
-        for (const ir::Value* in : n->inputs()) {
+        for (size_t k = 0; k < n->num_inputs(); ++k) {
+          const ir::Value* in = n->input(k);
+          if (over >= 0 && k != static_cast<size_t>(over)) continue;
           auto bi = in ? buffer_of.find(in) : buffer_of.end();
           if (bi == buffer_of.end()) continue;
           Buffer& b = buffers[bi->second];

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/tactic.h"
 #include "ir/graph.h"
 #include "plan/plan.h"
 #include "plan/shapes.h"
@@ -33,13 +34,17 @@ namespace kiln::plan {
 
 struct MemoryPlanOptions {
   bool in_place = true;
+  // Where tactics are looked up for Tactic::output_over_input; nullptr: the global registry.
+  const backends::TacticRegistry* registry = nullptr;
   bool views = true;
   bool concats = true;
   int64_t alignment = 64;
 };
 
 // `dims`: every value's dims at the profile's max shapes. `tactics`: the
-// chosen tactic per top-level node (in-place reuse only for "reference").
+// chosen tactic per top-level node: outputs go over an input for the
+// elementwise ops' reference kernels and where the tactic says it can
+// (Tactic::output_over_input).
 MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std::vector<std::string>& tactics,
                        const MemoryPlanOptions& options = {});
 

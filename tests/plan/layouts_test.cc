@@ -118,6 +118,8 @@ TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
   EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 1, 0, block}));
   EXPECT_EQ(marks["c"], (std::vector<int64_t>{0, 0, 1, block}));
   EXPECT_EQ(marks["d"], (std::vector<int64_t>{1, 0, 0, block}));
+  // b's residual is also its input: its output cannot take that storage.
+  EXPECT_EQ(plan.memory.in_place, 0);
   expect_outputs(run(std::move(plan)), want);
 
   // Saved and loaded, the marks travel with the nodes.
@@ -130,6 +132,44 @@ TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
   Plan plain = build_chain(false, registry);
   for (const auto& n : plain.model.graph->nodes()) EXPECT_FALSE(n->has_attr("kiln_blocked")) << n->name();
   expect_outputs(run(std::move(plain)), want);
+}
+
+// x -> conv a -> relu r -> conv b; b + a -> relu -> sigmoid: the sum fuses into b as its
+// residual, and a dies there, so b's output takes a's storage (oneDNN's sum
+// post-op reads the residual from the destination) instead of a copy.
+TEST(BlockedLayouts, ResidualConvWritesOverItsResidual) {
+  auto g = std::make_shared<ir::Graph>("residual");
+  g->set_opset_imports({{"", 17}});
+  ir::Value* x = g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({2, 8, 12, 12}))).value();
+  g->add_input(x);
+  ir::Value* a = conv(*g, x, test::random_tensor({16, 8, 3, 3}, 1), "a")->output(0);
+  ir::Value* r = unary(*g, "Relu", a, "r");
+  ir::Value* b = conv(*g, r, test::random_tensor({16, 16, 3, 3}, 2), "b")->output(0);
+  ir::Value* sum = test::value(*g, "sum");
+  g->add_node("Add", {b, a}, {sum}, "add")->set_opset(17);
+  g->add_output(unary(*g, "Sigmoid", unary(*g, "Relu", sum, "sum_relu"), "y"));  // the Sigmoid stays apart
+  ir::Model model;
+  model.graph = g;
+  backends::TacticRegistry registry;
+  registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
+  registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
+  const runtime::NamedTensors in = {{"x", test::random_tensor({2, 8, 12, 12}, 9)}};
+  const auto want = test::reference_run(model, in);
+  for (bool blocked : {true, false}) {
+    BuildOptions o;
+    o.threads = 2;
+    o.blocked_layouts = blocked;
+    o.registry = &registry;
+    o.time_tactics = false;
+    auto plan = build(model, o);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    EXPECT_EQ(plan->memory.in_place, 1) << "blocked " << blocked;
+    auto engine = runtime::Engine::create_from_plan(std::move(plan).value(), {.threads = 2});
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    auto out = (*engine)->run(in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    expect_outputs(*out, want);
+  }
 }
 
 TEST(BlockedLayouts, BadMarksAreRejected) {

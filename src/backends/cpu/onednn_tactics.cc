@@ -452,6 +452,17 @@ class OnednnConvTactic final : public Tactic {
     return make_kernel(node, io);
   }
 
+  // oneDNN's sum post-op reads the residual from the destination: the
+  // output can take the residual's storage, when both have one layout and
+  // the residual is not also the input being read.
+  int output_over_input(const ir::Node& node) const override {
+    if (node.op_type() != "FusedConv" || node.num_inputs() < 4 || node.input(3) == nullptr) return -1;
+    if (node.input(3) == node.input(0)) return -1;
+    auto io = read_blocked_io(node);
+    if (!io.is_ok() || io->residual != io->dst) return -1;
+    return 3;
+  }
+
   Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const override {
     const std::string layout = blocked_layout(node);
     if (layout.empty()) return prepare(node);
