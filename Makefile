@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SITE        = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
-.PHONY: all setup configure build install docs run test unit pytest test-asan test-tsan fuzz fuzz-import format clean
+.PHONY: all setup configure build install docs run test unit pytest test-asan test-tsan fuzz fuzz-import fuzz-plan format clean
 
 all: build
 
@@ -54,7 +54,7 @@ unit: build
 pytest: build
 	@$(PY) -m pytest -q tests/python
 
-test: unit pytest fuzz-import
+test: unit pytest fuzz-import fuzz-plan
 
 # Sanitizer builds of the C++ tests, each in its own folder.
 # Each configures its folder every time, so a folder configured with other
@@ -73,9 +73,10 @@ test-tsan: setup
 
 # libFuzzer targets (clang; every library instrumented with ASan+UBSan and
 # coverage; -O1 and line tables keep the clang build small enough for CI).
-# `make fuzz-import` (part of `make test`) fuzzes the ONNX importer for
-# FUZZ_SECONDS; `make fuzz` also fuzzes the plan loader. Seeds and past
-# findings live in tests/regress (importer) and tests/data/plans (plans).
+# `make fuzz-import` and `make fuzz-plan` (both part of `make test`; `make
+# fuzz` runs the two) fuzz the ONNX importer and the plan loader for
+# FUZZ_SECONDS each. Seeds and past findings live in tests/regress
+# (importer) and tests/data/plans (plans).
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build-fuzz
 
@@ -88,9 +89,11 @@ fuzz-import: $(FUZZ_BUILD)/build.ninja
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target onnx_import_fuzz
 	@scripts/run_fuzzer.sh $(FUZZ_BUILD)/tests/fuzz/onnx_import_fuzz $(FUZZ_SECONDS) 65536 tests/regress
 
-fuzz: fuzz-import
+fuzz-plan: $(FUZZ_BUILD)/build.ninja
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target plan_load_fuzz
 	@scripts/run_fuzzer.sh $(FUZZ_BUILD)/tests/fuzz/plan_load_fuzz $(FUZZ_SECONDS) 262144 tests/data/plans
+
+fuzz: fuzz-import fuzz-plan
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')
