@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "ops/families.h"
 #include "ops/registry.h"
+#include "ops/split.h"
 #include "ops/tensor_ops_internal.h"
 
 namespace kiln::ops {
@@ -204,10 +205,9 @@ Status concat_infer(InferContext& ctx) {
 
 // ---- Split -------------------------------------------------------------------
 
-// The sizes of Split's outputs along an axis of size `dim`. `split` holds the
-// explicit sizes (attribute before 13, input from 13) when given; otherwise
-// the axis is split into equal parts, the last one smaller under num_outputs
-// (opset 18).
+}  // namespace
+
+// Declared in ops/split.h.
 Result<std::vector<int64_t>> split_sizes(const ir::Node& node, int64_t dim, const std::vector<int64_t>* split) {
   size_t n = node.num_outputs();
   bool has_num = node.opset() >= 18 && node.has_attr("num_outputs");
@@ -247,12 +247,13 @@ Result<std::vector<int64_t>> split_sizes(const ir::Node& node, int64_t dim, cons
   return std::vector<int64_t>(n, dim / static_cast<int64_t>(n));
 }
 
-// Split's explicit sizes at opset < 13: the attribute (or Split-1's optional input 1).
 bool split_from_attr(const ir::Node& node, std::vector<int64_t>& split) {
   if (node.opset() >= 13 || !node.has_attr("split")) return false;
   split = node.attr_ints("split");
   return true;
 }
+
+namespace {
 
 Status split_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.tensor_input(0));

@@ -45,6 +45,7 @@ void register_tactics(TacticRegistry& registry) {
   }
   registry.add("", "Transpose", make_transpose_tactic());
   registry.add("kiln", "Pointwise", make_pointwise_tactic());
+  registry.add("", "Split", make_split_tactic());
   // oneDNN's tactics are shared objects registered under each op they serve.
   for (const char* op : {"MatMul", "Gemm"}) registry.add("", op, make_onednn_matmul_tactic());
   for (const char* op : {"FusedMatMul", "FusedGemm"}) registry.add("kiln", op, make_onednn_matmul_tactic());

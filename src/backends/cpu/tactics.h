@@ -48,6 +48,10 @@ std::unique_ptr<Tactic> make_pool_tactic(std::string_view op);
 // Transpose (transpose_tactics.cc): any rank and permutation, any element
 // type of 1, 2, 4, 8 or 16 bytes (not strings), bit-exact: "own.transpose".
 std::unique_ptr<Tactic> make_transpose_tactic();
+// Split (split_tactics.cc): any axis, sizes from the attribute, the input or
+// equal parts (ops/split.h), any element type but strings; contiguous
+// copies, bit-exact: "own.split".
+std::unique_ptr<Tactic> make_split_tactic();
 // kiln.Attention (attention_tactics.cc), float32: per (batch, block of query
 // rows) scores by the packed SGEMM, scale and mask, row softmax, then @ V;
 // at most a block of rows x Skv scores per thread. "own.attention.<isa>".
