@@ -8,22 +8,11 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/activation_math.h"
 #include "ops/elementwise_util.h"
 
 namespace kiln::ops::ew {
 namespace {
-
-template <class V>
-V sigmoid(V x) {
-  if (x >= V(0)) return V(1) / (V(1) + std::exp(-x));
-  V e = std::exp(x);
-  return e / (V(1) + e);
-}
-
-template <class V>
-V softplus(V x) {
-  return x > V(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-}
 
 // Runs f over a float-typed input 0 into output 0. f(V x) -> V for the
 // compute type V.
@@ -87,7 +76,7 @@ Status celu_kernel(KernelContext& ctx) {
 Status sigmoid_kernel(KernelContext& ctx) {
   return activation(ctx, [](auto v) {
     using V = decltype(v);
-    return [](V x) { return sigmoid(x); };
+    return [](V x) { return stable_sigmoid(x); };
   });
 }
 
@@ -110,7 +99,7 @@ Status hard_swish_kernel(KernelContext& ctx) {
 Status softplus_kernel(KernelContext& ctx) {
   return activation(ctx, [](auto v) {
     using V = decltype(v);
-    return [](V x) { return softplus(x); };
+    return [](V x) { return stable_softplus(x); };
   });
 }
 
@@ -158,7 +147,7 @@ Status gelu_kernel(KernelContext& ctx) {
 Status mish_kernel(KernelContext& ctx) {
   return activation(ctx, [](auto v) {
     using V = decltype(v);
-    return [](V x) { return x * std::tanh(softplus(x)); };
+    return [](V x) { return x * std::tanh(stable_softplus(x)); };
   });
 }
 
@@ -166,7 +155,7 @@ Status swish_kernel(KernelContext& ctx) {
   float alpha = attr(ctx, "alpha", 1.0f);
   return activation(ctx, [alpha](auto v) {
     using V = decltype(v);
-    return [a = V(alpha)](V x) { return x * sigmoid(a * x); };
+    return [a = V(alpha)](V x) { return x * stable_sigmoid(a * x); };
   });
 }
 

@@ -20,6 +20,7 @@
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/activation_math.h"
 
 namespace kiln::backends::cpu {
 namespace {
@@ -223,18 +224,6 @@ bool broadcast_of(const Tensor& c, const Dims& x, std::vector<float>& scratch, B
   return true;
 }
 
-template <class V>
-V sigmoid(V x) {
-  if (x >= V(0)) return V(1) / (V(1) + std::exp(-x));
-  V e = std::exp(x);
-  return e / (V(1) + e);
-}
-
-template <class V>
-V softplus(V x) {
-  return x > V(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-}
-
 template <class F>
 void each(float* v, int64_t len, F f) {
   for (int64_t j = 0; j < len; ++j) v[j] = f(v[j]);
@@ -250,12 +239,12 @@ void apply_unary(const Step& s, float* v, int64_t len) {
       return each(v, len, [a, b](float x) { return x > 0.0f ? b * x : b * (a * std::exp(x) - a); });
     case Code::kCelu:
       return each(v, len, [a](float x) { return std::max(0.0f, x) + std::min(0.0f, a * std::expm1(x / a)); });
-    case Code::kSigmoid: return each(v, len, [](float x) { return sigmoid(x); });
+    case Code::kSigmoid: return each(v, len, [](float x) { return ops::stable_sigmoid(x); });
     case Code::kHardSigmoid:
       return each(v, len, [a, b](float x) { return std::max(0.0f, std::min(1.0f, a * x + b)); });
     case Code::kHardSwish:
       return each(v, len, [](float x) { return x * std::max(0.0f, std::min(1.0f, x / 6.0f + 0.5f)); });
-    case Code::kSoftplus: return each(v, len, [](float x) { return softplus(x); });
+    case Code::kSoftplus: return each(v, len, [](float x) { return ops::stable_softplus(x); });
     case Code::kSoftsign: return each(v, len, [](float x) { return x / (1.0f + std::abs(x)); });
     case Code::kTanh: return each(v, len, [](float x) { return std::tanh(x); });
     case Code::kThresholdedRelu: return each(v, len, [a](float x) { return x > a ? x : 0.0f; });
@@ -268,7 +257,7 @@ void apply_unary(const Step& s, float* v, int64_t len) {
         const float k = static_cast<float>(0.79788456080286535588);
         return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
       });
-    case Code::kMish: return each(v, len, [](float x) { return x * std::tanh(softplus(x)); });
+    case Code::kMish: return each(v, len, [](float x) { return x * std::tanh(ops::stable_softplus(x)); });
     case Code::kClip:
       return each(v, len, [a, b](float x) {
         float r = x < a ? a : x;
