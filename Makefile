@@ -69,9 +69,14 @@ test-asan: setup
 
 test-tsan: setup
 	@cmake -S . -B build-tsan -G Ninja -DKILN_PYTHON=$(abspath $(PY)) -DKILN_WERROR=ON $(TSAN_ARGS) >/dev/null
-	@# oneDNN's OpenMP hand-offs are invisible to TSan (tests/tsan.supp says why).
+	@# Uninstrumented libraries' hand-offs are invisible to TSan (tests/tsan.supp says which).
 	@TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) allocator_may_return_null=1" \
 	  $(MAKE) --no-print-directory unit BUILD=build-tsan
+	@# The server end to end, with the stock clients, against the TSan-built kiln:
+	@# a report fails the test whose server printed it (tests/python/server_util.py).
+	@KILN_EXE=$(abspath build-tsan/tools/kiln/kiln) \
+	  TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) allocator_may_return_null=1" \
+	  $(PY) -m pytest -q tests/python/test_server_*.py tests/python/test_triton_diff.py
 
 # libFuzzer targets (clang; every library instrumented with ASan+UBSan and
 # coverage; -O1 and line tables keep the clang build small enough for CI).

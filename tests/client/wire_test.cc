@@ -163,9 +163,9 @@ TEST(ClientCreate, ChecksUrlsAndProtocols) {
 }
 
 TEST(ClientCreate, GrpcChannel) {
-#ifdef __SANITIZE_THREAD__
+#ifdef KILN_TSAN
   // A channel starts gRPC's threads; Debian's gRPC is not instrumented, so TSan
-  // reports races inside it (tests/server/tsan.supp); the HTTP tests cover the rest.
+  // reports races inside it (tests/tsan.supp); the HTTP tests cover the rest.
   GTEST_SKIP() << "gRPC channels under ThreadSanitizer";
 #endif
   EXPECT_TRUE(Client::create("grpc", "localhost:8001").is_ok());

@@ -3,6 +3,7 @@ temporary model repository, and a `kiln serve` process on free ports."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -188,5 +189,11 @@ class KilnServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        out = self.output()
         self.log.close()
+        # A sanitizer build (make test-tsan) reports and carries on; a report fails the test here.
+        report = re.search(r"(WARNING|ERROR): (Thread|Address)Sanitizer|\.(cc|h):\d+:\d+: runtime error:", out)
+        if report:
+            raise AssertionError("kiln serve printed a sanitizer report:\n"
+                                 + out[max(0, report.start() - 200):report.start() + 6000])
         return self.proc.returncode
