@@ -241,15 +241,21 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
       !config.has_ensemble_scheduling()) {
     config.mutable_dynamic_batching();
   }
+  // As Triton: no preferred sizes means max_batch_size is the preferred one (the scheduler's
+  // target either way), and groups without a name are "<model>_<index>".
+  if (config.has_dynamic_batching() && config.max_batch_size() > 0 &&
+      config.dynamic_batching().preferred_batch_size_size() == 0) {
+    config.mutable_dynamic_batching()->add_preferred_batch_size(config.max_batch_size());
+  }
   if (config.instance_group_size() == 0) {
     inference::ModelInstanceGroup* group = config.add_instance_group();
-    group->set_name(config.name());
     group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
     group->set_count(1);
   }
-  for (auto& group : *config.mutable_instance_group()) {
+  for (int i = 0; i < config.instance_group_size(); ++i) {
+    inference::ModelInstanceGroup& group = *config.mutable_instance_group(i);
     if (group.count() == 0) group.set_count(1);
-    if (group.name().empty()) group.set_name(config.name());
+    if (group.name().empty()) group.set_name(fmt::format("{}_{}", config.name(), i));
   }
   if (!config.has_version_policy()) config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
 

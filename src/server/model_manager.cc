@@ -198,6 +198,10 @@ Status ModelManager::unload_locked(const std::string& name) {
       // Triton answers an unload of an unknown model with success.
       return Status::ok();
     }
+    if (!it->second.versions.empty()) {
+      it->second.unloaded.clear();
+      for (const auto& [v, _] : it->second.versions) it->second.unloaded.push_back(v);
+    }
     old.swap(it->second.versions);
     it->second.state = "UNAVAILABLE";
     it->second.reason = "unloaded";
@@ -303,6 +307,8 @@ std::vector<ModelIndexEntry> ModelManager::index(bool ready_only) const {
     } else if (!ready_only) {
       if (it == entries_.end()) {
         out.push_back({name, "", "", ""});
+      } else if (it->second.reason == "unloaded" && !it->second.unloaded.empty()) {
+        for (int64_t v : it->second.unloaded) out.push_back({name, std::to_string(v), it->second.state, "unloaded"});
       } else {
         out.push_back({name, "", it->second.state, it->second.reason});
       }

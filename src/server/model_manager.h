@@ -81,6 +81,8 @@ class ModelManager {
     std::string state;
     std::string reason;
     std::string signature;  // what poll() compares to see a change on disk
+    // The versions the last unload stopped: the index lists them as unloaded, as Triton does.
+    std::vector<int64_t> unloaded;
   };
   Status load_locked(const std::string& name, const std::string& config_json);
   Status unload_locked(const std::string& name);

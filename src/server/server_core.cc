@@ -76,16 +76,16 @@ void ServerCore::infer(InferRequest request, InferCallback done) {
 
 Status ServerCore::load_model(const std::string& name, const std::string& config_json) {
   if (options_.control_mode != ControlMode::kExplicit) {
-    return failed_precondition("explicit model load / unload is not allowed if polling is enabled or in mode 'none' "
-                               "(start with --model-control-mode explicit)");
+    return unavailable("explicit model load / unload is not allowed if polling is enabled or in mode 'none' "
+                       "(start with --model-control-mode explicit)");
   }
   return models_->load(name, config_json);
 }
 
 Status ServerCore::unload_model(const std::string& name) {
   if (options_.control_mode != ControlMode::kExplicit) {
-    return failed_precondition("explicit model load / unload is not allowed if polling is enabled or in mode 'none' "
-                               "(start with --model-control-mode explicit)");
+    return unavailable("explicit model load / unload is not allowed if polling is enabled or in mode 'none' "
+                       "(start with --model-control-mode explicit)");
   }
   return models_->unload(name);
 }

@@ -43,6 +43,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<inference::ModelInfer
         inference::ModelStreamInferResponse out;
         if (result.is_ok()) {
           encode_grpc_response(result.value(), out.mutable_infer_response());
+          // Kiln has no decoupled models, so each response is its request's last one; Triton marks it so.
+          (*out.mutable_infer_response()->mutable_parameters())["triton_final_response"].set_bool_param(true);
         } else {
           out = error_response(result.status(), id);
         }
