@@ -31,7 +31,7 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   }
   std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
   KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config));
-  KILN_RETURN_IF_ERROR(complete_config(config, *backend));
+  KILN_RETURN_IF_ERROR(complete_config(config, *backend, context.auto_complete));
   std::shared_ptr<ModelVersion> mv(new ModelVersion());
   mv->config_ = std::move(config);
   mv->version_ = version;

@@ -23,6 +23,7 @@ struct ServingContext {
   ModelResolver resolver;                 // ensembles: finds the composing models
   std::shared_ptr<ResponseCache> cache;   // null: no response cache (--cache-config)
   std::shared_ptr<RateLimiter> limiter;   // null: rate limiting off (--rate-limit)
+  bool auto_complete = true;              // false: --disable-auto-complete-config (complete_config)
 };
 
 class ModelVersion {

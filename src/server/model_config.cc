@@ -205,9 +205,15 @@ bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<
   return std::all_of(inputs.begin(), inputs.end(), batchable) && std::all_of(outputs.begin(), outputs.end(), batchable);
 }
 
-Status complete_config(inference::ModelConfig& config, const ModelBackend& backend) {
+Status complete_config(inference::ModelConfig& config, const ModelBackend& backend, bool auto_complete) {
   const bool can_batch = batching_possible(backend.inputs(), backend.outputs());
   const bool auto_io = config.input_size() == 0 && config.output_size() == 0;
+  if (!auto_complete && auto_io && !(backend.inputs().empty() && backend.outputs().empty())) {
+    return invalid_argument(
+        "model '{}': the config lists no inputs or outputs and auto-complete is off (--disable-auto-complete-config): "
+        "write them in config.pbtxt",
+        config.name());
+  }
   if (can_batch && config.max_batch_size() == 0 && auto_io) config.set_max_batch_size(kDefaultMaxBatchSize);
   if (!can_batch && config.max_batch_size() > 0) {
     return invalid_argument(
@@ -219,7 +225,7 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
   // Control and state tensors of a sequence model are fed by the sequence batcher, not the client.
   const std::set<std::string> internal_in = sequence_internal_inputs(config);
   const std::set<std::string> internal_out = sequence_internal_outputs(config);
-  if (config.input_size() == 0) {
+  if (auto_complete && config.input_size() == 0) {
     for (const TensorSpec& spec : backend.inputs()) {
       if (internal_in.count(spec.name)) continue;
       inference::ModelInput* in = config.add_input();
@@ -228,7 +234,7 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
       fill_dims(in, spec, batching);
     }
   }
-  if (config.output_size() == 0) {
+  if (auto_complete && config.output_size() == 0) {
     for (const TensorSpec& spec : backend.outputs()) {
       if (internal_out.count(spec.name)) continue;
       inference::ModelOutput* out = config.add_output();
@@ -237,8 +243,8 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
       fill_dims(out, spec, batching);
     }
   }
-  if (config.max_batch_size() > 1 && !config.has_dynamic_batching() && !config.has_sequence_batching() &&
-      !config.has_ensemble_scheduling()) {
+  if (auto_complete && config.max_batch_size() > 1 && !config.has_dynamic_batching() &&
+      !config.has_sequence_batching() && !config.has_ensemble_scheduling()) {
     config.mutable_dynamic_batching();
   }
   // As Triton: no preferred sizes means max_batch_size is the preferred one (the scheduler's

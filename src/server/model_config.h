@@ -38,7 +38,11 @@ bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<
 // max_batch_size, dynamic_batching, instance_group, version_policy) the way
 // Triton's onnxruntime backend does, then checks the config against the
 // model: names, datatypes, dims, batch dimension, scheduling fields.
-Status complete_config(inference::ModelConfig& config, const ModelBackend& backend);
+// `auto_complete` false (--disable-auto-complete-config) fills only
+// instance_group, version_policy and preferred_batch_size, as Triton's core
+// does with auto-completion off: inputs and outputs must be in the config, and
+// a model without dynamic_batching runs each request alone.
+Status complete_config(inference::ModelConfig& config, const ModelBackend& backend, bool auto_complete = true);
 
 // The versions to serve among `available` (ascending or not), per the policy.
 std::vector<int64_t> select_versions(const inference::ModelConfig& config, std::vector<int64_t> available);

@@ -45,9 +45,11 @@ class ModelManager {
 
   ControlMode mode() const { return mode_; }
   // The response cache and rate limiter models load with; set before loading.
-  void set_context(std::shared_ptr<ResponseCache> cache, std::shared_ptr<RateLimiter> limiter) {
+  void set_context(std::shared_ptr<ResponseCache> cache, std::shared_ptr<RateLimiter> limiter,
+                   bool auto_complete = true) {
     context_.cache = std::move(cache);
     context_.limiter = std::move(limiter);
+    context_.auto_complete = auto_complete;
   }
   const std::string& repository() const { return repository_; }
 

@@ -13,7 +13,8 @@ ServerCore::ServerCore(ServerOptions options)
       models_(std::make_unique<ModelManager>(options_.repository, options_.control_mode)),
       shm_(options_.allow_client_shm) {
   models_->set_context(options_.cache_bytes > 0 ? std::make_shared<ResponseCache>(options_.cache_bytes) : nullptr,
-                       options_.rate_limit ? std::make_shared<RateLimiter>(options_.rate_limit_resources) : nullptr);
+                       options_.rate_limit ? std::make_shared<RateLimiter>(options_.rate_limit_resources) : nullptr,
+                       options_.auto_complete_config);
 }
 
 ServerCore::~ServerCore() { stop(); }

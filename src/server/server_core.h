@@ -31,6 +31,7 @@ struct ServerOptions {
   size_t cache_bytes = 0;         // response cache size (0: no cache)
   bool rate_limit = false;        // --rate-limit execution_count
   std::map<std::string, uint64_t> rate_limit_resources;  // --rate-limit-resource name:count
+  bool auto_complete_config = true;  // off: --disable-auto-complete-config
 };
 
 class ServerCore {

@@ -92,6 +92,36 @@ def test_dynamic_batching_forms_batches(server):
     assert "process_resident_memory_bytes" in text and "nv_cpu_utilization" in text
 
 
+def test_auto_complete_off_runs_each_request_alone(tmp_path):
+    """--disable-auto-complete-config (Triton's flag): a batchable model without dynamic_batching
+    is not given one, so concurrent requests execute one by one; a config without its inputs
+    and outputs fails to load with the reason."""
+    repo = tmp_path / "repo"
+    write_model(repo, "alone", slow_model(256), 'max_batch_size: 16\n'
+                'input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                'output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    write_model(repo, "bare", add_sub_model())  # no config.pbtxt
+    srv = KilnServer(repo, "--disable-auto-complete-config", wait_ready=False)
+    try:
+        client = httpclient.InferenceServerClient(srv.http_url)
+        for _ in range(300):
+            if client.is_model_ready("alone"):
+                break
+            time.sleep(0.1)
+        assert "dynamic_batching" not in client.get_model_config("alone")
+        n = 12
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(lambda i: post_json(srv.http_port, "/v2/models/alone/infer",
+                                                        slow_request(float(i))), range(n)))
+        assert all(status == 200 for status, _ in results), results
+        assert srv.metric("nv_inference_exec_count", model="alone", version="1") == n
+        assert not client.is_model_ready("bare")
+        index = {m["name"]: m for m in client.get_model_repository_index()}
+        assert "--disable-auto-complete-config" in index["bare"]["reason"], index["bare"]
+    finally:
+        assert srv.stop() == 0
+
+
 def test_queue_size_limit_rejects(server):
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(lambda i: post_json(server.http_port, "/v2/models/limited/infer", slow_request()),

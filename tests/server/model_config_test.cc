@@ -86,6 +86,30 @@ TEST(ModelConfigTest, AutoCompleteFromTheModel) {
   EXPECT_EQ(c.version_policy().latest().num_versions(), 1u);
 }
 
+TEST(ModelConfigTest, AutoCompleteOffTakesTheConfigAsWritten) {
+  testing::FakeBackend backend;
+  auto empty = parse("name: \"m\"");
+  Status st = complete_config(empty, backend, /*auto_complete=*/false);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("--disable-auto-complete-config"), std::string::npos) << st.message();
+  auto written = parse(
+      "name: \"m\" max_batch_size: 8 input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 2 ] } ] "
+      "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 2 ] } ]");
+  ASSERT_TRUE(complete_config(written, backend, /*auto_complete=*/false).is_ok());
+  EXPECT_FALSE(written.has_dynamic_batching());  // each request runs alone
+  EXPECT_EQ(instance_count(written), 1);
+  EXPECT_EQ(written.version_policy().latest().num_versions(), 1u);
+  auto only_output = parse("name: \"m\" max_batch_size: 8 output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 2 ] } ]");
+  st = complete_config(only_output, backend, /*auto_complete=*/false);  // input x is not filled in
+  EXPECT_NE(st.message().find("input 'x' is missing"), std::string::npos) << st.message();
+  auto batching = parse(
+      "name: \"m\" max_batch_size: 8 input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 2 ] } ] "
+      "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ 2 ] } ] dynamic_batching { }");
+  ASSERT_TRUE(complete_config(batching, backend, /*auto_complete=*/false).is_ok());
+  ASSERT_EQ(batching.dynamic_batching().preferred_batch_size_size(), 1);
+  EXPECT_EQ(batching.dynamic_batching().preferred_batch_size(0), 8);
+}
+
 TEST(ModelConfigTest, ConfigMustMatchTheModel) {
   testing::FakeBackend backend;
   auto wrong_type = parse("name: \"m\" input [ { name: \"x\" data_type: TYPE_INT32 dims: [ 2 ] } ]");

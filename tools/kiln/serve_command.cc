@@ -48,6 +48,7 @@ struct ServeArgs {
   int poll_secs = 15;
   int http_threads = 2;
   size_t max_request_bytes = size_t{64} << 20;
+  bool disable_auto_complete = false;
 };
 
 int run_serve(const ServeArgs& args) {
@@ -75,6 +76,7 @@ int run_serve(const ServeArgs& args) {
   options.poll_secs = args.poll_secs;
   options.max_request_bytes = args.max_request_bytes;
   options.allow_client_shm = args.allow_client_shm;
+  options.auto_complete_config = !args.disable_auto_complete;
   if (!args.cache_config.empty()) {
     // Triton's form: local,size=<bytes>
     const std::string prefix = "local,size=";
@@ -200,6 +202,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "Let clients register system shared memory regions for tensors (off by default, as Triton)");
   cmd->add_option("--model-control-mode", args->control_mode, "none, poll or explicit")
       ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  cmd->add_flag("--disable-auto-complete-config", args->disable_auto_complete,
+               "Take config.pbtxt as written: inputs and outputs must be listed, and no dynamic_batching is added");
   cmd->add_option("--load-model", args->load_models, "Models to load at startup in explicit mode ('*': all)");
   cmd->add_option("--repository-poll-secs", args->poll_secs, "Poll interval in poll mode")->check(CLI::Range(1, 86400));
   cmd->add_option("--log-verbose", args->log_verbose, "Verbose logging level (0, 1, 2)");
