@@ -9,8 +9,9 @@ Markdown table for bench/RESULTS.md:
             model in-process (`kiln bench`, same threads);
   triton    requests/s and p50 of wrk posting the same v2 JSON body over 16
             connections to Triton (python backend add_one, from the nvidia-pytriton
-            wheel that scripts/setup.sh puts in .triton/) and to Kiln (the same
-            model as ONNX), in the same run.
+            wheel that scripts/setup.sh puts in .triton/), to Kiln serving the same
+            model as ONNX, and to Kiln's Python backend running the same model.py,
+            in the same run.
 
     python bench/serving.py batching [--repeat 2] [--interval-ms 5000]
     python bench/serving.py overhead [--repeat 3]
@@ -230,9 +231,12 @@ def cmd_triton(args):
         (triton_repo / "add_one" / "1" / "model.py").write_text(TRITON_ADD_ONE)
         (triton_repo / "add_one" / "config.pbtxt").write_text(ADD_ONE_CONFIG % 'backend: "python"\n')
         for trial in range(args.repeat):
-            for server in ("triton", "kiln"):
-                srv = (TritonServer(triton_repo) if server == "triton" else
-                       KilnServer(kiln_repo, "--model-control-mode", "explicit", "--load-model", "add_one"))
+            for server in args.servers.split(","):
+                if server == "triton":
+                    srv = TritonServer(triton_repo)
+                else:  # kiln: the ONNX model; kiln-python: Triton's own model.py on Kiln's Python backend
+                    srv = KilnServer(kiln_repo if server == "kiln" else triton_repo,
+                                     "--model-control-mode", "explicit", "--load-model", "add_one")
                 try:
                     url = f"http://{srv.http_url}/v2/models/add_one/infer"
                     wrk(url, body, args.connections, 2)  # warm-up
@@ -241,13 +245,11 @@ def cmd_triton(args):
                     srv.stop()
                 rows.append((trial, server, rps, p50, failures))
                 print(f"trial {trial} {server}: {rps:.0f} req/s, p50 {p50:.2f} ms, {failures} failures", file=sys.stderr)
-    print(f"\n| trial | server | requests/s | p50 ms | failed | kiln/triton req/s |")
+    print(f"\n| trial | server | requests/s | p50 ms | failed | /triton req/s |")
     print("|---|---|---|---|---|---|")
     for trial, server, rps, p50, failures in rows:
-        ratio = ""
-        if server == "kiln":
-            triton = next(r for r in rows if r[0] == trial and r[1] == "triton")
-            ratio = f"{rps / triton[2]:.2f}"
+        triton = next((r for r in rows if r[0] == trial and r[1] == "triton"), None)
+        ratio = f"{rps / triton[2]:.2f}" if server != "triton" and triton else ""
         print(f"| {trial + 1} | {server} | {rps:.0f} | {p50:.2f} | {failures} | {ratio} |")
 
 
@@ -269,6 +271,8 @@ def main():
     t.add_argument("--repeat", type=int, default=3)
     t.add_argument("--connections", type=int, default=16)
     t.add_argument("--seconds", type=int, default=10)
+    t.add_argument("--servers", default="triton,kiln,kiln-python",
+                   help="triton; kiln (the model as ONNX); kiln-python (the same model.py on Kiln's Python backend)")
     args = ap.parse_args()
     if kiln_exe() is None:
         sys.exit("serving.py: kiln is not built (make build)")
