@@ -4,6 +4,7 @@
 // double; the tactics in float).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 
 #include "backends/cpu/tactics.h"
@@ -94,6 +95,54 @@ TEST(CpuLayerNorm, DeclinesStatisticsOutputsAndOtherAxes) {
   ir::Value* mean = *stats.node().graph()->add_value("mean");
   stats.node().set_output(1, mean);
   EXPECT_FALSE(make_layernorm_tactic(Isa::kGeneric)->supports(stats.node()));
+}
+
+// BatchNormalization: per-channel affine from the running statistics. Tolerance
+// 1e-5 relative to max(1, |value|) (the reference works in double).
+TEST(CpuBatchNorm, MatchesReference) {
+  uint32_t seed = 40;
+  for (const Dims& dims : std::vector<Dims>{{2, 3}, {1, 8, 5, 5}, {2, 16, 7, 9}, {1, 4, 3, 4, 5}, {3, 5, 1}}) {
+    const int64_t c = dims[1];
+    for (bool constant : {true, false}) {
+      for (int64_t opset : {9, 15}) {
+        Tensor x = random_tensor(dims, seed++, -4.0f, 4.0f);
+        Tensor scale = random_tensor({c}, seed++, 0.5f, 2.0f);
+        Tensor bias = random_tensor({c}, seed++);
+        Tensor mean = random_tensor({c}, seed++);
+        Tensor var = random_tensor({c}, seed++, 0.01f, 3.0f);
+        OneNode g("", "BatchNormalization",
+                  {{x}, {scale, constant}, {bias, constant}, {mean, constant}, {var, constant}},
+                  {Attribute::make_float("epsilon", 1e-3f)}, opset);
+        check(*make_batchnorm_tactic(), g, 1e-5f,
+              dims_to_string(dims) + (constant ? " constant" : " fed") + " opset " + std::to_string(opset));
+      }
+    }
+  }
+}
+
+TEST(CpuBatchNorm, NonFiniteValuesAndRefusedForms) {
+  Tensor x = random_tensor({1, 2, 3, 3}, 3);
+  x.data<float>()[4] = std::numeric_limits<float>::infinity();
+  x.data<float>()[11] = std::numeric_limits<float>::quiet_NaN();
+  Tensor p = random_tensor({2}, 4, 0.5f, 1.5f);
+  OneNode g("", "BatchNormalization", {{x}, {p, true}, {p, true}, {p, true}, {p, true}}, {}, 15);
+  auto want = g.run_reference(g.feeds());
+  ASSERT_TRUE(want.is_ok());
+  auto kernel = make_batchnorm_tactic()->prepare(g.node());
+  ASSERT_TRUE(kernel.is_ok());
+  auto got = g.run(**kernel, nullptr);
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_TRUE(std::isinf(got->data<float>()[4]) && got->data<float>()[4] > 0);
+  EXPECT_TRUE(std::isnan(got->data<float>()[11]));
+  EXPECT_NEAR(got->data<float>()[0], want->data<float>()[0], 1e-5f);
+  // Training mode and the pre-opset-9 per-activation form stay on the reference kernel.
+  OneNode training("", "BatchNormalization", {{x}, {p, true}, {p, true}, {p, true}, {p, true}},
+                   {Attribute::make_int("training_mode", 1)}, 15);
+  EXPECT_FALSE(make_batchnorm_tactic()->supports(training.node()));
+  Tensor per = random_tensor({2, 9}, 5);
+  OneNode spatial0("", "BatchNormalization", {{x}, {per, true}, {per, true}, {per, true}, {per, true}},
+                   {Attribute::make_int("spatial", 0)}, 7);
+  EXPECT_FALSE(make_batchnorm_tactic()->supports(spatial0.node()));
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
-// Softmax and LayerNormalization tactics: one row kernel call per row of
-// contiguous floats (microkernel.h), rows split over the context's pool.
-// Softmax takes the last axis (opset >= 13) or any axis of the pre-13 2-D
-// coercion (rows are contiguous either way); LayerNormalization the last
-// axis with only Y wanted. Inputs holding Inf or NaN, other dtypes and other
-// axes go to the reference kernel.
+// Softmax, LayerNormalization and BatchNormalization tactics: one row kernel
+// call per row of contiguous floats (microkernel.h), rows split over the
+// context's pool. Softmax takes the last axis (opset >= 13) or any axis of the
+// pre-13 2-D coercion (rows are contiguous either way); LayerNormalization the
+// last axis with only Y wanted. Inputs holding Inf or NaN, other dtypes and
+// other axes go to the reference kernel. BatchNormalization (inference: the
+// running statistics) is a per-channel affine y = x * k + b over each (n, c)
+// row; the optimizer folds it into a preceding Conv when it can, this runs the
+// rest (a BN after an Add or at the input, or after an int8 Conv's DQ).
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
@@ -107,6 +111,71 @@ class LayerNormKernel final : public Kernel {
   LayerNormRowFn row_;
 };
 
+class BatchNormKernel final : public Kernel {
+ public:
+  bool fills_outputs() const override { return true; }
+  Status run(ops::KernelContext& ctx) const override {
+    for (size_t i = 0; i < 5; ++i) {
+      if (!ctx.has_input(i) || !ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32) {
+        return run_reference(ctx);
+      }
+    }
+    const Tensor& x = ctx.input(0);
+    if (x.rank() < 2) return run_reference(ctx);  // the reference names the error
+    const int64_t n = x.dim(0), c = x.dim(1);
+    for (size_t i = 1; i < 5; ++i) {
+      if (ctx.input(i).numel() != c) return run_reference(ctx);
+    }
+    const int64_t inner = n * c == 0 ? 0 : x.numel() / (n * c);
+    // k and b in double, as the reference computes (x - mean) / sqrt(var + eps) * scale + B.
+    const double eps = ctx.node().attr_float("epsilon", 1e-5f);
+    const float* scale = ctx.input(1).data<float>();
+    const float* bias = ctx.input(2).data<float>();
+    const float* mean = ctx.input(3).data<float>();
+    const float* var = ctx.input(4).data<float>();
+    std::vector<float> k(static_cast<size_t>(c)), b(static_cast<size_t>(c));
+    for (int64_t j = 0; j < c; ++j) {
+      const double kj = static_cast<double>(scale[j]) / std::sqrt(static_cast<double>(var[j]) + eps);
+      k[static_cast<size_t>(j)] = static_cast<float>(kj);
+      b[static_cast<size_t>(j)] = static_cast<float>(static_cast<double>(bias[j]) - static_cast<double>(mean[j]) * kj);
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, x.dims()));
+    const float* xp = x.data<float>();
+    float* yp = y->data<float>();
+    for_rows(ctx.pool(), n * c, inner, [&](int64_t r) {
+      const float kr = k[static_cast<size_t>(r % c)], br = b[static_cast<size_t>(r % c)];
+      const float* in = xp + r * inner;
+      float* out = yp + r * inner;
+      for (int64_t i = 0; i < inner; ++i) out[i] = in[i] * kr + br;
+    });
+    return Status::ok();
+  }
+};
+
+// "own.batchnorm": inference-mode BatchNormalization of float32 with
+// per-channel parameters (spatial; not the pre-opset-9 spatial=0 form).
+class BatchNormTactic final : public Tactic {
+ public:
+  std::string_view name() const override { return "own.batchnorm"; }
+  std::string_view source() const override { return "own"; }
+  bool supports(const ir::Node& node) const override {
+    if (node.op_type() != "BatchNormalization" || node.num_inputs() != 5) return false;
+    for (size_t i = 0; i < 5; ++i) {
+      if (!is_f32(node.input(i))) return false;
+    }
+    for (size_t i = 1; i < node.num_outputs(); ++i) {
+      if (node.output(i) != nullptr) return false;  // running statistics: training mode
+    }
+    if (node.opset() >= 14 && node.attr_int("training_mode", 0) != 0) return false;
+    if (node.opset() < 9 && node.attr_int("spatial", 1) == 0) return false;
+    return true;
+  }
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    if (!supports(node)) return invalid_argument("{}: not supported by own.batchnorm", node.describe());
+    return std::unique_ptr<Kernel>(new BatchNormKernel());
+  }
+};
+
 class RowTactic final : public Tactic {
  public:
   RowTactic(std::string op, Isa isa) : op_(std::move(op)), isa_(isa) {
@@ -149,5 +218,6 @@ std::unique_ptr<Tactic> make_softmax_tactic(Isa isa) { return std::make_unique<R
 std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa) {
   return std::make_unique<RowTactic>("LayerNormalization", isa);
 }
+std::unique_ptr<Tactic> make_batchnorm_tactic() { return std::make_unique<BatchNormTactic>(); }
 
 }  // namespace kiln::backends::cpu

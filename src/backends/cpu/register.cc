@@ -35,6 +35,7 @@ void register_tactics(TacticRegistry& registry) {
   const Isa row_isa = detect_isa() >= Isa::kAvx2 ? Isa::kAvx2 : Isa::kGeneric;
   registry.add("", "Softmax", make_softmax_tactic(row_isa));
   registry.add("", "LayerNormalization", make_layernorm_tactic(row_isa));
+  registry.add("", "BatchNormalization", make_batchnorm_tactic());
   for (const char* op : {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"}) {
     registry.add("", op, make_pool_tactic(op));
   }

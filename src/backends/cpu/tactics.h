@@ -39,6 +39,9 @@ std::unique_ptr<Tactic> make_conv_winograd_tactic(Isa isa, bool fused, int out_t
 // used on AVX-512 machines): "own.softmax.<generic|avx2>", "own.layernorm.<...>".
 std::unique_ptr<Tactic> make_softmax_tactic(Isa isa);
 std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
+// Inference-mode BatchNormalization of float32 as a per-channel y = x * k + b
+// (k, b from the running statistics in double): "own.batchnorm".
+std::unique_ptr<Tactic> make_batchnorm_tactic();
 
 // 2-D NCHW float32 pooling (pool_tactics.cc): MaxPool (Y only), AveragePool,
 // GlobalMaxPool, GlobalAveragePool; nullptr for any other op.
