@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "kiln/tensor.h"
 #include "kiln/status.h"
 
 namespace kiln::ops {
@@ -18,5 +19,10 @@ bool split_from_attr(const ir::Node& node, std::vector<int64_t>& split);
 // the axis is split into equal parts, the last one smaller under num_outputs
 // (opset 18). Errors name what does not fit.
 Result<std::vector<int64_t>> split_sizes(const ir::Node& node, int64_t dim, const std::vector<int64_t>* split);
+
+// split_sizes with the explicit sizes read the way the kernels read them: the
+// attribute before opset 13, else `split_input` (Split's input 1; nullptr when
+// absent) at opset >= 13 or < 2.
+Result<std::vector<int64_t>> split_sizes_for(const ir::Node& node, int64_t dim, const Tensor* split_input);
 
 }  // namespace kiln::ops

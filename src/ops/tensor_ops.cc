@@ -253,6 +253,16 @@ bool split_from_attr(const ir::Node& node, std::vector<int64_t>& split) {
   return true;
 }
 
+Result<std::vector<int64_t>> split_sizes_for(const ir::Node& node, int64_t dim, const Tensor* split_input) {
+  std::vector<int64_t> split;
+  bool given = split_from_attr(node, split);
+  if (!given && (node.opset() >= 13 || node.opset() < 2) && split_input != nullptr) {
+    KILN_ASSIGN_OR_RETURN(split, to_int64_vector(*split_input));
+    given = true;
+  }
+  return split_sizes(node, dim, given ? &split : nullptr);
+}
+
 namespace {
 
 Status split_kernel(KernelContext& ctx) {
@@ -260,15 +270,9 @@ Status split_kernel(KernelContext& ctx) {
   auto axis_r = normalize_axis(ctx.node().attr_int("axis", 0), x->rank());
   if (!axis_r.is_ok()) return ctx.error(axis_r.status());
   int64_t axis = *axis_r;
-  std::vector<int64_t> split;
-  bool given = split_from_attr(ctx.node(), split);
-  if (!given && (ctx.opset() >= 13 || ctx.opset() < 2) && ctx.has_input(1)) {
-    auto v = to_int64_vector(ctx.input(1));
-    if (!v.is_ok()) return ctx.error(v.status());
-    split = std::move(v).value();
-    given = true;
-  }
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, split_sizes(ctx.node(), x->dim(axis), given ? &split : nullptr));
+  auto sizes_r = split_sizes_for(ctx.node(), x->dim(axis), ctx.has_input(1) ? &ctx.input(1) : nullptr);
+  if (!sizes_r.is_ok()) return ctx.error(sizes_r.status());
+  const std::vector<int64_t>& sizes = *sizes_r;
   int64_t outer = dims_product(x->dims(), 0, static_cast<size_t>(axis));
   int64_t inner = dims_product(x->dims(), static_cast<size_t>(axis) + 1, x->dims().size());
   int64_t start = 0;

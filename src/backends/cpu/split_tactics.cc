@@ -27,16 +27,8 @@ class SplitKernel final : public Kernel {
     int64_t axis = ctx.node().attr_int("axis", 0);
     if (axis < 0) axis += x.rank();
     if (axis < 0 || axis >= x.rank()) return run_reference(ctx);
-    std::vector<int64_t> split;
-    bool given = ops::split_from_attr(ctx.node(), split);
-    if (!given && (ctx.opset() >= 13 || ctx.opset() < 2) && ctx.has_input(1)) {
-      if (!ctx.datum(1).is_tensor()) return run_reference(ctx);
-      auto v = ops::to_int64_vector(ctx.input(1));
-      if (!v.is_ok()) return run_reference(ctx);
-      split = std::move(v).value();
-      given = true;
-    }
-    auto sizes = ops::split_sizes(ctx.node(), x.dim(axis), given ? &split : nullptr);
+    if (ctx.has_input(1) && !ctx.datum(1).is_tensor()) return run_reference(ctx);
+    auto sizes = ops::split_sizes_for(ctx.node(), x.dim(axis), ctx.has_input(1) ? &ctx.input(1) : nullptr);
     if (!sizes.is_ok() || sizes->size() != ctx.num_outputs()) return run_reference(ctx);
 
     const size_t esize = element_size(x.dtype());
