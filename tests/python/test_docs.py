@@ -126,6 +126,7 @@ OTHER_PROGRAM_FLAGS = {
     "--half": "bench/precision_bench.py",
     "--models": "bench/precision_bench.py",
     "--levels": "examples/train_digits.py",
+    "--calib-count": "examples/python/calibrate_images.py",
 }
 
 
