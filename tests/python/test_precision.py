@@ -239,6 +239,15 @@ def test_kiln_accuracy_table_on_digits(digits, kiln_exe):
     for p in ("bf16", "fp16"):
         assert float(rows[p][0]) == fp32 and float(rows[p][2]) == 100.0, r.stdout
     assert float(rows["int8"][0]) >= fp32 - 1.0, r.stdout  # calibrated on 4 batches of the data
+    # Progress on stderr (plain lines when not a terminal): every precision's build, int8's
+    # calibration and each evaluation to its end; none with --quiet.
+    batches = len(list(data.iterdir()))
+    for p in ("fp32", "bf16", "fp16", "int8"):
+        assert f"kiln accuracy: {p}: evaluating {batches}/{batches}" in r.stderr, r.stderr
+    assert "kiln accuracy: int8: calibration" in r.stderr, r.stderr
+    quiet = subprocess.run([kiln_exe, "--quiet", "accuracy", str(model), "--data", str(data), "--labels", str(labels),
+                            "--precisions", "fp32"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and "evaluating" not in quiet.stderr, quiet.stderr
     bad = subprocess.run([kiln_exe, "accuracy", str(model), "--data", str(data), "--labels", str(labels),
                           "--precisions", "fp32,int4"], capture_output=True, text=True)
     assert bad.returncode != 0 and "int4" in bad.stderr

@@ -28,6 +28,7 @@
 #include "kiln/builder.h"
 #include "kiln/session.h"
 #include "npy.h"
+#include "output.h"
 #include "onnx/importer.h"
 
 namespace kiln::cli {
@@ -116,8 +117,14 @@ Status run_accuracy(const AccuracyArgs& args) {
   const std::string plan_path =
       (std::filesystem::temp_directory_path() / fmt::format("kiln_accuracy_{}.plan", ::getpid())).string();
   std::map<std::string, std::vector<int64_t>> predictions;
+  // One redrawn line on a terminal, plain lines in logs, nothing with --quiet:
+  // the build's own stages (calibration among them), then the evaluation.
+  Progress progress("accuracy");
   for (const std::string& p : precisions) {
     BuildConfig c;
+    c.progress = [&progress, &p](const std::string& stage, size_t done, size_t total) {
+      progress.update(p + ": " + stage, done, total);
+    };
     c.precision = p;
     c.time_tactics = false;
     c.threads = args.threads;
@@ -133,11 +140,13 @@ Status run_accuracy(const AccuracyArgs& args) {
     if (!session.is_ok()) return std::move(session).status().with_context("precision " + p);
     std::vector<int64_t>& pred = predictions[p];
     for (size_t b = 0; b < data.size(); ++b) {
+      progress.update(p + ": evaluating", b, data.size());
       NamedTensors feeds(data[b].begin(), data[b].end());
       KILN_ASSIGN_OR_RETURN(NamedTensors out, (*session)->run(feeds));
       KILN_ASSIGN_OR_RETURN(std::vector<int64_t> top, argmax_rows(out.at(0).second));
       pred.insert(pred.end(), top.begin(), top.end());
     }
+    progress.update(p + ": evaluating", data.size(), data.size());
     if (pred.size() != labels.size()) {
       return invalid_argument("the data has {} samples but '{}' has {} labels", pred.size(), args.labels, labels.size());
     }
