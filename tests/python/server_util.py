@@ -119,6 +119,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_http_ok(url: str, proc: subprocess.Popen, what: str, output, timeout: float) -> bool:
+    """Polls `url` until it answers 200 (True) or `timeout` seconds pass (False); raises
+    RuntimeError with `output()` if the server process `proc` exits first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{output()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except Exception:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class KilnServer:
     """A `kiln serve` child process on free ports; stop() sends SIGTERM and returns the exit code.
     `env`: the child's whole environment (default: this process's)."""
@@ -144,18 +161,8 @@ class KilnServer:
 
     def _wait_live(self, ready: bool, timeout: float = 60.0):
         path = "/v2/health/ready" if ready else "/v2/health/live"
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kiln serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                with urllib.request.urlopen(f"http://{self.http_url}{path}", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"kiln serve did not become {'ready' if ready else 'live'}:\n{self.output()}")
+        if not wait_http_ok(f"http://{self.http_url}{path}", self.proc, "kiln serve", self.output, timeout):
+            raise RuntimeError(f"kiln serve did not become {'ready' if ready else 'live'}:\n{self.output()}")
 
     def output(self) -> str:
         self.log.flush()

@@ -10,14 +10,12 @@ import os
 import signal
 import struct
 import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from server_util import REPO_ROOT, free_port
+from server_util import REPO_ROOT, free_port, wait_http_ok
 
 TRITON_DIR = Path(os.environ.get("KILN_TRITON_DIR", REPO_ROOT / ".triton"))
 
@@ -75,17 +73,8 @@ class TritonServer:
         return f"127.0.0.1:{self.grpc_port}"
 
     def _wait_ready(self, timeout: float):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except Exception:
-                pass
-            time.sleep(0.1)
+        if wait_http_ok(f"http://{self.http_url}/v2/health/ready", self.proc, "tritonserver", self.output, timeout):
+            return
         self.stop()
         raise RuntimeError(f"tritonserver did not become ready:\n{self.output()}")
 
