@@ -92,6 +92,7 @@ struct InferRequest {
   bool sequence_start = false;
   bool sequence_end = false;
   std::map<std::string, ShmRef> output_shm;    // requested outputs to write into shared memory
+  std::map<std::string, int64_t> output_classes;  // requested outputs answered as top-k classes (classification.h)
   Clock::time_point arrival = Clock::now();
 };
 

@@ -17,6 +17,7 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     return invalid_argument("model '{}': response_cache cannot be enabled for a sequence (stateful) model",
                             config.name());
   }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const OutputLabels> labels, read_output_labels(config, model_dir));
   if (config.platform() == "ensemble") {
     if (!config.has_version_policy()) config.mutable_version_policy()->mutable_latest()->set_num_versions(1);
     std::shared_ptr<ModelVersion> mv(new ModelVersion());
@@ -24,6 +25,7 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     mv->version_ = version;
     mv->version_string_ = std::to_string(version);
     mv->stats_ = std::make_shared<ModelStats>();
+    mv->labels_ = labels;
     KILN_ASSIGN_OR_RETURN(mv->ensemble_,
                           Ensemble::create(mv->config_, mv->version_string_, context.resolver, mv->stats_));
     if (mv->config_.response_cache().enable()) mv->cache_ = context.cache;
@@ -38,6 +40,7 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   mv->version_string_ = std::to_string(version);
   mv->backend_ = std::move(backend);
   mv->stats_ = std::make_shared<ModelStats>();
+  mv->labels_ = labels;
   if (mv->config_.has_sequence_batching()) {
     KILN_ASSIGN_OR_RETURN(mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir,
                                                                   mv->backend_, mv->stats_));
@@ -142,6 +145,23 @@ void ModelVersion::infer(InferRequest request, InferCallback done) {
     return;
   }
   int64_t rows = batch.value() < 1 ? 1 : batch.value();
+  if (!request.output_classes.empty()) {
+    // Outermost, so that the response cache keeps the values and a hit is classified too.
+    done = [classes = request.output_classes, batched = config_.max_batch_size() > 0, labels = labels_,
+            done = std::move(done)](Result<InferResponse> result) mutable {
+      if (result.is_ok()) {
+        for (InferOutput& out : result.value().outputs) {
+          auto k = classes.find(out.name);
+          if (k == classes.end()) continue;
+          auto l = labels->find(out.name);
+          auto top = classify(out.name, out.tensor, k->second, batched, l == labels->end() ? nullptr : &l->second);
+          if (!top.is_ok()) return done(top.status());
+          out.tensor = std::move(top).value();
+        }
+      }
+      done(std::move(result));
+    };
+  }
   if (cache_) {
     const Clock::time_point start = Clock::now();
     std::string key = ResponseCache::key(request, version_string_);

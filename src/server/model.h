@@ -8,6 +8,7 @@
 
 #include "model_config.pb.h"
 #include "server/backend.h"
+#include "server/classification.h"
 #include "server/ensemble.h"
 #include "server/rate_limiter.h"
 #include "server/response_cache.h"
@@ -61,6 +62,7 @@ class ModelVersion {
   std::unique_ptr<SequenceBatcher> sequencer_;   // sequence_batching
   std::unique_ptr<Ensemble> ensemble_;           // platform "ensemble" (no backend)
   std::shared_ptr<ResponseCache> cache_;         // set when the config enables the cache
+  std::shared_ptr<const OutputLabels> labels_;   // outputs' label_filename contents (classification)
 };
 
 }  // namespace kiln::server

@@ -58,9 +58,8 @@ FAILS = ("a request that fails validation counts as a failure in Kiln's statisti
 EXTENSIONS = "extensions Kiln lacks are not advertised (their endpoints answer 501 / UNIMPLEMENTED)"
 ORDER = ("outputs requested in another order than the model's: Kiln answers in the requested order, Triton in the "
          "order the backend produced them")
-CLASSIFICATION = ("to fix: Kiln does not implement the classification extension yet (an output's "
-                  "`classification` parameter is 501 / UNIMPLEMENTED) although its server metadata lists it; Triton "
-                  "answers the top-k classes as BYTES 'value:index'")
+NEGATIVE_CLASSES = ("a negative classification count: Kiln answers 400 naming the output, Triton 500 (it fails to "
+                    "read the number as unsigned)")
 FP16_JSON = ("FP16 (and BF16) tensors as JSON numbers: Kiln accepts and answers them, Triton requires the binary "
              "format (400)")
 OPTIMIZATION = ("Triton fills `optimization` (pinned memory, priority: settings of its GPU backends); Kiln has none "
@@ -98,8 +97,7 @@ KNOWN_DIFFERENCES: dict[str, Diff] = {
        for p in ("http", "grpc")},
     "config.optimization": Diff("absent", "present", OPTIMIZATION),
     "http:infer/fp16_json": Diff(200, 400, FP16_JSON),
-    "http:infer/classification": Diff(501, 200, CLASSIFICATION),
-    "grpc:infer/classification": Diff("UNIMPLEMENTED", "OK", CLASSIFICATION),
+    "http:infer/classification_negative": Diff(400, 500, NEGATIVE_CLASSES),
 }
 
 # Fields that differ because the pair differs, not the servers: Triton runs the Python backend
@@ -136,16 +134,19 @@ IDENT_TYPES = ["INT32", "BYTES", "BOOL"]
 
 
 def config(name, max_batch, inputs, outputs):
-    def io(items):
-        return ", ".join(f'{{ name: "{n}" data_type: TYPE_{"STRING" if t == "BYTES" else t} dims: {d} }}'
-                         for n, t, d in items)
+    def io(items):  # (name, datatype, dims[, label file])
+        return ", ".join(f'{{ name: "{n}" data_type: TYPE_{"STRING" if t == "BYTES" else t} dims: {d}'
+                         + (f' label_filename: "{more[0]}"' if more else "") + " }"
+                         for n, t, d, *more in items)
     text = (f'name: "{name}"\nmax_batch_size: {max_batch}\ninput [ {io(inputs)} ]\noutput [ {io(outputs)} ]\n'
             'instance_group [ { count: 1 kind: KIND_CPU } ]\n')
     return text + ("dynamic_batching { }\n" if max_batch > 0 else "")
 
 
 ADD_SUB_IO = ([("INPUT0", "FP32", [16]), ("INPUT1", "FP32", [16])],
-              [("OUTPUT0", "FP32", [16]), ("OUTPUT1", "FP32", [16])])
+              [("OUTPUT0", "FP32", [16]), ("OUTPUT1", "FP32", [16], "labels.txt")])
+# OUTPUT1's labels (classification): fewer than its 16 classes, so the last ones have none.
+LABELS = "".join(f"class {i}\n" for i in range(12))
 IDENT_IO = ([(f"IN_{t}", t, [-1]) for t in IDENT_TYPES], [(f"OUT_{t}", t, [-1]) for t in IDENT_TYPES])
 # name -> (config without platform/backend, ONNX model for Kiln, model.py for Triton)
 MODELS = {
@@ -166,6 +167,9 @@ def write_repos(root):
         (triton_repo / name / "1" / "model.py").write_text(textwrap.dedent(py))
         (triton_repo / name / "config.pbtxt").write_text('backend: "python"\n' + cfg)
         write_model(kiln_repo, name, onnx_model, 'platform: "onnxruntime_onnx"\n' + cfg)
+        if "labels.txt" in cfg:
+            for repo in (triton_repo, kiln_repo):
+                (repo / name / "labels.txt").write_text(LABELS)
     return triton_repo, kiln_repo
 
 
@@ -409,6 +413,17 @@ HOSTILE_HTTP = [
      {}),
     ("infer/classification", "POST", INFER,
      request(IN0, IN1, outputs=[{"name": "OUTPUT0", "parameters": {"classification": 3}}]), {}),
+    ("infer/classification_labels", "POST", INFER,
+     request(IN0, IN1, outputs=[{"name": "OUTPUT1", "parameters": {"classification": 6, "binary_data": False}}]), {}),
+    ("infer/classification_batch_all", "POST", INFER,
+     request(tensor("INPUT0", [2, 16], "FP32", A + A[::-1]), tensor("INPUT1", [2, 16], "FP32", B + B),
+             outputs=[{"name": "OUTPUT0", "parameters": {"binary_data": True}},
+                      {"name": "OUTPUT1", "parameters": {"classification": 40}}]), {}),
+    ("infer/classification_unbatched", "POST", "/v2/models/add_sub_nb/infer",
+     request(tensor("INPUT0", [16], "FP32", A), tensor("INPUT1", [16], "FP32", B),
+             outputs=[{"name": "OUTPUT0", "parameters": {"classification": 2}}]), {}),
+    ("infer/classification_negative", "POST", INFER,
+     request(IN0, IN1, outputs=[{"name": "OUTPUT0", "parameters": {"classification": -1}}]), {}),
     # the binary tensor extension
     ("infer/binary_truncated", "POST", INFER, *bin_add_sub(64, b"\0" * 32)),
     ("infer/binary_size_mismatch", "POST", INFER, *bin_add_sub(32, b"\0" * 32)),
@@ -550,9 +565,9 @@ def add_sub_typed(in0=("fp32_contents", A), in1=("fp32_contents", B), datatype="
     return infer_request(inputs=[("INPUT0", datatype, [1, 16], in0), ("INPUT1", "FP32", [1, 16], in1)])
 
 
-def classification_request():
+def classification_request(output="OUTPUT0", k=3):
     r = add_sub_raw()
-    r.outputs.add(name="OUTPUT0").parameters["classification"].int64_param = 3
+    r.outputs.add(name=output).parameters["classification"].int64_param = k
     return r
 
 
@@ -622,6 +637,7 @@ GRPC_CASES = [
     ("infer/duplicate_input", MI, infer_request(inputs=[I0, I1, I1], raw=[R0, R1, R1])),
     ("infer/unknown_output", MI, add_sub_raw(outputs=["NOPE"])),
     ("infer/classification", MI, classification_request()),
+    ("infer/classification_labels", MI, classification_request("OUTPUT1", 20)),
     ("infer/bytes_prefix_cut", MI, infer_request("ident", [(n, dt, [1, 1], None) for n, dt, *_ in BIN_IDENT],
                                                  [b"\1\0\0\0", b"\5\0", b"\1"])),
     ("infer/over_64MiB", MI, lambda: add_sub_raw(raw=[R0, b"\0" * (65 << 20)])),

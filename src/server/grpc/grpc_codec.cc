@@ -213,8 +213,11 @@ Result<InferRequest> decode_grpc_request(const inference::ModelInferRequest& req
                             request.raw_input_contents_size(), raw_index);
   }
   for (const auto& o : request.outputs()) {
-    if (auto it = o.parameters().find("classification"); it != o.parameters().end() && it->second.int64_param() != 0) {
-      return unimplemented("output '{}': the classification extension is not supported by Kiln", o.name());
+    if (auto it = o.parameters().find("classification"); it != o.parameters().end()) {
+      if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param || it->second.int64_param() < 0) {
+        return invalid_argument("output '{}': classification must be a non-negative int64_param", o.name());
+      }
+      if (it->second.int64_param() > 0) out.output_classes[o.name()] = it->second.int64_param();
     }
     std::optional<ShmRef> shm;
     KILN_RETURN_IF_ERROR(read_shm_params(o.parameters(), "output '" + o.name() + "'", shm));

@@ -331,9 +331,10 @@ Result<HttpInferRequest> decode_infer_request(std::string_view body, std::option
           out.binary_output[name] = b->value.GetBool();
         }
         if (auto c = p->value.FindMember("classification"); c != p->value.MemberEnd()) {
-          if (!(c->value.IsInt64() && c->value.GetInt64() == 0)) {
-            return unimplemented("output '{}': the classification extension is not supported by Kiln", name);
+          if (!c->value.IsInt64() || c->value.GetInt64() < 0) {
+            return invalid_argument("output '{}': classification must be a non-negative integer", name);
           }
+          if (c->value.GetInt64() > 0) out.request.output_classes[name] = c->value.GetInt64();
         }
         std::optional<ShmRef> shm;
         KILN_RETURN_IF_ERROR(read_shm_params(p->value, "output '" + name + "'", shm));
