@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "server/batching.h"
 #include "server/config_json.h"
 #include "server/python_ipc.h"
 #include "server/types.h"
@@ -188,28 +189,46 @@ class PythonInstance final : public BackendInstance {
     w.String("execute");
     w.Key("model_name");
     w.String(launch_->model_name.c_str());
+    auto write_request = [&](const std::string& id, const NamedTensors& inputs) {
+      w.StartObject();
+      w.Key("id");
+      w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+      if (!info.correlation_id.empty()) {
+        w.Key("correlation_id");
+        if (info.correlation_is_string) {
+          w.String(info.correlation_id.data(), static_cast<rapidjson::SizeType>(info.correlation_id.size()));
+        } else {
+          w.Uint64(std::stoull(info.correlation_id));
+        }
+      }
+      w.Key("inputs");
+      w.StartArray();
+      for (const auto& [name, t] : inputs) add_ipc_tensor(w, payload, name, t);
+      w.EndArray();
+      w.Key("requested_outputs");
+      w.StartArray();
+      for (const std::string& o : outputs) w.String(o.c_str());
+      w.EndArray();
+      w.EndObject();
+    };
     w.Key("requests");
     w.StartArray();
-    w.StartObject();
-    w.Key("id");
-    w.String(info.request_id.data(), static_cast<rapidjson::SizeType>(info.request_id.size()));
-    if (!info.correlation_id.empty()) {
-      w.Key("correlation_id");
-      if (info.correlation_is_string) {
-        w.String(info.correlation_id.data(), static_cast<rapidjson::SizeType>(info.correlation_id.size()));
-      } else {
-        w.Uint64(std::stoull(info.correlation_id));
+    const size_t requests = std::max<size_t>(1, info.request_rows.size());
+    if (requests == 1) {
+      write_request(info.request_id, feeds);
+    } else {
+      // A dynamic batch: each request gets its own rows, as Triton hands execute() a list.
+      int64_t offset = 0;
+      for (size_t r = 0; r < requests; ++r) {
+        NamedTensors part;
+        for (const auto& [name, t] : feeds) {
+          KILN_ASSIGN_OR_RETURN(Tensor rows, slice_rows(t, offset, info.request_rows[r]));
+          part.emplace_back(name, std::move(rows));
+        }
+        write_request(r < info.request_ids.size() ? info.request_ids[r] : std::string(), part);
+        offset += info.request_rows[r];
       }
     }
-    w.Key("inputs");
-    w.StartArray();
-    for (const auto& [name, t] : feeds) add_ipc_tensor(w, payload, name, t);
-    w.EndArray();
-    w.Key("requested_outputs");
-    w.StartArray();
-    for (const std::string& o : outputs) w.String(o.c_str());
-    w.EndArray();
-    w.EndObject();
     w.EndArray();
     w.EndObject();
     auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload);
@@ -222,28 +241,52 @@ class PythonInstance final : public BackendInstance {
                          "restarted",
                          launch_->model_name, why);
     }
-    return decode(reply.value());
+    return decode(reply.value(), requests);
   }
 
  private:
-  Result<NamedTensors> decode(const IpcFrame& frame) {
+  static std::string message(const rapidjson::Value& v) {
+    return v.HasMember("error") && v["error"].IsString() ? std::string(v["error"].GetString())
+           : v.HasMember("message") && v["message"].IsString() ? std::string(v["message"].GetString())
+                                                                : std::string("unknown error");
+  }
+
+  // The outputs of `requests` responses; several are joined row-wise in order.
+  Result<NamedTensors> decode(const IpcFrame& frame, size_t requests) {
     rapidjson::Document doc;
     doc.Parse(frame.header.data(), frame.header.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
       return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
     }
     std::string type = doc["type"].GetString();
-    auto message = [&](const rapidjson::Value& v) {
-      return v.HasMember("error") && v["error"].IsString() ? std::string(v["error"].GetString())
-             : v.HasMember("message") && v["message"].IsString() ? std::string(v["message"].GetString())
-                                                                  : std::string("unknown error");
-    };
     if (type == "error") return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(doc));
     if (type != "responses" || !doc.HasMember("responses") || !doc["responses"].IsArray() ||
-        doc["responses"].Size() != 1 || !doc["responses"][0].IsObject()) {
+        doc["responses"].Size() != requests) {
       return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
     }
-    const rapidjson::Value& resp = doc["responses"][0];
+    std::vector<NamedTensors> parts;
+    for (const auto& resp : doc["responses"].GetArray()) {
+      KILN_ASSIGN_OR_RETURN(NamedTensors one, decode_response(resp, frame));
+      parts.push_back(std::move(one));
+    }
+    if (parts.size() == 1) return std::move(parts[0]);
+    NamedTensors joined;
+    for (size_t o = 0; o < parts[0].size(); ++o) {
+      std::vector<const Tensor*> rows;
+      for (const NamedTensors& p : parts) {
+        if (p.size() != parts[0].size() || p[o].first != parts[0][o].first) {
+          return internal_error("model '{}': the responses of one batch return different outputs", launch_->model_name);
+        }
+        rows.push_back(&p[o].second);
+      }
+      KILN_ASSIGN_OR_RETURN(Tensor t, concat_rows(rows));
+      joined.emplace_back(parts[0][o].first, std::move(t));
+    }
+    return joined;
+  }
+
+  Result<NamedTensors> decode_response(const rapidjson::Value& resp, const IpcFrame& frame) {
+    if (!resp.IsObject()) return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
     if (resp.HasMember("error") && resp["error"].IsString()) {
       return internal_error("model '{}': {}", launch_->model_name, message(resp));
     }

@@ -131,6 +131,26 @@ class TritonPythonModel:
 '''
 
 
+# Each request's answer says how many requests its execute() call held, its own rows and its id:
+# a dynamic batch must reach execute() as separate requests, as in Triton.
+PER_REQUEST = '''
+import time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        time.sleep(0.05)  # let the next requests queue up behind this call
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
+            info = np.array([[len(requests), x.shape[0], int(r.request_id() or -1)]] * x.shape[0], np.int64)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x * 2), pb_utils.Tensor("INFO", info)]))
+        return out
+'''
+
+
 def python_model(repo, name, source, config):
     d = repo / name / "1"
     d.mkdir(parents=True)
@@ -168,6 +188,10 @@ def server(tmp_path_factory):
     python_model(repo, "upper", UPPER,
                  'max_batch_size: 8\ninput [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
                  'output [ { name: "UPPER" data_type: TYPE_STRING dims: [ -1 ] } ]\n')
+    python_model(repo, "per_request", PER_REQUEST,
+                 'max_batch_size: 16\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
+                 'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "INFO" data_type: TYPE_INT64 dims: [ 3 ] } ]\n'
+                 'dynamic_batching { max_queue_delay_microseconds: 100000 }\n')
     write_model(repo, "classify", classify_model())
     (repo / "classifier" / "1").mkdir(parents=True)
     (repo / "classifier" / "config.pbtxt").write_text('''
@@ -215,6 +239,28 @@ def test_ensemble_python_kiln_python(server, module):
         _, label, score = reference(image)
         assert r.as_numpy("LABEL")[0].decode() == label
         assert abs(r.as_numpy("SCORE")[0] - score) < 1e-5
+
+
+def test_dynamic_batch_reaches_execute_as_separate_requests(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i):
+        client = httpclient.InferenceServerClient(server.http_url)
+        rows = 1 + i % 3
+        x = httpclient.InferInput("X", [rows, 2], "FP32")
+        data = np.full((rows, 2), float(i), np.float32)
+        x.set_data_from_numpy(data)
+        r = client.infer("per_request", [x], request_id=str(i))
+        return i, rows, data, r.as_numpy("Y"), r.as_numpy("INFO")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(16)))
+    batched = 0
+    for i, rows, data, y, info in results:
+        np.testing.assert_array_equal(y, data * 2)  # its own rows, in order
+        assert info.shape == (rows, 3) and (info[:, 1] == rows).all() and (info[:, 2] == i).all(), info
+        batched += int(info[0, 0] > 1)
+    assert batched > 0, "no execute() call held more than one request: batches did not form"
 
 
 def test_string_tensors_and_batching(server):
