@@ -136,20 +136,11 @@ def wait_http_ok(url: str, proc: subprocess.Popen, what: str, output, timeout: f
     return False
 
 
-class KilnServer:
-    """A `kiln serve` child process on free ports; stop() sends SIGTERM and returns the exit code.
-    `env`: the child's whole environment (default: this process's)."""
+class ServerPorts:
+    """Free HTTP, gRPC and metrics ports on 127.0.0.1, and the URLs clients use."""
 
-    def __init__(self, repo: Path, *args: str, exe: str | None = None, wait_ready: bool = True,
-                 env: dict[str, str] | None = None):
+    def __init__(self):
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
-        exe = exe or kiln_exe()
-        self.cmd = [exe, "serve", "--model-repository", str(repo), "--http-address", "127.0.0.1",
-                    "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-                    "--metrics-port", str(self.metrics_port), *args]
-        self.log = open(repo.parent / f"server_{self.http_port}.log", "w+")
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self._wait_live(ready=wait_ready)
 
     @property
     def http_url(self) -> str:
@@ -158,6 +149,22 @@ class KilnServer:
     @property
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+
+class KilnServer(ServerPorts):
+    """A `kiln serve` child process on free ports; stop() sends SIGTERM and returns the exit code.
+    `env`: the child's whole environment (default: this process's)."""
+
+    def __init__(self, repo: Path, *args: str, exe: str | None = None, wait_ready: bool = True,
+                 env: dict[str, str] | None = None):
+        super().__init__()
+        exe = exe or kiln_exe()
+        self.cmd = [exe, "serve", "--model-repository", str(repo), "--http-address", "127.0.0.1",
+                    "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
+                    "--metrics-port", str(self.metrics_port), *args]
+        self.log = open(repo.parent / f"server_{self.http_port}.log", "w+")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self._wait_live(ready=wait_ready)
 
     def _wait_live(self, ready: bool, timeout: float = 60.0):
         path = "/v2/health/ready" if ready else "/v2/health/live"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server_util import REPO_ROOT, free_port, wait_http_ok
+from server_util import REPO_ROOT, ServerPorts, wait_http_ok
 
 TRITON_DIR = Path(os.environ.get("KILN_TRITON_DIR", REPO_ROOT / ".triton"))
 
@@ -39,7 +39,7 @@ def skip_reason() -> str | None:
     return f"no Triton oracle in {TRITON_DIR} (run scripts/setup.sh)"
 
 
-class TritonServer:
+class TritonServer(ServerPorts):
     """A `tritonserver` child process serving `repo` on free ports; stop() sends SIGTERM and
     returns the exit code. It logs CUDA/NVML/DCGM errors on machines without a GPU; they are
     harmless."""
@@ -48,7 +48,7 @@ class TritonServer:
         paths = oracle()
         if paths is None:
             raise RuntimeError(skip_reason())
-        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        super().__init__()
         self.cmd = [paths["tritonserver"], "--model-repository", str(repo), "--backend-directory",
                     paths["backends"], "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                     "--metrics-port", str(self.metrics_port), *args]
@@ -63,14 +63,6 @@ class TritonServer:
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         self._wait_ready(timeout)
-
-    @property
-    def http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     def _wait_ready(self, timeout: float):
         if wait_http_ok(f"http://{self.http_url}/v2/health/ready", self.proc, "tritonserver", self.output, timeout):
