@@ -414,6 +414,11 @@ class OnednnConvKernel final : public Kernel {
   mutable std::map<std::vector<int64_t>, Prepared> cache_;  // by input geometry; guarded by mu_
 };
 
+// A convolution's input channels: the weight's [M, C/group, ...] times group.
+int64_t conv_input_channels(const ir::Node& node) {
+  return node.input(1)->constant().dim(1) * node.attr_int("group", 1);
+}
+
 class OnednnConvTactic final : public Tactic {
  public:
   explicit OnednnConvTactic(bool blocked) : blocked_(blocked) {}
@@ -438,9 +443,8 @@ class OnednnConvTactic final : public Tactic {
     if (!blocked_ || !supports(node)) return "";
     const ir::ValueType& t = node.input(0)->type();
     if (!t.shape.rank_known() || t.shape.rank() != 4) return "";
-    const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
-    const int64_t m = w.dim(0), c = w.dim(1) * group, block = conv_block_width();
+    const int64_t m = node.input(1)->constant().dim(0), c = conv_input_channels(node), block = conv_block_width();
     if (m % block != 0) return "";
     if (group != 1 && (group != c || group != m)) return "";
     return block == 16 ? "nChw16c" : "nChw8c";
@@ -467,8 +471,7 @@ class OnednnConvTactic final : public Tactic {
     const std::string layout = blocked_layout(node);
     if (layout.empty()) return prepare(node);
     BlockedIo io;
-    const int64_t c = node.input(1)->constant().dim(1) * node.attr_int("group", 1);
-    io.src = c % conv_block_width() == 0;
+    io.src = conv_input_channels(node) % conv_block_width() == 0;
     io.dst = true;
     io.residual = node.input(3) != nullptr;
     io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
@@ -481,7 +484,7 @@ class OnednnConvTactic final : public Tactic {
     // A blocked value holds whole channel blocks; anything else (a damaged
     // plan) would make oneDNN read or write past the tensor.
     const Tensor& w = node.input(1)->constant();
-    const int64_t m = w.dim(0), c = w.dim(1) * node.attr_int("group", 1);
+    const int64_t m = w.dim(0), c = conv_input_channels(node);
     const int64_t block = io.layout == tag::nChw16c ? 16 : 8;
     if (((io.dst || io.residual) && m % block != 0) || (io.src && c % block != 0)) {
       return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
