@@ -36,12 +36,11 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Facts about the request(s) behind one run.
 struct RunInfo {
-  // A dynamically batched run of several requests: each one's rows of the
-  // batch, in order, and its id (empty for a single request). The Python
-  // backend hands execute() one request each, as Triton does.
-  std::vector<int64_t> request_rows;
+  // The requests of the run, in batch order: each one's id and rows of the
+  // batch (none when unknown). Of a dynamic batch, the Python backend hands
+  // execute() one request each, as Triton does.
   std::vector<std::string> request_ids;
-  std::string request_id;
+  std::vector<int64_t> request_rows;
   std::string correlation_id;  // the sequence id as text ("" outside a sequence)
   bool correlation_is_string = false;
 };

@@ -213,9 +213,10 @@ class PythonInstance final : public BackendInstance {
     };
     w.Key("requests");
     w.StartArray();
+    auto id = [&](size_t r) { return r < info.request_ids.size() ? info.request_ids[r] : std::string(); };
     const size_t requests = std::max<size_t>(1, info.request_rows.size());
     if (requests == 1) {
-      write_request(info.request_id, feeds);
+      write_request(id(0), feeds);
     } else {
       // A dynamic batch: each request gets its own rows, as Triton hands execute() a list.
       int64_t offset = 0;
@@ -225,7 +226,7 @@ class PythonInstance final : public BackendInstance {
           KILN_ASSIGN_OR_RETURN(Tensor rows, slice_rows(t, offset, info.request_rows[r]));
           part.emplace_back(name, std::move(rows));
         }
-        write_request(r < info.request_ids.size() ? info.request_ids[r] : std::string(), part);
+        write_request(id(r), part);
         offset += info.request_rows[r];
       }
     }

@@ -246,12 +246,10 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
   }
   const Clock::time_point inputs_ready = Clock::now();
   RunInfo info;
-  if (batch.size() == 1) {
-    info.request_id = batch[0].request.id;
-  } else if (model_batches) {
+  if (batch.size() == 1 || model_batches) {
     for (const Queued& q : batch) {
-      info.request_rows.push_back(q.batch);
       info.request_ids.push_back(q.request.id);
+      info.request_rows.push_back(q.batch);
     }
   }
   auto ran = instance.run_with_info(feeds, output_names_, info);

@@ -357,7 +357,7 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
   RunInfo info;
   if (batch.size() == 1) {
     const InferRequest& req = batch[0].request;
-    info.request_id = req.id;
+    info.request_ids = {req.id};
     info.correlation_is_string = req.sequence_id.is_string;
     info.correlation_id = req.sequence_id.is_string ? req.sequence_id.text : std::to_string(req.sequence_id.number);
   }
