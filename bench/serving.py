@@ -27,11 +27,9 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +74,7 @@ def perf(model: str, protocol: str, url: str, concurrency: int, interval_ms: int
     return {k: float(v) for k, v in row.items()}
 
 
-def batch_histogram(server: KilnServer, model: str) -> tuple[float, float]:
+def exec_and_inference_counts(server: KilnServer, model: str) -> tuple[float, float]:
     """(executions, inferences) from Triton's counters."""
     return (server.metric("nv_inference_exec_count", model=model), server.metric("nv_inference_count", model=model))
 
@@ -102,10 +100,10 @@ def cmd_batching(args):
                     try:
                         # Untimed: the first requests page in the plan and warm the caches.
                         perf(name, "grpc", srv.grpc_url, args.concurrency, 1000, "--input-data", "zero", "-r", "1")
-                        e0, i0 = batch_histogram(srv, name)
+                        e0, i0 = exec_and_inference_counts(srv, name)
                         r = perf(name, "grpc", srv.grpc_url, args.concurrency, args.interval_ms,
                                  "--input-data", "zero")
-                        e1, i1 = batch_histogram(srv, name)
+                        e1, i1 = exec_and_inference_counts(srv, name)
                     finally:
                         srv.stop()
                 rows.append((name, trial, mode, r["Inferences/Second"], r["p50 latency"] / 1000,
