@@ -59,6 +59,11 @@ def test_calibrate_from_a_folder_of_images(tmp_path):
     empty.mkdir()
     r = run_example(REPO / "examples" / "python" / "calibrate_images.py", EXAMPLE_MODELS / "digits_cnn.onnx", empty)
     assert r.returncode != 0 and "no images" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # So is a file that is not an image, named.
+    (empty / "7_broken.png").write_bytes(b"not a png")
+    r = run_example(REPO / "examples" / "python" / "calibrate_images.py", EXAMPLE_MODELS / "digits_cnn.onnx", empty)
+    assert r.returncode != 0 and "7_broken.png: not a readable image" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
 
 
 def test_serve_examples(kiln_exe):
