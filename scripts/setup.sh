@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev zlib1g-dev
   libbenchmark-dev
   wrk
+  libtorch-dev  # the PyTorch backend's plugin (src/server/torch_plugin); the build skips it without
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "runtime/engine.h"
 #include "server/model_config.h"
 #include "server/python_backend.h"
+#include "server/torch_backend.h"
 
 namespace kiln::server {
 namespace {
@@ -97,29 +98,14 @@ class EngineBackend final : public ModelBackend {
 };
 
 Result<int> thread_count(const inference::ModelConfig& config) {
-  auto it = config.parameters().find("intra_op_thread_count");
-  if (it == config.parameters().end()) return 0;
-  const std::string& s = it->second.string_value();
-  int value = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc() || ptr != s.data() + s.size() || value < 0 || value > 1024) {
-    return invalid_argument("parameter intra_op_thread_count must be an integer in [0, 1024], got '{}'", s);
-  }
-  return value;
-}
-
-// False for "false"/"0"/"no"/"off" (any case), true otherwise.
-bool truthy(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s != "false" && s != "0" && s != "no" && s != "off";
+  return int_parameter(config, "intra_op_thread_count", 0, 1024, 0);
 }
 
 // Whether the model's plan times its candidate kernels: on unless the config
 // parameter kiln_time_tactics or the environment variable KILN_SKIP_TIMING says otherwise.
 bool time_tactics(const inference::ModelConfig& config) {
   if (plan::skip_timing_requested()) return false;
-  auto it = config.parameters().find("kiln_time_tactics");
-  return it == config.parameters().end() || truthy(it->second.string_value());
+  return bool_parameter(config, "kiln_time_tactics", true);
 }
 
 // The shape profile of the model's plan: a batch dimension (max_batch_size
@@ -203,6 +189,7 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
     std::from_chars(leaf.data(), leaf.data() + leaf.size(), version);
     return load_python_backend(dir.parent_path().string(), version, config);
   }
+  if (config.backend() == "pytorch") return load_torch_backend(version_dir, config);
   std::string filename = config.default_model_filename().empty() ? "model.onnx" : config.default_model_filename();
   if (filename.find('/') != std::string::npos || filename == ".." || filename == ".") {
     return invalid_argument("default_model_filename '{}' must be a file name, not a path", filename);

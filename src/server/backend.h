@@ -7,7 +7,7 @@
 // built into a plan at load (shapes from the model and max_batch_size,
 // kernels timed unless the parameter kiln_time_tactics is "false"), or runs
 // on the reference interpreter if that fails; config.backend "python" runs
-// the Python backend.
+// the Python backend, "pytorch" the PyTorch backend (torch_backend.h).
 #pragma once
 
 #include <memory>

@@ -4,6 +4,8 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -181,6 +183,15 @@ Status resolve_platform(inference::ModelConfig& config) {
     }
     return Status::ok();
   }
+  if (platform == "pytorch_libtorch" || backend == "pytorch") {
+    if ((!platform.empty() && platform != "pytorch_libtorch") || (!backend.empty() && backend != "pytorch")) {
+      return invalid_argument("model '{}': platform '{}' and backend '{}' name different frameworks", config.name(),
+                              platform, backend);
+    }
+    config.set_platform("pytorch_libtorch");
+    config.set_backend("pytorch");
+    return Status::ok();
+  }
   auto served_platform = [](const std::string& p) { return p.empty() || p == "onnxruntime_onnx" || p == "kiln"; };
   auto served_backend = [](const std::string& b) {
     return b.empty() || b == "onnxruntime" || b == "kiln" || b == "python";
@@ -188,7 +199,8 @@ Status resolve_platform(inference::ModelConfig& config) {
   if (!served_platform(platform) || !served_backend(backend)) {
     return unimplemented(
         "model '{}': unsupported {} '{}': Kiln serves ONNX models (platform \"onnxruntime_onnx\" or backend "
-        "\"onnxruntime\") and ensembles (platform \"ensemble\")",
+        "\"onnxruntime\"), TorchScript models (platform \"pytorch_libtorch\" or backend \"pytorch\"), Python "
+        "models (backend \"python\") and ensembles (platform \"ensemble\")",
         config.name(), served_platform(platform) ? "backend" : "platform",
         served_platform(platform) ? backend : platform);
   }
@@ -309,6 +321,56 @@ int instance_count(const inference::ModelConfig& config) {
   int total = 0;
   for (const auto& group : config.instance_group()) total += std::max(1, group.count());
   return std::max(1, total);
+}
+
+namespace {
+
+template <class Io>
+Result<TensorSpec> spec_of_config(const Io& io, bool batched) {
+  TensorSpec spec;
+  spec.name = io.name();
+  std::optional<DataType> dtype = dtype_from_config(io.data_type());
+  if (!dtype) return invalid_argument("'{}' has an unsupported data_type", io.name());
+  spec.dtype = *dtype;
+  if (batched) spec.dims.push_back(-1);
+  if (io.has_reshape()) {
+    spec.dims.insert(spec.dims.end(), io.reshape().shape().begin(), io.reshape().shape().end());
+  } else {
+    spec.dims.insert(spec.dims.end(), io.dims().begin(), io.dims().end());
+  }
+  if constexpr (std::is_same_v<Io, inference::ModelInput>) spec.optional = io.optional();
+  return spec;
+}
+
+}  // namespace
+
+Result<TensorSpec> spec_from_config(const inference::ModelInput& io, bool batched) {
+  return spec_of_config(io, batched);
+}
+
+Result<TensorSpec> spec_from_config(const inference::ModelOutput& io, bool batched) {
+  return spec_of_config(io, batched);
+}
+
+Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max,
+                          int fallback) {
+  auto it = config.parameters().find(key);
+  if (it == config.parameters().end()) return fallback;
+  const std::string& s = it->second.string_value();
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size() || value < min || value > max) {
+    return invalid_argument("parameter {} must be an integer in [{}, {}], got '{}'", key, min, max, s);
+  }
+  return value;
+}
+
+bool bool_parameter(const inference::ModelConfig& config, const std::string& key, bool fallback) {
+  auto it = config.parameters().find(key);
+  if (it == config.parameters().end()) return fallback;
+  std::string s = it->second.string_value();
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s != "false" && s != "0" && s != "no" && s != "off";
 }
 
 }  // namespace kiln::server

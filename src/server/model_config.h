@@ -26,8 +26,10 @@ Status check_model_name(const std::string& name);
 Result<inference::ModelConfig> read_model_config(const std::string& model_dir, const std::string& name);
 
 // Checks platform/backend: "onnxruntime_onnx" / "onnxruntime" (and "kiln")
-// are served by Kiln; an empty pair becomes the onnxruntime pair. Anything
-// else is an error naming what Kiln serves.
+// are served by Kiln's engine, "pytorch_libtorch" / "pytorch" by the PyTorch
+// backend (either one completes the pair), backend "python" by the Python
+// backend; an empty pair becomes the onnxruntime pair. Anything else is an
+// error naming what Kiln serves.
 Status resolve_platform(inference::ModelConfig& config);
 
 // True if every input and output has a variable first (batch) dimension, so
@@ -49,5 +51,19 @@ std::vector<int64_t> select_versions(const inference::ModelConfig& config, std::
 
 // Total instances over the config's instance groups (at least 1).
 int instance_count(const inference::ModelConfig& config);
+
+// An input or output as the config declares it, for backends whose model
+// file does not describe its tensors (Python, PyTorch): the reshape shape if
+// any, else dims, after a -1 batch dim when `batched`.
+Result<TensorSpec> spec_from_config(const inference::ModelInput& io, bool batched);
+Result<TensorSpec> spec_from_config(const inference::ModelOutput& io, bool batched);
+
+// The config parameter `key` (string_value) read as an integer in [min, max];
+// `fallback` when absent.
+Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max,
+                          int fallback);
+// The config parameter `key` read as a flag: false for "false"/"0"/"no"/"off"
+// (any case), true for anything else; `fallback` when absent.
+bool bool_parameter(const inference::ModelConfig& config, const std::string& key, bool fallback);
 
 }  // namespace kiln::server

@@ -19,6 +19,7 @@
 #include "core/logging.h"
 #include "server/batching.h"
 #include "server/config_json.h"
+#include "server/model_config.h"
 #include "server/python_ipc.h"
 #include "server/types.h"
 
@@ -335,23 +336,6 @@ class PythonBackend final : public ModelBackend {
   std::vector<TensorSpec> outputs_;
   mutable std::atomic<int> next_index_{0};
 };
-
-template <class Io>
-Result<TensorSpec> spec_from_config(const Io& io, bool batched) {
-  TensorSpec spec;
-  spec.name = io.name();
-  std::optional<DataType> dtype = dtype_from_config(io.data_type());
-  if (!dtype) return invalid_argument("'{}' has an unsupported data_type", io.name());
-  spec.dtype = *dtype;
-  if (batched) spec.dims.push_back(-1);
-  if (io.has_reshape()) {
-    spec.dims.insert(spec.dims.end(), io.reshape().shape().begin(), io.reshape().shape().end());
-  } else {
-    spec.dims.insert(spec.dims.end(), io.dims().begin(), io.dims().end());
-  }
-  if constexpr (std::is_same_v<Io, inference::ModelInput>) spec.optional = io.optional();
-  return spec;
-}
 
 }  // namespace
 

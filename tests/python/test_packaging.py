@@ -58,6 +58,9 @@ def test_install_tree(prefix):
                 assert (prefix / "include" / line.split('"')[1]).is_file(), f"{header.name}: {line}"
     r = run([prefix / "bin" / "kiln", "--version"])
     assert r.stdout.strip() == f"kiln {kiln.__version__}"
+    # The PyTorch backend's plugin, where bin/kiln looks for it (../lib/kiln), when the build has one.
+    if (build_dir() / "src" / "server" / "torch_plugin" / "libkiln_torch_backend.so").is_file():
+        assert (prefix / "lib" / "kiln" / "libkiln_torch_backend.so").is_file()
 
 
 def test_installed_python_package(prefix):
@@ -187,6 +190,8 @@ def test_wheel_contents(wheel):
     assert "kiln/__init__.py" in names and "kiln/session.py" in names
     assert any(re.fullmatch(r"kiln/_core\..*\.so", n) for n in names), names
     assert "kiln-0.1.0.data/scripts/kiln" in names
+    if (build_dir() / "src" / "server" / "torch_plugin" / "libkiln_torch_backend.so").is_file():
+        assert "kiln-0.1.0.data/data/lib/kiln/libkiln_torch_backend.so" in names, names
     metadata = zipfile.ZipFile(wheel).read("kiln-0.1.0.dist-info/METADATA").decode()
     assert "Requires-Dist: numpy" in metadata
 

@@ -65,7 +65,13 @@ TEST(ModelConfigTest, PlatformsServedAndRefused) {
   auto py = parse("backend: \"python\"");
   EXPECT_TRUE(resolve_platform(py).is_ok());
   auto torch = parse("backend: \"pytorch\"");
-  EXPECT_EQ(resolve_platform(torch).code(), StatusCode::kUnimplemented);
+  ASSERT_TRUE(resolve_platform(torch).is_ok());
+  EXPECT_EQ(torch.platform(), "pytorch_libtorch");
+  auto libtorch = parse("platform: \"pytorch_libtorch\"");
+  ASSERT_TRUE(resolve_platform(libtorch).is_ok());
+  EXPECT_EQ(libtorch.backend(), "pytorch");
+  auto mixed = parse("platform: \"pytorch_libtorch\" backend: \"onnxruntime\"");
+  EXPECT_NE(resolve_platform(mixed).message().find("different frameworks"), std::string::npos);
   auto ens = parse("platform: \"ensemble\" ensemble_scheduling { }");
   EXPECT_TRUE(resolve_platform(ens).is_ok());
   auto ens_no_steps = parse("platform: \"ensemble\"");
