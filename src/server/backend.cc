@@ -41,7 +41,8 @@ struct DeclaredIo {
 DeclaredIo declared_io(const ir::Graph& graph) {
   DeclaredIo io;
   auto add = [](const ir::Value* v, std::vector<TensorSpec>& specs) {
-    if (v->type().is_tensor()) specs.push_back(make_spec(v->name(), v->type().dtype, v->type().shape, v->is_constant()));
+    if (v->type().is_tensor())
+      specs.push_back(make_spec(v->name(), v->type().dtype, v->type().shape, v->is_constant()));
   };
   for (const ir::Value* v : graph.inputs()) add(v, io.inputs);
   for (const ir::Value* v : graph.outputs()) add(v, io.outputs);
@@ -181,13 +182,13 @@ Result<std::shared_ptr<runtime::Engine>> onnx_engine(ir::Model model, const Decl
 }  // namespace
 
 Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& version_dir,
-                                                         const inference::ModelConfig& config) {
+                                                         const inference::ModelConfig& config, InferFn infer) {
   if (config.backend() == "python") {
     std::filesystem::path dir(version_dir);
     int64_t version = 0;
     std::string leaf = dir.filename().string();
     std::from_chars(leaf.data(), leaf.data() + leaf.size(), version);
-    return load_python_backend(dir.parent_path().string(), version, config);
+    return load_python_backend(dir.parent_path().string(), version, config, std::move(infer));
   }
   if (config.backend() == "pytorch") return load_torch_backend(version_dir, config);
   std::string filename = config.default_model_filename().empty() ? "model.onnx" : config.default_model_filename();

@@ -10,6 +10,7 @@
 // the Python backend, "pytorch" the PyTorch backend (torch_backend.h).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 #include "model_config.pb.h"
+#include "server/inference.h"
 
 namespace kiln::server {
 
@@ -51,8 +53,13 @@ class BackendInstance {
   // Runs the model; not thread-safe (one run at a time per instance).
   virtual Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) = 0;
   // run() for backends that use the request's facts (the Python backend hands them to model.py).
+  // `request_errors`, when given, has one entry per request of info.request_rows (all ok): a
+  // backend that fails single requests of a batch (the Python backend's error responses) sets
+  // that request's entry and leaves its rows out of the outputs, which then hold the other
+  // requests' rows in order. An error result still fails every request of the run.
   virtual Result<NamedTensors> run_with_info(const NamedTensors& feeds, const std::vector<std::string>& outputs,
-                                             const RunInfo&) {
+                                             const RunInfo&, std::vector<Status>* request_errors) {
+    (void)request_errors;
     return run(feeds, outputs);
   }
   // Whether the instance started (e.g. a Python backend process ran initialize()); checked at load.
@@ -69,10 +76,16 @@ class ModelBackend {
   virtual std::unique_ptr<BackendInstance> create_instance() const = 0;
 };
 
+// Runs a request on another model of the server (validated and scheduled as
+// a client's request would be); `done` is called exactly once. The Python
+// backend's business logic scripting (InferenceRequest.exec) calls it.
+using InferFn = std::function<void(InferRequest, InferCallback)>;
+
 // Loads the model file of `version_dir` named by the config's
 // default_model_filename (model.onnx when empty). Intra-op threads come from
 // the config parameter "intra_op_thread_count" (0 or absent: every core).
+// `infer` (may be empty) lets the model call other models.
 Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& version_dir,
-                                                         const inference::ModelConfig& config);
+                                                         const inference::ModelConfig& config, InferFn infer = {});
 
 }  // namespace kiln::server

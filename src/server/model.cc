@@ -3,16 +3,15 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "server/model_config.h"
 #include "server/types.h"
 #include "server/warmup.h"
-#include "core/logging.h"
 
 namespace kiln::server {
 
 Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
-                                                         inference::ModelConfig config,
-                                                         const ServingContext& context) {
+                                                         inference::ModelConfig config, const ServingContext& context) {
   if (config.response_cache().enable() && config.has_sequence_batching()) {
     return invalid_argument("model '{}': response_cache cannot be enabled for a sequence (stateful) model",
                             config.name());
@@ -32,7 +31,15 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     return mv;
   }
   std::string dir = (std::filesystem::path(model_dir) / std::to_string(version)).string();
-  KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config));
+  InferFn infer;  // business logic scripting: the Python backend's InferenceRequest.exec()
+  if (context.resolver) {
+    infer = [resolver = context.resolver](InferRequest request, InferCallback done) {
+      auto model = resolver(request.model_name, request.model_version);
+      if (!model.is_ok()) return done(model.status());
+      model.value()->infer(std::move(request), std::move(done));
+    };
+  }
+  KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config, std::move(infer)));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend, context.auto_complete));
   std::shared_ptr<ModelVersion> mv(new ModelVersion());
   mv->config_ = std::move(config);
@@ -42,8 +49,8 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
   mv->stats_ = std::make_shared<ModelStats>();
   mv->labels_ = labels;
   if (mv->config_.has_sequence_batching()) {
-    KILN_ASSIGN_OR_RETURN(mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir,
-                                                                  mv->backend_, mv->stats_));
+    KILN_ASSIGN_OR_RETURN(
+        mv->sequencer_, SequenceBatcher::create(mv->config_, mv->version_string_, model_dir, mv->backend_, mv->stats_));
     mv->sequencer_->set_rate_limiter(context.limiter);
     KILN_RETURN_IF_ERROR(mv->sequencer_->start());
   } else {

@@ -21,7 +21,7 @@ namespace kiln::server {
 
 // What a model version may use from the server around it.
 struct ServingContext {
-  ModelResolver resolver;                 // ensembles: finds the composing models
+  ModelResolver resolver;                 // ensembles and Python BLS: finds the other models
   std::shared_ptr<ResponseCache> cache;   // null: no response cache (--cache-config)
   std::shared_ptr<RateLimiter> limiter;   // null: rate limiting off (--rate-limit)
   bool auto_complete = true;              // false: --disable-auto-complete-config (complete_config)

@@ -10,9 +10,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -36,6 +39,7 @@ struct PythonLaunch {
   std::vector<std::string> env;  // the server's environment plus PYTHONPATH
   std::string init_header;       // the "init" message
   inference::ModelConfig config;
+  InferFn infer;  // business logic scripting (empty: exec() fails)
 };
 
 // One Python process and its end of the socket pair.
@@ -107,10 +111,21 @@ class PythonProcess {
     return process;
   }
 
-  // One request/reply exchange.
-  Result<IpcFrame> call(const std::string& header, const std::string& payload) {
+  // One request/reply exchange. Frames of type "bls" that arrive before the
+  // reply are requests of the model to other models: `bls` answers each.
+  template <class Bls>
+  Result<IpcFrame> call(const std::string& header, const std::string& payload, Bls&& bls) {
     KILN_RETURN_IF_ERROR(write_frame(fd_, header, payload));
-    return read_frame(fd_);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(IpcFrame frame, read_frame(fd_));
+      rapidjson::Document doc;
+      doc.Parse(frame.header.data(), frame.header.size());
+      const bool is_bls = !doc.HasParseError() && doc.IsObject() && doc.HasMember("type") && doc["type"].IsString() &&
+                          std::string_view(doc["type"].GetString()) == "bls";
+      if (!is_bls) return frame;
+      auto [reply_header, reply_payload] = bls(frame);
+      KILN_RETURN_IF_ERROR(write_frame(fd_, reply_header, reply_payload));
+    }
   }
 
   // Waits for the process (a crashed one exits at once) and says how it ended.
@@ -119,7 +134,8 @@ class PythonProcess {
     close_write();
     reap(std::chrono::milliseconds(2000));
     if (!reaped_) return "it did not exit";
-    if (WIFSIGNALED(status_)) return fmt::format("killed by signal {} ({})", WTERMSIG(status_), strsignal(WTERMSIG(status_)));
+    if (WIFSIGNALED(status_))
+      return fmt::format("killed by signal {} ({})", WTERMSIG(status_), strsignal(WTERMSIG(status_)));
     if (WIFEXITED(status_)) {
       if (WEXITSTATUS(status_) == 127) return "exit code 127: the Python interpreter could not be run";
       return fmt::format("exit code {}", WEXITSTATUS(status_));
@@ -171,15 +187,17 @@ class PythonInstance final : public BackendInstance {
   Status ready() const override { return init_; }
 
   Result<NamedTensors> run(const NamedTensors& feeds, const std::vector<std::string>& outputs) override {
-    return run_with_info(feeds, outputs, RunInfo{});
+    return run_with_info(feeds, outputs, RunInfo{}, nullptr);
   }
 
   Result<NamedTensors> run_with_info(const NamedTensors& feeds, const std::vector<std::string>& outputs,
-                                     const RunInfo& info) override {
+                                     const RunInfo& info, std::vector<Status>* request_errors) override {
     if (!process_) {
       KILN_LOG_INFO("model '{}': restarting Python instance {}", launch_->model_name, index_);
       auto p = PythonProcess::start(*launch_, index_);
-      if (!p.is_ok()) return unavailable("model '{}': Python instance {} could not restart: {}", launch_->model_name, index_, p.status().message());
+      if (!p.is_ok())
+        return unavailable("model '{}': Python instance {} could not restart: {}", launch_->model_name, index_,
+                           p.status().message());
       process_ = std::move(p).value();
     }
     rapidjson::StringBuffer sb;
@@ -233,28 +251,121 @@ class PythonInstance final : public BackendInstance {
     }
     w.EndArray();
     w.EndObject();
-    auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload);
+    auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload,
+                                [this](const IpcFrame& frame) { return run_bls(frame); });
     if (!reply.is_ok()) {
       std::string why = process_->exit_description();
       process_.reset();
       KILN_LOG_ERROR("model '{}': Python instance {} stopped while executing ({}); it restarts on the next request",
                      launch_->model_name, index_, why);
-      return unavailable("model '{}': the Python instance stopped while executing this request ({}); it is being "
-                         "restarted",
-                         launch_->model_name, why);
+      return unavailable(
+          "model '{}': the Python instance stopped while executing this request ({}); it is being "
+          "restarted",
+          launch_->model_name, why);
     }
-    return decode(reply.value(), requests);
+    if (request_errors != nullptr && request_errors->size() != requests) request_errors = nullptr;
+    return decode(reply.value(), requests, request_errors);
   }
 
  private:
   static std::string message(const rapidjson::Value& v) {
-    return v.HasMember("error") && v["error"].IsString() ? std::string(v["error"].GetString())
+    return v.HasMember("error") && v["error"].IsString()       ? std::string(v["error"].GetString())
            : v.HasMember("message") && v["message"].IsString() ? std::string(v["message"].GetString())
-                                                                : std::string("unknown error");
+                                                               : std::string("unknown error");
+  }
+
+  // Runs one InferenceRequest.exec() of the model on the named model and
+  // returns the "bls_response" frame: the outputs, or the error.
+  std::pair<std::string, std::string> run_bls(const IpcFrame& frame) {
+    std::string payload;
+    Result<InferResponse> result = bls_infer(frame);
+    rapidjson::StringBuffer sb;
+    IpcWriter w(sb);
+    w.StartObject();
+    w.Key("type");
+    w.String("bls_response");
+    w.Key("error");
+    if (result.is_ok()) {
+      w.Null();
+    } else {
+      const std::string& m = result.status().message();
+      w.String(m.data(), static_cast<rapidjson::SizeType>(m.size()));
+    }
+    w.Key("outputs");
+    w.StartArray();
+    if (result.is_ok()) {
+      for (const InferOutput& out : result.value().outputs) add_ipc_tensor(w, payload, out.name, out.tensor);
+    }
+    w.EndArray();
+    w.EndObject();
+    return {std::string(sb.GetString(), sb.GetSize()), std::move(payload)};
+  }
+
+  Result<InferResponse> bls_infer(const IpcFrame& frame) {
+    if (!launch_->infer) return unavailable("business logic scripting is not available in this server");
+    rapidjson::Document doc;
+    doc.Parse(frame.header.data(), frame.header.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("model_name") || !doc["model_name"].IsString() ||
+        !doc.HasMember("inputs") || !doc["inputs"].IsArray()) {
+      return invalid_argument("malformed InferenceRequest from model '{}'", launch_->model_name);
+    }
+    InferRequest req;
+    req.model_name = doc["model_name"].GetString();
+    if (doc.HasMember("model_version") && doc["model_version"].IsInt64()) {
+      req.model_version = std::max<int64_t>(0, doc["model_version"].GetInt64());  // -1: the highest
+    }
+    if (doc.HasMember("request_id") && doc["request_id"].IsString()) req.id = doc["request_id"].GetString();
+    if (doc.HasMember("correlation_id")) {
+      const auto& c = doc["correlation_id"];
+      if (c.IsString()) {
+        req.sequence_id.is_string = true;
+        req.sequence_id.text = c.GetString();
+      } else if (c.IsUint64()) {
+        req.sequence_id.number = c.GetUint64();
+      }
+    }
+    if (doc.HasMember("flags") && doc["flags"].IsUint()) {
+      req.sequence_start = (doc["flags"].GetUint() & 1) != 0;  // TRITONSERVER_REQUEST_FLAG_SEQUENCE_START
+      req.sequence_end = (doc["flags"].GetUint() & 2) != 0;    // ..._SEQUENCE_END
+    }
+    if (doc.HasMember("requested_outputs") && doc["requested_outputs"].IsArray()) {
+      for (const auto& o : doc["requested_outputs"].GetArray()) {
+        if (o.IsString()) req.requested_outputs.emplace_back(o.GetString());
+      }
+    }
+    for (const auto& desc : doc["inputs"].GetArray()) {
+      KILN_ASSIGN_OR_RETURN(auto named, read_ipc_tensor(desc, frame.payload));
+      req.inputs.push_back({std::move(named.first), std::move(named.second)});
+    }
+    uint64_t timeout_us = 0;
+    if (doc.HasMember("timeout") && doc["timeout"].IsUint64()) timeout_us = doc["timeout"].GetUint64();
+    // The answer may come on another thread, after a timeout gave up on it: shared state.
+    struct Pending {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::optional<Result<InferResponse>> result;
+    };
+    auto pending = std::make_shared<Pending>();
+    launch_->infer(std::move(req), [pending](Result<InferResponse> r) {
+      std::lock_guard lock(pending->mu);
+      pending->result = std::move(r);
+      pending->cv.notify_all();
+    });
+    std::unique_lock lock(pending->mu);
+    auto has_result = [&] { return pending->result.has_value(); };
+    if (timeout_us == 0) {
+      pending->cv.wait(lock, has_result);
+    } else if (!pending->cv.wait_for(lock, std::chrono::microseconds(timeout_us), has_result)) {
+      return unavailable("InferenceRequest.exec() on model '{}' timed out after {} us", doc["model_name"].GetString(),
+                         timeout_us);
+    }
+    return std::move(*pending->result);
   }
 
   // The outputs of `requests` responses; several are joined row-wise in order.
-  Result<NamedTensors> decode(const IpcFrame& frame, size_t requests) {
+  // With `request_errors`, an error response fails its request alone (as in
+  // Triton) and the others' outputs are joined; without, it fails them all.
+  Result<NamedTensors> decode(const IpcFrame& frame, size_t requests, std::vector<Status>* request_errors) {
     rapidjson::Document doc;
     doc.Parse(frame.header.data(), frame.header.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
@@ -267,10 +378,19 @@ class PythonInstance final : public BackendInstance {
       return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
     }
     std::vector<NamedTensors> parts;
+    size_t r = 0;
     for (const auto& resp : doc["responses"].GetArray()) {
-      KILN_ASSIGN_OR_RETURN(NamedTensors one, decode_response(resp, frame));
-      parts.push_back(std::move(one));
+      Result<NamedTensors> one = decode_response(resp, frame);
+      if (one.is_ok()) {
+        parts.push_back(std::move(one).value());
+      } else if (request_errors != nullptr) {
+        (*request_errors)[r] = one.status();
+      } else {
+        return one.status();
+      }
+      ++r;
     }
+    if (parts.empty()) return NamedTensors{};
     if (parts.size() == 1) return std::move(parts[0]);
     NamedTensors joined;
     for (size_t o = 0; o < parts[0].size(); ++o) {
@@ -288,7 +408,8 @@ class PythonInstance final : public BackendInstance {
   }
 
   Result<NamedTensors> decode_response(const rapidjson::Value& resp, const IpcFrame& frame) {
-    if (!resp.IsObject()) return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
+    if (!resp.IsObject())
+      return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
     if (resp.HasMember("error") && resp["error"].IsString()) {
       return internal_error("model '{}': {}", launch_->model_name, message(resp));
     }
@@ -350,7 +471,7 @@ std::string python_executable() {
 }
 
 Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::string& model_dir, int64_t version,
-                                                                const inference::ModelConfig& config) {
+                                                                const inference::ModelConfig& config, InferFn infer) {
   namespace fs = std::filesystem;
   std::string filename = config.default_model_filename().empty() ? "model.py" : config.default_model_filename();
   if (filename.find('/') != std::string::npos || filename == ".." || filename == ".") {
@@ -403,6 +524,7 @@ Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::strin
   kv("model_name", config.name());
   w.EndObject();
   launch->init_header.assign(sb.GetString(), sb.GetSize());
+  launch->infer = std::move(infer);
   const bool batched = config.max_batch_size() > 0;
   std::vector<TensorSpec> inputs, outputs;
   for (const auto& in : config.input()) {

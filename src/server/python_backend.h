@@ -8,6 +8,11 @@
 // fresh process for the next request, while the server and the other
 // instances keep serving.
 //
+// Business logic scripting: during execute() the model may send "bls"
+// frames (InferenceRequest.exec); the instance runs each on the named model
+// through the server and answers with a "bls_response" frame before reading
+// on, so one socket still carries one exchange at a time.
+//
 // IPC: one Unix stream socket pair per instance, carrying length-prefixed
 // frames (a JSON header, then the tensors' bytes). A socket pair needs no
 // names, cleanup or second synchronization channel, a dead peer shows up at
@@ -32,8 +37,10 @@ std::string python_backend_dir();
 std::string python_executable();
 
 // Loads <model_dir>/<version>/model.py (or default_model_filename). The
-// config must list its inputs and outputs.
+// config must list its inputs and outputs. `infer` runs the model's
+// InferenceRequest.exec() calls (business logic scripting); empty, they fail.
 Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::string& model_dir, int64_t version,
-                                                                const inference::ModelConfig& config);
+                                                                const inference::ModelConfig& config,
+                                                                InferFn infer = {});
 
 }  // namespace kiln::server

@@ -26,9 +26,11 @@ Scheduler::Scheduler(const inference::ModelConfig& config, std::string version,
     const auto& db = config.dynamic_batching();
     for (int32_t p : db.preferred_batch_size()) preferred_.push_back(p);
     if (!preferred_.empty()) target_batch_ = *std::max_element(preferred_.begin(), preferred_.end());
-    max_delay_ = std::chrono::microseconds(static_cast<int64_t>(std::min<uint64_t>(db.max_queue_delay_microseconds(), 60'000'000)));
+    max_delay_ = std::chrono::microseconds(
+        static_cast<int64_t>(std::min<uint64_t>(db.max_queue_delay_microseconds(), 60'000'000)));
     levels = std::max<uint64_t>(1, db.priority_levels());
-    default_level_ = db.default_priority_level() > 0 ? static_cast<size_t>(db.default_priority_level() - 1) : levels / 2;
+    default_level_ =
+        db.default_priority_level() > 0 ? static_cast<size_t>(db.default_priority_level() - 1) : levels / 2;
     if (db.priority_levels() == 0) default_level_ = 0;
     const auto& qp = db.default_queue_policy();
     base.max_queue_size = qp.max_queue_size();
@@ -74,7 +76,8 @@ void Scheduler::enqueue(InferRequest request, int64_t batch, InferCallback done)
     timeout_us = request.timeout_us;
   }
   q.deadline = timeout_us > 0 && !policy.delay_on_timeout
-                   ? q.enqueued + std::chrono::microseconds(static_cast<int64_t>(std::min<uint64_t>(timeout_us, 3'600'000'000ULL)))
+                   ? q.enqueued + std::chrono::microseconds(
+                                      static_cast<int64_t>(std::min<uint64_t>(timeout_us, 3'600'000'000ULL)))
                    : Clock::time_point::max();
   q.request = std::move(request);
   q.done = std::move(done);
@@ -252,12 +255,30 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
       info.request_rows.push_back(q.batch);
     }
   }
-  auto ran = instance.run_with_info(feeds, output_names_, info);
+  std::vector<Status> request_errors(info.request_rows.size());
+  auto ran = instance.run_with_info(feeds, output_names_, info, &request_errors);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
-    return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));
+    return fail_all(batch,
+                    Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));
   }
   NamedTensors outputs = std::move(ran).value();
+  // Requests the backend failed alone leave the batch; the outputs hold the others' rows.
+  if (std::any_of(request_errors.begin(), request_errors.end(), [](const Status& s) { return !s.is_ok(); })) {
+    std::vector<Queued> kept;
+    for (size_t r = 0; r < batch.size(); ++r) {
+      if (request_errors[r].is_ok()) {
+        kept.push_back(std::move(batch[r]));
+        continue;
+      }
+      rows -= batch[r].batch;
+      stats_->record_failure(FailureReason::kBackend, elapsed_ns(batch[r].request.arrival, Clock::now()));
+      batch[r].done(
+          Status(request_errors[r].code(), "model '" + model_name_ + "' failed: " + request_errors[r].message()));
+    }
+    batch = std::move(kept);
+    if (batch.empty()) return;
+  }
   // Back to the config's shapes (reshape) and check the batch dimension.
   if (Status shaped = shape_outputs(config_, model_name_, model_batches, rows, outputs); !shaped.is_ok()) {
     return fail_all(batch, shaped);

@@ -361,7 +361,7 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
     info.correlation_is_string = req.sequence_id.is_string;
     info.correlation_id = req.sequence_id.is_string ? req.sequence_id.text : std::to_string(req.sequence_id.number);
   }
-  auto ran = instance.run_with_info(feeds, output_names_, info);
+  auto ran = instance.run_with_info(feeds, output_names_, info, nullptr);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
     return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));

@@ -145,8 +145,58 @@ class TritonPythonModel:
         out = []
         for r in requests:
             x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
+            if x[0, 0] < 0:  # an error response fails this request alone
+                out.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"negative request {r.request_id()}")))
+                continue
             info = np.array([[len(requests), x.shape[0], int(r.request_id() or -1)]] * x.shape[0], np.int64)
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x * 2), pb_utils.Tensor("INFO", info)]))
+        return out
+'''
+
+
+# Business logic scripting: execute() runs other models of the server (an ONNX model, and a
+# model that is missing or given a bad input, whose errors come back as the responses' errors).
+BLS = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "FEATURES")
+            resp = pb_utils.InferenceRequest(model_name="classify", requested_output_names=["LOGITS"],
+                                             inputs=[x]).exec()
+            if resp.has_error():
+                raise pb_utils.TritonModelException(resp.error().message())
+            logits = pb_utils.get_output_tensor_by_name(resp, "LOGITS").as_numpy()
+            missing = pb_utils.InferenceRequest(model_name="no_such_model", requested_output_names=["Y"],
+                                                inputs=[x]).exec()
+            bad = pb_utils.InferenceRequest(model_name="classify", requested_output_names=["LOGITS"],
+                                            inputs=[pb_utils.Tensor("FEATURES", np.zeros((1, 5), np.float32))]).exec()
+            errors = np.array([missing.error().message().encode(), bad.error().message().encode()], dtype=np.object_)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("LOGITS2", logits * 2),
+                                                   pb_utils.Tensor("ERRORS", errors)]))
+        return out
+'''
+
+# async execute awaiting async_exec: Python (preprocess) then ONNX (classify), chained by hand.
+ASYNC_BLS = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    async def execute(self, requests):
+        out = []
+        for r in requests:
+            image = pb_utils.get_input_tensor_by_name(r, "IMAGE")
+            pre = await pb_utils.InferenceRequest(model_name="preprocess", requested_output_names=["FEATURES"],
+                                                  inputs=[image]).async_exec()
+            features = pb_utils.get_output_tensor_by_name(pre, "FEATURES")
+            cls = await pb_utils.InferenceRequest(model_name="classify", requested_output_names=["LOGITS"],
+                                                  inputs=[features]).async_exec()
+            out.append(pb_utils.InferenceResponse([pb_utils.get_output_tensor_by_name(cls, "LOGITS")]))
         return out
 '''
 
@@ -192,6 +242,13 @@ def server(tmp_path_factory):
                  'max_batch_size: 16\ninput [ { name: "X" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
                  'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "INFO" data_type: TYPE_INT64 dims: [ 3 ] } ]\n'
                  'dynamic_batching { max_queue_delay_microseconds: 100000 }\n')
+    python_model(repo, "bls", BLS,
+                 'input [ { name: "FEATURES" data_type: TYPE_FP32 dims: [ 1, 4 ] } ]\n'
+                 'output [ { name: "LOGITS2" data_type: TYPE_FP32 dims: [ 1, 3 ] },'
+                 ' { name: "ERRORS" data_type: TYPE_STRING dims: [ 2 ] } ]\n')
+    python_model(repo, "async_bls", ASYNC_BLS,
+                 'input [ { name: "IMAGE" data_type: TYPE_UINT8 dims: [ 1, 4 ] } ]\n'
+                 'output [ { name: "LOGITS" data_type: TYPE_FP32 dims: [ 1, 3 ] } ]\n')
     write_model(repo, "classify", classify_model())
     (repo / "classifier" / "1").mkdir(parents=True)
     (repo / "classifier" / "config.pbtxt").write_text('''
@@ -261,6 +318,57 @@ def test_dynamic_batch_reaches_execute_as_separate_requests(server):
         assert info.shape == (rows, 3) and (info[:, 1] == rows).all() and (info[:, 2] == i).all(), info
         batched += int(info[0, 0] > 1)
     assert batched > 0, "no execute() call held more than one request: batches did not form"
+
+
+def test_error_response_fails_only_its_request_in_a_batch(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i):
+        client = httpclient.InferenceServerClient(server.http_url)
+        value = -1.0 if i % 5 == 0 else float(i)
+        x = httpclient.InferInput("X", [1, 2], "FP32")
+        x.set_data_from_numpy(np.full((1, 2), value, np.float32))
+        try:
+            r = client.infer("per_request", [x], request_id=str(i))
+            return i, r.as_numpy("Y"), r.as_numpy("INFO"), None
+        except InferenceServerException as e:
+            return i, None, None, str(e)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(20)))
+    batched_with_error = 0
+    for i, y, info, error in results:
+        if i % 5 == 0:
+            assert error is not None and f"negative request {i}" in error, (i, error)
+        else:
+            assert error is None, (i, error)
+            np.testing.assert_array_equal(y, np.full((1, 2), 2.0 * i, np.float32))
+            assert info[0, 2] == i
+            batched_with_error += int(info[0, 0] > 1)
+    assert batched_with_error > 0, "no batch formed"
+
+
+def test_bls_runs_other_models(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    features = np.array([[0.5, -1.0, 2.0, 0.25]], np.float32)
+    x = httpclient.InferInput("FEATURES", [1, 4], "FP32")
+    x.set_data_from_numpy(features)
+    r = client.infer("bls", [x])
+    np.testing.assert_allclose(r.as_numpy("LOGITS2"), (features @ W) * 2, rtol=1e-5)
+    missing, bad = (e.decode() for e in r.as_numpy("ERRORS"))
+    assert "no_such_model" in missing
+    assert "FEATURES" in bad and "[1,5]" in bad.replace(" ", ""), bad
+
+
+@pytest.mark.parametrize("module", [httpclient, grpcclient], ids=["http", "grpc"])
+def test_async_execute_chains_python_and_onnx_models(server, module):
+    client = module.InferenceServerClient(server.http_url if module is httpclient else server.grpc_url)
+    image = np.array([[0, 64, 128, 255]], np.uint8)
+    x = module.InferInput("IMAGE", [1, 4], "UINT8")
+    x.set_data_from_numpy(image)
+    r = client.infer("async_bls", [x])
+    features, _, _ = reference(image)
+    np.testing.assert_allclose(r.as_numpy("LOGITS"), features @ W, rtol=1e-5)
 
 
 def test_string_tensors_and_batching(server):

@@ -5,11 +5,15 @@ one end of a Unix socket pair as file descriptor <fd>, and talks to it in
 frames: two little-endian uint64 (header length, payload length), a JSON
 header, then the payload (the tensors' bytes, back to back; BYTES elements
 as a 4-byte length and the bytes). Messages: init -> ok | error,
-execute -> responses | error, finalize -> ok. The model's prints go to the
-server's log (stdout and stderr are the server's)."""
+execute -> responses | error, finalize -> ok. While execute() runs, the stub
+may send bls (InferenceRequest.exec: a request to another model), which the
+server answers with bls_response before anything else. The model's prints go
+to the server's log (stdout and stderr are the server's)."""
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import json
 import os
 import struct
@@ -110,6 +114,24 @@ def load_model(init):
     return model
 
 
+def bls_exec(fd, request):
+    """InferenceRequest.exec(): one bls frame out, the server's bls_response back."""
+    payload = bytearray()
+    frame = {"type": "bls", "model_name": request.model_name(), "model_version": int(request.model_version()),
+             "request_id": request.request_id(), "requested_outputs": list(request.requested_output_names()),
+             "flags": int(request.flags()), "timeout": int(request.timeout()),
+             "inputs": pack_outputs(request.inputs(), payload)}
+    if request.correlation_id():
+        frame["correlation_id"] = request.correlation_id()
+    write_frame(fd, frame, payload)
+    reply, out = read_frame(fd)
+    if reply.get("type") != "bls_response":
+        raise pb_utils.TritonModelException(f"unexpected {reply.get('type')!r} frame from the server during exec()")
+    if reply.get("error") is not None:
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(reply["error"]))
+    return pb_utils.InferenceResponse(output_tensors=[tensor_from(d, out) for d in reply.get("outputs", [])])
+
+
 def execute(model, header, payload):
     requests = []
     for r in header["requests"]:
@@ -119,6 +141,8 @@ def execute(model, header, payload):
                                                   requested_output_names=r.get("requested_outputs", []),
                                                   model_name=header.get("model_name", "")))
     responses = model.execute(requests)
+    if inspect.iscoroutine(responses):  # async def execute (it may await InferenceRequest.async_exec)
+        responses = asyncio.run(responses)
     if responses is None or len(responses) != len(requests):
         n = "None" if responses is None else len(responses)
         raise pb_utils.TritonModelException(f"execute() returned {n} responses for {len(requests)} requests")
@@ -149,7 +173,11 @@ def main():
                 model = load_model(header)
                 write_frame(fd, {"type": "ok"})
             elif kind == "execute":
-                reply, out = execute(model, header, payload)
+                pb_utils._bls_exec = lambda request: bls_exec(fd, request)
+                try:
+                    reply, out = execute(model, header, payload)
+                finally:
+                    pb_utils._bls_exec = None
                 write_frame(fd, reply, out)
             elif kind == "finalize":
                 if model is not None and hasattr(model, "finalize"):

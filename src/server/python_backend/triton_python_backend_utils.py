@@ -112,7 +112,7 @@ class InferenceRequest:
     """One request as execute() receives it."""
 
     def __init__(self, inputs=None, request_id="", correlation_id=0, requested_output_names=None, model_name="",
-                 model_version=-1, flags=0, parameters=None, **_):
+                 model_version=-1, flags=0, parameters=None, timeout=0, **_):
         self._inputs = list(inputs or [])
         self._request_id = request_id
         self._correlation_id = correlation_id
@@ -121,6 +121,7 @@ class InferenceRequest:
         self._model_version = model_version
         self._flags = flags
         self._parameters = parameters if isinstance(parameters, str) else json.dumps(parameters or {})
+        self._timeout = int(timeout or 0)
 
     def inputs(self):
         return self._inputs
@@ -149,11 +150,28 @@ class InferenceRequest:
     def get_response_sender(self):
         raise TritonModelException("decoupled models (response senders) are not supported by Kiln's Python backend")
 
-    def exec(self, *args, **kwargs):
-        raise TritonModelException("business logic scripting (InferenceRequest.exec) is not supported by Kiln's "
-                                   "Python backend; use an ensemble")
+    def model_version(self):
+        return self._model_version
 
-    async_exec = exec
+    def timeout(self):
+        return self._timeout
+
+    def exec(self, decoupled=False):
+        """Business logic scripting: runs this request on model_name (another model of the server)
+        and returns its InferenceResponse; a failure is the response's error(), not an exception."""
+        if decoupled:
+            raise TritonModelException("exec(decoupled=True): decoupled models are not supported by Kiln's Python "
+                                       "backend")
+        if _bls_exec is None:
+            raise TritonModelException("InferenceRequest.exec() is only available inside execute()")
+        return _bls_exec(self)
+
+    async def async_exec(self, decoupled=False):
+        return self.exec(decoupled)
+
+
+# Set by the stub while execute() runs: sends a request to the server and returns its InferenceResponse.
+_bls_exec = None
 
 
 class InferenceResponse:
