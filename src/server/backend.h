@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,12 @@ struct RunInfo {
   std::vector<int64_t> request_rows;
   std::string correlation_id;  // the sequence id as text ("" outside a sequence)
   bool correlation_is_string = false;
+  // Decoupled models (set by the scheduler when the config says so): the
+  // backend hands over each response of request `request` (index into
+  // request_rows) as the model sends it; nullopt is the final flag alone.
+  // `final` completes the request; nothing follows it. Called on the thread
+  // of run_with_info, before it returns.
+  std::function<void(size_t request, std::optional<Result<NamedTensors>> response, bool final)> emit;
 };
 
 class BackendInstance {

@@ -26,7 +26,6 @@ inline uint64_t elapsed_ns(Clock::time_point from, Clock::time_point to) {
       std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
 }
 
-
 // Where a tensor lives in a registered system shared-memory region.
 struct ShmRef {
   std::string region;
@@ -74,7 +73,14 @@ struct InferResponse {
   std::string model_version;
   std::string id;
   std::vector<InferOutput> outputs;  // in the order requested (model order if none requested)
+  // A decoupled model completed the request with the final flag alone: there
+  // is no response to send (the gRPC stream sends an empty one only when the
+  // client asked for triton_enable_empty_final_response).
+  bool final_only = false;
 };
+
+// A response of a decoupled model before its request completes.
+using PartialCallback = std::function<void(Result<InferResponse>)>;
 
 // Called once with the response or the error. May run on a scheduler thread:
 // it must not block for long and must not unload models.
@@ -91,8 +97,14 @@ struct InferRequest {
   CorrelationId sequence_id;                   // sequence models: which sequence
   bool sequence_start = false;
   bool sequence_end = false;
-  std::map<std::string, ShmRef> output_shm;    // requested outputs to write into shared memory
+  std::map<std::string, ShmRef> output_shm;       // requested outputs to write into shared memory
   std::map<std::string, int64_t> output_classes;  // requested outputs answered as top-k classes (classification.h)
+  // Decoupled models (model_transaction_policy.decoupled) answer with any
+  // number of responses: each before the completion goes here, and the
+  // infer() callback completes the request. Only a stream (gRPC
+  // ModelStreamInfer) sets it; a decoupled model refuses requests without it.
+  PartialCallback partial;
+  bool empty_final_response = false;  // the client asked triton_enable_empty_final_response
   Clock::time_point arrival = Clock::now();
 };
 

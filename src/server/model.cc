@@ -12,6 +12,19 @@ namespace kiln::server {
 
 Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& model_dir, int64_t version,
                                                          inference::ModelConfig config, const ServingContext& context) {
+  if (config.model_transaction_policy().decoupled()) {
+    if (config.backend() != "python") {
+      return invalid_argument("model '{}': only Python backend models can be decoupled (model_transaction_policy)",
+                              config.name());
+    }
+    if (config.response_cache().enable()) {
+      return invalid_argument("model '{}': response_cache cannot be enabled for a decoupled model", config.name());
+    }
+    if (config.has_sequence_batching()) {
+      return invalid_argument("model '{}': Kiln does not run decoupled models under the sequence batcher",
+                              config.name());
+    }
+  }
   if (config.response_cache().enable() && config.has_sequence_batching()) {
     return invalid_argument("model '{}': response_cache cannot be enabled for a sequence (stateful) model",
                             config.name());
@@ -145,6 +158,13 @@ Result<int64_t> ModelVersion::validate(InferRequest& request) const {
 }
 
 void ModelVersion::infer(InferRequest request, InferCallback done) {
+  if (config_.model_transaction_policy().decoupled() && !request.partial) {
+    stats_->record_failure(FailureReason::kOther, 0);
+    return done(unimplemented(
+        "model '{}' uses the decoupled transaction policy: only a stream (gRPC ModelStreamInfer) carries its "
+        "responses; neither the HTTP end point nor the ModelInfer RPC supports it",
+        name()));
+  }
   auto batch = validate(request);
   if (!batch.is_ok()) {
     stats_->record_failure(FailureReason::kOther, 0);

@@ -111,20 +111,26 @@ class PythonProcess {
     return process;
   }
 
-  // One request/reply exchange. Frames of type "bls" that arrive before the
-  // reply are requests of the model to other models: `bls` answers each.
-  template <class Bls>
-  Result<IpcFrame> call(const std::string& header, const std::string& payload, Bls&& bls) {
-    KILN_RETURN_IF_ERROR(write_frame(fd_, header, payload));
+  // One request/reply exchange (an empty `header` sends nothing and waits for
+  // the next frame). Frames the model sends while it runs come first:
+  // "bls" (a request to another model; `on_frame` returns the reply to
+  // send) and "stream" (a decoupled model's response; no reply).
+  // `done()` true ends the wait with an empty frame (before reading on).
+  template <class OnFrame, class Done>
+  Result<IpcFrame> call(const std::string& header, const std::string& payload, OnFrame&& on_frame, Done&& done) {
+    if (!header.empty()) KILN_RETURN_IF_ERROR(write_frame(fd_, header, payload));
     for (;;) {
+      if (done()) return IpcFrame{};
       KILN_ASSIGN_OR_RETURN(IpcFrame frame, read_frame(fd_));
       rapidjson::Document doc;
       doc.Parse(frame.header.data(), frame.header.size());
-      const bool is_bls = !doc.HasParseError() && doc.IsObject() && doc.HasMember("type") && doc["type"].IsString() &&
-                          std::string_view(doc["type"].GetString()) == "bls";
-      if (!is_bls) return frame;
-      auto [reply_header, reply_payload] = bls(frame);
-      KILN_RETURN_IF_ERROR(write_frame(fd_, reply_header, reply_payload));
+      const std::string_view type =
+          !doc.HasParseError() && doc.IsObject() && doc.HasMember("type") && doc["type"].IsString()
+              ? std::string_view(doc["type"].GetString())
+              : std::string_view();
+      if (type != "bls" && type != "stream") return frame;
+      std::optional<std::pair<std::string, std::string>> reply = on_frame(type, doc, frame);
+      if (reply) KILN_RETURN_IF_ERROR(write_frame(fd_, reply->first, reply->second));
     }
   }
 
@@ -208,6 +214,10 @@ class PythonInstance final : public BackendInstance {
     w.String("execute");
     w.Key("model_name");
     w.String(launch_->model_name.c_str());
+    if (info.emit) {
+      w.Key("decoupled");
+      w.Bool(true);
+    }
     auto write_request = [&](const std::string& id, const NamedTensors& inputs) {
       w.StartObject();
       w.Key("id");
@@ -251,8 +261,43 @@ class PythonInstance final : public BackendInstance {
     }
     w.EndArray();
     w.EndObject();
-    auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload,
-                                [this](const IpcFrame& frame) { return run_bls(frame); });
+    // Decoupled: which requests still wait for their final flag.
+    std::vector<bool> open(info.emit ? requests : 0, true);
+    size_t open_count = open.size();
+    auto on_frame = [&](std::string_view type, const rapidjson::Document& doc,
+                        const IpcFrame& frame) -> std::optional<std::pair<std::string, std::string>> {
+      if (type == "bls") return run_bls(frame);
+      if (!info.emit || !doc.HasMember("request") || !doc["request"].IsUint64()) {
+        KILN_LOG_WARN("model '{}': ignoring a response frame outside a decoupled request", launch_->model_name);
+        return std::nullopt;
+      }
+      const auto r = static_cast<size_t>(doc["request"].GetUint64());
+      if (r >= open.size() || !open[r]) return std::nullopt;
+      const bool final = doc.HasMember("final") && doc["final"].IsBool() && doc["final"].GetBool();
+      const bool has_error = doc.HasMember("error") && doc["error"].IsString();
+      const bool has_outputs = doc.HasMember("outputs") && doc["outputs"].IsArray() && !doc["outputs"].Empty();
+      std::optional<Result<NamedTensors>> response;
+      if (has_error || has_outputs) response = decode_response(doc, frame);
+      if (final) {
+        open[r] = false;
+        --open_count;
+      }
+      info.emit(r, std::move(response), final);
+      return std::nullopt;
+    };
+    auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload, on_frame, [] { return false; });
+    if (reply.is_ok() && open_count > 0 && reply.value().header.find("\"decoupled\"") != std::string::npos) {
+      // execute() returned; its threads may still be sending. The stub completes (with an
+      // error) any request whose sender the model dropped, so this wait ends.
+      auto rest = process_->call(std::string(), std::string(), on_frame, [&] { return open_count == 0; });
+      if (!rest.is_ok()) reply = rest.status();
+      if (rest.is_ok() && !rest.value().header.empty()) {
+        return internal_error(
+            "model '{}': unexpected frame from the Python instance while it sent decoupled "
+            "responses",
+            launch_->model_name);
+      }
+    }
     if (!reply.is_ok()) {
       std::string why = process_->exit_description();
       process_.reset();
@@ -264,6 +309,7 @@ class PythonInstance final : public BackendInstance {
           launch_->model_name, why);
     }
     if (request_errors != nullptr && request_errors->size() != requests) request_errors = nullptr;
+    if (info.emit) return decode_decoupled(reply.value());
     return decode(reply.value(), requests, request_errors);
   }
 
@@ -360,6 +406,20 @@ class PythonInstance final : public BackendInstance {
                          timeout_us);
     }
     return std::move(*pending->result);
+  }
+
+  // The end of a decoupled model's execute(): no outputs (they went out
+  // through RunInfo::emit), or the error of an exception in execute().
+  Result<NamedTensors> decode_decoupled(const IpcFrame& frame) {
+    rapidjson::Document doc;
+    doc.Parse(frame.header.data(), frame.header.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
+      return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
+    }
+    if (std::string_view(doc["type"].GetString()) == "error") {
+      return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(doc));
+    }
+    return NamedTensors{};
   }
 
   // The outputs of `requests` responses; several are joined row-wise in order.

@@ -255,6 +255,9 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
       info.request_rows.push_back(q.batch);
     }
   }
+  if (config_.model_transaction_policy().decoupled()) {
+    return execute_decoupled(instance, batch, feeds, info, rows, start, inputs_ready);
+  }
   std::vector<Status> request_errors(info.request_rows.size());
   auto ran = instance.run_with_info(feeds, output_names_, info, &request_errors);
   const Clock::time_point ran_at = Clock::now();
@@ -321,6 +324,61 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
     offset += batch[r].batch;
   }
   answer_batch(*stats_, rows, batch, responses, start, inputs_ready, ran_at);
+}
+
+void Scheduler::execute_decoupled(BackendInstance& instance, std::vector<Queued>& batch, const NamedTensors& feeds,
+                                  RunInfo& info, int64_t rows, Clock::time_point start,
+                                  Clock::time_point inputs_ready) {
+  std::vector<bool> open(batch.size(), true);
+  auto failed = [&](const Status& st) {
+    return Status(st.code(), "model '" + model_name_ + "' failed: " + st.message());
+  };
+  info.emit = [&](size_t r, std::optional<Result<NamedTensors>> response, bool final) {
+    if (r >= batch.size() || !open[r]) return;
+    Queued& q = batch[r];
+    Result<InferResponse> answer = InferResponse{};
+    if (response && !response->is_ok()) {
+      answer = failed(response->status());
+    } else {
+      InferResponse& out = answer.value();
+      out.model_name = model_name_;
+      out.model_version = version_;
+      out.id = q.request.id;
+      out.final_only = !response.has_value();
+      if (response) {
+        // What the response carries of the requested outputs (all when none were named).
+        for (auto& [name, tensor] : response->value()) {
+          const auto& wanted = q.request.requested_outputs;
+          if (wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end()) {
+            out.outputs.push_back({name, std::move(tensor)});
+          }
+        }
+      }
+    }
+    if (!final) {
+      if (q.request.partial) q.request.partial(std::move(answer));
+      return;
+    }
+    open[r] = false;
+    if (answer.is_ok()) {
+      stats_->record_success(elapsed_ns(q.request.arrival, Clock::now()), elapsed_ns(q.enqueued, start));
+    } else {
+      stats_->record_failure(FailureReason::kBackend, elapsed_ns(q.request.arrival, Clock::now()));
+    }
+    q.done(std::move(answer));
+  };
+  auto ran = instance.run_with_info(feeds, output_names_, info, nullptr);
+  const Clock::time_point ran_at = Clock::now();
+  stats_->record_execution(static_cast<uint64_t>(rows), batch.size(), elapsed_ns(start, inputs_ready),
+                           elapsed_ns(inputs_ready, ran_at), 0);
+  for (size_t r = 0; r < batch.size(); ++r) {
+    if (!open[r]) continue;
+    stats_->record_failure(FailureReason::kBackend, elapsed_ns(batch[r].request.arrival, Clock::now()));
+    batch[r].done(ran.is_ok() ? internal_error("model '{}' returned without completing request '{}' (the "
+                                               "TRITONSERVER_RESPONSE_COMPLETE_FINAL flag)",
+                                               model_name_, batch[r].request.id)
+                              : failed(ran.status()));
+  }
 }
 
 }  // namespace kiln::server

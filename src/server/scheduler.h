@@ -69,6 +69,9 @@ class Scheduler {
   // Takes the next batch off the queues (mu_ held through `lock`). Empty when stopping and drained.
   std::vector<Queued> next_batch(std::unique_lock<std::mutex>& lock, std::vector<Queued>& expired);
   void execute(BackendInstance& instance, std::vector<Queued>& batch);
+  // execute() of a decoupled model: responses stream out through RunInfo::emit.
+  void execute_decoupled(BackendInstance& instance, std::vector<Queued>& batch, const NamedTensors& feeds,
+                         RunInfo& info, int64_t rows, Clock::time_point start, Clock::time_point inputs_ready);
   void fail_all(std::vector<Queued>& batch, const Status& status);
   bool compatible(const Queued& a, const Queued& b) const;
 
@@ -77,9 +80,9 @@ class Scheduler {
   const inference::ModelConfig config_;
   std::shared_ptr<const ModelBackend> backend_;
   std::shared_ptr<ModelStats> stats_;
-  const bool batching_;         // max_batch_size > 0 and dynamic_batching configured
-  const int64_t max_batch_;     // max(1, max_batch_size)
-  int64_t target_batch_ = 1;    // largest preferred size, else max_batch_
+  const bool batching_;       // max_batch_size > 0 and dynamic_batching configured
+  const int64_t max_batch_;   // max(1, max_batch_size)
+  int64_t target_batch_ = 1;  // largest preferred size, else max_batch_
   std::vector<int64_t> preferred_;
   std::chrono::microseconds max_delay_{0};
   size_t default_level_ = 0;
@@ -87,8 +90,8 @@ class Scheduler {
   std::vector<std::string> output_names_;
 
   std::shared_ptr<RateLimiter> limiter_;
-  std::vector<ResourceNeeds> needs_;        // per instance (empty: not rate limited)
-  std::vector<uint32_t> limit_priority_;    // per instance
+  std::vector<ResourceNeeds> needs_;      // per instance (empty: not rate limited)
+  std::vector<uint32_t> limit_priority_;  // per instance
   std::vector<std::unique_ptr<BackendInstance>> instances_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
@@ -96,7 +99,7 @@ class Scheduler {
   std::vector<std::deque<Queued>> queues_;  // guarded by mu_; index = level - 1
   size_t queued_ = 0;                       // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
-  std::mutex stop_mu_;  // serializes stop()
+  std::mutex stop_mu_;                      // serializes stop()
 };
 
 }  // namespace kiln::server

@@ -201,6 +201,47 @@ class TritonPythonModel:
 '''
 
 
+# A decoupled model: IN = n answers with n responses OUT = 0..n-1 through the response sender,
+# then the final flag; 7 adds an error response; 5 sends from a thread after execute() returns;
+# 9 drops its sender without the final flag.
+DECOUPLED = '''
+import threading
+import time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def send_all(sender, n):
+    for i in range(n):
+        sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", np.array([i], np.int32))]))
+    if n == 7:
+        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("seven is an error")))
+    sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.threads = []
+
+    def execute(self, requests):
+        for request in requests:
+            n = int(pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()[0])
+            sender = request.get_response_sender()
+            if n == 9:
+                continue
+            if n == 5:
+                def later(sender=sender):
+                    time.sleep(0.05)
+                    send_all(sender, 5)
+                t = threading.Thread(target=later)
+                t.start()
+                self.threads.append(t)
+                continue
+            send_all(sender, n)
+        return None
+'''
+
+
 def python_model(repo, name, source, config):
     d = repo / name / "1"
     d.mkdir(parents=True)
@@ -249,6 +290,10 @@ def server(tmp_path_factory):
     python_model(repo, "async_bls", ASYNC_BLS,
                  'input [ { name: "IMAGE" data_type: TYPE_UINT8 dims: [ 1, 4 ] } ]\n'
                  'output [ { name: "LOGITS" data_type: TYPE_FP32 dims: [ 1, 3 ] } ]\n')
+    python_model(repo, "decoupled", DECOUPLED,
+                 'model_transaction_policy { decoupled: true }\n'
+                 'input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n')
     write_model(repo, "classify", classify_model())
     (repo / "classifier" / "1").mkdir(parents=True)
     (repo / "classifier" / "config.pbtxt").write_text('''
@@ -369,6 +414,53 @@ def test_async_execute_chains_python_and_onnx_models(server, module):
     r = client.infer("async_bls", [x])
     features, _, _ = reference(image)
     np.testing.assert_allclose(r.as_numpy("LOGITS"), features @ W, rtol=1e-5)
+
+
+def test_decoupled_model_streams_responses(server):
+    import queue
+
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    got = queue.Queue()
+    client.start_stream(callback=lambda result, error: got.put((result, error)))
+    cases = [(3, False), (2, True), (0, True), (5, False), (7, False), (9, False)]
+    for n, empty_final in cases:
+        x = grpcclient.InferInput("IN", [1], "INT32")
+        x.set_data_from_numpy(np.array([n], np.int32))
+        client.async_stream_infer("decoupled", [x], request_id=f"r{n}", enable_empty_final_response=empty_final)
+    client.stop_stream()  # waits for the server to finish the stream
+    by_id, errors = {}, []
+    while not got.empty():
+        result, error = got.get()
+        if error is not None:
+            errors.append(str(error))
+            continue
+        resp = result.get_response()
+        final = resp.parameters["triton_final_response"].bool_param
+        value = int(result.as_numpy("OUT")[0]) if resp.outputs else None
+        by_id.setdefault(resp.id, []).append((value, final))
+    # In order per request; final markers only where the client asked for an empty final response.
+    assert by_id["r3"] == [(0, False), (1, False), (2, False)]
+    assert by_id["r2"] == [(0, False), (1, False), (None, True)]
+    assert by_id["r0"] == [(None, True)]
+    assert by_id["r5"] == [(i, False) for i in range(5)]  # sent from a thread after execute() returned
+    assert by_id["r7"] == [(i, False) for i in range(7)]
+    assert "r9" not in by_id
+    assert any("seven is an error" in e for e in errors), errors
+    assert any("dropped this request's response sender" in e for e in errors), errors
+    assert len(errors) == 2, errors
+
+
+def test_decoupled_model_refuses_http_and_unary_grpc(server):
+    x = httpclient.InferInput("IN", [1], "INT32")
+    x.set_data_from_numpy(np.array([2], np.int32))
+    with pytest.raises(InferenceServerException, match="decoupled") as e:
+        httpclient.InferenceServerClient(server.http_url).infer("decoupled", [x])
+    assert e.value.status() == "501" or "501" in str(e.value.status())
+    g = grpcclient.InferInput("IN", [1], "INT32")
+    g.set_data_from_numpy(np.array([2], np.int32))
+    with pytest.raises(InferenceServerException, match="decoupled") as e:
+        grpcclient.InferenceServerClient(server.grpc_url).infer("decoupled", [g])
+    assert "UNIMPLEMENTED" in str(e.value.status())
 
 
 def test_string_tensors_and_batching(server):

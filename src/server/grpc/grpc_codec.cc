@@ -106,7 +106,8 @@ Status read_shm_params(const google::protobuf::Map<std::string, inference::Infer
     }
     return Status::ok();
   }
-  if (!region->second.has_string_param()) return invalid_argument("{}: shared_memory_region must be a string_param", what);
+  if (!region->second.has_string_param())
+    return invalid_argument("{}: shared_memory_region must be a string_param", what);
   auto non_negative = [&](const inference::InferParameter& p, uint64_t& v) {
     if (p.has_int64_param() && p.int64_param() >= 0) {
       v = static_cast<uint64_t>(p.int64_param());
@@ -156,6 +157,9 @@ Status read_parameters(const google::protobuf::Map<std::string, inference::Infer
       } else {
         return invalid_argument("parameter 'sequence_id' must be an int64_param or a string_param");
       }
+    } else if (key == "triton_enable_empty_final_response") {
+      if (!p.has_bool_param()) return invalid_argument("parameter '{}' must be a bool_param", key);
+      out.empty_final_response = p.bool_param();
     } else if (key == "sequence_start" || key == "sequence_end") {
       if (!p.has_bool_param()) return invalid_argument("parameter '{}' must be a bool_param", key);
       (key == "sequence_start" ? out.sequence_start : out.sequence_end) = p.bool_param();
@@ -214,7 +218,8 @@ Result<InferRequest> decode_grpc_request(const inference::ModelInferRequest& req
   }
   for (const auto& o : request.outputs()) {
     if (auto it = o.parameters().find("classification"); it != o.parameters().end()) {
-      if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param || it->second.int64_param() < 0) {
+      if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param ||
+          it->second.int64_param() < 0) {
         return invalid_argument("output '{}': classification must be a non-negative int64_param", o.name());
       }
       if (it->second.int64_param() > 0) out.output_classes[o.name()] = it->second.int64_param();

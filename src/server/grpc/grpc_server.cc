@@ -18,7 +18,8 @@ namespace {
 // One ModelStreamInfer stream: reads requests as they come, runs each
 // through the core (many may be in flight), and writes each response or
 // error message as it completes. Deletes itself when the stream is done.
-class StreamReactor final : public grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse> {
+class StreamReactor final
+    : public grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse> {
  public:
   explicit StreamReactor(ServerCore& core) : core_(core) { StartRead(&request_); }
 
@@ -39,18 +40,16 @@ class StreamReactor final : public grpc::ServerBidiReactor<inference::ModelInfer
         std::lock_guard<std::mutex> lock(mu_);
         ++pending_;
       }
-      core_.infer(std::move(decoded).value(), [this, id](Result<InferResponse> result) {
-        inference::ModelStreamInferResponse out;
-        if (result.is_ok()) {
-          encode_grpc_response(result.value(), out.mutable_infer_response());
-          // Kiln has no decoupled models, so each response is its request's last one; Triton marks it so.
-          (*out.mutable_infer_response()->mutable_parameters())["triton_final_response"].set_bool_param(true);
-        } else {
-          out = error_response(result.status(), id);
-        }
+      InferRequest request = std::move(decoded).value();
+      const bool empty_final = request.empty_final_response;
+      // A decoupled model's responses before the last (triton_final_response false, as Triton marks them).
+      request.partial = [this, id](Result<InferResponse> result) { push(stream_response(result, id, false)); };
+      core_.infer(std::move(request), [this, id, empty_final](Result<InferResponse> result) {
         std::lock_guard<std::mutex> lock(mu_);
         --pending_;
-        push_locked(std::move(out));
+        // The final flag alone sends nothing unless the client asked for an empty final response.
+        if (result.is_ok() && result.value().final_only && !empty_final) return maybe_finish_locked();
+        push_locked(stream_response(result, id, true));
       });
     }
     StartRead(&request_);
@@ -72,6 +71,16 @@ class StreamReactor final : public grpc::ServerBidiReactor<inference::ModelInfer
   }
 
  private:
+  // A response (or its error) on the stream; `final` is its triton_final_response.
+  static inference::ModelStreamInferResponse stream_response(const Result<InferResponse>& result, const std::string& id,
+                                                             bool final) {
+    if (!result.is_ok()) return error_response(result.status(), id);
+    inference::ModelStreamInferResponse out;
+    encode_grpc_response(result.value(), out.mutable_infer_response());
+    (*out.mutable_infer_response()->mutable_parameters())["triton_final_response"].set_bool_param(final);
+    return out;
+  }
+
   static inference::ModelStreamInferResponse error_response(const Status& st, const std::string& id) {
     inference::ModelStreamInferResponse out;
     out.set_error_message(st.message());
@@ -109,7 +118,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<inference::ModelInfer
   inference::ModelInferRequest request_;  // only touched by the read chain
   std::mutex mu_;
   std::deque<inference::ModelStreamInferResponse> writes_;  // guarded by mu_; front is being written
-  int pending_ = 0;                                          // guarded by mu_
+  int pending_ = 0;                                         // guarded by mu_
   bool writing_ = false;
   bool reads_done_ = false;
   bool broken_ = false;

@@ -7,18 +7,25 @@ header, then the payload (the tensors' bytes, back to back; BYTES elements
 as a 4-byte length and the bytes). Messages: init -> ok | error,
 execute -> responses | error, finalize -> ok. While execute() runs, the stub
 may send bls (InferenceRequest.exec: a request to another model), which the
-server answers with bls_response before anything else. The model's prints go
+server answers with bls_response before anything else. A decoupled model's
+responses go out as stream frames ({request, final, error, outputs}) from
+execute() or from threads it started, until every request got its final
+flag; the server reads them until then. The model's prints go
 to the server's log (stdout and stderr are the server's)."""
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 import inspect
+import gc
 import json
 import os
 import struct
 import sys
+import threading
+import time
 import traceback
+import weakref
 
 import numpy as np
 
@@ -44,12 +51,16 @@ def read_frame(fd):
     return header, payload
 
 
+_write_lock = threading.Lock()  # a decoupled model's threads send frames too
+
+
 def write_frame(fd, header, payload=b""):
     head = json.dumps(header).encode()
     data = memoryview(struct.pack("<QQ", len(head), len(payload)) + head + bytes(payload))
-    while data:
-        k = os.write(fd, data)
-        data = data[k:]
+    with _write_lock:
+        while data:
+            k = os.write(fd, data)
+            data = data[k:]
 
 
 def decode_bytes(buf, count):
@@ -132,17 +143,68 @@ def bls_exec(fd, request):
     return pb_utils.InferenceResponse(output_tensors=[tensor_from(d, out) for d in reply.get("outputs", [])])
 
 
-def execute(model, header, payload):
+def send_stream(fd, index, response, final):
+    """One response (or just the final flag) of decoupled request `index`."""
+    payload = bytearray()
+    frame = {"type": "stream", "request": index, "final": final, "error": None, "outputs": []}
+    if response is not None:
+        if response.has_error():
+            frame["error"] = response.error().message()
+        else:
+            frame["outputs"] = pack_outputs(response.output_tensors(), payload)
+    write_frame(fd, frame, payload)
+
+
+def drain(fd, states, senders):
+    """Waits until every decoupled request got its final flag. A request whose sender nobody
+    holds any more can never get one: it is completed with an error, as the model dropped it."""
+    last_gc = 0.0
+    while True:
+        pending = [i for i, state in enumerate(states) if not state["final"]]
+        if not pending:
+            return
+        if time.monotonic() - last_gc > 0.05:
+            gc.collect()
+            last_gc = time.monotonic()
+        for i in pending:
+            if senders[i]() is None and not states[i]["final"]:
+                states[i]["final"] = True
+                error = pb_utils.TritonError("the model dropped this request's response sender without sending "
+                                             "the TRITONSERVER_RESPONSE_COMPLETE_FINAL flag")
+                send_stream(fd, i, pb_utils.InferenceResponse(error=error), True)
+        time.sleep(0.002)
+
+
+def execute(model, header, payload, fd=None):
     requests = []
-    for r in header["requests"]:
+    decoupled = bool(header.get("decoupled"))
+    states, senders = [], []
+    for i, r in enumerate(header["requests"]):
         inputs = [tensor_from(d, payload) for d in r["inputs"]]
-        requests.append(pb_utils.InferenceRequest(inputs=inputs, request_id=r.get("id", ""),
-                                                  correlation_id=r.get("correlation_id", 0),
-                                                  requested_output_names=r.get("requested_outputs", []),
-                                                  model_name=header.get("model_name", "")))
-    responses = model.execute(requests)
-    if inspect.iscoroutine(responses):  # async def execute (it may await InferenceRequest.async_exec)
-        responses = asyncio.run(responses)
+        request = pb_utils.InferenceRequest(inputs=inputs, request_id=r.get("id", ""),
+                                            correlation_id=r.get("correlation_id", 0),
+                                            requested_output_names=r.get("requested_outputs", []),
+                                            model_name=header.get("model_name", ""))
+        if decoupled:
+            state = {"final": False}
+            sender = pb_utils.InferenceResponseSender(
+                lambda response, final, i=i: send_stream(fd, i, response, final), state)
+            request._sender = sender
+            states.append(state)
+            senders.append(weakref.ref(sender))
+            del sender
+        requests.append(request)
+    try:
+        responses = model.execute(requests)
+        if inspect.iscoroutine(responses):  # async def execute (it may await InferenceRequest.async_exec)
+            responses = asyncio.run(responses)
+    except BaseException:
+        for state in states:  # the server fails the unfinished requests; later sends must not reach it
+            state["final"] = True
+        raise
+    if decoupled:
+        del requests, responses
+        return {"type": "responses", "responses": [], "decoupled": True}, bytearray(), (states, senders)
     if responses is None or len(responses) != len(requests):
         n = "None" if responses is None else len(responses)
         raise pb_utils.TritonModelException(f"execute() returned {n} responses for {len(requests)} requests")
@@ -156,7 +218,7 @@ def execute(model, header, payload):
             out.append({"error": resp.error().message(), "outputs": []})
         else:
             out.append({"error": None, "outputs": pack_outputs(resp.output_tensors(), out_payload)})
-    return {"type": "responses", "responses": out}, out_payload
+    return {"type": "responses", "responses": out}, out_payload, None
 
 
 def main():
@@ -175,10 +237,12 @@ def main():
             elif kind == "execute":
                 pb_utils._bls_exec = lambda request: bls_exec(fd, request)
                 try:
-                    reply, out = execute(model, header, payload)
+                    reply, out, pending = execute(model, header, payload, fd)
                 finally:
                     pb_utils._bls_exec = None
                 write_frame(fd, reply, out)
+                if pending is not None:
+                    drain(fd, *pending)
             elif kind == "finalize":
                 if model is not None and hasattr(model, "finalize"):
                     model.finalize()

@@ -148,7 +148,12 @@ class InferenceRequest:
         return False
 
     def get_response_sender(self):
-        raise TritonModelException("decoupled models (response senders) are not supported by Kiln's Python backend")
+        """Decoupled models: the sender of this request's responses (any number, then the final flag)."""
+        sender = getattr(self, "_sender", None)
+        if sender is None:
+            raise TritonModelException("get_response_sender() needs a decoupled model (model_transaction_policy "
+                                       "{ decoupled: true })")
+        return sender
 
     def model_version(self):
         return self._model_version
@@ -160,8 +165,8 @@ class InferenceRequest:
         """Business logic scripting: runs this request on model_name (another model of the server)
         and returns its InferenceResponse; a failure is the response's error(), not an exception."""
         if decoupled:
-            raise TritonModelException("exec(decoupled=True): decoupled models are not supported by Kiln's Python "
-                                       "backend")
+            raise TritonModelException("exec(decoupled=True): business logic scripting into a decoupled model is "
+                                       "not supported by Kiln's Python backend")
         if _bls_exec is None:
             raise TritonModelException("InferenceRequest.exec() is only available inside execute()")
         return _bls_exec(self)
@@ -172,6 +177,30 @@ class InferenceRequest:
 
 # Set by the stub while execute() runs: sends a request to the server and returns its InferenceResponse.
 _bls_exec = None
+
+
+class InferenceResponseSender:
+    """Sends a decoupled request's responses as the model produces them, from execute() or from a
+    thread it started. send(flags=TRITONSERVER_RESPONSE_COMPLETE_FINAL) completes the request;
+    nothing may be sent after that."""
+
+    def __init__(self, send, state):
+        self._send = send    # the stub's frame writer for this request
+        self._state = state  # shared with the stub: {"final": bool}
+
+    def send(self, response=None, flags=0):
+        if self._state["final"]:
+            raise TritonModelException("the response sender has already sent the final flag")
+        if response is not None and not isinstance(response, InferenceResponse):
+            raise TritonModelException(f"send() takes an InferenceResponse, got {type(response).__name__}")
+        final = bool(flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        if response is None and not final:
+            raise TritonModelException("send() needs a response or the TRITONSERVER_RESPONSE_COMPLETE_FINAL flag")
+        self._state["final"] = final
+        self._send(response, final)
+
+    def is_cancelled(self):
+        return False
 
 
 class InferenceResponse:
