@@ -143,6 +143,24 @@ def server(tmp_path_factory):
         'output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]\n')
     (repo / "no_file" / "1").mkdir(parents=True)
     (repo / "no_file" / "config.pbtxt").write_text((repo / "not_torchscript" / "config.pbtxt").read_text())
+    # Damaged copies of a model (bytes flipped, cut short, garbage inserted): each loads or fails
+    # with a reason; none may take the server down (libtorch parses them in the server's process).
+    rng = np.random.default_rng(7)
+    data = (models / "linear.pt").read_bytes()
+    for i in range(12):
+        b = bytearray(data)
+        if i % 3 == 0:
+            for pos in rng.integers(0, len(b), 16):
+                b[pos] = int(rng.integers(0, 256))
+        elif i % 3 == 1:
+            b = b[: int(rng.integers(1, len(b)))]
+        else:
+            pos = int(rng.integers(0, len(b)))
+            b[pos:pos] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+        d = repo / f"damaged_{i}" / "1"
+        d.mkdir(parents=True)
+        (d / "model.pt").write_bytes(bytes(b))
+        (repo / f"damaged_{i}" / "config.pbtxt").write_text((repo / "linear" / "config.pbtxt").read_text())
     srv = KilnServer(repo, wait_ready=False)
     yield srv
     assert srv.stop() == 0
@@ -268,3 +286,14 @@ def test_bad_models_fail_to_load_with_reasons(server):
     for name in ("add_sub", "linear", "dict_in", "strings"):
         assert client.is_model_ready(name)
     assert client.is_server_live()
+
+
+def test_damaged_model_files_never_take_the_server_down(server):
+    client = httpclient.InferenceServerClient(server.http_url)
+    index = {m["name"]: m for m in client.get_model_repository_index()}
+    for i in range(12):
+        entry = index[f"damaged_{i}"]
+        assert entry["state"] in ("READY", "UNAVAILABLE"), entry
+        if entry["state"] == "UNAVAILABLE":
+            assert entry["reason"], entry
+    assert client.is_server_live() and client.is_model_ready("linear")
