@@ -1,9 +1,10 @@
 #include "plan/builder.h"
 
+#include <flatbuffers/base.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <flatbuffers/base.h>
 
 #include "core/error.h"
 #include "core/logging.h"
@@ -52,8 +53,8 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   Plan plan;
   ir::Graph& graph = *model.graph;
   plan.onnx_nodes = static_cast<int64_t>(graph.num_nodes());
-  KILN_ASSIGN_OR_RETURN(plan.profiles, make_profiles(graph, options.shapes, options.min_shapes, options.opt_shapes,
-                                                     options.max_shapes));
+  KILN_ASSIGN_OR_RETURN(
+      plan.profiles, make_profiles(graph, options.shapes, options.min_shapes, options.opt_shapes, options.max_shapes));
   // Inputs whose profile is one shape become static: the passes and the
   // memory plan then see every shape that follows from them.
   for (const auto& p : plan.profiles) {
@@ -101,8 +102,8 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   so.registry = options.registry;
   if (options.progress) so.progress = [&](size_t done, size_t total) { options.progress("tactics", done, total); };
   auto t_tac = Clock::now();
-  KILN_ASSIGN_OR_RETURN(Selection sel, select_tactics(graph, opt_dims, pool, so,
-                                                      options.timing_cache.empty() ? nullptr : &cache));
+  // Without a file the cache still serves this build: identical layers are timed once.
+  KILN_ASSIGN_OR_RETURN(Selection sel, select_tactics(graph, opt_dims, pool, so, &cache));
   const double tactic_seconds = seconds_since(t_tac);
   if (!options.timing_cache.empty() && sel.cache_misses > 0) KILN_RETURN_IF_ERROR(cache.save(options.timing_cache));
 
@@ -123,16 +124,16 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   plan.target.isa = host_target().isa;
   for (const std::string& t : tactics) {
     std::string isa = tactic_isa(t);
-    if (!isa.empty() && std::find(plan.target.required.begin(), plan.target.required.end(), isa) ==
-                            plan.target.required.end()) {
+    if (!isa.empty() &&
+        std::find(plan.target.required.begin(), plan.target.required.end(), isa) == plan.target.required.end()) {
       plan.target.required.push_back(isa);
     }
   }
   plan.kiln_version = kiln_version();
   plan.precision = options.precision;
   plan.threads = pool.threads();
-  plan.libraries["flatbuffers"] = fmt::format("{}.{}.{}", FLATBUFFERS_VERSION_MAJOR, FLATBUFFERS_VERSION_MINOR,
-                                              FLATBUFFERS_VERSION_REVISION);
+  plan.libraries["flatbuffers"] =
+      fmt::format("{}.{}.{}", FLATBUFFERS_VERSION_MAJOR, FLATBUFFERS_VERSION_MINOR, FLATBUFFERS_VERSION_REVISION);
 #if defined(__clang__)
   plan.libraries["compiler"] = fmt::format("clang {}.{}", __clang_major__, __clang_minor__);
 #elif defined(__GNUC__)

@@ -13,19 +13,39 @@ namespace {
 constexpr const char* kHeader = "# kiln timing cache v1";
 
 // The attributes that can change a kernel's speed, as text (subgraphs by name only).
+// "fused_from" (the names of the nodes a fused node replaced) is provenance,
+// not semantics: left out, so that identical layers (a transformer's 12
+// blocks) share their timings within a build and across models.
 std::string attribute_text(const ir::Node& node) {
   std::string out;
   for (const auto& [name, a] : node.attributes()) {
+    if (name == "fused_from") continue;
     out += name + "=";
     switch (a.kind) {
-      case ir::Attribute::Kind::kInt: out += std::to_string(a.i); break;
-      case ir::Attribute::Kind::kFloat: out += fmt::format("{}", a.f); break;
-      case ir::Attribute::Kind::kString: out += a.s; break;
-      case ir::Attribute::Kind::kInts: out += fmt::format("{}", fmt::join(a.ints, ",")); break;
-      case ir::Attribute::Kind::kFloats: out += fmt::format("{}", fmt::join(a.floats, ",")); break;
-      case ir::Attribute::Kind::kStrings: out += fmt::format("{}", fmt::join(a.strings, ",")); break;
-      case ir::Attribute::Kind::kTensor: out += a.t.debug_string(); break;
-      default: out += ir::attribute_kind_name(a.kind); break;
+      case ir::Attribute::Kind::kInt:
+        out += std::to_string(a.i);
+        break;
+      case ir::Attribute::Kind::kFloat:
+        out += fmt::format("{}", a.f);
+        break;
+      case ir::Attribute::Kind::kString:
+        out += a.s;
+        break;
+      case ir::Attribute::Kind::kInts:
+        out += fmt::format("{}", fmt::join(a.ints, ","));
+        break;
+      case ir::Attribute::Kind::kFloats:
+        out += fmt::format("{}", fmt::join(a.floats, ","));
+        break;
+      case ir::Attribute::Kind::kStrings:
+        out += fmt::format("{}", fmt::join(a.strings, ","));
+        break;
+      case ir::Attribute::Kind::kTensor:
+        out += a.t.debug_string();
+        break;
+      default:
+        out += ir::attribute_kind_name(a.kind);
+        break;
     }
     out += ";";
   }
@@ -42,13 +62,13 @@ std::string TimingCache::key(const ir::Node& node, const ValueDims& dims, int th
       continue;
     }
     auto it = dims.find(v);
-    inputs += fmt::format("{}{}{};", data_type_name(v->type().dtype),
-                          it != dims.end() ? dims_to_string(it->second) : std::string("[?]"),
-                          v->is_constant() ? "c" : "");
+    inputs +=
+        fmt::format("{}{}{};", data_type_name(v->type().dtype),
+                    it != dims.end() ? dims_to_string(it->second) : std::string("[?]"), v->is_constant() ? "c" : "");
   }
   const Target& host = host_target();
-  return fmt::format("{}::{}:{}|{}|{}|{}+{}|t{}|{}", node.domain(), node.op_type(), node.opset(),
-                     attribute_text(node), inputs, host.arch, fmt::join(host.isa, "+"), threads, tactic);
+  return fmt::format("{}::{}:{}|{}|{}|{}+{}|t{}|{}", node.domain(), node.op_type(), node.opset(), attribute_text(node),
+                     inputs, host.arch, fmt::join(host.isa, "+"), threads, tactic);
 }
 
 Result<TimingCache> TimingCache::load(const std::string& path) {

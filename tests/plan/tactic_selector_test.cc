@@ -148,6 +148,38 @@ TEST(TacticSelector, SourcesRestrictTheCandidates) {
   EXPECT_NE(sel.status().message().find("'nvidia'"), std::string::npos);
 }
 
+TEST(TimingCache, KeyLeavesOutFusedFromAndABuildWithoutAFileStillShares) {
+  ir::Model m = test::relu_chain(2);
+  std::vector<ir::Node*> nodes;
+  for (const auto& n : m.graph->nodes()) nodes.push_back(n.get());
+  auto fused_from = [](std::string source) {
+    ir::Attribute a;
+    a.name = "fused_from";
+    a.kind = ir::Attribute::Kind::kStrings;
+    a.strings = {std::move(source)};
+    return a;
+  };
+  nodes[0]->set_attr(fused_from("block0.relu"));
+  nodes[1]->set_attr(fused_from("block1.relu"));
+  const ValueDims dims = static_shapes(*m.graph);
+  EXPECT_EQ(TimingCache::key(*nodes[0], dims, 2, "own.fast_relu"),
+            TimingCache::key(*nodes[1], dims, 2, "own.fast_relu"));
+  nodes[1]->set_attr(ir::Attribute::make_float("alpha", 0.5f));  // any other attribute still tells them apart
+  EXPECT_NE(TimingCache::key(*nodes[0], dims, 2, "own.fast_relu"),
+            TimingCache::key(*nodes[1], dims, 2, "own.fast_relu"));
+
+  BuildOptions o;
+  o.registry = &test_registry();
+  o.threads = 1;
+  o.passes.disabled = passes::pipeline_pass_names();
+  BuildReport report;
+  auto plan = build(test::relu_chain(2), o, &report);  // no timing_cache file
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  EXPECT_EQ(report.cache_misses, 3);  // the first Relu's three candidates
+  EXPECT_EQ(report.cache_hits, 3);    // the second Relu re-uses them
+  EXPECT_EQ(plan->layers[0].tactic, plan->layers[1].tactic);
+}
+
 TEST(TimingCache, FileRoundTripAndRebuild) {
   auto path = (std::filesystem::temp_directory_path() / "kiln_timing_cache_test.txt").string();
   std::filesystem::remove(path);
