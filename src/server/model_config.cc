@@ -32,7 +32,6 @@ class ParseErrors final : public google::protobuf::io::ErrorCollector {
   std::string first_;
 };
 
-
 template <class T>
 void fill_dims(T* io, const TensorSpec& spec, bool batching) {
   std::vector<int64_t> dims = spec.dims;
@@ -82,7 +81,8 @@ Status check_tensor(const T& io, const TensorSpec* spec, int max_batch_size, con
     if (spec->dims.empty() || spec->dims[0] >= 0) {
       return invalid_argument(
           "{} '{}': max_batch_size is {} but the model's first dimension {} is not a variable-size batch dimension",
-          kind, io.name(), max_batch_size, spec->dims.empty() ? std::string("(scalar)") : std::to_string(spec->dims[0]));
+          kind, io.name(), max_batch_size,
+          spec->dims.empty() ? std::string("(scalar)") : std::to_string(spec->dims[0]));
     }
     dims.insert(dims.begin(), -1);
   }
@@ -110,8 +110,8 @@ Status check_scheduling(const inference::ModelConfig& config) {
     const auto& db = config.dynamic_batching();
     for (int32_t p : db.preferred_batch_size()) {
       if (p < 1 || p > std::max(1, config.max_batch_size())) {
-        return invalid_argument("model '{}': preferred_batch_size {} must be in [1, max_batch_size {}]",
-                                config.name(), p, config.max_batch_size());
+        return invalid_argument("model '{}': preferred_batch_size {} must be in [1, max_batch_size {}]", config.name(),
+                                p, config.max_batch_size());
       }
     }
     if (db.priority_levels() > 1024) {
@@ -175,8 +175,10 @@ Status resolve_platform(inference::ModelConfig& config) {
   const std::string& backend = config.backend();
   if (platform == "ensemble" || config.has_ensemble_scheduling()) {
     if (platform != "ensemble" || !backend.empty()) {
-      return invalid_argument("model '{}': ensemble_scheduling needs platform \"ensemble\" and no backend (and the "
-                              "reverse)", config.name());
+      return invalid_argument(
+          "model '{}': ensemble_scheduling needs platform \"ensemble\" and no backend (and the "
+          "reverse)",
+          config.name());
     }
     if (!config.has_ensemble_scheduling()) {
       return invalid_argument("model '{}': platform \"ensemble\" needs an ensemble_scheduling section", config.name());
@@ -344,12 +346,18 @@ Result<TensorSpec> spec_of_config(const Io& io, bool batched) {
 
 }  // namespace
 
-Result<TensorSpec> spec_from_config(const inference::ModelInput& io, bool batched) {
-  return spec_of_config(io, batched);
-}
-
-Result<TensorSpec> spec_from_config(const inference::ModelOutput& io, bool batched) {
-  return spec_of_config(io, batched);
+Result<ConfigIo> io_from_config(const inference::ModelConfig& config) {
+  const bool batched = config.max_batch_size() > 0;
+  ConfigIo io;
+  for (const auto& in : config.input()) {
+    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_of_config(in, batched));
+    io.inputs.push_back(std::move(s));
+  }
+  for (const auto& out : config.output()) {
+    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_of_config(out, batched));
+    io.outputs.push_back(std::move(s));
+  }
+  return io;
 }
 
 Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max,

@@ -52,16 +52,18 @@ std::vector<int64_t> select_versions(const inference::ModelConfig& config, std::
 // Total instances over the config's instance groups (at least 1).
 int instance_count(const inference::ModelConfig& config);
 
-// An input or output as the config declares it, for backends whose model
-// file does not describe its tensors (Python, PyTorch): the reshape shape if
-// any, else dims, after a -1 batch dim when `batched`.
-Result<TensorSpec> spec_from_config(const inference::ModelInput& io, bool batched);
-Result<TensorSpec> spec_from_config(const inference::ModelOutput& io, bool batched);
+// The inputs and outputs as the config declares them, for backends whose
+// model file does not describe its tensors (Python, PyTorch): each the
+// reshape shape if any, else dims, after a -1 batch dim when the config batches.
+struct ConfigIo {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+Result<ConfigIo> io_from_config(const inference::ModelConfig& config);
 
 // The config parameter `key` (string_value) read as an integer in [min, max];
 // `fallback` when absent.
-Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max,
-                          int fallback);
+Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max, int fallback);
 // The config parameter `key` read as a flag: false for "false"/"0"/"no"/"off"
 // (any case), true for anything else; `fallback` when absent.
 bool bool_parameter(const inference::ModelConfig& config, const std::string& key, bool fallback);

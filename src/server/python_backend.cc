@@ -585,18 +585,9 @@ Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::strin
   w.EndObject();
   launch->init_header.assign(sb.GetString(), sb.GetSize());
   launch->infer = std::move(infer);
-  const bool batched = config.max_batch_size() > 0;
-  std::vector<TensorSpec> inputs, outputs;
-  for (const auto& in : config.input()) {
-    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(in, batched));
-    inputs.push_back(std::move(s));
-  }
-  for (const auto& out : config.output()) {
-    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(out, batched));
-    outputs.push_back(std::move(s));
-  }
+  KILN_ASSIGN_OR_RETURN(ConfigIo io, io_from_config(config));
   return std::shared_ptr<const ModelBackend>(
-      std::make_shared<PythonBackend>(std::move(launch), file.string(), std::move(inputs), std::move(outputs)));
+      std::make_shared<PythonBackend>(std::move(launch), file.string(), std::move(io.inputs), std::move(io.outputs)));
 }
 
 }  // namespace kiln::server

@@ -435,26 +435,17 @@ Result<std::shared_ptr<const ModelBackend>> load_torch_backend(const std::string
   KILN_RETURN_IF_ERROR(plan_inputs(*plugin, module.get(), config, *layout));
   plan_outputs(config, *layout);
 
-  const bool batched = config.max_batch_size() > 0;
-  std::vector<TensorSpec> inputs, outputs;
-  for (const auto& in : config.input()) {
-    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(in, batched));
-    if (!abi_dtype(s.dtype)) {
-      return invalid_argument("model '{}': input '{}' is {}, which PyTorch has no type for", config.name(), s.name,
-                              inference::DataType_Name(in.data_type()));
+  KILN_ASSIGN_OR_RETURN(ConfigIo io, io_from_config(config));
+  for (const auto* specs : {&io.inputs, &io.outputs}) {
+    for (const TensorSpec& s : *specs) {
+      if (!abi_dtype(s.dtype)) {
+        return invalid_argument("model '{}': {} '{}' is {}, which PyTorch has no type for", config.name(),
+                                specs == &io.inputs ? "input" : "output", s.name, protocol_dtype_name(s.dtype));
+      }
     }
-    inputs.push_back(std::move(s));
-  }
-  for (const auto& out : config.output()) {
-    KILN_ASSIGN_OR_RETURN(TensorSpec s, spec_from_config(out, batched));
-    if (!abi_dtype(s.dtype)) {
-      return invalid_argument("model '{}': output '{}' is {}, which PyTorch has no type for", config.name(), s.name,
-                              inference::DataType_Name(out.data_type()));
-    }
-    outputs.push_back(std::move(s));
   }
   return std::shared_ptr<const ModelBackend>(std::make_shared<TorchBackend>(
-      plugin, std::move(layout), std::move(module), std::move(inputs), std::move(outputs)));
+      plugin, std::move(layout), std::move(module), std::move(io.inputs), std::move(io.outputs)));
 }
 
 }  // namespace kiln::server
