@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backends/cpu/isa.h"
 #include "core/error.h"
@@ -193,8 +194,8 @@ void int8_kernel_generic(const uint8_t* a, int64_t lda, int64_t rows, const uint
   }
 }
 
-void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, int32_t a_zero_point,
-                      int32_t* c, int64_t ldc, ThreadPool* pool) {
+void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, int32_t a_zero_point, int32_t* c,
+                      int64_t ldc, ThreadPool* pool) {
   const Int8MicroKernel kernel = kernel_for(b.variant);
   const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
   for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
@@ -215,14 +216,34 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
   const Int8MicroKernel kernel = kernel_for(b.variant);
   const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
   auto* out = static_cast<uint8_t*>(y);
+  if (b.variant != Int8Variant::kGeneric) {
+    // Every non-generic variant runs on an AVX2 machine: the vectorized epilogue, with the
+    // per-column offset and multiplier laid out by panel (zero past the last column).
+    std::vector<double> offset(static_cast<size_t>(panels * kInt8Nr), 0.0);
+    std::vector<double> multiplier(offset.size(), 0.0);
+    for (int64_t col = 0; col < b.n; ++col) {
+      const auto c = static_cast<size_t>(col);
+      offset[c] = static_cast<double>((rq.bias != nullptr ? int64_t{rq.bias[c]} : 0) -
+                                      int64_t{rq.a_zero_point} * b.col_sums[c]);
+      multiplier[c] = rq.multiplier[c];
+    }
+    for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
+      alignas(32) int32_t tile[kInt8Mr * kInt8Nr];
+      kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
+      requant_tile_avx2(tile, rows, std::min(kInt8Nr, b.n - p * kInt8Nr), offset.data() + p * kInt8Nr,
+                        multiplier.data() + p * kInt8Nr, rq, out + row0 * y_stride_m + p * kInt8Nr * y_stride_n,
+                        y_stride_m, y_stride_n);
+    });
+    return;
+  }
   for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
     int32_t tile[kInt8Mr * kInt8Nr];
     kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
     const int64_t cols = std::min(kInt8Nr, b.n - p * kInt8Nr);
     for (int64_t j = 0; j < cols; ++j) {
       const auto col = static_cast<size_t>(p * kInt8Nr + j);
-      const int64_t offset = (rq.bias != nullptr ? int64_t{rq.bias[col]} : 0) -
-                             int64_t{rq.a_zero_point} * b.col_sums[col];
+      const int64_t offset =
+          (rq.bias != nullptr ? int64_t{rq.bias[col]} : 0) - int64_t{rq.a_zero_point} * b.col_sums[col];
       const double mult = rq.multiplier[col];
       for (int64_t r = 0; r < rows; ++r) {
         // The accumulator is exact; the product in double and rounding

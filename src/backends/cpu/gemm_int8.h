@@ -71,7 +71,7 @@ PackedInt8B pack_int8_b(Int8Variant v, const int8_t* b, int64_t stride_k, int64_
 // The requantizing epilogue. Pointers are borrowed for the call.
 struct Int8Requant {
   int32_t a_zero_point = 0;
-  const int32_t* bias = nullptr;      // n entries, or nullptr
+  const int32_t* bias = nullptr;       // n entries, or nullptr
   const double* multiplier = nullptr;  // n entries: a_scale * b_scale(n) / y_scale
   int32_t y_zero_point = 0;
   int32_t y_min = 0, y_max = 255;  // saturation range; ReLU raises y_min to y_zero_point
@@ -86,20 +86,29 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
 // The raw product with the zero-point correction, no requantization:
 // c[m * ldc + n] = sum_k (A(m, k) - a_zero_point) * B(k, n). For MatMulInteger
 // style int32 outputs and for tests.
-void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, int32_t a_zero_point,
-                      int32_t* c, int64_t ldc, ThreadPool* pool);
+void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, int32_t a_zero_point, int32_t* c,
+                      int64_t ldc, ThreadPool* pool);
 
 // Microkernels: c[r * kInt8Nr + j] = sum over the packed panel of A row r
 // times column j, for r < rows (<= kInt8Mr); `a` rows padded to the packing.
-using Int8MicroKernel = void (*)(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel,
-                                 int64_t k_groups, int32_t* c);
+using Int8MicroKernel = void (*)(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
+                                 int32_t* c);
 void int8_kernel_generic(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                          int32_t* c);
-void int8_kernel_avx2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
-                      int32_t* c);
+void int8_kernel_avx2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups, int32_t* c);
 void int8_kernel_avxvnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                          int32_t* c);
 void int8_kernel_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                             int32_t* c);
+
+// The requantizing epilogue of one tile on AVX2 (rows <= kInt8Mr of the
+// tile's kInt8Nr columns, of which the first `cols` are stored): `offset` and
+// `multiplier` hold the panel's kInt8Nr columns (bias - a_zero_point *
+// colsum(B), and a_scale * b_scale / y_scale; zero past the matrix), `y` the
+// tile's first output. Bit-exact with the scalar epilogue: the sum is an
+// integer below 2^53 in double, the product and rounding (half to even) are
+// the same operations.
+void requant_tile_avx2(const int32_t* tile, int64_t rows, int64_t cols, const double* offset, const double* multiplier,
+                       const Int8Requant& rq, uint8_t* y, int64_t y_stride_m, int64_t y_stride_n);
 
 }  // namespace kiln::backends::cpu
