@@ -117,8 +117,11 @@ struct QParams {
 };
 
 std::vector<QParams> qparam_cases() {
-  return {{false, false, true, true, false}, {true, false, true, true, true}, {false, true, false, false, false},
-          {true, true, true, true, true}, {false, false, false, true, true}};
+  return {{false, false, true, true, false},
+          {true, false, true, true, true},
+          {false, true, false, false, false},
+          {true, true, true, true, true},
+          {false, false, false, true, true}};
 }
 
 // Inputs in QLinearConv / kiln.QGemm order; `out` output channels, `k` the
@@ -175,8 +178,13 @@ TEST(CpuInt8, QConvTacticsAreBitExact) {
   const std::vector<ConvShape> shapes = {
       {{1, 3, 9, 9}, 8, 3, 3, {Attribute::make_ints("pads", {1, 1, 1, 1})}},
       {{2, 16, 7, 6}, 20, 1, 1, {}},
+      {{1, 37, 9, 8}, 12, 1, 1, {}},  // pointwise: 16x16 transposed blocks with pixel and channel tails
       {{1, 5, 12, 11}, 17, 3, 3, {Attribute::make_ints("strides", {2, 2}), Attribute::make_ints("pads", {0, 1, 2, 0})}},
-      {{1, 4, 10, 10}, 6, 3, 3, {Attribute::make_ints("dilations", {2, 2}), Attribute::make_ints("pads", {2, 2, 2, 2})}},
+      {{1, 4, 10, 10},
+       6,
+       3,
+       3,
+       {Attribute::make_ints("dilations", {2, 2}), Attribute::make_ints("pads", {2, 2, 2, 2})}},
       {{1, 4, 9, 7}, 5, 3, 3, {Attribute::make_string("auto_pad", "SAME_UPPER")}},
   };
   ThreadPool pool(2);
@@ -196,8 +204,8 @@ TEST(CpuInt8, QConvTacticsAreBitExact) {
         ASSERT_TRUE(want.is_ok()) << want.status().to_string();
         for (Int8Variant v : supported_int8_variants()) {
           auto tactic = make_qconv_tactic(v, kiln_op);
-          const std::string what = std::string(tactic->name()) + " x" + dims_to_string(s.x) + " case " +
-                                   std::to_string(seed);
+          const std::string what =
+              std::string(tactic->name()) + " x" + dims_to_string(s.x) + " case " + std::to_string(seed);
           ASSERT_TRUE(tactic->supports(one.node())) << what;
           auto kernel = tactic->prepare(one.node());
           ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
@@ -227,8 +235,8 @@ TEST(CpuInt8, QGemmTacticIsBitExact) {
         ASSERT_TRUE(want.is_ok()) << want.status().to_string();
         for (Int8Variant v : supported_int8_variants()) {
           auto tactic = make_qgemm_tactic(v);
-          const std::string what = std::string(tactic->name()) + " a" + dims_to_string(adims) + " n=" +
-                                   std::to_string(n) + " case " + std::to_string(seed);
+          const std::string what = std::string(tactic->name()) + " a" + dims_to_string(adims) +
+                                   " n=" + std::to_string(n) + " case " + std::to_string(seed);
           ASSERT_TRUE(tactic->supports(one.node())) << what;
           auto kernel = tactic->prepare(one.node());
           ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
@@ -280,7 +288,8 @@ TEST(CpuInt8, TacticsDeclineWhatTheyCannotRun) {
 TEST(CpuInt8, QdqTacticsAreBitExact) {
   Tensor x = random_tensor({3, 1000}, 21, -4.0f, 4.0f);
   float* xv = x.data<float>();
-  const float edges[] = {NAN, INFINITY, -INFINITY, 0.5f * 0.03f, 1.5f * 0.03f, -2.5f * 0.03f, 1e30f, -1e30f, 0.0f, -0.0f};
+  const float edges[] = {NAN,           INFINITY, -INFINITY, 0.5f * 0.03f, 1.5f * 0.03f,
+                         -2.5f * 0.03f, 1e30f,    -1e30f,    0.0f,         -0.0f};
   std::copy(std::begin(edges), std::end(edges), xv);
   ThreadPool pool(2);
   for (DataType qt : {DataType::kUInt8, DataType::kInt8}) {

@@ -8,6 +8,8 @@
 // constant scales and zero points, per-tensor input/output parameters,
 // symmetric (all-zero) weight zero points, constant int8 weights, no groups.
 // Anything else at run time goes to the reference kernel.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -51,12 +53,14 @@ bool quant_params_supported(const ir::Node& node, int64_t out_channels) {
   if (yz == nullptr || !yz->is_constant() || !is_8bit(yz->constant().dtype()) || yz->constant().numel() != 1) {
     return false;
   }
-  if (node.has_input(8) && (!const_of(node, 8, DataType::kInt32) || node.input(8)->constant().numel() != out_channels)) {
+  if (node.has_input(8) &&
+      (!const_of(node, 8, DataType::kInt32) || node.input(8)->constant().numel() != out_channels)) {
     return false;
   }
   if (node.domain() == "kiln") {
     auto e = ops::Epilogue::from_node(node);
-    if (!e.is_ok() || (e->activation != ops::Activation::kNone && e->activation != ops::Activation::kRelu)) return false;
+    if (!e.is_ok() || (e->activation != ops::Activation::kNone && e->activation != ops::Activation::kRelu))
+      return false;
   }
   return true;
 }
@@ -113,6 +117,57 @@ inline uint8_t as_u8(uint8_t raw, bool is_signed) { return is_signed ? static_ca
 
 // ---- Conv ------------------------------------------------------------------------
 
+// The im2col of a pointwise (1x1, stride 1, no padding) convolution is a
+// transpose: rows[p * lda + c] = x[c * pixels + p] ^ flip for p in [p0, p1),
+// c < channels. 16x16 byte blocks go through SSE2 registers (unpack steps);
+// the edges are copied one byte at a time.
+void transpose_to_rows(const uint8_t* x, int64_t pixels, int64_t channels, int64_t p0, int64_t p1, uint8_t flip,
+                       uint8_t* rows, int64_t lda) {
+  const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+  int64_t p = p0;
+  for (; p + 16 <= p1; p += 16) {
+    int64_t c = 0;
+    for (; c + 16 <= channels; c += 16) {
+      __m128i r[16];
+      for (int i = 0; i < 16; ++i) {
+        r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + (c + i) * pixels + p)), f);
+      }
+      // Four rounds of interleaving: bytes, 16-bit, 32-bit and 64-bit pairs.
+      __m128i t[16];
+      for (int i = 0; i < 8; ++i) {
+        t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+        t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; ++i) {
+        r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+        r[i + 4] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+        r[i + 8] = _mm_unpacklo_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+        r[i + 12] = _mm_unpackhi_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+      }
+      for (int h = 0; h < 4; ++h) {
+        t[4 * h] = _mm_unpacklo_epi32(r[4 * h], r[4 * h + 1]);
+        t[4 * h + 1] = _mm_unpackhi_epi32(r[4 * h], r[4 * h + 1]);
+        t[4 * h + 2] = _mm_unpacklo_epi32(r[4 * h + 2], r[4 * h + 3]);
+        t[4 * h + 3] = _mm_unpackhi_epi32(r[4 * h + 2], r[4 * h + 3]);
+      }
+      __m128i out[16];
+      for (int h = 0; h < 4; ++h) {
+        out[4 * h] = _mm_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        out[4 * h + 1] = _mm_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        out[4 * h + 2] = _mm_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        out[4 * h + 3] = _mm_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+      }
+      for (int i = 0; i < 16; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(rows + (p + i) * lda + c), out[i]);
+    }
+    for (; c < channels; ++c) {
+      for (int64_t q = p; q < p + 16; ++q) rows[q * lda + c] = static_cast<uint8_t>(x[c * pixels + q] ^ flip);
+    }
+  }
+  for (; p < p1; ++p) {
+    for (int64_t c = 0; c < channels; ++c) rows[p * lda + c] = static_cast<uint8_t>(x[c * pixels + p] ^ flip);
+  }
+}
+
 class QConvKernel final : public Kernel {
  public:
   QConvKernel(PackedInt8B b, Requant r, Dims w_dims) : b_(std::move(b)), r_(std::move(r)), w_dims_(std::move(w_dims)) {
@@ -126,8 +181,8 @@ class QConvKernel final : public Kernel {
     auto geom = conv2d_geometry(ctx.node(), x.dims(), w_dims_);
     if (!geom.is_ok() || geom->group != 1 || geom->depth() != b_.k) return run_reference(ctx);
     const Conv2dGeom& g = *geom;
-    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8,
-                                                          g.output_dims(4)));
+    KILN_ASSIGN_OR_RETURN(
+        Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, g.output_dims(4)));
     const int64_t pixels = g.oh * g.ow;
     const int64_t lda = b_.padded_k();
     std::vector<uint8_t> col(static_cast<size_t>(pixels * lda), 0);
@@ -136,11 +191,25 @@ class QConvKernel final : public Kernel {
     auto* yout = static_cast<uint8_t*>(y->raw_data());
     for (int64_t img = 0; img < g.n; ++img) {
       const uint8_t* ximg = xin + img * g.c * g.h * g.w;
+      const uint8_t flip = r_.x_signed ? 0x80 : 0;  // int8 -> uint8 (as_u8)
       auto fill = [&](int64_t p0, int64_t p1) {
+        if (g.pointwise()) return transpose_to_rows(ximg, pixels, g.c, p0, p1, flip, col.data(), lda);
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t oy = p / g.ow, ox = p % g.ow;
           uint8_t* row = col.data() + p * lda;
           int64_t kidx = 0;
+          const int64_t iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+          if (iy0 >= 0 && iy0 + (g.kh - 1) * g.dh < g.h && ix0 >= 0 && ix0 + (g.kw - 1) * g.dw < g.w) {
+            // The whole window is inside the image: no bounds checks.
+            for (int64_t c = 0; c < g.c; ++c) {
+              const uint8_t* plane = ximg + (c * g.h + iy0) * g.w + ix0;
+              for (int64_t ky = 0; ky < g.kh; ++ky) {
+                const uint8_t* src = plane + ky * g.dh * g.w;
+                for (int64_t kx = 0; kx < g.kw; ++kx, ++kidx) row[kidx] = static_cast<uint8_t>(src[kx * g.dw] ^ flip);
+              }
+            }
+            continue;
+          }
           for (int64_t c = 0; c < g.c; ++c) {
             for (int64_t ky = 0; ky < g.kh; ++ky) {
               const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
@@ -209,12 +278,14 @@ class QGemmKernel final : public Kernel {
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     const Tensor& a = ctx.input(0);
-    if (a.rank() < 1 || a.dim(a.rank() - 1) != b_.k || a.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) {
+    if (a.rank() < 1 || a.dim(a.rank() - 1) != b_.k ||
+        a.dtype() != (r_.x_signed ? DataType::kInt8 : DataType::kUInt8)) {
       return run_reference(ctx);
     }
     Dims ydims(a.dims().begin(), a.dims().end() - 1);
     ydims.push_back(b_.n);
-    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, ydims));
+    KILN_ASSIGN_OR_RETURN(Tensor * y,
+                          ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, ydims));
     const int64_t rows = b_.k > 0 ? a.numel() / b_.k : 0;
     const auto* ain = static_cast<const uint8_t*>(a.raw_data());
     const int64_t lda = b_.padded_k();
