@@ -11,6 +11,8 @@
 #include <cmath>
 #include <string>
 
+#include "backends/cpu/isa.h"
+#include "backends/cpu/qdq_avx2.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -32,7 +34,8 @@ bool scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q_typ
   if (const ir::Value* z = n.input(2); z != nullptr) {
     if (!z->is_constant() || !is_8bit(z->constant().dtype()) || z->constant().numel() != 1) return false;
     q_type = z->constant().dtype();
-    zp = q_type == DataType::kInt8 ? int32_t{z->constant().data<int8_t>()[0]} : int32_t{z->constant().data<uint8_t>()[0]};
+    zp = q_type == DataType::kInt8 ? int32_t{z->constant().data<int8_t>()[0]}
+                                   : int32_t{z->constant().data<uint8_t>()[0]};
   }
   for (const char* a : {"output_dtype", "precision", "block_size"}) {
     if (n.has_attr(a) && n.attr_int(a, 0) != 0) return false;
@@ -87,7 +90,9 @@ class QdqKernel final : public Kernel {
       auto* out = static_cast<uint8_t*>(y->raw_data());
       const bool is_signed = q_type_ == DataType::kInt8;
       const float zp = static_cast<float>(zp_), clo = lo - zp - 1.0f, chi = hi - zp + 1.0f;
+      const bool avx2 = detect_isa() >= Isa::kAvx2;
       parallel_elements(x.numel(), ctx.pool(), [&](int64_t b, int64_t e) {
+        if (avx2) b += quantize_span_avx2(in + b, out + b, e - b, scale_, zp, lo, hi, clo, chi, is_signed);
         if (is_signed) {
           quantize_span<true>(in + b, out + b, e - b, scale_, zp, lo, hi, clo, chi);
         } else {
@@ -98,7 +103,9 @@ class QdqKernel final : public Kernel {
       float* out = y->data<float>();
       const bool is_signed = q_type_ == DataType::kInt8;
       const auto* in = static_cast<const uint8_t*>(x.raw_data());
+      const bool avx2 = detect_isa() >= Isa::kAvx2;
       parallel_elements(x.numel(), ctx.pool(), [&](int64_t b, int64_t e) {
+        if (avx2) b += dequantize_span_avx2(in + b, out + b, e - b, zp_, scale_, is_signed);
         for (int64_t i = b; i < e; ++i) {
           const int32_t q = is_signed ? int32_t{static_cast<int8_t>(in[i])} : int32_t{in[i]};
           out[i] = static_cast<float>(q - zp_) * scale_;
