@@ -225,7 +225,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            n = int(pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()[0])
+            n = int(pb_utils.get_input_tensor_by_name(request, "IN").as_numpy().reshape(-1)[0])
             sender = request.get_response_sender()
             if n == 9:
                 continue
@@ -294,6 +294,11 @@ def server(tmp_path_factory):
                  'model_transaction_policy { decoupled: true }\n'
                  'input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
                  'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n')
+    python_model(repo, "decoupled_batched", DECOUPLED,
+                 'max_batch_size: 8\nmodel_transaction_policy { decoupled: true }\n'
+                 'input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+                 'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+                 'dynamic_batching { max_queue_delay_microseconds: 200000 }\n')
     write_model(repo, "classify", classify_model())
     (repo / "classifier" / "1").mkdir(parents=True)
     (repo / "classifier" / "config.pbtxt").write_text('''
@@ -448,6 +453,33 @@ def test_decoupled_model_streams_responses(server):
     assert any("seven is an error" in e for e in errors), errors
     assert any("dropped this request's response sender" in e for e in errors), errors
     assert len(errors) == 2, errors
+
+
+def test_decoupled_model_with_dynamic_batching(server):
+    """Requests batched into one execute() each stream their own responses."""
+    import queue
+
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    got = queue.Queue()
+    client.start_stream(callback=lambda result, error: got.put((result, error)))
+    for n in (2, 3, 1, 4):
+        x = grpcclient.InferInput("IN", [1, 1], "INT32")
+        x.set_data_from_numpy(np.array([[n]], np.int32))
+        client.async_stream_infer("decoupled_batched", [x], request_id=f"b{n}", enable_empty_final_response=True)
+    client.stop_stream()
+    by_id = {}
+    while not got.empty():
+        result, error = got.get()
+        assert error is None, error.message()
+        resp = result.get_response()
+        value = result.as_numpy("OUT").reshape(-1).tolist() if resp.outputs else None
+        by_id.setdefault(resp.id, []).append(value)
+    for n in (2, 3, 1, 4):
+        assert by_id[f"b{n}"] == [[i] for i in range(n)] + [None], by_id
+    stats = httpclient.InferenceServerClient(server.http_url).get_inference_statistics("decoupled_batched")
+    s = stats["model_stats"][0]
+    assert int(s["inference_count"]) == 4
+    assert int(s["execution_count"]) < 4, "the four requests never shared an execute()"
 
 
 def test_decoupled_model_refuses_http_and_unary_grpc(server):
