@@ -40,9 +40,8 @@ Int8MicroKernel kernel_for(Int8Variant v) {
 // panel. Rows go in chunks of up to 16 blocks, and a chunk runs all its blocks
 // over one panel before the next: the chunk's A rows and the panel stay in L2
 // (B used to stream from memory once per 4 rows). Chunks split over the pool.
-// `chunk(first_row, end_row)` runs on the chunk's thread before its tiles.
-template <typename Chunk, typename Fn>
-void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Chunk& chunk_fn, const Fn& fn) {
+template <typename Fn>
+void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Fn& fn) {
   const int64_t blocks = (m + kInt8Mr - 1) / kInt8Mr;
   const bool parallel = pool != nullptr && pool->threads() > 1 && blocks >= 8;
   const int64_t ways = parallel ? 2 * pool->threads() : 1;
@@ -51,7 +50,6 @@ void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Chunk& chunk_f
   auto run = [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t b0 = c * chunk, b1 = std::min(blocks, b0 + chunk);
-      chunk_fn(b0 * kInt8Mr, std::min(m, b1 * kInt8Mr));
       for (int64_t p = 0; p < panels; ++p) {
         for (int64_t b = b0; b < b1; ++b) fn(b * kInt8Mr, std::min(kInt8Mr, m - b * kInt8Mr), p);
       }
@@ -63,26 +61,6 @@ void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Chunk& chunk_f
     run(0, chunks);
   }
 }
-
-template <typename Fn>
-void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Fn& fn) {
-  for_tiles(
-      m, panels, pool, [](int64_t, int64_t) {}, fn);
-}
-
-// A chunk's A rows widened to int16 for int8_kernel_avx2_wide, on the chunk's thread.
-struct WideRows {
-  std::vector<int16_t> data;
-  int64_t first_row = 0;
-  void fill(const uint8_t* a, int64_t lda, int64_t r0, int64_t r1) {
-    const auto n = static_cast<size_t>((r1 - r0) * lda);
-    if (data.size() < n) data.resize(n);
-    const uint8_t* src = a + r0 * lda;
-    for (size_t i = 0; i < n; ++i) data[i] = src[i];
-    first_row = r0;
-  }
-  const int16_t* row(int64_t r, int64_t lda) const { return data.data() + (r - first_row) * lda; }
-};
 
 // clamp(nearbyint(v) + zp, lo, hi) without a libm call per element: v is
 // first clamped to [lo - zp - 1, hi - zp + 1] (integer bounds, and rounding
@@ -249,20 +227,9 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
                                       int64_t{rq.a_zero_point} * b.col_sums[c]);
       multiplier[c] = rq.multiplier[c];
     }
-    // The AVX2 variant widens each chunk's A rows once for all panels.
-    const bool wide = b.variant == Int8Variant::kAvx2;
-    thread_local WideRows rows_wide;
-    auto chunk = [&](int64_t r0, int64_t r1) {
-      if (wide) rows_wide.fill(a, lda, r0, r1);
-    };
-    for_tiles(m, panels, pool, chunk, [&](int64_t row0, int64_t rows, int64_t p) {
+    for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
       alignas(32) int32_t tile[kInt8Mr * kInt8Nr];
-      const uint8_t* panel = b.data.data() + p * b.k_groups * kGroupBytes;
-      if (wide) {
-        int8_kernel_avx2_wide(rows_wide.row(row0, lda), lda, rows, panel, b.k_groups, tile);
-      } else {
-        kernel(a + row0 * lda, lda, rows, panel, b.k_groups, tile);
-      }
+      kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
       requant_tile_avx2(tile, rows, std::min(kInt8Nr, b.n - p * kInt8Nr), offset.data() + p * kInt8Nr,
                         multiplier.data() + p * kInt8Nr, rq, out + row0 * y_stride_m + p * kInt8Nr * y_stride_n,
                         y_stride_m, y_stride_n);

@@ -96,10 +96,6 @@ using Int8MicroKernel = void (*)(const uint8_t* a, int64_t lda, int64_t rows, co
 void int8_kernel_generic(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                          int32_t* c);
 void int8_kernel_avx2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups, int32_t* c);
-// The AVX2 kernel on A rows widened to int16 ahead (lda in elements): one
-// broadcast per row and k pair instead of a broadcast and a widening.
-void int8_kernel_avx2_wide(const int16_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
-                           int32_t* c);
 void int8_kernel_avxvnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                          int32_t* c);
 void int8_kernel_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,

@@ -21,19 +21,6 @@ void int8_kernel_avx2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t
                      });
 }
 
-void int8_kernel_avx2_wide(const int16_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
-                           int32_t* c) {
-  int8_kernel_ymm<2>(a, lda, rows, panel, k_groups, c,
-                     [](const int16_t* p, __m256i b0, __m256i b1, __m256i& acc0, __m256i& acc1) {
-                       // The pair is already two int16: one broadcast of 32 bits, no widening.
-                       int32_t pair;
-                       std::memcpy(&pair, p, sizeof(pair));
-                       const __m256i av = _mm256_set1_epi32(pair);
-                       acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(av, b0));
-                       acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(av, b1));
-                     });
-}
-
 void requant_tile_avx2(const int32_t* tile, int64_t rows, int64_t cols, const double* offset, const double* multiplier,
                        const Int8Requant& rq, uint8_t* y, int64_t y_stride_m, int64_t y_stride_n) {
   // The scalar epilogue's steps: clamp to [lo - zp - 1, hi - zp + 1] (rounding is monotone),

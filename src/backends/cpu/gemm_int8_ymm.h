@@ -12,11 +12,11 @@
 
 namespace kiln::backends::cpu {
 
-template <int64_t kGroup, typename T, typename Step>
-inline void int8_kernel_ymm(const T* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups, int32_t* c,
-                            Step step) {
-  // Rows past `rows` read row 0 again and are not stored. T: uint8_t, or int16_t for A widened ahead.
-  const T* ar[kInt8Mr];
+template <int64_t kGroup, typename Step>
+inline void int8_kernel_ymm(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
+                            int32_t* c, Step step) {
+  // Rows past `rows` read row 0 again and are not stored.
+  const uint8_t* ar[kInt8Mr];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kInt8Mr; ++r) ar[r] = a + (r < rows ? r : 0) * lda;
   __m256i acc[kInt8Mr][2];
