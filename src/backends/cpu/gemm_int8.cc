@@ -74,6 +74,11 @@ inline double round_half_even_clamped(double v, int32_t zp, int32_t lo, int32_t 
   return std::clamp(r + zp, static_cast<double>(lo), static_cast<double>(hi));
 }
 
+// The integer part of column `col`'s epilogue: bias - a_zero_point * colsum(B).
+inline int64_t column_offset(const PackedInt8B& b, const Int8Requant& rq, size_t col) {
+  return (rq.bias != nullptr ? int64_t{rq.bias[col]} : 0) - int64_t{rq.a_zero_point} * b.col_sums[col];
+}
+
 }  // namespace
 
 std::string_view int8_variant_name(Int8Variant v) {
@@ -223,8 +228,7 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
     std::vector<double> multiplier(offset.size(), 0.0);
     for (int64_t col = 0; col < b.n; ++col) {
       const auto c = static_cast<size_t>(col);
-      offset[c] = static_cast<double>((rq.bias != nullptr ? int64_t{rq.bias[c]} : 0) -
-                                      int64_t{rq.a_zero_point} * b.col_sums[c]);
+      offset[c] = static_cast<double>(column_offset(b, rq, c));
       multiplier[c] = rq.multiplier[c];
     }
     for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
@@ -242,8 +246,7 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
     const int64_t cols = std::min(kInt8Nr, b.n - p * kInt8Nr);
     for (int64_t j = 0; j < cols; ++j) {
       const auto col = static_cast<size_t>(p * kInt8Nr + j);
-      const int64_t offset =
-          (rq.bias != nullptr ? int64_t{rq.bias[col]} : 0) - int64_t{rq.a_zero_point} * b.col_sums[col];
+      const int64_t offset = column_offset(b, rq, col);
       const double mult = rq.multiplier[col];
       for (int64_t r = 0; r < rows; ++r) {
         // The accumulator is exact; the product in double and rounding

@@ -187,11 +187,11 @@ class QConvKernel final : public Kernel {
     const int64_t lda = b_.padded_k();
     std::vector<uint8_t> col(static_cast<size_t>(pixels * lda), 0);
     const auto pad = static_cast<uint8_t>(r_.x_zero_point);
+    const uint8_t flip = r_.x_signed ? 0x80 : 0;  // int8 -> uint8 (as_u8)
     const auto* xin = static_cast<const uint8_t*>(x.raw_data());
     auto* yout = static_cast<uint8_t*>(y->raw_data());
     for (int64_t img = 0; img < g.n; ++img) {
       const uint8_t* ximg = xin + img * g.c * g.h * g.w;
-      const uint8_t flip = r_.x_signed ? 0x80 : 0;  // int8 -> uint8 (as_u8)
       auto fill = [&](int64_t p0, int64_t p1) {
         if (g.pointwise()) return transpose_to_rows(ximg, pixels, g.c, p0, p1, flip, col.data(), lda);
         for (int64_t p = p0; p < p1; ++p) {
@@ -216,7 +216,7 @@ class QConvKernel final : public Kernel {
               for (int64_t kx = 0; kx < g.kw; ++kx, ++kidx) {
                 const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
                 const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-                row[kidx] = inside ? as_u8(ximg[(c * g.h + iy) * g.w + ix], r_.x_signed) : pad;
+                row[kidx] = inside ? static_cast<uint8_t>(ximg[(c * g.h + iy) * g.w + ix] ^ flip) : pad;
               }
             }
           }
