@@ -42,6 +42,14 @@ struct PythonLaunch {
   InferFn infer;  // business logic scripting (empty: exec() fails)
 };
 
+// A frame from the process with its header parsed once; `type` is "" when
+// the header is not a JSON object with a string "type".
+struct ParsedFrame {
+  IpcFrame frame;
+  rapidjson::Document doc;
+  std::string type;
+};
+
 // One Python process and its end of the socket pair.
 class PythonProcess {
  public:
@@ -117,19 +125,19 @@ class PythonProcess {
   // send) and "stream" (a decoupled model's response; no reply).
   // `done()` true ends the wait with an empty frame (before reading on).
   template <class OnFrame, class Done>
-  Result<IpcFrame> call(const std::string& header, const std::string& payload, OnFrame&& on_frame, Done&& done) {
+  Result<ParsedFrame> call(const std::string& header, const std::string& payload, OnFrame&& on_frame, Done&& done) {
     if (!header.empty()) KILN_RETURN_IF_ERROR(write_frame(fd_, header, payload));
     for (;;) {
-      if (done()) return IpcFrame{};
-      KILN_ASSIGN_OR_RETURN(IpcFrame frame, read_frame(fd_));
-      rapidjson::Document doc;
-      doc.Parse(frame.header.data(), frame.header.size());
-      const std::string_view type =
-          !doc.HasParseError() && doc.IsObject() && doc.HasMember("type") && doc["type"].IsString()
-              ? std::string_view(doc["type"].GetString())
-              : std::string_view();
-      if (type != "bls" && type != "stream") return frame;
-      std::optional<std::pair<std::string, std::string>> reply = on_frame(type, doc, frame);
+      ParsedFrame parsed;
+      if (done()) return parsed;
+      KILN_ASSIGN_OR_RETURN(parsed.frame, read_frame(fd_));
+      parsed.doc.Parse(parsed.frame.header.data(), parsed.frame.header.size());
+      if (!parsed.doc.HasParseError() && parsed.doc.IsObject() && parsed.doc.HasMember("type") &&
+          parsed.doc["type"].IsString()) {
+        parsed.type = parsed.doc["type"].GetString();
+      }
+      if (parsed.type != "bls" && parsed.type != "stream") return parsed;
+      std::optional<std::pair<std::string, std::string>> reply = on_frame(parsed);
       if (reply) KILN_RETURN_IF_ERROR(write_frame(fd_, reply->first, reply->second));
     }
   }
@@ -264,9 +272,9 @@ class PythonInstance final : public BackendInstance {
     // Decoupled: which requests still wait for their final flag.
     std::vector<bool> open(info.emit ? requests : 0, true);
     size_t open_count = open.size();
-    auto on_frame = [&](std::string_view type, const rapidjson::Document& doc,
-                        const IpcFrame& frame) -> std::optional<std::pair<std::string, std::string>> {
-      if (type == "bls") return run_bls(frame);
+    auto on_frame = [&](const ParsedFrame& in) -> std::optional<std::pair<std::string, std::string>> {
+      if (in.type == "bls") return run_bls(in);
+      const rapidjson::Document& doc = in.doc;
       if (!info.emit || !doc.HasMember("request") || !doc["request"].IsUint64()) {
         KILN_LOG_WARN("model '{}': ignoring a response frame outside a decoupled request", launch_->model_name);
         return std::nullopt;
@@ -277,7 +285,7 @@ class PythonInstance final : public BackendInstance {
       const bool has_error = doc.HasMember("error") && doc["error"].IsString();
       const bool has_outputs = doc.HasMember("outputs") && doc["outputs"].IsArray() && !doc["outputs"].Empty();
       std::optional<Result<NamedTensors>> response;
-      if (has_error || has_outputs) response = decode_response(doc, frame);
+      if (has_error || has_outputs) response = decode_response(doc, in.frame);
       if (final) {
         open[r] = false;
         --open_count;
@@ -286,12 +294,12 @@ class PythonInstance final : public BackendInstance {
       return std::nullopt;
     };
     auto reply = process_->call(std::string(sb.GetString(), sb.GetSize()), payload, on_frame, [] { return false; });
-    if (reply.is_ok() && open_count > 0 && reply.value().header.find("\"decoupled\"") != std::string::npos) {
+    if (reply.is_ok() && open_count > 0 && reply.value().doc.IsObject() && reply.value().doc.HasMember("decoupled")) {
       // execute() returned; its threads may still be sending. The stub completes (with an
       // error) any request whose sender the model dropped, so this wait ends.
       auto rest = process_->call(std::string(), std::string(), on_frame, [&] { return open_count == 0; });
       if (!rest.is_ok()) reply = rest.status();
-      if (rest.is_ok() && !rest.value().header.empty()) {
+      if (rest.is_ok() && !rest.value().frame.header.empty()) {
         return internal_error(
             "model '{}': unexpected frame from the Python instance while it sent decoupled "
             "responses",
@@ -322,9 +330,9 @@ class PythonInstance final : public BackendInstance {
 
   // Runs one InferenceRequest.exec() of the model on the named model and
   // returns the "bls_response" frame: the outputs, or the error.
-  std::pair<std::string, std::string> run_bls(const IpcFrame& frame) {
+  std::pair<std::string, std::string> run_bls(const ParsedFrame& in) {
     std::string payload;
-    Result<InferResponse> result = bls_infer(frame);
+    Result<InferResponse> result = bls_infer(in.doc, in.frame.payload);
     rapidjson::StringBuffer sb;
     IpcWriter w(sb);
     w.StartObject();
@@ -347,12 +355,10 @@ class PythonInstance final : public BackendInstance {
     return {std::string(sb.GetString(), sb.GetSize()), std::move(payload)};
   }
 
-  Result<InferResponse> bls_infer(const IpcFrame& frame) {
+  Result<InferResponse> bls_infer(const rapidjson::Document& doc, std::string_view payload) {
     if (!launch_->infer) return unavailable("business logic scripting is not available in this server");
-    rapidjson::Document doc;
-    doc.Parse(frame.header.data(), frame.header.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("model_name") || !doc["model_name"].IsString() ||
-        !doc.HasMember("inputs") || !doc["inputs"].IsArray()) {
+    if (!doc.HasMember("model_name") || !doc["model_name"].IsString() || !doc.HasMember("inputs") ||
+        !doc["inputs"].IsArray()) {
       return invalid_argument("malformed InferenceRequest from model '{}'", launch_->model_name);
     }
     InferRequest req;
@@ -380,7 +386,7 @@ class PythonInstance final : public BackendInstance {
       }
     }
     for (const auto& desc : doc["inputs"].GetArray()) {
-      KILN_ASSIGN_OR_RETURN(auto named, read_ipc_tensor(desc, frame.payload));
+      KILN_ASSIGN_OR_RETURN(auto named, read_ipc_tensor(desc, payload));
       req.inputs.push_back({std::move(named.first), std::move(named.second)});
     }
     uint64_t timeout_us = 0;
@@ -410,14 +416,11 @@ class PythonInstance final : public BackendInstance {
 
   // The end of a decoupled model's execute(): no outputs (they went out
   // through RunInfo::emit), or the error of an exception in execute().
-  Result<NamedTensors> decode_decoupled(const IpcFrame& frame) {
-    rapidjson::Document doc;
-    doc.Parse(frame.header.data(), frame.header.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
+  Result<NamedTensors> decode_decoupled(const ParsedFrame& reply) {
+    if (reply.type.empty())
       return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
-    }
-    if (std::string_view(doc["type"].GetString()) == "error") {
-      return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(doc));
+    if (reply.type == "error") {
+      return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(reply.doc));
     }
     return NamedTensors{};
   }
@@ -425,13 +428,12 @@ class PythonInstance final : public BackendInstance {
   // The outputs of `requests` responses; several are joined row-wise in order.
   // With `request_errors`, an error response fails its request alone (as in
   // Triton) and the others' outputs are joined; without, it fails them all.
-  Result<NamedTensors> decode(const IpcFrame& frame, size_t requests, std::vector<Status>* request_errors) {
-    rapidjson::Document doc;
-    doc.Parse(frame.header.data(), frame.header.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") || !doc["type"].IsString()) {
+  Result<NamedTensors> decode(const ParsedFrame& reply, size_t requests, std::vector<Status>* request_errors) {
+    const rapidjson::Document& doc = reply.doc;
+    const IpcFrame& frame = reply.frame;
+    const std::string& type = reply.type;
+    if (type.empty())
       return internal_error("model '{}': malformed reply from the Python instance", launch_->model_name);
-    }
-    std::string type = doc["type"].GetString();
     if (type == "error") return internal_error("model '{}' execute() failed: {}", launch_->model_name, message(doc));
     if (type != "responses" || !doc.HasMember("responses") || !doc["responses"].IsArray() ||
         doc["responses"].Size() != requests) {
