@@ -143,15 +143,20 @@ def bls_exec(fd, request):
     return pb_utils.InferenceResponse(output_tensors=[tensor_from(d, out) for d in reply.get("outputs", [])])
 
 
+def response_fields(response, payload):
+    """A response as the server reads it: {"error": message or None, "outputs": [...]}, the
+    outputs' bytes appended to `payload`."""
+    if response.has_error():
+        return {"error": response.error().message(), "outputs": []}
+    return {"error": None, "outputs": pack_outputs(response.output_tensors(), payload)}
+
+
 def send_stream(fd, index, response, final):
     """One response (or just the final flag) of decoupled request `index`."""
     payload = bytearray()
     frame = {"type": "stream", "request": index, "final": final, "error": None, "outputs": []}
     if response is not None:
-        if response.has_error():
-            frame["error"] = response.error().message()
-        else:
-            frame["outputs"] = pack_outputs(response.output_tensors(), payload)
+        frame.update(response_fields(response, payload))
     write_frame(fd, frame, payload)
 
 
@@ -175,7 +180,7 @@ def drain(fd, states, senders):
         time.sleep(0.002)
 
 
-def execute(model, header, payload, fd=None):
+def execute(model, header, payload, fd):
     requests = []
     decoupled = bool(header.get("decoupled"))
     states, senders = [], []
@@ -214,10 +219,7 @@ def execute(model, header, payload, fd=None):
         if not isinstance(resp, pb_utils.InferenceResponse):
             raise pb_utils.TritonModelException(f"execute() must return InferenceResponse objects, got "
                                                 f"{type(resp).__name__}")
-        if resp.has_error():
-            out.append({"error": resp.error().message(), "outputs": []})
-        else:
-            out.append({"error": None, "outputs": pack_outputs(resp.output_tensors(), out_payload)})
+        out.append(response_fields(resp, out_payload))
     return {"type": "responses", "responses": out}, out_payload, None
 
 
