@@ -360,6 +360,18 @@ Result<ConfigIo> io_from_config(const inference::ModelConfig& config) {
   return io;
 }
 
+Status check_output_dtype(const inference::ModelConfig& config, const std::string& output, DataType got) {
+  for (const auto& cfg : config.output()) {
+    if (cfg.name() != output) continue;
+    std::optional<DataType> want = dtype_from_config(cfg.data_type());
+    if (want && *want != got) {
+      return invalid_argument("model '{}' returned output '{}' as {} but its config says {}", config.name(), output,
+                              protocol_dtype_name(got), protocol_dtype_name(*want));
+    }
+  }
+  return Status::ok();
+}
+
 Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max,
                           int fallback) {
   auto it = config.parameters().find(key);

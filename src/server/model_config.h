@@ -61,6 +61,11 @@ struct ConfigIo {
 };
 Result<ConfigIo> io_from_config(const inference::ModelConfig& config);
 
+// An error naming both types when the model returned `output` as `got` and
+// the config declares another data_type (ok for an output the config does
+// not list). For backends whose outputs the config describes (Python, PyTorch).
+Status check_output_dtype(const inference::ModelConfig& config, const std::string& output, DataType got);
+
 // The config parameter `key` (string_value) read as an integer in [min, max];
 // `fallback` when absent.
 Result<int> int_parameter(const inference::ModelConfig& config, const std::string& key, int min, int max, int fallback);

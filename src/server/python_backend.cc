@@ -481,14 +481,7 @@ class PythonInstance final : public BackendInstance {
     }
     for (const auto& desc : resp["outputs"].GetArray()) {
       KILN_ASSIGN_OR_RETURN(auto named, read_ipc_tensor(desc, frame.payload));
-      for (const auto& cfg : launch_->config.output()) {
-        if (cfg.name() != named.first) continue;
-        std::optional<DataType> want = dtype_from_config(cfg.data_type());
-        if (want && *want != named.second.dtype()) {
-          return invalid_argument("model '{}' returned output '{}' as {} but its config says {}", launch_->model_name,
-                                  named.first, protocol_dtype_name(named.second.dtype()), protocol_dtype_name(*want));
-        }
-      }
+      KILN_RETURN_IF_ERROR(check_output_dtype(launch_->config, named.first, named.second.dtype()));
       out.push_back(std::move(named));
     }
     return out;

@@ -1,7 +1,6 @@
 #include "server/torch_backend.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -116,7 +115,6 @@ struct ResultDeleter {
 
 // How the model is called, fixed at load.
 struct TorchLayout {
-  std::string model_name;
   std::string path;
   bool optimized = true;
   bool inference_mode = true;
@@ -124,7 +122,7 @@ struct TorchLayout {
   std::map<std::string, int> input_index;  // config input name -> forward() argument
   int argument_count = 0;
   std::vector<std::pair<std::string, int>> outputs;  // config output name -> returned element
-  std::map<std::string, DataType> output_dtype;
+  inference::ModelConfig config;                     // the model's name; the output data types are checked against it
 };
 
 // The <index> of "<name>__<index>", if the name has that form.
@@ -142,7 +140,7 @@ std::optional<int> named_index(const std::string& name) {
 Result<ModulePtr> load_module(const TorchPlugin& plugin, const TorchLayout& layout) {
   KilnTorchModule* raw = nullptr;
   KILN_RETURN_IF_ERROR(plugin.check(plugin.load(layout.path.c_str(), layout.optimized, layout.inference_mode, &raw),
-                                    fmt::format("model '{}' ({})", layout.model_name, layout.path)));
+                                    fmt::format("model '{}' ({})", layout.config.name(), layout.path)));
   return ModulePtr(raw, ModuleDeleter{&plugin});
 }
 
@@ -227,7 +225,6 @@ void plan_outputs(const inference::ModelConfig& config, TorchLayout& layout) {
   for (int i = 0; i < config.output_size(); ++i) {
     const auto& out = config.output(i);
     layout.outputs.emplace_back(out.name(), by_index ? *named_index(out.name()) : i);
-    if (std::optional<DataType> dtype = dtype_from_config(out.data_type())) layout.output_dtype[out.name()] = *dtype;
   }
   for (const std::string& name : sequence_internal_outputs(config)) {
     layout.outputs.emplace_back(name, named_index(name).value_or(static_cast<int>(layout.outputs.size())));
@@ -286,12 +283,12 @@ class TorchInstance final : public BackendInstance {
     for (const auto& [name, tensor] : feeds) {
       auto it = layout.input_index.find(name);
       if (it == layout.input_index.end())
-        return invalid_argument("model '{}' has no input '{}'", layout.model_name, name);
+        return invalid_argument("model '{}' has no input '{}'", layout.config.name(), name);
       const auto slot = static_cast<size_t>(it->second);
-      if (slot >= count) return invalid_argument("model '{}': input '{}' has no argument", layout.model_name, name);
+      if (slot >= count) return invalid_argument("model '{}': input '{}' has no argument", layout.config.name(), name);
       std::optional<int32_t> dtype = abi_dtype(tensor.dtype());
       if (!dtype) {
-        return invalid_argument("model '{}': input '{}' is {}, which PyTorch does not take", layout.model_name, name,
+        return invalid_argument("model '{}': input '{}' is {}, which PyTorch does not take", layout.config.name(), name,
                                 protocol_dtype_name(tensor.dtype()));
       }
       KilnTorchTensor& arg = args[slot];
@@ -309,11 +306,11 @@ class TorchInstance final : public BackendInstance {
       given[slot] = true;
     }
     for (size_t i = 0; i < count; ++i) {
-      if (!given[i]) return invalid_argument("model '{}': forward() argument {} has no input", layout.model_name, i);
+      if (!given[i]) return invalid_argument("model '{}': forward() argument {} has no input", layout.config.name(), i);
     }
     KilnTorchResult* raw = nullptr;
     KILN_RETURN_IF_ERROR(plugin_->check(plugin_->forward(module_.get(), args.data(), static_cast<int32_t>(count), &raw),
-                                        fmt::format("model '{}'", layout.model_name)));
+                                        fmt::format("model '{}'", layout.config.name())));
     std::unique_ptr<KilnTorchResult, ResultDeleter> result(raw, ResultDeleter{plugin_});
     const int returned = plugin_->result_count(result.get());
     NamedTensors out;
@@ -322,11 +319,11 @@ class TorchInstance final : public BackendInstance {
       if (index >= returned) {
         return invalid_argument(
             "model '{}': output '{}' refers to element {} of forward()'s result, which has {} element{}",
-            layout.model_name, name, index, returned, returned == 1 ? "" : "s");
+            layout.config.name(), name, index, returned, returned == 1 ? "" : "s");
       }
       KilnTorchTensor view{};
       KILN_RETURN_IF_ERROR(plugin_->check(plugin_->result_output(result.get(), index, &view),
-                                          fmt::format("model '{}'", layout.model_name)));
+                                          fmt::format("model '{}'", layout.config.name())));
       KILN_ASSIGN_OR_RETURN(Tensor t, to_tensor(view, name));
       out.emplace_back(name, std::move(t));
     }
@@ -336,11 +333,7 @@ class TorchInstance final : public BackendInstance {
  private:
   Result<Tensor> to_tensor(const KilnTorchTensor& view, const std::string& name) const {
     const auto dtype = static_cast<DataType>(view.dtype);
-    auto want = layout_->output_dtype.find(name);
-    if (want != layout_->output_dtype.end() && want->second != dtype) {
-      return invalid_argument("model '{}' returned output '{}' as {} but its config says {}", layout_->model_name, name,
-                              protocol_dtype_name(dtype), protocol_dtype_name(want->second));
-    }
+    KILN_RETURN_IF_ERROR(check_output_dtype(layout_->config, name, dtype));
     Dims dims(view.dims, view.dims + view.rank);
     KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(dtype, dims));
     if (dtype == DataType::kString) {
@@ -427,7 +420,7 @@ Result<std::shared_ptr<const ModelBackend>> load_torch_backend(const std::string
     KILN_RETURN_IF_ERROR(plugin->check(plugin->set_threads(intra, inter), fmt::format("model '{}'", config.name())));
   }
   auto layout = std::make_shared<TorchLayout>();
-  layout->model_name = config.name();
+  layout->config = config;
   layout->path = file.string();
   layout->optimized = !bool_parameter(config, "DISABLE_OPTIMIZED_EXECUTION", false);
   layout->inference_mode = bool_parameter(config, "INFERENCE_MODE", true);
