@@ -42,6 +42,12 @@ Result<Tensor> shape_input(const inference::ModelConfig& config, const std::stri
 Status shape_outputs(const inference::ModelConfig& config, std::string_view model, bool batched, int64_t rows,
                      NamedTensors& outputs);
 
+// A backend's error as the requests of `model` see it: same code, the message
+// prefixed "model '<model>' failed: ".
+inline Status model_failed(std::string_view model, const Status& st) {
+  return Status(st.code(), "model '" + std::string(model) + "' failed: " + st.message());
+}
+
 // Records one executed batch of `rows` rows (input, compute and output
 // times from `start`, `inputs_ready`, `ran_at` and now) and answers each
 // request of it (an entry with request.arrival, enqueued and done) with its

@@ -262,8 +262,7 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
   auto ran = instance.run_with_info(feeds, output_names_, info, &request_errors);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
-    return fail_all(batch,
-                    Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));
+    return fail_all(batch, model_failed(model_name_, ran.status()));
   }
   NamedTensors outputs = std::move(ran).value();
   // Requests the backend failed alone leave the batch; the outputs hold the others' rows.
@@ -276,8 +275,7 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
       }
       rows -= batch[r].batch;
       stats_->record_failure(FailureReason::kBackend, elapsed_ns(batch[r].request.arrival, Clock::now()));
-      batch[r].done(
-          Status(request_errors[r].code(), "model '" + model_name_ + "' failed: " + request_errors[r].message()));
+      batch[r].done(model_failed(model_name_, request_errors[r]));
     }
     batch = std::move(kept);
     if (batch.empty()) return;
@@ -330,15 +328,12 @@ void Scheduler::execute_decoupled(BackendInstance& instance, std::vector<Queued>
                                   RunInfo& info, int64_t rows, Clock::time_point start,
                                   Clock::time_point inputs_ready) {
   std::vector<bool> open(batch.size(), true);
-  auto failed = [&](const Status& st) {
-    return Status(st.code(), "model '" + model_name_ + "' failed: " + st.message());
-  };
   info.emit = [&](size_t r, std::optional<Result<NamedTensors>> response, bool final) {
     if (r >= batch.size() || !open[r]) return;
     Queued& q = batch[r];
     Result<InferResponse> answer = InferResponse{};
     if (response && !response->is_ok()) {
-      answer = failed(response->status());
+      answer = model_failed(model_name_, response->status());
     } else {
       InferResponse& out = answer.value();
       out.model_name = model_name_;
@@ -377,7 +372,7 @@ void Scheduler::execute_decoupled(BackendInstance& instance, std::vector<Queued>
     batch[r].done(ran.is_ok() ? internal_error("model '{}' returned without completing request '{}' (the "
                                                "TRITONSERVER_RESPONSE_COMPLETE_FINAL flag)",
                                                model_name_, batch[r].request.id)
-                              : failed(ran.status()));
+                              : model_failed(model_name_, ran.status()));
   }
 }
 

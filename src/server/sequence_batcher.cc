@@ -350,7 +350,8 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
     std::vector<const Tensor*> parts;
     for (Sequence* s : seqs) parts.push_back(&s->state[j]);
     auto joined = join(parts);
-    if (!joined.is_ok()) return fail_all(batch, joined.status().with_context("state '" + specs_.states()[j].input + "'"));
+    if (!joined.is_ok())
+      return fail_all(batch, joined.status().with_context("state '" + specs_.states()[j].input + "'"));
     feeds.emplace_back(specs_.states()[j].input, std::move(joined).value());
   }
   const Clock::time_point inputs_ready = Clock::now();
@@ -364,7 +365,7 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
   auto ran = instance.run_with_info(feeds, output_names_, info, nullptr);
   const Clock::time_point ran_at = Clock::now();
   if (!ran.is_ok()) {
-    return fail_all(batch, Status(ran.status().code(), "model '" + model_name_ + "' failed: " + ran.status().message()));
+    return fail_all(batch, model_failed(model_name_, ran.status()));
   }
   NamedTensors outputs = std::move(ran).value();
   auto find_output = [&](const std::string& name) -> Tensor* {
@@ -380,7 +381,8 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
   std::vector<std::vector<Tensor>> next(seqs.size());
   for (const StateSpec& spec : specs_.states()) {
     Tensor* t = find_output(spec.output);
-    if (t == nullptr) return fail_all(batch, internal_error("model '{}' did not produce state output '{}'", model_name_, spec.output));
+    if (t == nullptr)
+      return fail_all(batch, internal_error("model '{}' did not produce state output '{}'", model_name_, spec.output));
     for (size_t i = 0; i < seqs.size(); ++i) {
       if (!batched_) {
         next[i].push_back(t->clone());
@@ -404,7 +406,8 @@ void SequenceBatcher::execute(BackendInstance& instance, std::vector<Sequence*>&
     }
     for (const std::string& name : names) {
       Tensor* t = find_output(name);
-      if (t == nullptr) return fail_all(batch, internal_error("model '{}' did not produce output '{}'", model_name_, name));
+      if (t == nullptr)
+        return fail_all(batch, internal_error("model '{}' did not produce output '{}'", model_name_, name));
       if (rows == 1) {
         resp.outputs.push_back({name, *t});
         continue;
