@@ -135,6 +135,8 @@ def test_typed_contents(server):
     (lambda r: r.inputs[0].shape.__setitem__(0, 1 << 20), grpc.StatusCode.INVALID_ARGUMENT, "needs 67108864 bytes"),
     (lambda r: setattr(r.inputs[0], "datatype", "INT32"), grpc.StatusCode.INVALID_ARGUMENT, "data-type"),
     (lambda r: r.outputs.add(name="NOPE"), grpc.StatusCode.INVALID_ARGUMENT, "unexpected inference output"),
+    (lambda r: setattr(r.parameters["triton_enable_empty_final_response"], "int64_param", 1),
+     grpc.StatusCode.INVALID_ARGUMENT, "'triton_enable_empty_final_response' must be a bool_param"),
 ])
 def test_hostile_requests(server, mutate, code, message):
     channel = grpc.insecure_channel(server.grpc_url)
