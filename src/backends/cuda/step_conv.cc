@@ -64,10 +64,11 @@ class ConvStep final : public PreparedStep {
     std::string key = fmt::format("{}|{}|{}|{},{},{},{},{},{},{}|{}|{}", dims_to_string(xd), dims_to_string(wd),
                                   static_cast<int>(dt), c.pads[0], c.pads[1], c.strides[0], c.strides[1],
                                   c.dilations[0], c.dilations[1], c.group, nhwc, strict);
-    auto it = ctx.conv_algos.find(key);
-    if (it == ctx.conv_algos.end()) {
+    if (ctx.conv_algos == nullptr) return internal_error("{}: no algorithm cache while preparing", step.label);
+    auto it = ctx.conv_algos->find(key);
+    if (it == ctx.conv_algos->end()) {
       KILN_ASSIGN_OR_RETURN(auto choice, choose_algo(ctx, strict));
-      it = ctx.conv_algos.emplace(key, choice).first;
+      it = ctx.conv_algos->emplace(key, choice).first;
     }
     algo_ = static_cast<cudnnConvolutionFwdAlgo_t>(it->second.first);
     math_ = it->second.second;
@@ -288,7 +289,8 @@ class ConvStep final : public PreparedStep {
       }
       if (!ok) continue;
       ++timed_candidates_;
-      if (trace) std::fprintf(stderr, "conv %s: algo %d math %d: %.4f ms\n", step.label.c_str(), algo_id, math, ms / kRuns);
+      if (trace)
+        std::fprintf(stderr, "conv %s: algo %d math %d: %.4f ms\n", step.label.c_str(), algo_id, math, ms / kRuns);
       if (ms < best_ms) {
         best_ms = ms;
         best = {algo_id, math};
