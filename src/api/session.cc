@@ -2,18 +2,19 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <mutex>
+#include <set>
+
 #include "core/datum.h"
 #include "core/error.h"
 #include "onnx/exporter.h"
 #include "onnx/importer.h"
+#include "ops/epilogue.h"
 #include "passes/pipeline.h"
 #include "plan/builder.h"
 #include "plan/plan_file.h"
 #include "runtime/engine.h"
-
-#include <map>
-#include <mutex>
-#include <set>
 
 namespace kiln {
 
@@ -76,14 +77,18 @@ std::shared_ptr<runtime::Engine> Session::Impl::engine_for(const NamedData& feed
 
 namespace {
 
-
 IoKind kind_of(ir::ValueType::Kind k) {
   switch (k) {
-    case ir::ValueType::Kind::kTensor: return IoKind::kTensor;
-    case ir::ValueType::Kind::kSequence: return IoKind::kSequence;
-    case ir::ValueType::Kind::kOptional: return IoKind::kOptional;
-    case ir::ValueType::Kind::kMap: return IoKind::kMap;
-    default: return IoKind::kUnknown;
+    case ir::ValueType::Kind::kTensor:
+      return IoKind::kTensor;
+    case ir::ValueType::Kind::kSequence:
+      return IoKind::kSequence;
+    case ir::ValueType::Kind::kOptional:
+      return IoKind::kOptional;
+    case ir::ValueType::Kind::kMap:
+      return IoKind::kMap;
+    default:
+      return IoKind::kUnknown;
   }
 }
 
@@ -214,7 +219,7 @@ std::vector<LayerInfo> Session::layers() const {
     LayerInfo l;
     l.name = n->name();
     l.op = n->domain().empty() ? n->op_type() : n->domain() + "." + n->op_type();
-    l.fused_from = n->attr_strings("fused_from");
+    l.fused_from = n->attr_strings(ops::kFusedFromAttr);
     out.push_back(std::move(l));
   }
   return out;

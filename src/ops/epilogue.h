@@ -21,6 +21,11 @@
 
 namespace kiln::ops {
 
+// Every node a fusion pass makes carries this attribute: the names of the
+// nodes it replaced (provenance for reports, never part of the math: timing
+// cache keys and horizontal fusion ignore it).
+inline constexpr const char* kFusedFromAttr = "fused_from";
+
 enum class Activation {
   kNone,
   kRelu,

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/epilogue.h"
 #include "passes/graph_util.h"
 #include "passes/pass.h"
 
@@ -183,7 +184,7 @@ class BatchNormFolding : public Pass {
     graph.remove_node(bn);
     p->set_output(0, out);
     ir::Attribute a;
-    a.name = "fused_from";
+    a.name = ops::kFusedFromAttr;
     a.kind = ir::Attribute::Kind::kStrings;
     a.strings = std::move(names);
     p->set_attr(std::move(a));

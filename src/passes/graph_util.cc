@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/float_types.h"
+#include "ops/epilogue.h"
 
 namespace kiln::passes {
 
@@ -172,7 +173,7 @@ bool bypass(ir::Graph& graph, ir::Node* n, ir::Value* in, ir::Value* out, const 
 }
 
 void append_fused_from(const ir::Node* n, std::vector<std::string>& names) {
-  std::vector<std::string> own = n->attr_strings("fused_from");
+  std::vector<std::string> own = n->attr_strings(ops::kFusedFromAttr);
   if (own.empty()) {
     names.push_back(n->name());
   } else {
@@ -184,7 +185,7 @@ void set_fused_from(ir::Node* fused, const std::vector<const ir::Node*>& sources
   std::vector<std::string> names;
   for (const ir::Node* s : sources) append_fused_from(s, names);
   ir::Attribute a;
-  a.name = "fused_from";
+  a.name = ops::kFusedFromAttr;
   a.kind = ir::Attribute::Kind::kStrings;
   a.strings = std::move(names);
   fused->set_attr(std::move(a));
@@ -235,7 +236,7 @@ bool same_shape(const ir::Value* a, const ir::Value* b) {
 
 void copy_attributes(const ir::Node& from, ir::Node& to) {
   for (const auto& [name, a] : from.attributes()) {
-    if (name != "fused_from") to.set_attr(a);
+    if (name != ops::kFusedFromAttr) to.set_attr(a);
   }
 }
 

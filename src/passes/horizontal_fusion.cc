@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "ops/epilogue.h"
 #include "passes/graph_util.h"
 #include "passes/pass.h"
 
@@ -43,12 +44,12 @@ bool same_attribute(const ir::Attribute& a, const ir::Attribute& b) {
 bool same_attributes(const ir::Node& a, const ir::Node& b) {
   auto count = [](const ir::Node& n) {
     size_t k = 0;
-    for (const auto& [name, _] : n.attributes()) k += name != "fused_from";
+    for (const auto& [name, _] : n.attributes()) k += name != ops::kFusedFromAttr;
     return k;
   };
   if (count(a) != count(b)) return false;
   for (const auto& [name, attr] : a.attributes()) {
-    if (name == "fused_from") continue;
+    if (name == ops::kFusedFromAttr) continue;
     const ir::Attribute* other = b.attr(name);
     if (other == nullptr || !same_attribute(attr, *other)) return false;
   }

@@ -24,6 +24,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "ops/epilogue.h"
 #include "passes/graph_util.h"
 #include "passes/pass.h"
 
@@ -106,7 +107,8 @@ std::optional<std::vector<double>> bias_values(const ir::Value* b, int64_t chann
       return std::nullopt;
     }
     if (dq->has_input(2) && (z == nullptr || z->dtype() != DataType::kInt32)) return std::nullopt;
-    if ((s->numel() != 1 && s->numel() != q->numel()) || (z != nullptr && z->numel() != 1 && z->numel() != q->numel())) {
+    if ((s->numel() != 1 && s->numel() != q->numel()) ||
+        (z != nullptr && z->numel() != 1 && z->numel() != q->numel())) {
       return std::nullopt;
     }
     for (int64_t i = 0; i < q->numel(); ++i) {
@@ -204,7 +206,8 @@ Result<bool> lower(ir::Graph& graph, ir::Node* node, const Pinned& pinned) {
 
   // Build the int8 layer.
   auto zero_of = [&](DataType t, const std::string& prefix) -> Result<ir::Value*> {
-    Tensor z = t == DataType::kInt8 ? Tensor::scalar(DataType::kInt8, int8_t{0}) : Tensor::scalar(DataType::kUInt8, uint8_t{0});
+    Tensor z = t == DataType::kInt8 ? Tensor::scalar(DataType::kInt8, int8_t{0})
+                                    : Tensor::scalar(DataType::kUInt8, uint8_t{0});
     return new_constant(graph, prefix, std::move(z));
   };
   const std::string base = node->name().empty() ? op : node->name();
@@ -238,7 +241,7 @@ Result<bool> lower(ir::Graph& graph, ir::Node* node, const Pinned& pinned) {
   if (op == "Conv") copy_attributes(*node, *layer);
   if (relu != nullptr) layer->set_attr(ir::Attribute::make_string("activation", "Relu"));
   ir::Attribute from;
-  from.name = "fused_from";
+  from.name = ops::kFusedFromAttr;
   from.kind = ir::Attribute::Kind::kStrings;
   from.strings = std::move(fused_from);
   layer->set_attr(std::move(from));

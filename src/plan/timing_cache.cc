@@ -8,6 +8,7 @@
 #include "plan/target.h"
 #ifdef KILN_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
+#include "ops/epilogue.h"
 #endif
 
 namespace kiln::plan {
@@ -22,7 +23,7 @@ constexpr const char* kHeader = "# kiln timing cache v1";
 std::string attribute_text(const ir::Node& node) {
   std::string out;
   for (const auto& [name, a] : node.attributes()) {
-    if (name == "fused_from") continue;
+    if (name == ops::kFusedFromAttr) continue;
     out += name + "=";
     switch (a.kind) {
       case ir::Attribute::Kind::kInt:

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <set>
 
+#include "ops/epilogue.h"
+
 namespace kiln::cli {
 
 std::string op_key(const ir::Node& node) {
@@ -36,7 +38,7 @@ std::vector<LayerRow> layer_rows(const plan::Plan& plan) {
     LayerRow r;
     r.name = n->name();
     r.op = op_key(*n);
-    r.fused = n->attr_strings("fused_from");
+    r.fused = n->attr_strings(ops::kFusedFromAttr);
     if (r.fused.empty() && !n->name().empty()) r.fused.push_back(n->name());
     r.precision = plan.precision;
     if (k < plan.layers.size()) {
