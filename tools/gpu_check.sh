@@ -169,34 +169,40 @@ bench() {  # bench NAME BATCH ARGS...
   timeout 60 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" --write-inputs "$in"
   local inputs=()
   for f in "$in"/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
-  if ! run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
-    "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50 --profile 3; then
-    # Once more with the most conservative engine settings (no CUDA graph, no cuDNN fused epilogue).
-    run_step "kiln_${name}_safe" 120 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
-      "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 5 --iters 20 --no-graph --no-fused-conv &&
-      cp "$LOGS/kiln_${name}_safe.log" "$LOGS/kiln_$name.log"
+  # Kiln inside the PyTorch run: PyTorch alone, then Kiln and PyTorch timed
+  # in alternation (the GPU's speed drifts); Kiln writes its outputs first
+  # for the comparison. Kiln alone where PyTorch is missing or that failed.
+  local kiln_args=(--model "$model" --precision fp16 "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 10 --iters 50 --profile 3)
+  local tlog="$LOGS/torch_$name.log" klog="$LOGS/torch_$name.log"
+  if [ "$HAVE_TORCH" = 1 ]; then
+    run_step "torch_$name" 180 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
+      --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50 --rounds 5 \
+      --interleave "$(printf '%q ' "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" "${kiln_args[@]}" --rounds-from-stdin)"
   fi
-  # PyTorch, then Kiln and PyTorch timed in alternation (the GPU's speed drifts).
-  local kiln_cmd
-  kiln_cmd="$(printf '%q ' "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 "${inputs[@]}" \
-    --warmup 10 --iters 50 --rounds-from-stdin)"
-  if [ "$HAVE_TORCH" = 1 ]; then run_step "torch_$name" 150 $PY tools/gpu_torch_bench.py --model "$model" --name "$name" --batch "$batch" "$@" \
-    --precision fp16 --kiln-outputs "$WORK/out_$name" --warmup 10 --iters 50 --interleave "$kiln_cmd" --rounds 5; fi
-  local k t e
-  k=$(grep -o 'device_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
-  e=$(grep -o 'e2e_ms=[0-9.]*' "$LOGS/kiln_$name.log" 2>/dev/null | cut -d= -f2)
-  t=$(grep -o 'torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  local d
-  d=$(grep -o 'diff_kiln=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  local d32 dk32
-  d32=$(grep -o 'diff_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  dk32=$(grep -o 'diff_kiln_fp32=[^ ]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  if ! grep -q '^KILN_GPU_BENCH' "$tlog" 2>/dev/null; then
+    klog="$LOGS/kiln_$name.log"
+    if ! run_step "kiln_$name" 150 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" "${kiln_args[@]}"; then
+      # Once more with the most conservative engine settings (no CUDA graph, no cuDNN fused epilogue).
+      run_step "kiln_${name}_safe" 120 "${RUNNER[@]}" "$ROOT/$BIN/kiln_gpu_bench" --model "$model" --precision fp16 \
+        "${inputs[@]}" --outputs "$WORK/out_$name" --warmup 5 --iters 20 --no-graph --no-fused-conv &&
+        cp "$LOGS/kiln_${name}_safe.log" "$klog"
+    fi
+  fi
+  local k t e d d32 dk32
+  k=$(grep '^KILN_GPU_BENCH' "$klog" 2>/dev/null | grep -o 'device_ms=[0-9.]*' | cut -d= -f2)
+  e=$(grep '^KILN_GPU_BENCH' "$klog" 2>/dev/null | grep -o 'e2e_ms=[0-9.]*' | cut -d= -f2)
+  t=$(grep '^TORCH_BENCH' "$tlog" 2>/dev/null | grep -o 'torch_ms=[0-9.]*' | cut -d= -f2)
+  d=$(grep '^TORCH_BENCH' "$tlog" 2>/dev/null | grep -o 'diff_kiln=[^ ]*' | cut -d= -f2)
+  d32=$(grep '^TORCH_BENCH' "$tlog" 2>/dev/null | grep -o 'diff_fp32=[^ ]*' | cut -d= -f2)
+  dk32=$(grep '^TORCH_BENCH' "$tlog" 2>/dev/null | grep -o 'diff_kiln_fp32=[^ ]*' | cut -d= -f2)
   local ik it ir irmin irmax
-  ik=$(grep -o 'INTERLEAVED.* kiln_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | grep -o 'kiln_ms=[0-9.]*' | cut -d= -f2)
-  it=$(grep -o 'INTERLEAVED.* torch_ms=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | grep -o 'torch_ms=[0-9.]*' | cut -d= -f2)
-  ir=$(grep -o 'ratio_median=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  irmin=$(grep -o 'ratio_min=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
-  irmax=$(grep -o 'ratio_max=[0-9.]*' "$LOGS/torch_$name.log" 2>/dev/null | cut -d= -f2)
+  local il
+  il=$(grep '^INTERLEAVED' "$tlog" 2>/dev/null)
+  ik=$(echo "$il" | grep -o 'kiln_ms=[0-9.]*' | cut -d= -f2)
+  it=$(echo "$il" | grep -o 'torch_ms=[0-9.]*' | cut -d= -f2)
+  ir=$(echo "$il" | grep -o 'ratio_median=[0-9.]*' | cut -d= -f2)
+  irmin=$(echo "$il" | grep -o 'ratio_min=[0-9.]*' | cut -d= -f2)
+  irmax=$(echo "$il" | grep -o 'ratio_max=[0-9.]*' | cut -d= -f2)
   echo "BENCH $name $batch ${k:-nan} ${t:-nan} ${d:-nan} ${d32:-nan} ${e:-nan} ${dk32:-nan} ${ik:-nan} ${it:-nan} ${ir:-nan} ${irmin:-nan} ${irmax:-nan}" >>"$RESULTS"
 }
 # The lent GPU is shared: the same binary has measured 1.6 to 7.5 ms per
