@@ -316,6 +316,29 @@ TEST(GpuOps, DataMovement) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// Split (which the optimizer's horizontal fusion puts after merged Q/K/V
+// projections): given sizes on the last axis, equal parts, and opset 18's
+// num_outputs with a smaller last part.
+TEST(GpuOps, Split) {
+  for (int64_t opset : {13, 18}) {
+    SCOPED_TRACE("opset " + std::to_string(opset));
+    GraphBuilder g("main", nullptr, opset);
+    g.input("x", f32({2, 6, 9}));
+    g.constant("sizes", int64s({2, 3, 4}));
+    g.node("Split", {"x", "sizes"}, {"a", "b", "c"}, {Attribute::make_int("axis", -1)});
+    if (opset == 18) {
+      g.node("Split", {"x"}, {"d", "e", "f", "h"},
+             {Attribute::make_int("axis", 1), Attribute::make_int("num_outputs", 4)});
+    } else {
+      g.node("Split", {"x"}, {"d", "e", "f"}, {Attribute::make_int("axis", 1)});
+    }
+    for (const char* o : {"a", "b", "c", "d", "e", "f"}) g.output(o);
+    if (opset == 18) g.output("h");
+    expect_matches_reference_all(g.graph(), {random_tensor({2, 6, 9}, 91)});
+  }
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
 TEST(GpuOps, ReRunWithNewShapesReplans) {
   KILN_REQUIRE_GPU();
   GraphBuilder g("main", nullptr, 17);

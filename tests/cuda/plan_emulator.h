@@ -325,6 +325,29 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
         }
         break;
       }
+      case StepKind::kPointwise: {
+        // The step's program on the host, with the kernel's index arithmetic.
+        const PlanValue& xv = V(s.inputs[0]);
+        KILN_ASSIGN_OR_RETURN(Tensor xf,
+                              convert_tensor(Tensor::borrow(xv.dtype, xv.dims, ptr[static_cast<size_t>(s.inputs[0])]),
+                                             DataType::kFloat32));
+        const std::vector<int64_t>& args = s.pw_args;
+        const size_t k = s.inputs.size() - 1;
+        const size_t r = k == 0 ? 0 : (args.size() - 1) / (k + 1);
+        std::vector<float> tv(k);
+        for (int64_t i = 0; i < args[0]; ++i) {
+          for (size_t t = 0; t < k; ++t) {
+            int64_t rem = i, o = 0;
+            for (size_t d = r; d-- > 0;) {
+              o += (rem % args[1 + d]) * args[1 + r + t * r + d];
+              rem /= args[1 + d];
+            }
+            tv[t] = F(s.inputs[1 + t])[o];
+          }
+          y[i] = evaluate_pointwise(s.pointwise->program, xf.data<float>()[i], tv.data());
+        }
+        break;
+      }
       case StepKind::kConcat: {
         size_t es = element_size(ov->dtype);
         size_t axis = static_cast<size_t>(s.axis_dim);

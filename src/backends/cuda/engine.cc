@@ -142,6 +142,8 @@ struct GpuEngine::Impl {
         KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_conv(pl, s, ctx));
       } else if (s.kind == StepKind::kGemm) {
         KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_gemm(pl, s, ctx));
+      } else if (s.kind == StepKind::kPointwise) {
+        KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_pointwise(pl, s, ctx));
       }
     }
     prepared = std::move(p);

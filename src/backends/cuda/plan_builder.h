@@ -52,6 +52,8 @@ class PlanBuilder {
 
   // --- ops (plan_ops.cc)
   Status lower_node(const ir::Node& n);
+  // Evaluates `n` on the host when all its inputs are known there, else lowers it (plan.cc).
+  Status place_node(const ir::Node& n);
 
   const PlanOptions& options() const { return options_; }
 
@@ -64,6 +66,16 @@ class PlanBuilder {
   Status lower_misc(const ir::Node& n);
   Status lower_pool(const ir::Node& n);
   Status lower_norm(const ir::Node& n);
+  // plan_ops_fused.cc: kiln.Attention, kiln.Pointwise, Split (the horizontal fusion's)
+  Status lower_attention(const ir::Node& n);
+  Status lower_split(const ir::Node& n);
+  Status lower_pointwise(const ir::Node& n);
+  // Lowers (or evaluates on the host) the nodes of `body` with its inputs bound to `inputs`.
+  Status lower_body(const ir::Graph& body, const std::vector<int>& inputs);
+  // Y = alpha * A x B with numpy batching (row-major device values), into a new value of `dtype`.
+  Result<int> batched_matmul(const ir::Node& n, int a, int b, float alpha, DataType dtype, const std::string& name);
+  // A broadcast elementwise binary step (operands of one float type).
+  Result<int> broadcast_binary(const ir::Node& n, kernels::EwOp op, int a, int b, const std::string& name);
   Status finish_arena();
 
   const ir::Graph& graph_;
