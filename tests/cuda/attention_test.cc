@@ -94,5 +94,57 @@ TEST(GpuAttentionFusion, OptimizedGraphMatchesReference) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// Host-only: at fp16 and bf16 the scores, the mask Add and the Softmax are
+// float; the probabilities are cast to the activation type for P x V, and a
+// mask shared by two attentions is cast once.
+TEST(GpuAttentionPlan, ScoresAreFloatAtHalfPrecision) {
+  GraphBuilder b("main", nullptr, 17);
+  auto opsets = b.graph().opset_imports();
+  opsets["kiln"] = 1;
+  b.graph().set_opset_imports(opsets);
+  b.input("q", f32({2, 2, 6, 8}));
+  b.input("kt", f32({2, 2, 8, 6}));
+  b.input("v", f32({2, 2, 6, 8}));
+  b.input("mask", f32({2, 1, 1, 6}));
+  for (const char* y : {"y0", "y1"}) {
+    ir::Node* n = b.graph().add_node("Attention",
+                                     {b.graph().find_value("q"), b.graph().find_value("kt"), b.graph().find_value("v"),
+                                      b.graph().find_value("mask")},
+                                     {b.value(y)}, std::string(y) + "_attn", "kiln");
+    n->set_opset(1);
+    n->set_attr(Attribute::make_float("scale", 0.35f));
+    b.output(y);
+  }
+  for (Precision p : {Precision::kFp16, Precision::kBf16}) {
+    SCOPED_TRACE(std::string(precision_name(p)));
+    PlanOptions o;
+    o.precision = p;
+    std::vector<Dims> dims = {{2, 2, 6, 8}, {2, 2, 8, 6}, {2, 2, 6, 8}, {2, 1, 1, 6}};
+    auto plan = build_plan(b.graph(), dims, std::vector<DataType>(4, DataType::kFloat32), o);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    DataType act = p == Precision::kFp16 ? DataType::kFloat16 : DataType::kBFloat16;
+    int gemms = 0, softmaxes = 0, mask_casts = 0;
+    for (const Step& s : plan->steps) {
+      const PlanValue& out = plan->values[static_cast<size_t>(s.outputs.empty() ? s.inputs[0] : s.outputs[0])];
+      if (s.kind == StepKind::kGemm) {
+        // The QK product gives float scores; P x V reads the probabilities in the activation type.
+        EXPECT_EQ(out.dtype, gemms % 2 == 0 ? DataType::kFloat32 : act) << plan->to_string();
+        if (gemms % 2 == 1) {
+          EXPECT_EQ(plan->values[static_cast<size_t>(s.inputs[0])].dtype, act);
+        }
+        ++gemms;
+      } else if (s.kind == StepKind::kSoftmax || s.kind == StepKind::kElementwise) {
+        EXPECT_EQ(out.dtype, DataType::kFloat32) << plan->to_string();
+        softmaxes += s.kind == StepKind::kSoftmax ? 1 : 0;
+      } else if (s.kind == StepKind::kCast && s.label.rfind("mask of", 0) == 0) {
+        ++mask_casts;
+      }
+    }
+    EXPECT_EQ(gemms, 4);
+    EXPECT_EQ(softmaxes, 2);
+    EXPECT_EQ(mask_casts, 1) << plan->to_string();
+  }
+}
+
 }  // namespace
 }  // namespace kiln::backends::cuda

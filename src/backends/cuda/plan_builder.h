@@ -85,6 +85,7 @@ class PlanBuilder {
   std::set<const ir::Node*> consumed_;
   std::map<std::tuple<int, int, bool>, int> const_cache_;
   std::map<int, int> nhwc_cache_, row_major_cache_;
+  std::map<int, int> mask_f32_cache_;  // attention masks cast to float, shared by the layers
   int next_buffer_ = 0;
 };
 

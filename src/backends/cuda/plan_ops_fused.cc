@@ -165,13 +165,19 @@ Status PlanBuilder::lower_attention(const ir::Node& n) {
         return unimplemented("Attention mask of type {} on the GPU", data_type_name(val(m).dtype));
       }
       if (val(m).dtype != DataType::kFloat32) {
-        int c = device_value(val(m).name + ".f32", DataType::kFloat32, val(m).dims);
-        Step s = make_step(StepKind::kCast, &n);
-        s.label = fmt::format("mask of {} to float", n.describe());
-        s.inputs = {m};
-        s.outputs = {c};
-        add_step(std::move(s));
-        m = c;
+        auto it = mask_f32_cache_.find(m);
+        if (it != mask_f32_cache_.end()) {
+          m = it->second;
+        } else {
+          int c = device_value(val(m).name + ".f32", DataType::kFloat32, val(m).dims);
+          Step s = make_step(StepKind::kCast, &n);
+          s.label = fmt::format("mask of {} to float", n.describe());
+          s.inputs = {m};
+          s.outputs = {c};
+          add_step(std::move(s));
+          mask_f32_cache_[m] = c;
+          m = c;
+        }
       }
     }
     KILN_ASSIGN_OR_RETURN(Dims bc, broadcast_dims(sd, val(m).dims));
