@@ -241,6 +241,50 @@ TEST(GpuPointwise, AfterChannelsLastConv) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// With generated kernels off (the engine's fallback where NVRTC cannot run)
+// the bodies are lowered node by node, with the same results.
+TEST(GpuPointwise, NodeByNodeWhenGeneratedKernelsAreOff) {
+  Tensor mask = Tensor::empty(DataType::kInt64, {2, 1, 1, 7});
+  for (int64_t i = 0; i < mask.numel(); ++i) mask.data<int64_t>()[i] = i % 7 < 5 ? 1 : 0;
+  struct Case {
+    std::shared_ptr<ir::Graph> graph;
+    Tensor input;
+  };
+  std::vector<Case> cases = {{pointwise_graph(smooth_chains()[0], f32({2, 3, 4, 5})), random_tensor({2, 3, 4, 5}, 345)},
+                             {pointwise_graph({{"Sub", {}, scalar(1.0f), true}, {"Mul", {}, scalar(-10000.0f)}},
+                                              ir::ValueType::tensor(DataType::kInt64, Shape::of({2, 1, 1, 7})), true),
+                              mask}};
+  for (const Case& c : cases) {
+    PlanOptions o;
+    o.generated_kernels = false;
+    auto plan = build_plan(*c.graph, {c.input.dims()}, {c.input.dtype()}, o);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    for (const Step& s : plan->steps) EXPECT_NE(s.kind, StepKind::kPointwise) << plan->to_string();
+    auto out = test::emulate_plan(*plan, {c.input});
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    test::expect_close(*out, test::run_reference(*c.graph, {c.input}), test::tolerance(Precision::kFp32),
+                       "node by node", plan->to_string());
+  }
+}
+
+// On a GPU the engine runs the generated kernel (not the node-by-node fallback).
+TEST(GpuPointwise, EngineUsesTheGeneratedKernel) {
+  KILN_REQUIRE_GPU();
+  auto g = pointwise_graph(smooth_chains()[0], f32({2, 3, 4, 5}));
+  for (Precision p : {Precision::kFp32, Precision::kFp16, Precision::kBf16}) {
+    GpuOptions o;
+    o.precision = p;
+    auto engine = GpuEngine::create(*g, o);
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    std::vector<Tensor> in = {random_tensor({2, 3, 4, 5}, 346)};
+    auto out = (*engine)->run(in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    EXPECT_NE((*engine)->plan_summary().find("pointwise "), std::string::npos) << (*engine)->plan_summary();
+    test::expect_close(*out, test::run_reference(*g, in), test::tolerance(p), std::string(precision_name(p)),
+                       (*engine)->plan_summary());
+  }
+}
+
 // A body the generator does not take (two outputs) is lowered node by node.
 TEST(GpuPointwise, TwoOutputsFallBackToNodeByNode) {
   GraphBuilder b = top_builder();

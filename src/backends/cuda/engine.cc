@@ -40,7 +40,8 @@ struct GpuEngine::Impl {
   DeviceBuffer workspace;
   GpuContext ctx;
   std::unique_ptr<Prepared> prepared;
-  std::mutex mu;  // serializes run() and time_steps()
+  std::mutex mu;                  // serializes run() and time_steps()
+  bool generated_kernels = true;  // cleared when NVRTC cannot compile or load a kernel here
 
   ~Impl() {
     prepared.reset();
@@ -87,6 +88,7 @@ struct GpuEngine::Impl {
     po.precision = options.precision;
     po.channels_last = channels_last;
     po.pad_small_channels = options.pad_small_channels;
+    po.generated_kernels = generated_kernels;
     KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(*graph, dims, dtypes, po));
     auto p = std::make_unique<Prepared>();
     p->plan = std::move(plan);
@@ -143,7 +145,14 @@ struct GpuEngine::Impl {
       } else if (s.kind == StepKind::kGemm) {
         KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_gemm(pl, s, ctx));
       } else if (s.kind == StepKind::kPointwise) {
-        KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_pointwise(pl, s, ctx));
+        Result<std::unique_ptr<PreparedStep>> op = prepare_pointwise(pl, s, ctx);
+        if (!op.is_ok()) {  // no NVRTC here: plan again with the Pointwise bodies node by node
+          KILN_LOG_WARN("GPU engine: generated kernel unavailable ({}); lowering Pointwise bodies node by node",
+                        op.status().message());
+          generated_kernels = false;
+          return prepare_with(dims, dtypes, channels_last);
+        }
+        p->ops[i] = std::move(*op);
       }
     }
     prepared = std::move(p);

@@ -53,6 +53,9 @@ struct PlanOptions {
   // Channels-last convolutions with fewer than 8 input channels (a network's
   // first layer) get zero channels up to 8, for the Tensor Core kernels.
   bool pad_small_channels = false;
+  // kiln.Pointwise as one NVRTC-generated kernel; off: its body's nodes one
+  // by one (the engine's fallback where NVRTC cannot compile or load).
+  bool generated_kernels = true;
 };
 
 // One value of the plan.

@@ -234,7 +234,7 @@ Status PlanBuilder::lower_pointwise(const ir::Node& n) {
     KILN_ASSIGN_OR_RETURN(int v, value_of(n.input(i)));
     ins.push_back(v);
   }
-  if (ins.size() == 1 && !val(ins[0]).on_host) {
+  if (options_.generated_kernels && ins.size() == 1 && !val(ins[0]).on_host) {
     Result<PointwiseProgram> prog = translate_pointwise_body(*body, val(ins[0]).dtype);
     if (prog.is_ok()) {
       const int x = ins[0];
