@@ -1,11 +1,14 @@
-// kiln.Attention on the GPU (batched GEMMs with float scores, mask Add,
-// Softmax) against its reference kernel: on the plan emulator at fp32, and
+// kiln.Attention on the GPU (batched GEMMs with float scores, the generated
+// masked-softmax kernel, or mask Add + Softmax + cast without generated
+// kernels) against its reference kernel: on the plan emulator at fp32, and
 // with a GPU at every precision. Also the optimizer's attention fusion
-// lowered as a whole.
+// lowered as a whole, and the generated softmax source compiled by NVRTC.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "backends/cuda/nvrtc_compile.h"
+#include "backends/cuda/softmax_codegen.h"
 #include "gpu_test_util.h"
 #include "ops/shape_inference.h"
 #include "passes/pipeline.h"
@@ -34,6 +37,25 @@ Tensor mask_tensor(Dims dims, uint32_t seed) {
   return t;
 }
 
+// The fp32 plan without generated kernels (Add, Softmax, cast) on the emulator.
+void expect_node_by_node_plan_matches(const ir::Graph& g, const std::vector<Tensor>& in) {
+  std::vector<Dims> dims;
+  std::vector<DataType> types;
+  for (const Tensor& t : in) {
+    dims.push_back(t.dims());
+    types.push_back(t.dtype());
+  }
+  PlanOptions o;
+  o.generated_kernels = false;
+  auto plan = build_plan(g, dims, types, o);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  for (const Step& s : plan->steps) EXPECT_NE(s.kind, StepKind::kMaskedSoftmax);
+  auto out = test::emulate_plan(*plan, in);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  test::expect_close(*out, test::run_reference(g, in), test::tolerance(Precision::kFp32), "without generated kernels",
+                     plan->to_string());
+}
+
 class GpuAttention : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(GpuAttention, MatchesReference) {
@@ -58,6 +80,7 @@ TEST_P(GpuAttention, MatchesReference) {
   n->set_attr(Attribute::make_float("scale", 1.0f / std::sqrt(static_cast<float>(c.d))));
   b.output("y");
   expect_matches_reference_all(b.graph(), in);
+  expect_node_by_node_plan_matches(b.graph(), in);
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
@@ -95,8 +118,9 @@ TEST(GpuAttentionFusion, OptimizedGraphMatchesReference) {
 }
 
 // Host-only: at fp16 and bf16 the scores, the mask Add and the Softmax are
-// float; the probabilities are cast to the activation type for P x V, and a
-// mask shared by two attentions is cast once.
+// float; the probabilities are cast to the activation type for P x V (by the
+// generated kernel, or a cast step), and a mask shared by two attentions is
+// cast once.
 TEST(GpuAttentionPlan, ScoresAreFloatAtHalfPrecision) {
   GraphBuilder b("main", nullptr, 17);
   auto opsets = b.graph().opset_imports();
@@ -119,6 +143,7 @@ TEST(GpuAttentionPlan, ScoresAreFloatAtHalfPrecision) {
     SCOPED_TRACE(std::string(precision_name(p)));
     PlanOptions o;
     o.precision = p;
+    o.generated_kernels = false;
     std::vector<Dims> dims = {{2, 2, 6, 8}, {2, 2, 8, 6}, {2, 2, 6, 8}, {2, 1, 1, 6}};
     auto plan = build_plan(b.graph(), dims, std::vector<DataType>(4, DataType::kFloat32), o);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
@@ -143,6 +168,62 @@ TEST(GpuAttentionPlan, ScoresAreFloatAtHalfPrecision) {
     EXPECT_EQ(gemms, 4);
     EXPECT_EQ(softmaxes, 2);
     EXPECT_EQ(mask_casts, 1) << plan->to_string();
+    // With generated kernels: one masked softmax per attention, float in, activation type out.
+    o.generated_kernels = true;
+    plan = build_plan(b.graph(), dims, std::vector<DataType>(4, DataType::kFloat32), o);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    int fused = 0;
+    for (const Step& s : plan->steps) {
+      EXPECT_NE(s.kind, StepKind::kSoftmax);
+      if (s.kind != StepKind::kMaskedSoftmax) continue;
+      ++fused;
+      EXPECT_EQ(plan->values[static_cast<size_t>(s.inputs[0])].dtype, DataType::kFloat32);
+      EXPECT_EQ(plan->values[static_cast<size_t>(s.inputs[1])].dtype, DataType::kFloat32);
+      EXPECT_EQ(plan->values[static_cast<size_t>(s.outputs[0])].dtype, act);
+    }
+    EXPECT_EQ(fused, 2) << plan->to_string();
+  }
+}
+
+// On a GPU the engine runs the generated masked softmax (not the fallback).
+TEST(GpuAttentionPlan, EngineUsesTheGeneratedSoftmax) {
+  KILN_REQUIRE_GPU();
+  GraphBuilder b("main", nullptr, 17);
+  auto opsets = b.graph().opset_imports();
+  opsets["kiln"] = 1;
+  b.graph().set_opset_imports(opsets);
+  std::vector<ir::Value*> ins = {b.input("q", f32({2, 3, 40, 16})), b.input("kt", f32({2, 3, 16, 40})),
+                                 b.input("v", f32({2, 3, 40, 16})), b.input("mask", f32({2, 1, 40, 40}))};
+  ir::Node* n = b.graph().add_node("Attention", ins, {b.value("y")}, "attn", "kiln");
+  n->set_opset(1);
+  n->set_attr(Attribute::make_float("scale", 0.25f));
+  b.output("y");
+  std::vector<Tensor> in = {random_tensor({2, 3, 40, 16}, 421), random_tensor({2, 3, 16, 40}, 422),
+                            random_tensor({2, 3, 40, 16}, 423), mask_tensor({2, 1, 40, 40}, 424)};
+  std::vector<Tensor> ref = test::run_reference(b.graph(), in);
+  for (Precision p : {Precision::kFp32, Precision::kFp16, Precision::kBf16}) {
+    GpuOptions o;
+    o.precision = p;
+    auto engine = GpuEngine::create(b.graph(), o);
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    auto out = (*engine)->run(in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    EXPECT_NE((*engine)->plan_summary().find("masked_softmax "), std::string::npos) << (*engine)->plan_summary();
+    test::expect_close(*out, ref, test::tolerance(p), std::string(precision_name(p)), (*engine)->plan_summary());
+  }
+}
+
+// The generated masked-softmax kernels compile for sm_80 and sm_90 (no GPU needed).
+TEST(GpuAttentionPlan, MaskedSoftmaxSourceCompilesWithNvrtc) {
+  for (bool mask : {false, true}) {
+    for (DataType t : {DataType::kFloat32, DataType::kFloat16, DataType::kBFloat16}) {
+      std::string src = masked_softmax_source(mask, 3, t);
+      for (int arch : {80, 90}) {
+        auto cubin = nvrtc_compile(src, arch);
+        EXPECT_TRUE(cubin.is_ok()) << data_type_name(t) << " sm_" << arch << ": " << cubin.status().to_string() << "\n"
+                                   << src;
+      }
+    }
   }
 }
 

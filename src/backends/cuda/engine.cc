@@ -144,10 +144,10 @@ struct GpuEngine::Impl {
         KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_conv(pl, s, ctx));
       } else if (s.kind == StepKind::kGemm) {
         KILN_ASSIGN_OR_RETURN(p->ops[i], prepare_gemm(pl, s, ctx));
-      } else if (s.kind == StepKind::kPointwise) {
-        Result<std::unique_ptr<PreparedStep>> op = prepare_pointwise(pl, s, ctx);
-        if (!op.is_ok()) {  // no NVRTC here: plan again with the Pointwise bodies node by node
-          KILN_LOG_WARN("GPU engine: generated kernel unavailable ({}); lowering Pointwise bodies node by node",
+      } else if (s.kind == StepKind::kPointwise || s.kind == StepKind::kMaskedSoftmax) {
+        Result<std::unique_ptr<PreparedStep>> op = prepare_generated(pl, s, ctx);
+        if (!op.is_ok()) {  // no NVRTC here: plan again without generated kernels
+          KILN_LOG_WARN("GPU engine: generated kernel unavailable ({}); planning without generated kernels",
                         op.status().message());
           generated_kernels = false;
           return prepare_with(dims, dtypes, channels_last);

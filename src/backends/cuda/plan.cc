@@ -66,6 +66,8 @@ std::string_view step_kind_name(StepKind k) {
       return "concat";
     case StepKind::kPointwise:
       return "pointwise";
+    case StepKind::kMaskedSoftmax:
+      return "masked_softmax";
   }
   return "?";
 }

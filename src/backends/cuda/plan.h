@@ -16,8 +16,9 @@
 //   PlanOptions::channels_last; other steps see row-major (NCHW) values, and
 //   a transpose is inserted where a layout changes.
 // - kiln.Attention becomes a batched GEMM (scale in alpha) with float
-//   scores whatever the precision, a broadcast mask Add and a Softmax in
-//   float, a cast to the activation type, and a second batched GEMM.
+//   scores whatever the precision, one generated kernel for the mask Add
+//   and the Softmax in float writing the activation type (without generated
+//   kernels: Add, Softmax and a cast), and a second batched GEMM.
 // - kiln.Pointwise becomes one kPointwise step whose kernel is generated
 //   from the body and compiled with NVRTC when the engine prepares the plan;
 //   a body the generator does not know is lowered node by node instead.
@@ -86,7 +87,8 @@ enum class StepKind {
   kPool,
   kGlobalAvgPool,
   kConcat,
-  kPointwise,  // a kiln.Pointwise body as one NVRTC-compiled kernel (pointwise_codegen.h)
+  kPointwise,      // a kiln.Pointwise body as one NVRTC-compiled kernel (pointwise_codegen.h)
+  kMaskedSoftmax,  // attention's softmax(scores + mask), float in, activation type out (softmax_codegen.h)
 };
 std::string_view step_kind_name(StepKind k);
 
@@ -126,6 +128,7 @@ struct PointwiseKernel {
 //   kLayerNorm: X, gamma(float), beta(float or -1)
 //   kGather: data, indices(int64)
 //   kPointwise: x, then the body's tensor constants (float, by program slot)
+//   kMaskedSoftmax: scores(float), mask(float, or -1)
 struct Step {
   StepKind kind = StepKind::kCopy;
   const ir::Node* node = nullptr;  // the node it came from (for messages); null for inserted steps
@@ -148,7 +151,8 @@ struct Step {
   int64_t channels = 0;                              // kEpilogue: channel of element i is (i / inner) % channels
   kernels::PoolParams pool{};                        // kPool
   std::shared_ptr<const PointwiseKernel> pointwise;  // kPointwise: program and CUDA source
-  std::vector<int64_t> pw_args;                      // kPointwise: the kernel's args (pointwise_args())
+  std::vector<int64_t>
+      pw_args;  // kPointwise, kMaskedSoftmax: the kernel's args (pointwise_args(), masked_softmax_args())
 };
 
 // Lifetime of one arena buffer in step indices (inclusive), and its size.

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "backends/cuda/plan_builder.h"
+#include "backends/cuda/softmax_codegen.h"
 #include "core/error.h"
 
 namespace kiln::backends::cuda {
@@ -140,8 +141,9 @@ Result<int> PlanBuilder::broadcast_binary(const ir::Node& n, kernels::EwOp op, i
 
 // softmax(scale * Q Kt + mask) V. The scores are float at every precision
 // (cuBLASLt accumulates in float and writes float), as are the mask Add and
-// the Softmax; the probabilities are cast to the activation type for the
-// second product.
+// the Softmax: one generated kernel that writes the probabilities in the
+// activation type for the second product, or (without generated kernels)
+// an Add, a Softmax and a cast.
 Status PlanBuilder::lower_attention(const ir::Node& n) {
   if (n.num_inputs() < 3) return invalid_argument("Attention needs Q, Kt and V");
   int ids[3];
@@ -155,6 +157,7 @@ Status PlanBuilder::lower_attention(const ir::Node& n) {
   const float scale = n.attr_float("scale", 1.0f);
   KILN_ASSIGN_OR_RETURN(int scores, batched_matmul(n, ids[0], ids[1], scale, DataType::kFloat32, out_name + ".scores"));
   const Dims sd = val(scores).dims;
+  int mask = -1;
   if (n.has_input(3)) {
     KILN_ASSIGN_OR_RETURN(int m, value_of(n.input(3)));
     if (val(m).on_host) {
@@ -185,9 +188,30 @@ Status PlanBuilder::lower_attention(const ir::Node& n) {
       return invalid_argument("mask {} does not broadcast to the scores {}", dims_to_string(val(m).dims),
                               dims_to_string(sd));
     }
-    KILN_ASSIGN_OR_RETURN(scores, broadcast_binary(n, kernels::EwOp::kAdd, scores, m, out_name + ".masked"));
+    mask = m;
   }
-  int probs = device_value(out_name + ".probs", DataType::kFloat32, sd);
+  int probs = -1;
+  if (options_.generated_kernels) {  // one kernel: mask Add, Softmax, store in the activation type
+    Dims mask_strides;
+    if (mask >= 0) {
+      KILN_ASSIGN_OR_RETURN(mask_strides, broadcast_strides(val(mask).dims, sd));
+    }
+    probs = device_value(out_name + ".probs", plan_.act_dtype, sd);
+    Step sm = make_step(StepKind::kMaskedSoftmax, &n);
+    sm.cols = sd.back();
+    sm.rows = sm.cols == 0 ? 0 : numel_of(sd) / sm.cols;
+    sm.pw_args = masked_softmax_args(sd, mask_strides);
+    sm.inputs = {scores, mask};
+    sm.outputs = {probs};
+    add_step(std::move(sm));
+    KILN_ASSIGN_OR_RETURN(int y, batched_matmul(n, probs, ids[2], 1.0f, plan_.act_dtype, out_name));
+    bind(n.output(0), y);
+    return Status::ok();
+  }
+  if (mask >= 0) {
+    KILN_ASSIGN_OR_RETURN(scores, broadcast_binary(n, kernels::EwOp::kAdd, scores, mask, out_name + ".masked"));
+  }
+  probs = device_value(out_name + ".probs", DataType::kFloat32, sd);
   Step sm = make_step(StepKind::kSoftmax, &n);
   sm.cols = sd.back();
   sm.rows = sm.cols == 0 ? 0 : numel_of(sd) / sm.cols;
