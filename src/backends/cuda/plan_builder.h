@@ -49,6 +49,8 @@ class PlanBuilder {
   void consume(const ir::Node* n) { consumed_.insert(n); }
   Result<Tensor> host_tensor(const ir::Node& n, size_t i);  // input i, which must be known on the host
   std::vector<const ir::Node*> match_gelu(const ir::Value* x) const;
+  // The output dims of Reshape node `n` for an input of `xd` (0 and -1 resolved).
+  Result<Dims> reshape_target(const ir::Node& n, const Dims& xd);
 
   // --- ops (plan_ops.cc)
   Status lower_node(const ir::Node& n);

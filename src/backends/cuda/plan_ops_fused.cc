@@ -2,6 +2,7 @@
 // and of Split (which the horizontal fusion puts after merged projections).
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "backends/cuda/plan_builder.h"
 #include "backends/cuda/softmax_codegen.h"
@@ -37,6 +38,31 @@ Result<Dims> broadcast_strides(const Dims& d, const Dims& out) {
     s[i] = di == 1 ? 0 : st[i - off];
   }
   return s;
+}
+
+// Element strides of a row-major reshape of a strided view (dims `yd`,
+// strides `ys`) to `zd`, when the reshape only splits dims (no merge of dims
+// the view does not lay out contiguously); nullopt otherwise. Size-1 dims
+// get stride 0.
+std::optional<Dims> reshaped_view_strides(const Dims& yd, const Dims& ys, const Dims& zd) {
+  Dims zs(zd.size(), 0);
+  size_t zi = zd.size();
+  for (size_t yi = yd.size(); yi-- > 0;) {
+    if (yd[yi] == 1) continue;
+    int64_t prod = 1;
+    while (prod < yd[yi]) {
+      while (zi > 0 && zd[zi - 1] == 1) --zi;
+      if (zi == 0) return std::nullopt;
+      --zi;
+      zs[zi] = ys[yi] * prod;
+      prod *= zd[zi];
+    }
+    if (prod != yd[yi]) return std::nullopt;
+  }
+  while (zi > 0) {
+    if (zd[--zi] != 1) return std::nullopt;
+  }
+  return zs;
 }
 
 }  // namespace
@@ -346,21 +372,54 @@ Status PlanBuilder::lower_split(const ir::Node& n) {
   const Dims xs = row_major_strides(xd);
   int64_t start = 0;
   for (size_t i = 0; i < n.num_outputs(); ++i) {
-    Dims yd = xd;
+    Dims yd = xd, ys = xs;
     yd[static_cast<size_t>(axis)] = sizes[i];
-    if (n.output(i) != nullptr) {
-      int y = device_value(n.output(i)->name(), val(x).dtype, yd);
+    const ir::Value* out = n.output(i);
+    if (out != nullptr) {
+      // Split -> Reshape -> Transpose (attention heads out of a merged Q/K/V
+      // projection) is one strided copy from the merged value.
+      const ir::Node* rs = sole_consumer(out);
+      const ir::Node* tr = rs != nullptr ? sole_consumer(rs->output(0)) : nullptr;
+      if (rs != nullptr && tr != nullptr && rs->op_type() == "Reshape" && rs->domain().empty() && rs->input(0) == out &&
+          tr->op_type() == "Transpose" && tr->domain().empty()) {
+        Result<Dims> zd = reshape_target(*rs, yd);
+        std::optional<Dims> zs =
+            zd.is_ok() && numel_of(*zd) == numel_of(yd) ? reshaped_view_strides(yd, ys, *zd) : std::nullopt;
+        std::vector<int64_t> perm = tr->attr_ints("perm");
+        if (zs && perm.empty()) {
+          for (size_t d = zd->size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
+        }
+        bool ok = zs.has_value() && perm.size() == zd->size() && zd->size() <= static_cast<size_t>(kernels::kMaxRank);
+        std::vector<bool> seen(perm.size(), false);
+        for (int64_t p : perm) {
+          ok = ok && p >= 0 && p < static_cast<int64_t>(perm.size()) && !seen[static_cast<size_t>(p)];
+          if (ok) seen[static_cast<size_t>(p)] = true;
+        }
+        if (ok) {
+          Dims td, ts;
+          for (int64_t p : perm) {
+            td.push_back((*zd)[static_cast<size_t>(p)]);
+            ts.push_back((*zs)[static_cast<size_t>(p)]);
+          }
+          consume(rs);
+          consume(tr);
+          out = tr->output(0);
+          yd = td;
+          ys = ts;
+        }
+      }
+      int y = device_value(out->name(), val(x).dtype, yd);
       Step s = make_step(StepKind::kCopy, &n);
-      s.copy.rank = static_cast<int>(r);
+      s.copy.rank = static_cast<int>(yd.size());
       for (size_t d = 0; d < yd.size(); ++d) {
         s.copy.dims[d] = yd[d];
-        s.copy.strides[d] = xs[d];
+        s.copy.strides[d] = ys[d];
       }
       s.copy.offset = start * xs[static_cast<size_t>(axis)];
       s.inputs = {x};
       s.outputs = {y};
       add_step(std::move(s));
-      bind(n.output(i), y);
+      bind(out, y);
     }
     start += sizes[i];
   }
