@@ -39,9 +39,10 @@ struct GpuEngine::Impl {
   cublasLtHandle_t lt = nullptr;
   DeviceBuffer workspace;
   GpuContext ctx;
+  // Cleared when NVRTC cannot compile or load a kernel here (plans then do without).
+  bool generated_kernels = true;
   std::unique_ptr<Prepared> prepared;
-  std::mutex mu;                  // serializes run() and time_steps()
-  bool generated_kernels = true;  // cleared when NVRTC cannot compile or load a kernel here
+  std::mutex mu;  // serializes run() and time_steps()
 
   ~Impl() {
     prepared.reset();
