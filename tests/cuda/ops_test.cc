@@ -321,6 +321,50 @@ TEST(GpuOps, DataMovement) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// Split (which the optimizer's horizontal fusion puts after merged Q/K/V
+// projections): given sizes on the last axis, equal parts, and opset 18's
+// num_outputs with a smaller last part.
+TEST(GpuOps, Split) {
+  for (int64_t opset : {13, 18}) {
+    SCOPED_TRACE("opset " + std::to_string(opset));
+    GraphBuilder g("main", nullptr, opset);
+    g.input("x", f32({2, 6, 9}));
+    g.constant("sizes", int64s({2, 3, 4}));
+    g.node("Split", {"x", "sizes"}, {"a", "b", "c"}, {Attribute::make_int("axis", -1)});
+    if (opset == 18) {
+      g.node("Split", {"x"}, {"d", "e", "f", "h"},
+             {Attribute::make_int("axis", 1), Attribute::make_int("num_outputs", 4)});
+    } else {
+      g.node("Split", {"x"}, {"d", "e", "f"}, {Attribute::make_int("axis", 1)});
+    }
+    for (const char* o : {"a", "b", "c", "d", "e", "f"}) g.output(o);
+    if (opset == 18) g.output("h");
+    expect_matches_reference_all(g.graph(), {random_tensor({2, 6, 9}, 91)});
+  }
+  // Split -> Reshape -> Transpose becomes one copy per output; a Reshape
+  // that merges dims stays a copy and an alias.
+  GraphBuilder g("main", nullptr, 13);
+  g.input("x", f32({2, 5, 12}));
+  g.constant("heads", int64s({2, 5, 2, 2}));
+  g.constant("flat", int64s({2, 20}));
+  g.node("Split", {"x"}, {"q", "k", "v"}, {Attribute::make_int("axis", -1)});
+  g.node("Reshape", {"q", "heads"}, {"qr"});
+  g.node("Reshape", {"k", "heads"}, {"kr"});
+  g.node("Reshape", {"v", "flat"}, {"vr"});
+  g.node("Transpose", {"qr"}, {"qt"}, {Attribute::make_ints("perm", {0, 2, 1, 3})});
+  g.node("Transpose", {"kr"}, {"kt"}, {Attribute::make_ints("perm", {0, 2, 3, 1})});
+  g.node("Transpose", {"vr"}, {"vt"});
+  for (const char* o : {"qt", "kt", "vt"}) g.output(o);
+  std::vector<Tensor> in = {random_tensor({2, 5, 12}, 92)};
+  auto plan = build_plan(g.graph(), {{2, 5, 12}}, {DataType::kFloat32}, PlanOptions{});
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  int copies = 0;
+  for (const Step& s : plan->steps) copies += s.kind == StepKind::kCopy ? 1 : 0;
+  EXPECT_EQ(copies, 4) << plan->to_string();  // q and k folded; v: the split and the transpose
+  expect_matches_reference_all(g.graph(), in);
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
 TEST(GpuOps, ReRunWithNewShapesReplans) {
   KILN_REQUIRE_GPU();
   GraphBuilder g("main", nullptr, 17);

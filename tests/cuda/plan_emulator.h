@@ -325,6 +325,54 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
         }
         break;
       }
+      case StepKind::kPointwise: {
+        // The step's program on the host, with the kernel's index arithmetic.
+        const PlanValue& xv = V(s.inputs[0]);
+        KILN_ASSIGN_OR_RETURN(Tensor xf,
+                              convert_tensor(Tensor::borrow(xv.dtype, xv.dims, ptr[static_cast<size_t>(s.inputs[0])]),
+                                             DataType::kFloat32));
+        const std::vector<int64_t>& args = s.pw_args;
+        const size_t k = s.inputs.size() - 1;
+        const size_t r = k == 0 ? 0 : (args.size() - 1) / (k + 1);
+        std::vector<float> tv(k);
+        for (int64_t i = 0; i < args[0]; ++i) {
+          for (size_t t = 0; t < k; ++t) {
+            int64_t rem = i, o = 0;
+            for (size_t d = r; d-- > 0;) {
+              o += (rem % args[1 + d]) * args[1 + r + t * r + d];
+              rem /= args[1 + d];
+            }
+            tv[t] = F(s.inputs[1 + t])[o];
+          }
+          y[i] = evaluate_pointwise(s.pointwise->program, xf.data<float>()[i], tv.data());
+        }
+        break;
+      }
+      case StepKind::kMaskedSoftmax: {
+        // softmax(x + mask) per row, the mask read at the kernel's offsets.
+        const float* x = F(s.inputs[0]);
+        const float* mask = F(s.inputs[1]);
+        const std::vector<int64_t>& a = s.pw_args;
+        const size_t r = mask == nullptr ? 0 : (a.size() - 3) / 2;
+        for (int64_t row = 0; row < s.rows; ++row) {
+          int64_t moff = 0, rem = row;
+          for (size_t d = r; d-- > 0;) {
+            moff += (rem % a[2 + d]) * a[2 + r + d];
+            rem /= a[2 + d];
+          }
+          std::vector<float> v(static_cast<size_t>(s.cols));
+          for (int64_t j = 0; j < s.cols; ++j) {
+            v[static_cast<size_t>(j)] = x[row * s.cols + j] + (mask != nullptr ? mask[moff + j * a[2 + 2 * r]] : 0.0f);
+          }
+          float m = *std::max_element(v.begin(), v.end());
+          double sum = 0.0;
+          for (float e : v) sum += std::exp(e - m);
+          for (int64_t j = 0; j < s.cols; ++j) {
+            y[row * s.cols + j] = static_cast<float>(std::exp(v[static_cast<size_t>(j)] - m) / sum);
+          }
+        }
+        break;
+      }
       case StepKind::kConcat: {
         size_t es = element_size(ov->dtype);
         size_t axis = static_cast<size_t>(s.axis_dim);

@@ -58,6 +58,8 @@ struct GpuEngine::Shared {
   std::mutex mu;  // guards plans, conv_algos and tick; held while a plan is prepared
   std::vector<std::shared_ptr<const SharedPlan>> plans;  // most recently used last
   std::map<std::string, std::pair<int, int>> conv_algos;
+  // Cleared when NVRTC cannot compile or load a kernel here (plans then do without).
+  bool generated_kernels = true;
 };
 
 struct GpuExecutionContext::Impl {
@@ -253,6 +255,7 @@ struct GpuExecutionContext::Impl {
     po.precision = o.precision;
     po.channels_last = channels_last;
     po.pad_small_channels = o.pad_small_channels;
+    po.generated_kernels = engine->generated_kernels;
     KILN_ASSIGN_OR_RETURN(Plan plan, build_plan(*engine->graph, dims, dtypes, po));
     auto sp = std::make_shared<SharedPlan>();
     sp->plan = std::move(plan);
@@ -294,6 +297,17 @@ struct GpuExecutionContext::Impl {
         auto op = s.kind == StepKind::kConv ? prepare_conv(pl, s, ctx) : prepare_gemm(pl, s, ctx);
         st = op.status();
         if (op.is_ok()) sp->ops[i] = std::move(op).value();
+      } else if (s.kind == StepKind::kPointwise || s.kind == StepKind::kMaskedSoftmax) {
+        auto op = prepare_generated(pl, s, ctx);
+        if (!op.is_ok()) {  // no NVRTC here: plan again without generated kernels
+          KILN_LOG_WARN("GPU engine: generated kernel unavailable ({}); planning without generated kernels",
+                        op.status().message());
+          engine->generated_kernels = false;
+          ctx.conv_algos = nullptr;
+          forget(mine);
+          return prepare_with(dims, dtypes, channels_last);
+        }
+        sp->ops[i] = std::move(op).value();
       }
       if (!st.is_ok()) {
         ctx.conv_algos = nullptr;

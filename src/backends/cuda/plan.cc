@@ -64,6 +64,10 @@ std::string_view step_kind_name(StepKind k) {
       return "global_avg_pool";
     case StepKind::kConcat:
       return "concat";
+    case StepKind::kPointwise:
+      return "pointwise";
+    case StepKind::kMaskedSoftmax:
+      return "masked_softmax";
   }
   return "?";
 }
@@ -499,6 +503,20 @@ Status PlanBuilder::eval_on_host(const ir::Node& n) {
   return Status::ok();
 }
 
+Status PlanBuilder::place_node(const ir::Node& n) {
+  bool all_host = true;
+  for (size_t i = 0; i < n.num_inputs(); ++i) {
+    if (!n.has_input(i)) continue;
+    Result<int> vid = value_of(n.input(i));
+    if (!vid.is_ok()) return vid.status().with_context(n.describe());
+    if (!val(*vid).on_host) all_host = false;
+  }
+  // Shape/Size read only dims; a Pointwise body is evaluated node by node
+  // (its reference kernel needs a subgraph runner).
+  bool by_lowering = n.op_type() == "Shape" || n.op_type() == "Size" || n.op_type() == "Pointwise";
+  return all_host && !by_lowering ? eval_on_host(n) : lower_node(n);
+}
+
 Result<Plan> PlanBuilder::build(const std::vector<Dims>& input_dims, const std::vector<DataType>& input_dtypes) {
   const auto& inputs = graph_.inputs();
   if (input_dims.size() != inputs.size() || input_dtypes.size() != inputs.size()) {
@@ -534,17 +552,9 @@ Result<Plan> PlanBuilder::build(const std::vector<Dims>& input_dims, const std::
     bind(inputs[i], cur);
   }
   for (const auto& node : graph_.nodes()) {
-    const ir::Node& n = *node;
-    if (consumed_.count(&n) != 0) continue;
-    bool all_host = true;
-    for (size_t i = 0; i < n.num_inputs(); ++i) {
-      if (!n.has_input(i)) continue;
-      Result<int> vid = value_of(n.input(i));
-      if (!vid.is_ok()) return vid.status().with_context(n.describe());
-      if (!val(*vid).on_host) all_host = false;
-    }
-    Status st = all_host && n.op_type() != "Shape" && n.op_type() != "Size" ? eval_on_host(n) : lower_node(n);
-    if (!st.is_ok()) return std::move(st).with_context(fmt::format("GPU engine: {}", n.describe()));
+    if (consumed_.count(node.get()) != 0) continue;
+    Status st = place_node(*node);
+    if (!st.is_ok()) return std::move(st).with_context(fmt::format("GPU engine: {}", node->describe()));
   }
   std::vector<Step> downloads;
   for (size_t j = 0; j < graph_.outputs().size(); ++j) {

@@ -15,6 +15,13 @@
 // - 4-D convolution activations are kept channels-last (NHWC) when
 //   PlanOptions::channels_last; other steps see row-major (NCHW) values, and
 //   a transpose is inserted where a layout changes.
+// - kiln.Attention becomes a batched GEMM (scale in alpha) with float
+//   scores whatever the precision, one generated kernel for the mask Add
+//   and the Softmax in float writing the activation type (without generated
+//   kernels: Add, Softmax and a cast), and a second batched GEMM.
+// - kiln.Pointwise becomes one kPointwise step whose kernel is generated
+//   from the body and compiled with NVRTC when the engine prepares the plan;
+//   a body the generator does not know is lowered node by node instead.
 // - Conv + BatchNormalization (constant statistics) + residual Add + Relu /
 //   Clip and MatMul/Gemm + bias Add + Relu are fused into one step with an
 //   epilogue; kiln.FusedConv/FusedGemm/FusedMatMul are taken as they are.
@@ -22,10 +29,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/pointwise_codegen.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
@@ -45,6 +54,9 @@ struct PlanOptions {
   // Channels-last convolutions with fewer than 8 input channels (a network's
   // first layer) get zero channels up to 8, for the Tensor Core kernels.
   bool pad_small_channels = false;
+  // kiln.Pointwise as one NVRTC-generated kernel; off: its body's nodes one
+  // by one (the engine's fallback where NVRTC cannot compile or load).
+  bool generated_kernels = true;
 };
 
 // One value of the plan.
@@ -75,6 +87,8 @@ enum class StepKind {
   kPool,
   kGlobalAvgPool,
   kConcat,
+  kPointwise,      // a kiln.Pointwise body as one NVRTC-compiled kernel (pointwise_codegen.h)
+  kMaskedSoftmax,  // attention's softmax(scores + mask), float in, activation type out (softmax_codegen.h)
 };
 std::string_view step_kind_name(StepKind k);
 
@@ -99,6 +113,13 @@ struct CopyParams {
   int64_t offset = 0;
 };
 
+// A kiln.Pointwise body translated for the GPU: the program (evaluated on
+// the host by tests) and the generated CUDA source (compiled by the engine).
+struct PointwiseKernel {
+  PointwiseProgram program;
+  std::string source;
+};
+
 // inputs/outputs are plan value ids (-1 for an absent optional input).
 // Input positions per kind:
 //   kConv:  X, W, bias(float, or -1), Z(residual, or -1)
@@ -106,6 +127,8 @@ struct CopyParams {
 //   kEpilogue: X, scale(float), bias(float), Z(or -1)
 //   kLayerNorm: X, gamma(float), beta(float or -1)
 //   kGather: data, indices(int64)
+//   kPointwise: x, then the body's tensor constants (float, by program slot)
+//   kMaskedSoftmax: scores(float), mask(float, or -1)
 struct Step {
   StepKind kind = StepKind::kCopy;
   const ir::Node* node = nullptr;  // the node it came from (for messages); null for inserted steps
@@ -122,11 +145,14 @@ struct Step {
   ConvParams conv;
   GemmParams gemm;
   CopyParams copy;
-  int64_t outer = 0, axis_dim = 0, inner = 0;  // kGather; kConcat (inner = bytes per outer row of the output)
-  int64_t rows = 0, cols = 0;                  // kSoftmax, kLayerNorm
-  float epsilon = 0.0f;                        // kLayerNorm
-  int64_t channels = 0;                        // kEpilogue: channel of element i is (i / inner) % channels
-  kernels::PoolParams pool{};                  // kPool
+  int64_t outer = 0, axis_dim = 0, inner = 0;        // kGather; kConcat (inner = bytes per outer row of the output)
+  int64_t rows = 0, cols = 0;                        // kSoftmax, kLayerNorm
+  float epsilon = 0.0f;                              // kLayerNorm
+  int64_t channels = 0;                              // kEpilogue: channel of element i is (i / inner) % channels
+  kernels::PoolParams pool{};                        // kPool
+  std::shared_ptr<const PointwiseKernel> pointwise;  // kPointwise: program and CUDA source
+  std::vector<int64_t>
+      pw_args;  // kPointwise, kMaskedSoftmax: the kernel's args (pointwise_args(), masked_softmax_args())
 };
 
 // Lifetime of one arena buffer in step indices (inclusive), and its size.

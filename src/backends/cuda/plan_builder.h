@@ -49,9 +49,13 @@ class PlanBuilder {
   void consume(const ir::Node* n) { consumed_.insert(n); }
   Result<Tensor> host_tensor(const ir::Node& n, size_t i);  // input i, which must be known on the host
   std::vector<const ir::Node*> match_gelu(const ir::Value* x) const;
+  // The output dims of Reshape node `n` for an input of `xd` (0 and -1 resolved).
+  Result<Dims> reshape_target(const ir::Node& n, const Dims& xd);
 
   // --- ops (plan_ops.cc)
   Status lower_node(const ir::Node& n);
+  // Evaluates `n` on the host when all its inputs are known there, else lowers it (plan.cc).
+  Status place_node(const ir::Node& n);
 
   const PlanOptions& options() const { return options_; }
 
@@ -64,6 +68,16 @@ class PlanBuilder {
   Status lower_misc(const ir::Node& n);
   Status lower_pool(const ir::Node& n);
   Status lower_norm(const ir::Node& n);
+  // plan_ops_fused.cc: kiln.Attention, kiln.Pointwise, Split (the horizontal fusion's)
+  Status lower_attention(const ir::Node& n);
+  Status lower_split(const ir::Node& n);
+  Status lower_pointwise(const ir::Node& n);
+  // Lowers (or evaluates on the host) the nodes of `body` with its inputs bound to `inputs`.
+  Status lower_body(const ir::Graph& body, const std::vector<int>& inputs);
+  // Y = alpha * A x B with numpy batching (row-major device values), into a new value of `dtype`.
+  Result<int> batched_matmul(const ir::Node& n, int a, int b, float alpha, DataType dtype, const std::string& name);
+  // A broadcast elementwise binary step (operands of one float type).
+  Result<int> broadcast_binary(const ir::Node& n, kernels::EwOp op, int a, int b, const std::string& name);
   Status finish_arena();
 
   const ir::Graph& graph_;
@@ -73,6 +87,7 @@ class PlanBuilder {
   std::set<const ir::Node*> consumed_;
   std::map<std::tuple<int, int, bool>, int> const_cache_;
   std::map<int, int> nhwc_cache_, row_major_cache_;
+  std::map<int, int> mask_f32_cache_;  // attention masks cast to float, shared by the layers
   int next_buffer_ = 0;
 };
 

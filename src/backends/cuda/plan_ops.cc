@@ -47,7 +47,8 @@ const std::set<std::string>& other_ops() {
                                           "Shape",
                                           "Size",
                                           "Cast",
-                                          "Expand"};
+                                          "Expand",
+                                          "Split"};
   return s;
 }
 
@@ -123,7 +124,8 @@ bool gpu_supports_op(const ir::Node& node) {
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
     // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets.
     const std::string& t = node.op_type();
-    return t == "FusedConv" || t == "FusedGemm" || t == "FusedMatMul" || t == "Gelu" || t == "LayerNormalization";
+    return t == "FusedConv" || t == "FusedGemm" || t == "FusedMatMul" || t == "Gelu" || t == "LayerNormalization" ||
+           t == "Attention" || t == "Pointwise";
   }
   if (!node.domain().empty() && node.domain() != "ai.onnx") return false;
   const std::string& t = node.op_type();
@@ -135,12 +137,17 @@ Status PlanBuilder::lower_node(const ir::Node& n) {
     return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".", n.op_type());
   }
   const std::string& t = n.op_type();
+  if (!n.domain().empty() && n.domain() != "ai.onnx") {
+    if (t == "Attention") return lower_attention(n);
+    if (t == "Pointwise") return lower_pointwise(n);
+  }
   if (t == "Conv" || t == "FusedConv") return lower_conv(n);
   if (t == "MatMul" || t == "Gemm" || t == "FusedGemm" || t == "FusedMatMul") return lower_gemm(n);
   if (unary_ops().count(t) || binary_ops().count(t)) return lower_elementwise(n);
   if (alias_ops().count(t) || t == "Shape" || t == "Size") return lower_shape_op(n);
   if (t == "MaxPool" || t == "AveragePool" || t == "GlobalAveragePool") return lower_pool(n);
   if (t == "BatchNormalization" || t == "LayerNormalization" || t == "Softmax") return lower_norm(n);
+  if (t == "Split") return lower_split(n);
   return lower_misc(n);
 }
 

@@ -24,6 +24,33 @@ Result<int64_t> norm_axis(int64_t axis, int64_t rank) {
 
 }  // namespace
 
+Result<Dims> PlanBuilder::reshape_target(const ir::Node& n, const Dims& xd) {
+  KILN_ASSIGN_OR_RETURN(Tensor st, host_tensor(n, 1));
+  KILN_ASSIGN_OR_RETURN(auto shape, tensor_ints(st));
+  bool allow_zero = n.attr_int("allowzero", 0) != 0;
+  Dims yd(shape.begin(), shape.end());
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < yd.size(); ++i) {
+    if (yd[i] == 0 && !allow_zero) {
+      if (i >= xd.size()) return invalid_argument("Reshape copies dim {} of a rank-{} input", i, xd.size());
+      yd[i] = xd[i];
+    }
+    if (yd[i] == -1) {
+      if (infer >= 0) return invalid_argument("Reshape has two -1 dims");
+      infer = static_cast<int64_t>(i);
+    } else if (yd[i] < 0) {
+      return invalid_argument("Reshape dim {} is negative", yd[i]);
+    } else {
+      known *= yd[i];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel_of(xd) % known != 0) return invalid_argument("Reshape cannot infer the -1 dim");
+    yd[static_cast<size_t>(infer)] = numel_of(xd) / known;
+  }
+  return yd;
+}
+
 // Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze (row-major aliases), Shape, Size.
 Status PlanBuilder::lower_shape_op(const ir::Node& n) {
   const std::string& t = n.op_type();
@@ -51,29 +78,7 @@ Status PlanBuilder::lower_shape_op(const ir::Node& n) {
   }
   Dims yd = xd;
   if (t == "Reshape") {
-    KILN_ASSIGN_OR_RETURN(Tensor st, host_tensor(n, 1));
-    KILN_ASSIGN_OR_RETURN(auto shape, tensor_ints(st));
-    bool allow_zero = n.attr_int("allowzero", 0) != 0;
-    yd.assign(shape.begin(), shape.end());
-    int64_t known = 1, infer = -1;
-    for (size_t i = 0; i < yd.size(); ++i) {
-      if (yd[i] == 0 && !allow_zero) {
-        if (i >= xd.size()) return invalid_argument("Reshape copies dim {} of a rank-{} input", i, xd.size());
-        yd[i] = xd[i];
-      }
-      if (yd[i] == -1) {
-        if (infer >= 0) return invalid_argument("Reshape has two -1 dims");
-        infer = static_cast<int64_t>(i);
-      } else if (yd[i] < 0) {
-        return invalid_argument("Reshape dim {} is negative", yd[i]);
-      } else {
-        known *= yd[i];
-      }
-    }
-    if (infer >= 0) {
-      if (known == 0 || numel_of(xd) % known != 0) return invalid_argument("Reshape cannot infer the -1 dim");
-      yd[static_cast<size_t>(infer)] = numel_of(xd) / known;
-    }
+    KILN_ASSIGN_OR_RETURN(yd, reshape_target(n, xd));
   } else if (t == "Flatten") {
     KILN_ASSIGN_OR_RETURN(int64_t axis, norm_axis(n.attr_int("axis", 1), r + 1));
     int64_t outer = 1;

@@ -40,8 +40,11 @@ class GemmStep final : public PreparedStep {
     // First operand (our B): stored [k,n] row-major = n x k column-major, or [n,k] when transposed.
     uint64_t fr = g.trans_b ? u(g.k) : u(g.n), fc = g.trans_b ? u(g.n) : u(g.k);
     uint64_t sr = g.trans_a ? u(g.m) : u(g.k), sc = g.trans_a ? u(g.k) : u(g.m);
-    KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, dt, fr, fc, static_cast<int64_t>(fr)));
-    KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, dt, sr, sc, static_cast<int64_t>(sr)));
+    // Operands in their own storage type: attention's scores are float from half/bfloat16 operands.
+    cudaDataType_t at = cuda_type(plan.values[static_cast<size_t>(step.inputs[0])].dtype);
+    cudaDataType_t bt = cuda_type(plan.values[static_cast<size_t>(step.inputs[1])].dtype);
+    KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, bt, fr, fc, static_cast<int64_t>(fr)));
+    KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, at, sr, sc, static_cast<int64_t>(sr)));
     KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, dt, u(g.n), u(g.m), g.n));
     KILN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d_, dt, u(g.n), u(g.m), g.n));
     if (g.batch > 1) {

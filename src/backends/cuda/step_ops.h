@@ -42,6 +42,8 @@ class PreparedStep {
 Result<std::unique_ptr<PreparedStep>> prepare_conv(const Plan& plan, const Step& step, GpuContext& ctx);
 // Prepares a kGemm step: cuBLASLt descriptors and algorithm.
 Result<std::unique_ptr<PreparedStep>> prepare_gemm(const Plan& plan, const Step& step, GpuContext& ctx);
+// Prepares a kPointwise or kMaskedSoftmax step: compiles (NVRTC, cached) and loads its kernel.
+Result<std::unique_ptr<PreparedStep>> prepare_generated(const Plan& plan, const Step& step, GpuContext& ctx);
 // Enqueues any other step kind.
 Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
 

@@ -138,6 +138,8 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx) {
     }
     case StepKind::kConv:
     case StepKind::kGemm:
+    case StepKind::kPointwise:
+    case StepKind::kMaskedSoftmax:
       return internal_error("{} step enqueued without preparation", step_kind_name(step.kind));
   }
   return internal_error("unknown step kind");
