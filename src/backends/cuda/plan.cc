@@ -64,6 +64,10 @@ std::string_view step_kind_name(StepKind k) {
       return "global_avg_pool";
     case StepKind::kConcat:
       return "concat";
+    case StepKind::kQuantize:
+      return "quantize";
+    case StepKind::kDequantize:
+      return "dequantize";
   }
   return "?";
 }

@@ -127,6 +127,7 @@ bool gpu_supports_op(const ir::Node& node) {
   }
   if (!node.domain().empty() && node.domain() != "ai.onnx") return false;
   const std::string& t = node.op_type();
+  if (t == "QuantizeLinear" || t == "DequantizeLinear") return true;  // plan_ops_quant.cc
   return unary_ops().count(t) || binary_ops().count(t) || alias_ops().count(t) || other_ops().count(t);
 }
 
@@ -135,6 +136,9 @@ Status PlanBuilder::lower_node(const ir::Node& n) {
     return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".", n.op_type());
   }
   const std::string& t = n.op_type();
+  if (t == "QuantizeLinear") return lower_quantize(n);
+  if (t == "DequantizeLinear") return lower_dequantize(n);
+  if ((t == "MatMul" || t == "Gemm") && n.domain().empty() && reads_quant_act(n)) return lower_qgemm(n);
   if (t == "Conv" || t == "FusedConv") return lower_conv(n);
   if (t == "MatMul" || t == "Gemm" || t == "FusedGemm" || t == "FusedMatMul") return lower_gemm(n);
   if (unary_ops().count(t) || binary_ops().count(t)) return lower_elementwise(n);

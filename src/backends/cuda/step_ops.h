@@ -41,6 +41,9 @@ class PreparedStep {
 Result<std::unique_ptr<PreparedStep>> prepare_conv(const Plan& plan, const Step& step, GpuContext& ctx);
 // Prepares a kGemm step: cuBLASLt descriptors and algorithm.
 Result<std::unique_ptr<PreparedStep>> prepare_gemm(const Plan& plan, const Step& step, GpuContext& ctx);
+// The int8 GEMM (step.gemm.int8) and the kQuantize / kDequantize kernels (step_gemm_int8.cc).
+Result<std::unique_ptr<PreparedStep>> prepare_gemm_int8(const Plan& plan, const Step& step, GpuContext& ctx);
+Status enqueue_quant(const Plan& plan, const Step& step, GpuContext& ctx);
 // Enqueues any other step kind.
 Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
 
