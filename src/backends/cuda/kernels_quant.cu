@@ -94,6 +94,18 @@ __global__ void gemm_epilogue_kernel(T* y, const int32_t* acc, int64_t n, int64_
   }
 }
 
+// One output per thread; a 16x16 block shares nothing (a fallback, not the fast path).
+__global__ void int8_gemm_kernel(int32_t* acc, const int* a, const int* w, int64_t m, int64_t n, int64_t k4) {
+  int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  int64_t i = blockIdx.y * static_cast<int64_t>(blockDim.y) + threadIdx.y;
+  if (i >= m || j >= n) return;
+  const int* ar = a + i * k4;
+  const int* wr = w + j * k4;
+  int sum = 0;
+  for (int64_t q = 0; q < k4; ++q) sum = __dp4a(ar[q], wr[q], sum);
+  acc[i * n + j] = sum;
+}
+
 template <class X>
 int launch_quantize(const X* x, DType y_t, void* y, int64_t n, int64_t channels, int64_t inner, const float* scale,
                     const int32_t* zp, StreamHandle s) {
@@ -159,6 +171,15 @@ int dequantize_linear(DType x_t, const void* x, DType y_t, void* y, int64_t n, i
     default:
       return static_cast<int>(cudaErrorInvalidValue);
   }
+}
+
+int int8_gemm_simple(int32_t* acc, const int8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k, StreamHandle s) {
+  if (k % 4 != 0 || (n + 15) / 16 > 0x7fffffff || (m + 15) / 16 > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  dim3 block(16, 16);
+  dim3 grid(static_cast<unsigned>((n + 15) / 16), static_cast<unsigned>((m + 15) / 16));
+  int8_gemm_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const int*>(a), reinterpret_cast<const int*>(w), m, n,
+                                          k / 4);
+  return static_cast<int>(cudaGetLastError());
 }
 
 int int8_gemm_epilogue(DType y_t, void* y, const int32_t* acc, int64_t rows, int64_t cols, const float* scale,

@@ -34,4 +34,9 @@ int int8_gemm_epilogue(DType y_t, void* y, const int32_t* acc, int64_t rows, int
                        const float* bias, const void* z, bool residual_after, EwOp act, float p0, float p1,
                        StreamHandle s);
 
+// acc[m, n] = sum_k a[m, k] * w[n, k] (int8 in, int32 out, row-major, k a
+// multiple of 4, a and w 4-byte aligned): a plain dp4a kernel, for when
+// cuBLASLt offers no int8 algorithm.
+int int8_gemm_simple(int32_t* acc, const int8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k, StreamHandle s);
+
 }  // namespace kiln::backends::cuda::kernels

@@ -7,8 +7,9 @@
 // int8 x int8 with int32 accumulation, then an epilogue kernel computing
 //   y = act(acc * x_scale * w_scale[n] + bias[n])
 // in the activation storage type. The activation's DequantizeLinear emits
-// no step: its output stays bound to the int8 value (a QuantAct) as long as
-// every reader is a MatMul/Gemm that takes it as input 0.
+// no step when every reader is a MatMul/Gemm taking it as input 0 (its
+// output stays bound to the int8 value, a QuantAct); other readers get a
+// kDequantize step's output.
 //
 // Zero points: an activation zero point z (any per-tensor value) becomes a
 // constant per-column bias term, since sum_k (q - z) w[k,n] = acc - z * colsum(w)[n].
@@ -137,15 +138,12 @@ Result<int> emit_dequantize(PlanBuilder& b, const ir::Node& n, int x, const QPar
   return y;
 }
 
-// Every reader of `v` is a default-domain MatMul/Gemm taking it as input 0 only.
-bool feeds_only_gemms(const ir::Value* v) {
-  if (v->is_graph_output() || v->uses().empty()) return false;
-  for (const ir::Use& u : v->uses()) {
-    const ir::Node* c = u.node;
-    if (!c->domain().empty() || (c->op_type() != "MatMul" && c->op_type() != "Gemm")) return false;
-    if (u.input_index != 0 || c->input(1) == v || (c->has_input(2) && c->input(2) == v)) return false;
-  }
-  return true;
+// A reader of a DequantizeLinear output `v` that can take it in int8: a
+// default-domain MatMul/Gemm reading it as input 0 only.
+bool int8_reader(const ir::Use& u, const ir::Value* v) {
+  const ir::Node* c = u.node;
+  if (!c->domain().empty() || (c->op_type() != "MatMul" && c->op_type() != "Gemm")) return false;
+  return u.input_index == 0 && c->input(1) != v && !(c->has_input(2) && c->input(2) == v);
 }
 
 // The int8 weight of a GEMM as cuBLASLt's int8 kernels take it: [N, K]
@@ -402,9 +400,17 @@ Status PlanBuilder::lower_dequantize(const ir::Node& n) {
   KILN_ASSIGN_OR_RETURN(x, on_device(x));
   const int32_t shift = shifted_u8_.count(n.input(0)) != 0 ? 128 : 0;
   const ir::Value* out = n.output(0);
-  if (p.per_tensor() && val(x).dtype == DataType::kInt8 && feeds_only_gemms(out)) {
-    quant_acts_[out] = QuantAct{x, p.scale[0], p.zero_point[0] - shift, -1};
-    bind(out, x);  // int8: every reader goes through lower_qgemm
+  bool gemm_reader = false, float_reader = out->is_graph_output();
+  for (const ir::Use& u : out->uses()) (int8_reader(u, out) ? gemm_reader : float_reader) = true;
+  if (p.per_tensor() && val(x).dtype == DataType::kInt8 && gemm_reader) {
+    // The GEMMs read the int8 value through lower_qgemm; other readers, if
+    // any, the dequantized one (which a GEMM falling back shares).
+    QuantAct qa{x, p.scale[0], p.zero_point[0] - shift, -1};
+    if (float_reader) {
+      KILN_ASSIGN_OR_RETURN(qa.dequantized, emit_dequantize(*this, n, x, p, shift, out->name()));
+    }
+    bind(out, float_reader ? qa.dequantized : x);
+    quant_acts_[out] = qa;
     return Status::ok();
   }
   KILN_ASSIGN_OR_RETURN(int y, emit_dequantize(*this, n, x, p, shift, out->name()));

@@ -7,7 +7,8 @@
 // leading dimensions (k, k, n) and n, k multiples of 4 (the plan checks
 // n and k; it falls back to the float GEMM otherwise). Compute type 32I,
 // scale type 32I (alpha 1, beta 0), D int32 [m,n] in the arena; the
-// dequantizing epilogue kernel then writes the activation type.
+// dequantizing epilogue kernel then writes the activation type. Should
+// cuBLASLt refuse the GEMM on some GPU, a plain dp4a kernel computes it.
 #include <fmt/format.h>
 
 #include "backends/cuda/kernels_quant.h"
@@ -37,6 +38,18 @@ class Int8GemmStep final : public PreparedStep {
     }
     dtype_ = kernel_dtype(plan.values[static_cast<size_t>(step.outputs[0])].dtype);
     if (g.m == 0) return Status::ok();
+    Status st = prepare_cublaslt(ctx);
+    if (!st.is_ok()) {  // never fail the plan over it: the plain kernel computes the same int32 sums
+      simple_ = true;
+      why_simple_ = st.message();
+    }
+    return Status::ok();
+  }
+
+  // Descriptors, heuristics and the fastest candidate on the plan's buffers.
+  Status prepare_cublaslt(GpuContext& ctx) {
+    const Step& step = *step_;
+    const GemmParams& g = step.gemm;
     KILN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32I, CUDA_R_32I));
     cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
     KILN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof(op_t)));
@@ -90,6 +103,10 @@ class Int8GemmStep final : public PreparedStep {
 
   std::string describe() const override {
     const GemmParams& g = step_->gemm;
+    if (simple_) {
+      return fmt::format("own int8 kernel m={} n={} k={} (cuBLASLt: {}), dequantize epilogue", g.m, g.n, g.k,
+                         why_simple_);
+    }
     return fmt::format("cublasLt int8 m={} n={} k={}, candidate {} of {}, dequantize epilogue", g.m, g.n, g.k,
                        chosen_ + 1, candidates_);
   }
@@ -116,6 +133,13 @@ class Int8GemmStep final : public PreparedStep {
     const void* a = ctx.ptrs[static_cast<size_t>(step.inputs[0])];
     const void* w = ctx.ptrs[static_cast<size_t>(step.inputs[1])];
     void* acc = ctx.ptrs[static_cast<size_t>(step.outputs[1])];
+    if (simple_) {
+      const GemmParams& g = step.gemm;
+      int rc = kernels::int8_gemm_simple(static_cast<int32_t*>(acc), static_cast<const int8_t*>(a),
+                                         static_cast<const int8_t*>(w), g.m, g.n, g.k, ctx.stream);
+      return rc == 0 ? Status::ok()
+                     : check_cuda(static_cast<cudaError_t>(rc), fmt::format("int8 GEMM kernel ({})", step.label));
+    }
     int32_t alpha = 1, beta = 0;
     return check_cublas(cublasLtMatmul(ctx.lt, desc_, &alpha, w, a_, a, b_, &beta, acc, d_, acc, d_, &algo_,
                                        ctx.workspace, ctx.workspace_bytes, ctx.stream),
@@ -128,6 +152,8 @@ class Int8GemmStep final : public PreparedStep {
   cublasLtMatmulAlgo_t algo_{};
   int chosen_ = 0;
   int candidates_ = 0;
+  bool simple_ = false;  // cuBLASLt refused: kernels::int8_gemm_simple
+  std::string why_simple_;
   kernels::DType dtype_ = kernels::DType::kF32;
 };
 
