@@ -244,6 +244,30 @@ TEST(GpuInt8, StandaloneQuantizeAndDequantize) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// A Q/DQ convolution has no int8 lowering: dequantize kernel, float conv on
+// the weights dequantized at plan time.
+TEST(GpuInt8, QdqConvRunsAsFloatConv) {
+  GraphBuilder b("main", nullptr, 17);
+  b.input("x", f32({1, 4, 6, 6}));
+  b.constant("sx", Tensor::scalar<float>(DataType::kFloat32, 0.02f));
+  b.constant("zx", zero_points(DataType::kUInt8, 0, 128));
+  b.constant("wq", int8_tensor({8, 4, 3, 3}, 30));
+  b.constant("sw", random_tensor({8}, 31, 0.002f, 0.004f));
+  b.node("QuantizeLinear", {"x", "sx", "zx"}, {"xq"});
+  b.node("DequantizeLinear", {"xq", "sx", "zx"}, {"xd"});
+  b.node("DequantizeLinear", {"wq", "sw"}, {"wd"}, {Attribute::make_int("axis", 0)});
+  b.node("Conv", {"xd", "wd"}, {"c"}, {Attribute::make_ints("pads", {1, 1, 1, 1})});
+  b.node("Relu", {"c"}, {"y"});
+  b.output("y");
+  std::vector<Tensor> in = {random_tensor({1, 4, 6, 6}, 32)};
+  Plan plan = fp32_plan(b.graph(), in);
+  EXPECT_EQ(count(plan, StepKind::kQuantize), 1) << plan.to_string();
+  EXPECT_EQ(count(plan, StepKind::kDequantize), 1) << plan.to_string();
+  EXPECT_EQ(count(plan, StepKind::kConv), 1) << plan.to_string();
+  expect_int8_matches(b.graph(), in);
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
 // Two int8 layers as src/quant writes them (uint8, Q/DQ shared between
 // layers): within one quantization step of the reference, since the first
 // layer's float output may round differently into the second's Q.
