@@ -223,6 +223,23 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
               for (int64_t kk = 0; kk < g.k; ++kk) sum += int32_t{a[i * g.k + kk]} * int32_t{w[j * g.k + kk]};
               acc[i * g.n + j] = sum;
             }
+          if (ov->dtype == DataType::kInt8 || ov->dtype == DataType::kUInt8) {  // requantize (kiln.QGemm)
+            const auto* offset = static_cast<const double*>(ptr[static_cast<size_t>(s.inputs[2])]);
+            const auto* mult = static_cast<const double*>(ptr[static_cast<size_t>(s.inputs[3])]);
+            bool u8 = ov->dtype == DataType::kUInt8;
+            double lo = u8 ? 0.0 : -128.0, hi = u8 ? 255.0 : 127.0, zp = s.p0;
+            if (s.epilogue.activation == ops::Activation::kRelu) lo = std::max(lo, zp);
+            for (int64_t o = 0; o < g.m * g.n; ++o) {
+              int64_t j = o % g.n;
+              double v = std::clamp(std::nearbyint((acc[o] + offset[j]) * mult[j]) + zp, lo, hi);
+              if (u8) {
+                static_cast<uint8_t*>(ptr[static_cast<size_t>(s.outputs[0])])[o] = static_cast<uint8_t>(v);
+              } else {
+                static_cast<int8_t*>(ptr[static_cast<size_t>(s.outputs[0])])[o] = static_cast<int8_t>(v);
+              }
+            }
+            break;
+          }
           for (int64_t o = 0; o < g.m * g.n; ++o) {
             int64_t j = o % g.n;
             float v = static_cast<float>(acc[o]) * scale[j];

@@ -106,6 +106,28 @@ __global__ void int8_gemm_kernel(int32_t* acc, const int* a, const int* w, int64
   acc[i * n + j] = sum;
 }
 
+__global__ void int8_gemm_bytes_kernel(int32_t* acc, const signed char* a, const signed char* w, int64_t m, int64_t n,
+                                       int64_t k) {
+  int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  int64_t i = blockIdx.y * static_cast<int64_t>(blockDim.y) + threadIdx.y;
+  if (i >= m || j >= n) return;
+  int sum = 0;
+  for (int64_t q = 0; q < k; ++q) sum += static_cast<int>(a[i * k + q]) * static_cast<int>(w[j * k + q]);
+  acc[i * n + j] = sum;
+}
+
+template <class Y>
+__global__ void requantize_kernel(Y* y, const int32_t* acc, int64_t n, int64_t cols, const double* offset,
+                                  const double* multiplier, double zp, double lo, double hi, bool relu) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t c = i % cols;
+    double v = rint((static_cast<double>(acc[i]) + offset[c]) * multiplier[c]) + zp;
+    v = fmin(fmax(v, relu ? fmax(lo, zp) : lo), hi);
+    y[i] = static_cast<Y>(static_cast<int>(v));
+  }
+}
+
 template <class X>
 int launch_quantize(const X* x, DType y_t, void* y, int64_t n, int64_t channels, int64_t inner, const float* scale,
                     const int32_t* zp, StreamHandle s) {
@@ -174,11 +196,32 @@ int dequantize_linear(DType x_t, const void* x, DType y_t, void* y, int64_t n, i
 }
 
 int int8_gemm_simple(int32_t* acc, const int8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k, StreamHandle s) {
-  if (k % 4 != 0 || (n + 15) / 16 > 0x7fffffff || (m + 15) / 16 > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if ((n + 15) / 16 > 0x7fffffff || (m + 15) / 16 > 65535) return static_cast<int>(cudaErrorInvalidValue);
   dim3 block(16, 16);
   dim3 grid(static_cast<unsigned>((n + 15) / 16), static_cast<unsigned>((m + 15) / 16));
-  int8_gemm_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const int*>(a), reinterpret_cast<const int*>(w), m, n,
-                                          k / 4);
+  bool aligned = k % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 4 == 0 && reinterpret_cast<uintptr_t>(w) % 4 == 0;
+  if (aligned) {
+    int8_gemm_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const int*>(a), reinterpret_cast<const int*>(w), m,
+                                            n, k / 4);
+  } else {
+    int8_gemm_bytes_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const signed char*>(a),
+                                                  reinterpret_cast<const signed char*>(w), m, n, k);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+int int8_gemm_requantize(DType y_t, void* y, const int32_t* acc, int64_t rows, int64_t cols, const double* offset,
+                         const double* multiplier, int32_t zp, bool relu, StreamHandle s) {
+  int64_t n = rows * cols;
+  if (y_t == DType::kI8) {
+    requantize_kernel<signed char><<<grid_for(n), kThreads, 0, s>>>(static_cast<signed char*>(y), acc, n, cols, offset,
+                                                                     multiplier, zp, -128.0, 127.0, relu);
+  } else if (y_t == DType::kU8) {
+    requantize_kernel<unsigned char><<<grid_for(n), kThreads, 0, s>>>(static_cast<unsigned char*>(y), acc, n, cols,
+                                                                       offset, multiplier, zp, 0.0, 255.0, relu);
+  } else {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 

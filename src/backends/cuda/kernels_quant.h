@@ -34,9 +34,15 @@ int int8_gemm_epilogue(DType y_t, void* y, const int32_t* acc, int64_t rows, int
                        const float* bias, const void* z, bool residual_after, EwOp act, float p0, float p1,
                        StreamHandle s);
 
-// acc[m, n] = sum_k a[m, k] * w[n, k] (int8 in, int32 out, row-major, k a
-// multiple of 4, a and w 4-byte aligned): a plain dp4a kernel, for when
-// cuBLASLt offers no int8 algorithm.
+// The requantizing epilogue of kiln.QGemm, exactly its reference's:
+//   q = saturate(round_half_even((acc[r, c] + offset[c]) * multiplier[c]) + zp)   (in float64)
+// into kI8 [-128, 127] or kU8 [0, 255]; with `relu`, q = max(q, zp).
+int int8_gemm_requantize(DType y_t, void* y, const int32_t* acc, int64_t rows, int64_t cols, const double* offset,
+                         const double* multiplier, int32_t zp, bool relu, StreamHandle s);
+
+// acc[m, n] = sum_k a[m, k] * w[n, k] (int8 in, int32 out, row-major): a
+// plain kernel (dp4a when k is a multiple of 4), for GEMMs cuBLASLt's int8
+// kernels do not take.
 int int8_gemm_simple(int32_t* acc, const int8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k, StreamHandle s);
 
 }  // namespace kiln::backends::cuda::kernels

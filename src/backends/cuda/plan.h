@@ -109,7 +109,8 @@ struct CopyParams {
 //   kConv:  X, W, bias(float, or -1), Z(residual, or -1)
 //   kGemm:  A, B, C(full [batch,m,n] or -1), bias(act dtype [n], or -1), Z(residual [batch,m,n], or -1)
 //   kGemm with gemm.int8: A(int8 [m,k]), B(int8 [n,k]), scale(float [n]), bias(float [n] or -1), Z(or -1);
-//           outputs Y and the int32 accumulator [m,n]
+//           outputs Y and the int32 accumulator [m,n]; with an int8/uint8 Y (kiln.QGemm, requantized):
+//           A, B, offset(f64 [n]), multiplier(f64 [n]), -1, Y's zero point in p0, Relu in epilogue
 //   kQuantize, kDequantize: X, scale(float [channels]), zero point(int32 [channels]); element i is in
 //           channel (i / inner) % channels
 //   kEpilogue: X, scale(float), bias(float), Z(or -1)

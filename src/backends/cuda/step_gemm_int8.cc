@@ -6,9 +6,11 @@
 // kernels on regular (non-COL32) layouts take only this "TN" form, with
 // leading dimensions (k, k, n) and n, k multiples of 4 (the plan checks
 // n and k; it falls back to the float GEMM otherwise). Compute type 32I,
-// scale type 32I (alpha 1, beta 0), D int32 [m,n] in the arena; the
-// dequantizing epilogue kernel then writes the activation type. Should
-// cuBLASLt refuse the GEMM on some GPU, a plain dp4a kernel computes it.
+// scale type 32I (alpha 1, beta 0), D int32 [m,n] in the arena; an
+// epilogue kernel then dequantizes into the activation type (Q/DQ layers)
+// or requantizes to int8/uint8 (kiln.QGemm). Where cuBLASLt cannot take the
+// GEMM (k or n not a multiple of 4, or it offers no algorithm on some GPU),
+// a plain kernel computes the same int32 sums.
 #include <fmt/format.h>
 
 #include "backends/cuda/kernels_quant.h"
@@ -33,12 +35,12 @@ class Int8GemmStep final : public PreparedStep {
     if (g.batch != 1 || g.trans_a || !g.trans_b || step.inputs.size() != 5 || step.outputs.size() != 2) {
       return internal_error("{}: malformed int8 GEMM step", step.label);
     }
-    if (g.k % 4 != 0 || g.n % 4 != 0) {
-      return internal_error("{}: int8 GEMM with k={} n={} (not multiples of 4)", step.label, g.k, g.n);
-    }
     dtype_ = kernel_dtype(plan.values[static_cast<size_t>(step.outputs[0])].dtype);
+    requantize_ = dtype_ == kernels::DType::kI8 || dtype_ == kernels::DType::kU8;
     if (g.m == 0) return Status::ok();
-    Status st = prepare_cublaslt(ctx);
+    Status st = g.k % 4 != 0 || g.n % 4 != 0
+                    ? unimplemented("k={} n={}: the int8 kernels need multiples of 4", g.k, g.n)
+                    : prepare_cublaslt(ctx);
     if (!st.is_ok()) {  // never fail the plan over it: the plain kernel computes the same int32 sums
       simple_ = true;
       why_simple_ = st.message();
@@ -103,12 +105,13 @@ class Int8GemmStep final : public PreparedStep {
 
   std::string describe() const override {
     const GemmParams& g = step_->gemm;
+    const char* epilogue = requantize_ ? "requantize" : "dequantize";
     if (simple_) {
-      return fmt::format("own int8 kernel m={} n={} k={} (cuBLASLt: {}), dequantize epilogue", g.m, g.n, g.k,
-                         why_simple_);
+      return fmt::format("own int8 kernel m={} n={} k={} (cuBLASLt: {}), {} epilogue", g.m, g.n, g.k, why_simple_,
+                         epilogue);
     }
-    return fmt::format("cublasLt int8 m={} n={} k={}, candidate {} of {}, dequantize epilogue", g.m, g.n, g.k,
-                       chosen_ + 1, candidates_);
+    return fmt::format("cublasLt int8 m={} n={} k={}, candidate {} of {}, {} epilogue", g.m, g.n, g.k, chosen_ + 1,
+                       candidates_, epilogue);
   }
 
   Status enqueue(GpuContext& ctx) const override {
@@ -118,6 +121,14 @@ class Int8GemmStep final : public PreparedStep {
     KILN_RETURN_IF_ERROR(enqueue_matmul(ctx));
     auto ptr = [&](int v) -> void* { return v < 0 ? nullptr : ctx.ptrs[static_cast<size_t>(v)]; };
     const ops::Epilogue& ep = step.epilogue;
+    if (requantize_) {
+      int rc = kernels::int8_gemm_requantize(
+          dtype_, ptr(step.outputs[0]), static_cast<const int32_t*>(ptr(step.outputs[1])), g.m, g.n,
+          static_cast<const double*>(ptr(step.inputs[2])), static_cast<const double*>(ptr(step.inputs[3])),
+          static_cast<int32_t>(step.p0), ep.activation == ops::Activation::kRelu, ctx.stream);
+      return rc == 0 ? Status::ok()
+                     : check_cuda(static_cast<cudaError_t>(rc), fmt::format("int8 requantize kernel ({})", step.label));
+    }
     int rc = kernels::int8_gemm_epilogue(dtype_, ptr(step.outputs[0]), static_cast<const int32_t*>(ptr(step.outputs[1])),
                                          g.m, g.n, static_cast<const float*>(ptr(step.inputs[2])),
                                          static_cast<const float*>(ptr(step.inputs[3])), ptr(step.inputs[4]),
@@ -152,6 +163,7 @@ class Int8GemmStep final : public PreparedStep {
   cublasLtMatmulAlgo_t algo_{};
   int chosen_ = 0;
   int candidates_ = 0;
+  bool requantize_ = false;  // int8/uint8 output (kiln.QGemm)
   bool simple_ = false;  // cuBLASLt refused: kernels::int8_gemm_simple
   std::string why_simple_;
   kernels::DType dtype_ = kernels::DType::kF32;
