@@ -1,6 +1,7 @@
 // Q/DQ models written by Kiln's own quantizer (src/quant, what `kiln
 // quantize` exports) lower for the GPU with int8 GEMMs, and their fp32 plan
-// on the CPU emulator follows the reference interpreter. The zoo models are
+// on the CPU emulator follows the reference interpreter; optimized
+// (kiln.QGemm), tiny_mlp's plan is exact. The zoo models are
 // looked up in $KILN_ZOO_DIR like model_test.cc; a missing model skips.
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 
 #include "gpu_test_util.h"
 #include "onnx/importer.h"
+#include "passes/pipeline.h"
 #include "quant/quantizer.h"
 
 namespace kiln::backends::cuda {
@@ -107,6 +109,21 @@ TEST(GpuInt8Models, KilnQuantizedModelsLowerToInt8Gemms) {
       // may round one step apart, nothing more.
       EXPECT_LE(relative_error(*out, ref), 2e-2) << plan->to_string();
     }
+    if (std::string(name) != "tiny_mlp") continue;
+    // The optimized graph (what the CPU builder runs): kiln.QGemm layers,
+    // requantized on the GPU exactly as the reference kernel does.
+    ASSERT_TRUE(passes::optimize(g).is_ok());
+    auto plan = build_plan(g, dims, types, PlanOptions{});
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    size_t qgemm_steps = 0;
+    for (const Step& s : plan->steps) {
+      qgemm_steps += s.kind == StepKind::kGemm && s.gemm.int8 && s.node != nullptr && s.node->op_type() == "QGemm";
+    }
+    EXPECT_EQ(qgemm_steps, report->int8_layers.size()) << plan->to_string();
+    std::vector<Tensor> ref = test::run_reference(g, in);
+    auto out = test::emulate_plan(*plan, in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    EXPECT_EQ(relative_error(*out, ref), 0.0) << plan->to_string();
   }
   if (!any) GTEST_SKIP() << "no zoo models (set KILN_ZOO_DIR)";
 }

@@ -7,7 +7,11 @@
 
 #include <random>
 
+#include "backends/tactic.h"
 #include "gpu_test_util.h"
+#include "ops/registry.h"
+#include "ops/shape_inference.h"
+#include "passes/pipeline.h"
 
 namespace kiln::backends::cuda {
 namespace {
@@ -269,9 +273,8 @@ TEST(GpuInt8, QdqConvRunsAsFloatConv) {
 }
 
 // Two int8 layers as src/quant writes them (uint8, Q/DQ shared between
-// layers): within one quantization step of the reference, since the first
-// layer's float output may round differently into the second's Q.
-TEST(GpuInt8, TwoQuantizedLayers) {
+// layers): Gemm + bias + Relu, then a MatMul with N = 10 (not a multiple of 4).
+GraphBuilder two_layers() {
   GraphBuilder b("main", nullptr, 17);
   b.input("x", f32({4, 32}));
   b.constant("s1", Tensor::scalar<float>(DataType::kFloat32, 0.01f));
@@ -279,26 +282,38 @@ TEST(GpuInt8, TwoQuantizedLayers) {
   b.constant("s2", Tensor::scalar<float>(DataType::kFloat32, 0.05f));
   b.constant("z2", zero_points(DataType::kUInt8, 0, 0));
   b.constant("w1", int8_tensor({32, 16}, 24));
-  b.constant("w2", int8_tensor({16, 8}, 25));
+  b.constant("w2", int8_tensor({16, 10}, 25));
   b.constant("sw1", random_tensor({16}, 26, 0.001f, 0.002f));
-  b.constant("sw2", random_tensor({8}, 27, 0.001f, 0.002f));
+  b.constant("sw2", random_tensor({10}, 27, 0.001f, 0.002f));
   b.constant("b1", random_tensor({16}, 28));
   b.node("QuantizeLinear", {"x", "s1", "z1"}, {"q1"});
   b.node("DequantizeLinear", {"q1", "s1", "z1"}, {"d1"});
   b.node("DequantizeLinear", {"w1", "sw1"}, {"wd1"});
-  b.node("MatMul", {"d1", "wd1"}, {"m1"});
-  b.node("Add", {"m1", "b1"}, {"a1"});
+  b.node("Gemm", {"d1", "wd1", "b1"}, {"a1"});
   b.node("Relu", {"a1"}, {"r1"});
   b.node("QuantizeLinear", {"r1", "s2", "z2"}, {"q2"});
   b.node("DequantizeLinear", {"q2", "s2", "z2"}, {"d2"});
   b.node("DequantizeLinear", {"w2", "sw2"}, {"wd2"});
-  b.node("MatMul", {"d2", "wd2"}, {"y"});
+  b.constant("s3", Tensor::scalar<float>(DataType::kFloat32, 0.02f));
+  b.constant("z3", zero_points(DataType::kInt8, 0, 0));
+  b.node("MatMul", {"d2", "wd2"}, {"m2"});
+  b.node("QuantizeLinear", {"m2", "s3", "z3"}, {"q3"});
+  b.node("DequantizeLinear", {"q3", "s3", "z3"}, {"y"});
   b.output("y");
+  return b;
+}
+
+// The Q/DQ form: int8 then float (N = 10), within one quantization step of
+// the reference, since a layer's float output may round differently into
+// the next Q.
+TEST(GpuInt8, TwoQuantizedLayers) {
+  GraphBuilder b = two_layers();
   std::vector<Tensor> in = {random_tensor({4, 32}, 29)};
   Plan plan = fp32_plan(b.graph(), in);
-  EXPECT_EQ(count(plan, StepKind::kGemm, true), 2) << plan.to_string();
-  // One step of q2 moves y by s2 * sw2 * 127 at most.
-  test::Tolerance step{0.05 * 0.002 * 127 * 1.01, 1e-4};
+  EXPECT_EQ(count(plan, StepKind::kGemm, true), 1) << plan.to_string();
+  EXPECT_EQ(count(plan, StepKind::kGemm, false), 1) << plan.to_string();
+  // One step of q2 moves m2 by s2 * sw2 * 127 at most, which may move q3 by one more step.
+  test::Tolerance step{0.05 * 0.002 * 127 * 1.01 + 0.02, 1e-4};
   std::vector<Tensor> ref = test::run_reference(b.graph(), in);
   auto out = test::emulate_plan(plan, in);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
@@ -314,6 +329,81 @@ TEST(GpuInt8, TwoQuantizedLayers) {
     test::Tolerance tol = p == Precision::kFp32 ? step : test::Tolerance{3 * step.atol, 3e-2};
     test::expect_close(*got, ref, tol, std::string(precision_name(p)), (*engine)->plan_summary());
   }
+}
+
+// The same layers after the optimizer's qdq_lowering: kiln.QGemm steps that
+// requantize to (u)int8, bit-exact with the reference kernels, uint8 between
+// them kept as int8 q-128; the N = 10 layer runs the plain kernel.
+TEST(GpuInt8, KilnQGemmIsExact) {
+  GraphBuilder b = two_layers();
+  ASSERT_TRUE(ops::infer_shapes(b.graph()).is_ok());
+  passes::PipelineOptions po;
+  po.stop_after = "qdq_lowering";
+  auto report = passes::optimize(b.graph(), po);
+  ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+  int qgemms = 0;
+  for (const auto& node : b.graph().nodes()) qgemms += node->op_type() == "QGemm" ? 1 : 0;
+  ASSERT_EQ(qgemms, 2);
+  std::vector<Tensor> in = {random_tensor({4, 32}, 29)};
+  Plan plan = fp32_plan(b.graph(), in);
+  EXPECT_EQ(count(plan, StepKind::kGemm, true), 2) << plan.to_string();
+  EXPECT_EQ(count(plan, StepKind::kDequantize), 1) << plan.to_string();
+  std::vector<Tensor> ref = test::run_reference(b.graph(), in);
+  test::Tolerance exact{1e-7, 0.0};
+  auto out = test::emulate_plan(plan, in);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  test::expect_close(*out, ref, exact, "emulated fp32 plan", plan.to_string());
+  if (device_count() == 0) GTEST_SKIP() << no_gpu_reason() << " (fp32 plan checked on the CPU emulator)";
+  for (Precision p : {Precision::kFp32, Precision::kFp16}) {
+    GpuOptions o;
+    o.precision = p;
+    auto engine = GpuEngine::create(b.graph(), o);
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    auto got = (*engine)->run(in);
+    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+    // fp16: the input is rounded to 16 bits before its QuantizeLinear.
+    test::Tolerance tol = p == Precision::kFp32 ? exact : test::Tolerance{0.1, 3e-2};
+    test::expect_close(*got, ref, tol, std::string(precision_name(p)), (*engine)->plan_summary());
+  }
+}
+
+// The builder's int8 GPU tactic for kiln.QGemm: registered, unsupported
+// without a GPU, and on a GPU bit-exact with the reference kernel.
+TEST(GpuInt8, QGemmTactic) {
+  const Tactic* t = TacticRegistry::global().find("cuda.cublaslt_qgemm.int8");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->source(), "cuda");
+  GraphBuilder b = two_layers();
+  ASSERT_TRUE(ops::infer_shapes(b.graph()).is_ok());
+  passes::PipelineOptions po;
+  po.stop_after = "qdq_lowering";
+  ASSERT_TRUE(passes::optimize(b.graph(), po).is_ok());
+  const ir::Node* qgemm = nullptr;
+  for (const auto& node : b.graph().nodes()) {
+    if (node->op_type() == "QGemm") qgemm = node.get();
+  }
+  ASSERT_NE(qgemm, nullptr);
+  EXPECT_EQ(t->supports(*qgemm), device_count() > 0);
+  KILN_REQUIRE_GPU();
+  auto kernel = t->prepare(*qgemm);
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+  // A random uint8 activation (a graph input of the tactic's one-node graph) and the node's constants.
+  Tensor a = Tensor::empty(qgemm->input(0)->type().dtype, {4, 16});
+  std::mt19937 rng(33);
+  for (int64_t i = 0; i < a.numel(); ++i) static_cast<uint8_t*>(a.raw_data())[i] = static_cast<uint8_t>(rng());
+  std::vector<Datum> inputs = {Datum(a)};
+  for (size_t i = 1; i < qgemm->num_inputs(); ++i) {
+    inputs.push_back(qgemm->has_input(i) ? Datum(qgemm->input(i)->constant()) : Datum());
+  }
+  std::vector<Datum> got(1), ref(1);
+  ops::KernelContext ctx(*qgemm, inputs, got, nullptr, nullptr);
+  Status st = (*kernel)->run(ctx);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  const ops::OpDef* def = ops::Registry::global().find("kiln", "QGemm", 1);
+  ASSERT_NE(def, nullptr);
+  ops::KernelContext rctx(*qgemm, inputs, ref, nullptr, nullptr);
+  ASSERT_TRUE(def->kernel(rctx).is_ok());
+  test::expect_close({got[0].tensor()}, {ref[0].tensor()}, test::Tolerance{0.0, 0.0}, "QGemm tactic", "");
 }
 
 }  // namespace

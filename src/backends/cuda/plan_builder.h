@@ -69,6 +69,7 @@ class PlanBuilder {
   // GEMM on the dequantized activation where int8 cannot run it.
   Status lower_qgemm(const ir::Node& n);
   bool reads_quant_act(const ir::Node& n) const { return n.has_input(0) && quant_acts_.count(n.input(0)) != 0; }
+  Status lower_kiln_qgemm(const ir::Node& n);  // kiln.QGemm (passes/qdq_lowering.cc): requantized int8 GEMM
 
  private:
   Status eval_on_host(const ir::Node& n);

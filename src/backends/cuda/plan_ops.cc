@@ -120,6 +120,7 @@ std::vector<const ir::Node*> PlanBuilder::match_gelu(const ir::Value* x) const {
 }
 
 bool gpu_supports_op(const ir::Node& node) {
+  if (node.op_type() == "QGemm" && (node.domain() == "kiln" || node.domain() == "com.kiln")) return true;  // plan_ops_qgemm.cc
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
     // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets.
     const std::string& t = node.op_type();
@@ -136,6 +137,7 @@ Status PlanBuilder::lower_node(const ir::Node& n) {
     return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".", n.op_type());
   }
   const std::string& t = n.op_type();
+  if (t == "QGemm" && !n.domain().empty()) return lower_kiln_qgemm(n);
   if (t == "QuantizeLinear") return lower_quantize(n);
   if (t == "DequantizeLinear") return lower_dequantize(n);
   if ((t == "MatMul" || t == "Gemm") && n.domain().empty() && reads_quant_act(n)) return lower_qgemm(n);

@@ -268,4 +268,125 @@ Status PlanBuilder::lower_qgemm(const ir::Node& n) {
   return Status::ok();
 }
 
+// kiln.QGemm(a, a_scale, a_zp, b [K,N], b_scale, b_zp, y_scale, y_zp, [bias int32])
+// as the reference computes it (ops/quantization_fused.cc): the exact
+// integer sum plus the bias, times f32(f32(a_scale * b_scale[c]) / y_scale) in
+// float64, rounded half to even, saturated (Relu: at least y_zp). The
+// activation zero point folds into a per-column offset, as above.
+Status PlanBuilder::lower_kiln_qgemm(const ir::Node& n) {
+  KILN_ASSIGN_OR_RETURN(int a, value_of(n.input(0)));
+  const DataType at = val(a).dtype;
+  if (at != DataType::kInt8 && at != DataType::kUInt8) {
+    return unimplemented("kiln.QGemm of {} data is not supported on the GPU", data_type_name(at));
+  }
+  Tensor in[9];
+  for (size_t i = 1; i < 8; ++i) {
+    KILN_ASSIGN_OR_RETURN(in[i], host_tensor(n, i));
+  }
+  const bool has_bias = n.has_input(8);
+  if (has_bias) {
+    KILN_ASSIGN_OR_RETURN(in[8], host_tensor(n, 8));
+  }
+  const Tensor &a_scale = in[1], &a_zp = in[2], &b = in[3], &b_scale = in[4], &b_zp = in[5], &y_scale = in[6],
+               &y_zp = in[7];
+  for (const Tensor* t : {&a_scale, &b_scale, &y_scale}) {
+    if (t->dtype() != DataType::kFloat32) return unimplemented("scale type {}", data_type_name(t->dtype()));
+  }
+  if (b.rank() != 2 || (b.dtype() != DataType::kInt8 && b.dtype() != DataType::kUInt8) || b_zp.dtype() != b.dtype() ||
+      (y_zp.dtype() != DataType::kInt8 && y_zp.dtype() != DataType::kUInt8)) {
+    return invalid_argument("expected an 8-bit 2-D b with its zero point and an 8-bit y zero point");
+  }
+  const int64_t K = b.dim(0), N = b.dim(1);
+  const Dims ad = val(a).dims;
+  if (ad.empty() || ad.back() != K) {
+    return invalid_argument("a {} and b {} do not multiply", dims_to_string(ad), dims_to_string(b.dims()));
+  }
+  if (a_scale.numel() != 1 || a_zp.numel() != 1 || y_scale.numel() != 1 || y_zp.numel() != 1 ||
+      (b_scale.numel() != 1 && b_scale.numel() != N) || (b_zp.numel() != 1 && b_zp.numel() != N) ||
+      (has_bias && (in[8].dtype() != DataType::kInt32 || in[8].numel() != N))) {
+    return invalid_argument("kiln.QGemm parameters do not fit a {} x {} product", dims_to_string(ad),
+                            dims_to_string(b.dims()));
+  }
+  KILN_ASSIGN_OR_RETURN(ops::Epilogue ep, ops::Epilogue::from_node(n));
+  if (ep.activation != ops::Activation::kNone && ep.activation != ops::Activation::kRelu) {
+    return unimplemented("kiln.QGemm activation other than Relu");
+  }
+  // The weight as [N, K] int8 with zero point 0 (uint8 with 128 shifted).
+  const int32_t b_shift = b.dtype() == DataType::kUInt8 ? 128 : 0;
+  KILN_ASSIGN_OR_RETURN(std::vector<float> bz, tensor_floats(b_zp));
+  for (float z : bz) {
+    if (static_cast<int32_t>(z) != b_shift) return unimplemented("kiln.QGemm with asymmetric weights on the GPU");
+  }
+  Tensor w = Tensor::empty(DataType::kInt8, {N, K});
+  std::vector<int64_t> colsum(static_cast<size_t>(N), 0);
+  for (int64_t i = 0; i < K; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      int32_t q = b_shift != 0 ? static_cast<int32_t>(b.data<uint8_t>()[i * N + j]) - b_shift
+                               : static_cast<int32_t>(b.data<int8_t>()[i * N + j]);
+      w.data<int8_t>()[j * K + i] = static_cast<int8_t>(q);
+      colsum[static_cast<size_t>(j)] += q;
+    }
+  }
+  // The activation as int8 with its zero point.
+  KILN_ASSIGN_OR_RETURN(std::vector<float> azv, tensor_floats(a_zp));
+  int32_t az = static_cast<int32_t>(azv[0]);
+  if (shifted_u8_.count(n.input(0)) != 0) {
+    az -= 128;
+  } else if (at == DataType::kUInt8) {  // a real uint8 tensor (a graph input): q - 128 by two exact kernels
+    QParams one;
+    one.scale = {1.0f};
+    one.zero_point = {0};
+    KILN_ASSIGN_OR_RETURN(int f, emit_dequantize(*this, n, a, one, 0, val(a).name + ".values"));
+    one.zero_point = {-128};
+    KILN_ASSIGN_OR_RETURN(auto params, param_consts(*this, n, one, 0));
+    int s8 = device_value(val(a).name + ".int8", DataType::kInt8, val(f).dims, val(f).layout);
+    Step q = make_step(StepKind::kQuantize, &n);
+    q.label = fmt::format("uint8 '{}' as int8 q-128 for {}", val(a).name, n.describe());
+    q.inputs = {f, params.first, params.second};
+    q.outputs = {s8};
+    add_step(std::move(q));
+    a = s8;
+    az -= 128;
+  }
+  KILN_ASSIGN_OR_RETURN(a, as_row_major(a));
+  // Requantization parameters, in float64 on the device.
+  KILN_ASSIGN_OR_RETURN(std::vector<float> bs, tensor_floats(b_scale));
+  const float as = a_scale.data<float>()[0], ys = y_scale.data<float>()[0];
+  Tensor offset = Tensor::empty(DataType::kFloat64, {N});
+  Tensor mult = Tensor::empty(DataType::kFloat64, {N});
+  for (int64_t j = 0; j < N; ++j) {
+    const float ab = as * bs[bs.size() == 1 ? 0 : static_cast<size_t>(j)];
+    mult.data<double>()[j] = static_cast<float>(ab / ys);
+    double bias = has_bias ? in[8].data<int32_t>()[j] : 0;
+    offset.data<double>()[j] = bias - static_cast<double>(az) * static_cast<double>(colsum[static_cast<size_t>(j)]);
+  }
+  KILN_ASSIGN_OR_RETURN(int wdev, device_const(host_value(n.input(3)->name() + ".int8", w), DataType::kInt8));
+  KILN_ASSIGN_OR_RETURN(int odev, device_const(host_value(n.name() + ".offset", offset), DataType::kFloat64));
+  KILN_ASSIGN_OR_RETURN(int mdev, device_const(host_value(n.name() + ".multiplier", mult), DataType::kFloat64));
+  // The output: uint8 read only in int8 form is stored as q - 128.
+  const ir::Value* out = n.output(0);
+  KILN_ASSIGN_OR_RETURN(std::vector<float> yzv, tensor_floats(y_zp));
+  const bool shift_y = y_zp.dtype() == DataType::kUInt8 && can_store_shifted(out);
+  Dims yd(ad.begin(), ad.end() - 1);
+  yd.push_back(N);
+  const int64_t M = numel_of(ad) / std::max<int64_t>(K, 1);
+  int y = device_value(out->name(), shift_y ? DataType::kInt8 : y_zp.dtype(), yd);
+  int acc = device_value(out->name() + ".int32", DataType::kInt32, {M, N});
+  Step s = make_step(StepKind::kGemm, &n);
+  s.label += shift_y ? " [int8, uint8 kept as int8 q-128]" : " [int8]";
+  s.inputs = {a, wdev, odev, mdev, -1};
+  s.outputs = {y, acc};
+  s.gemm.m = M;
+  s.gemm.n = N;
+  s.gemm.k = K;
+  s.gemm.trans_b = true;
+  s.gemm.int8 = true;
+  s.p0 = static_cast<float>(static_cast<int32_t>(yzv[0]) - (shift_y ? 128 : 0));
+  s.epilogue.activation = ep.activation;
+  add_step(std::move(s));
+  if (shift_y) shifted_u8_.insert(out);
+  bind(out, y);
+  return Status::ok();
+}
+
 }  // namespace kiln::backends::cuda
