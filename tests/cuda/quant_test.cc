@@ -145,6 +145,42 @@ TEST(GpuInt8, QdqMatMulBecomesOneInt8Gemm) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// An empty batch: nothing to compute, no failure.
+TEST(GpuInt8, EmptyBatch) {
+  GraphBuilder b = qdq_graph(QdqCase{{0, 16}, 8, true, DataType::kUInt8, 128, true, "Relu"});
+  std::vector<Tensor> in = {Tensor::empty(DataType::kFloat32, {0, 16})};
+  Plan plan = fp32_plan(b.graph(), in);
+  EXPECT_EQ(count(plan, StepKind::kGemm, true), 1) << plan.to_string();
+  expect_int8_matches(b.graph(), in);
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
+// Parameters that do not fit the data are errors naming the problem, never crashes.
+TEST(GpuInt8, BadParametersAreErrors) {
+  {
+    GraphBuilder b("main", nullptr, 17);
+    b.input("x", f32({2, 3}));
+    b.constant("s", random_tensor({5}, 40, 0.1f, 0.2f));
+    b.constant("z", int8_tensor({5}, 41, 0, 0));
+    b.node("QuantizeLinear", {"x", "s", "z"}, {"q"}, {Attribute::make_int("axis", 1)});
+    b.output("q");
+    auto plan = build_plan(b.graph(), {{2, 3}}, {DataType::kFloat32}, PlanOptions{});
+    ASSERT_FALSE(plan.is_ok());
+    EXPECT_NE(plan.status().message().find("does not fit"), std::string::npos) << plan.status().to_string();
+  }
+  {
+    GraphBuilder b("main", nullptr, 21);
+    b.input("x", f32({2, 3}));
+    b.constant("s", Tensor::scalar<float>(DataType::kFloat32, 0.1f));
+    b.constant("z", Tensor::scalar<int16_t>(DataType::kInt16, 0));
+    b.node("QuantizeLinear", {"x", "s", "z"}, {"q"});
+    b.output("q");
+    auto plan = build_plan(b.graph(), {{2, 3}}, {DataType::kFloat32}, PlanOptions{});
+    ASSERT_FALSE(plan.is_ok());
+    EXPECT_NE(plan.status().message().find("int16"), std::string::npos) << plan.status().to_string();
+  }
+}
+
 // uint8 activations (onnxruntime's and src/quant's default): stored as
 // int8 q - 128; a zero point other than 128 becomes a bias term.
 TEST(GpuInt8, Uint8ActivationsAndZeroPoints) {

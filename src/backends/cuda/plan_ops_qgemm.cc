@@ -129,6 +129,10 @@ Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& 
     why = "inner dimensions differ";
     return false;
   }
+  if (K == 0 || N == 0) {
+    why = "an empty product";
+    return false;
+  }
   if (K % 4 != 0 || N % 4 != 0) {
     why = fmt::format("K={} N={}: cuBLASLt's int8 GEMM needs multiples of 4", K, N);
     return false;

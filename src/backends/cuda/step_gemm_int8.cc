@@ -37,7 +37,7 @@ class Int8GemmStep final : public PreparedStep {
     }
     dtype_ = kernel_dtype(plan.values[static_cast<size_t>(step.outputs[0])].dtype);
     requantize_ = dtype_ == kernels::DType::kI8 || dtype_ == kernels::DType::kU8;
-    if (g.m == 0) return Status::ok();
+    if (g.m == 0 || g.n == 0) return Status::ok();
     Status st = g.k % 4 != 0 || g.n % 4 != 0
                     ? unimplemented("k={} n={}: the int8 kernels need multiples of 4", g.k, g.n)
                     : prepare_cublaslt(ctx);
@@ -117,7 +117,7 @@ class Int8GemmStep final : public PreparedStep {
   Status enqueue(GpuContext& ctx) const override {
     const Step& step = *step_;
     const GemmParams& g = step.gemm;
-    if (g.m == 0) return Status::ok();
+    if (g.m == 0 || g.n == 0) return Status::ok();
     KILN_RETURN_IF_ERROR(enqueue_matmul(ctx));
     auto ptr = [&](int v) -> void* { return v < 0 ? nullptr : ctx.ptrs[static_cast<size_t>(v)]; };
     const ops::Epilogue& ep = step.epilogue;
