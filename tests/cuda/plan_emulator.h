@@ -378,8 +378,8 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
           if (s.kind == StepKind::kQuantize) {
             float r = std::nearbyint(static_cast<const float*>(x)[i] / scale[c]);
             bool u8 = ov->dtype == DataType::kUInt8;
-            float q = std::isnan(r) ? static_cast<float>(zp[c])
-                                    : std::clamp(r + static_cast<float>(zp[c]), u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
+            float lo = u8 ? 0.0f : -128.0f, hi = u8 ? 255.0f : 127.0f;
+            float q = std::isnan(r) ? static_cast<float>(zp[c]) : std::clamp(r + static_cast<float>(zp[c]), lo, hi);
             if (u8) {
               static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(q);
             } else {

@@ -133,10 +133,10 @@ int launch_quantize(const X* x, DType y_t, void* y, int64_t n, int64_t channels,
                     const int32_t* zp, StreamHandle s) {
   if (y_t == DType::kI8) {
     quantize_kernel<X, signed char><<<grid_for(n), kThreads, 0, s>>>(static_cast<signed char*>(y), x, n, channels,
-                                                                      inner, scale, zp, -128.0f, 127.0f);
+                                                                     inner, scale, zp, -128.0f, 127.0f);
   } else if (y_t == DType::kU8) {
-    quantize_kernel<X, unsigned char><<<grid_for(n), kThreads, 0, s>>>(static_cast<unsigned char*>(y), x, n,
-                                                                        channels, inner, scale, zp, 0.0f, 255.0f);
+    quantize_kernel<X, unsigned char><<<grid_for(n), kThreads, 0, s>>>(static_cast<unsigned char*>(y), x, n, channels,
+                                                                       inner, scale, zp, 0.0f, 255.0f);
   } else {
     return static_cast<int>(cudaErrorInvalidValue);
   }
@@ -201,8 +201,8 @@ int int8_gemm_simple(int32_t* acc, const int8_t* a, const int8_t* w, int64_t m, 
   dim3 grid(static_cast<unsigned>((n + 15) / 16), static_cast<unsigned>((m + 15) / 16));
   bool aligned = k % 4 == 0 && reinterpret_cast<uintptr_t>(a) % 4 == 0 && reinterpret_cast<uintptr_t>(w) % 4 == 0;
   if (aligned) {
-    int8_gemm_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const int*>(a), reinterpret_cast<const int*>(w), m,
-                                            n, k / 4);
+    int8_gemm_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const int*>(a), reinterpret_cast<const int*>(w), m, n,
+                                            k / 4);
   } else {
     int8_gemm_bytes_kernel<<<grid, block, 0, s>>>(acc, reinterpret_cast<const signed char*>(a),
                                                   reinterpret_cast<const signed char*>(w), m, n, k);
@@ -215,10 +215,10 @@ int int8_gemm_requantize(DType y_t, void* y, const int32_t* acc, int64_t rows, i
   int64_t n = rows * cols;
   if (y_t == DType::kI8) {
     requantize_kernel<signed char><<<grid_for(n), kThreads, 0, s>>>(static_cast<signed char*>(y), acc, n, cols, offset,
-                                                                     multiplier, zp, -128.0, 127.0, relu);
+                                                                    multiplier, zp, -128.0, 127.0, relu);
   } else if (y_t == DType::kU8) {
     requantize_kernel<unsigned char><<<grid_for(n), kThreads, 0, s>>>(static_cast<unsigned char*>(y), acc, n, cols,
-                                                                       offset, multiplier, zp, 0.0, 255.0, relu);
+                                                                      offset, multiplier, zp, 0.0, 255.0, relu);
   } else {
     return static_cast<int>(cudaErrorInvalidValue);
   }
@@ -235,19 +235,18 @@ int int8_gemm_epilogue(DType y_t, void* y, const int32_t* acc, int64_t rows, int
   int64_t n = rows * cols;
   switch (y_t) {
     case DType::kF32:
-      gemm_epilogue_kernel<float><<<grid_for(n), kThreads, 0, s>>>(static_cast<float*>(y), acc, n, cols, scale, bias,
-                                                                    static_cast<const float*>(z), residual_after, act,
-                                                                    p0, p1);
+      gemm_epilogue_kernel<float><<<grid_for(n), kThreads, 0, s>>>(
+          static_cast<float*>(y), acc, n, cols, scale, bias, static_cast<const float*>(z), residual_after, act, p0, p1);
       break;
     case DType::kF16:
-      gemm_epilogue_kernel<__half><<<grid_for(n), kThreads, 0, s>>>(static_cast<__half*>(y), acc, n, cols, scale,
-                                                                     bias, static_cast<const __half*>(z),
-                                                                     residual_after, act, p0, p1);
+      gemm_epilogue_kernel<__half><<<grid_for(n), kThreads, 0, s>>>(static_cast<__half*>(y), acc, n, cols, scale, bias,
+                                                                    static_cast<const __half*>(z), residual_after, act,
+                                                                    p0, p1);
       break;
     case DType::kBF16:
-      gemm_epilogue_kernel<__nv_bfloat16><<<grid_for(n), kThreads, 0, s>>>(
-          static_cast<__nv_bfloat16*>(y), acc, n, cols, scale, bias, static_cast<const __nv_bfloat16*>(z),
-          residual_after, act, p0, p1);
+      gemm_epilogue_kernel<__nv_bfloat16>
+          <<<grid_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(y), acc, n, cols, scale, bias,
+                                            static_cast<const __nv_bfloat16*>(z), residual_after, act, p0, p1);
       break;
     default:
       return static_cast<int>(cudaErrorInvalidValue);

@@ -120,7 +120,8 @@ std::vector<const ir::Node*> PlanBuilder::match_gelu(const ir::Value* x) const {
 }
 
 bool gpu_supports_op(const ir::Node& node) {
-  if (node.op_type() == "QGemm" && (node.domain() == "kiln" || node.domain() == "com.kiln")) return true;  // plan_ops_qgemm.cc
+  const bool kiln_domain = node.domain() == "kiln" || node.domain() == "com.kiln";
+  if (kiln_domain && node.op_type() == "QGemm") return true;  // plan_ops_qgemm.cc
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
     // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets.
     const std::string& t = node.op_type();

@@ -91,7 +91,8 @@ std::string read_qweight(const ir::Value* v, bool n_major, QWeight& out) {
     }
   }
   out.scale.resize(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) out.scale[static_cast<size_t>(j)] = (*scale)[scale->size() == 1 ? 0 : static_cast<size_t>(j)];
+  for (int64_t j = 0; j < n; ++j)
+    out.scale[static_cast<size_t>(j)] = (*scale)[scale->size() == 1 ? 0 : static_cast<size_t>(j)];
   return "";
 }
 
@@ -259,8 +260,8 @@ Status PlanBuilder::lower_qgemm(const ir::Node& n) {
     p.scale = {qa.scale};
     p.zero_point = {qa.zero_point};
     const ir::Node* dq = n.input(0)->producer();
-    KILN_ASSIGN_OR_RETURN(entry.dequantized, emit_dequantize(*this, dq != nullptr ? *dq : n, qa.q, p, 0,
-                                                             n.input(0)->name() + ".float"));
+    KILN_ASSIGN_OR_RETURN(entry.dequantized,
+                          emit_dequantize(*this, dq != nullptr ? *dq : n, qa.q, p, 0, n.input(0)->name() + ".float"));
   }
   bind(n.input(0), entry.dequantized);
   size_t first = plan_.steps.size();

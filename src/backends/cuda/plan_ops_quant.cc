@@ -16,8 +16,7 @@
 // constant node.
 #include "backends/cuda/plan_ops_quant.h"
 
-#include <cmath>
-#include <cstring>
+#include <optional>
 
 #include "core/error.h"
 
@@ -62,7 +61,6 @@ Result<QParams> read_qparams(PlanBuilder& b, const ir::Node& n, const Dims& x) {
   }
   return p;
 }
-
 
 // Persistent float [C] and int32 [C] copies of a Q/DQ's parameters, the zero
 // points moved by `shift`.
@@ -177,7 +175,8 @@ Status PlanBuilder::lower_dequantize(const ir::Node& n) {
   }
   if (n.opset() >= 23 && n.attr_int("output_dtype", 0) != 0) {
     std::optional<DataType> od = data_type_from_int(n.attr_int("output_dtype", 0));
-    if (!od || !is_float_storage(*od)) return unimplemented("DequantizeLinear to output_dtype {}", n.attr_int("output_dtype", 0));
+    if (!od || !is_float_storage(*od))
+      return unimplemented("DequantizeLinear to output_dtype {}", n.attr_int("output_dtype", 0));
   }
   KILN_ASSIGN_OR_RETURN(QParams p, read_qparams(*this, n, val(x).dims));
   KILN_ASSIGN_OR_RETURN(x, on_device(x));

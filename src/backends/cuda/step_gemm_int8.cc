@@ -70,9 +70,9 @@ class Int8GemmStep final : public PreparedStep {
     cublasLtMatmulHeuristicResult_t results[8];
     int returned = 0;
     if (st.is_ok()) {
-      st = check_cublas(cublasLtMatmulAlgoGetHeuristic(ctx.lt, desc_, a_, b_, d_, d_, pref, 8, results, &returned),
-                        fmt::format("cublasLtMatmulAlgoGetHeuristic({}, int8 m={} n={} k={})", step.label, g.m, g.n,
-                                    g.k));
+      st = check_cublas(
+          cublasLtMatmulAlgoGetHeuristic(ctx.lt, desc_, a_, b_, d_, d_, pref, 8, results, &returned),
+          fmt::format("cublasLtMatmulAlgoGetHeuristic({}, int8 m={} n={} k={})", step.label, g.m, g.n, g.k));
     }
     (void)cublasLtMatmulPreferenceDestroy(pref);
     KILN_RETURN_IF_ERROR(st);
@@ -129,13 +129,13 @@ class Int8GemmStep final : public PreparedStep {
       return rc == 0 ? Status::ok()
                      : check_cuda(static_cast<cudaError_t>(rc), fmt::format("int8 requantize kernel ({})", step.label));
     }
-    int rc = kernels::int8_gemm_epilogue(dtype_, ptr(step.outputs[0]), static_cast<const int32_t*>(ptr(step.outputs[1])),
-                                         g.m, g.n, static_cast<const float*>(ptr(step.inputs[2])),
-                                         static_cast<const float*>(ptr(step.inputs[3])), ptr(step.inputs[4]),
-                                         ep.residual_after_activation, activation_op(ep.activation), ep.alpha, ep.beta,
-                                         ctx.stream);
-    return rc == 0 ? Status::ok()
-                   : check_cuda(static_cast<cudaError_t>(rc), fmt::format("int8 GEMM epilogue kernel ({})", step.label));
+    int rc = kernels::int8_gemm_epilogue(
+        dtype_, ptr(step.outputs[0]), static_cast<const int32_t*>(ptr(step.outputs[1])), g.m, g.n,
+        static_cast<const float*>(ptr(step.inputs[2])), static_cast<const float*>(ptr(step.inputs[3])),
+        ptr(step.inputs[4]), ep.residual_after_activation, activation_op(ep.activation), ep.alpha, ep.beta, ctx.stream);
+    return rc == 0
+               ? Status::ok()
+               : check_cuda(static_cast<cudaError_t>(rc), fmt::format("int8 GEMM epilogue kernel ({})", step.label));
   }
 
  private:
@@ -164,7 +164,7 @@ class Int8GemmStep final : public PreparedStep {
   int chosen_ = 0;
   int candidates_ = 0;
   bool requantize_ = false;  // int8/uint8 output (kiln.QGemm)
-  bool simple_ = false;  // cuBLASLt refused: kernels::int8_gemm_simple
+  bool simple_ = false;      // cuBLASLt refused: kernels::int8_gemm_simple
   std::string why_simple_;
   kernels::DType dtype_ = kernels::DType::kF32;
 };
