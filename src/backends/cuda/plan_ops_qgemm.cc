@@ -26,8 +26,9 @@
 // asymmetric weights), the activation is dequantized by a kernel, the
 // weight's DequantizeLinear has been evaluated at plan time as every
 // constant node is, and the float GEMM runs; its step label says why.
-#include <cmath>
-#include <cstring>
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "backends/cuda/plan_ops_quant.h"
 #include "core/error.h"
