@@ -145,6 +145,67 @@ TEST(GpuInt8, QdqMatMulBecomesOneInt8Gemm) {
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
+// MatMul + bias + [Relu] + QuantizeLinear: the epilogue requantizes (int8
+// out, uint8 kept as int8 q-128), within one output step of the reference
+// (which rounds the float result into the Q).
+TEST(GpuInt8, OutputQuantizeFusesIntoTheEpilogue) {
+  struct Case {
+    DataType type;
+    int zero_point;
+    bool relu;
+  };
+  for (const Case& c : {Case{DataType::kUInt8, 0, true}, Case{DataType::kInt8, 3, false},
+                        Case{DataType::kUInt8, 128, false}}) {
+    SCOPED_TRACE(std::string(data_type_name(c.type)) + " zero point " + std::to_string(c.zero_point));
+    GraphBuilder b("main", nullptr, 17);
+    b.input("x", f32({2, 6, 32}));
+    b.constant("sx", Tensor::scalar<float>(DataType::kFloat32, 0.01f));
+    b.constant("zx", zero_points(DataType::kUInt8, 0, 128));
+    b.constant("wq", int8_tensor({32, 16}, 50));
+    b.constant("sw", random_tensor({16}, 51, 0.001f, 0.002f));
+    b.constant("bias", random_tensor({16}, 52));
+    b.constant("sy", Tensor::scalar<float>(DataType::kFloat32, 0.03f));
+    b.constant("zy", zero_points(c.type, 0, c.zero_point));
+    b.node("QuantizeLinear", {"x", "sx", "zx"}, {"xq"});
+    b.node("DequantizeLinear", {"xq", "sx", "zx"}, {"xd"});
+    b.node("DequantizeLinear", {"wq", "sw"}, {"wd"});
+    b.node("MatMul", {"xd", "wd"}, {"m"});
+    b.node("Add", {"m", "bias"}, {"h"});
+    std::string pre = "h";
+    if (c.relu) {
+      b.node("Relu", {"h"}, {"r"});
+      pre = "r";
+    }
+    b.node("QuantizeLinear", {pre, "sy", "zy"}, {"yq"});
+    b.node("DequantizeLinear", {"yq", "sy", "zy"}, {"y"});
+    b.output("y");
+    std::vector<Tensor> in = {random_tensor({2, 6, 32}, 53)};
+    Plan plan = fp32_plan(b.graph(), in);
+    EXPECT_EQ(count(plan, StepKind::kGemm, true), 1) << plan.to_string();
+    EXPECT_EQ(count(plan, StepKind::kQuantize), 1) << plan.to_string();
+    EXPECT_EQ(count(plan, StepKind::kDequantize), 1) << plan.to_string();
+    EXPECT_NE(plan.to_string().find("requantized"), std::string::npos) << plan.to_string();
+    test::Tolerance step{0.03 * 1.01, 0.0};
+    std::vector<Tensor> ref = test::run_reference(b.graph(), in);
+    auto out = test::emulate_plan(plan, in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    test::expect_close(*out, ref, step, "emulated fp32 plan", plan.to_string());
+    if (device_count() == 0) continue;
+    for (Precision p : {Precision::kFp32, Precision::kFp16}) {
+      GpuOptions o;
+      o.precision = p;
+      auto engine = GpuEngine::create(b.graph(), o);
+      ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+      auto got = (*engine)->run(in);
+      ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+      // fp16: x rounds to 16 bits before its Q; the output is still within a step or two.
+      test::Tolerance tol = p == Precision::kFp32 ? step : test::Tolerance{2 * step.atol, 0.0};
+      test::expect_close(*got, ref, tol, std::string(precision_name(p)), (*engine)->plan_summary());
+    }
+  }
+  KILN_SKIP_REST_WITHOUT_GPU();
+}
+
 // An empty batch: nothing to compute, no failure.
 TEST(GpuInt8, EmptyBatch) {
   GraphBuilder b = qdq_graph(QdqCase{{0, 16}, 8, true, DataType::kUInt8, 128, true, "Relu"});

@@ -99,10 +99,40 @@ std::string read_qweight(const ir::Value* v, bool n_major, QWeight& out) {
 
 using QuantAct = PlanBuilder::QuantAct;
 
+// The QuantizeLinear after an int8 GEMM (and its bias / Relu) that its
+// epilogue can apply: per tensor, constant, to int8/uint8.
+struct OutputQuant {
+  const ir::Node* q = nullptr;
+  float scale = 0.0f;
+  int32_t zero_point = 0;
+  DataType type = DataType::kUndefined;
+};
+
+Result<OutputQuant> output_quant(PlanBuilder& b, const ir::Node* q, const Dims& yd) {
+  OutputQuant o;
+  if (q == nullptr || q->op_type() != "QuantizeLinear" || !q->domain().empty()) return o;
+  for (size_t i = 1; i < q->num_inputs(); ++i) {
+    if (q->has_input(i) && !q->input(i)->is_constant()) return o;
+  }
+  KILN_ASSIGN_OR_RETURN(DataType to, quantized_type(*q));
+  if (to != DataType::kInt8 && to != DataType::kUInt8) return o;
+  Result<QParams> p = read_qparams(b, *q, yd);
+  if (!p.is_ok() || !p->per_tensor()) return o;
+  o.q = q;
+  o.scale = p->scale[0];
+  o.zero_point = p->zero_point[0];
+  o.type = to;
+  return o;
+}
+
 // The int8 GEMM step for MatMul/Gemm `n` whose input 0 is `qa`, with the
-// bias / residual / Relu / Gelu after it fused. false (and `why`) when it
+// bias / residual / Relu / Gelu after it fused, and a QuantizeLinear after
+// those when the epilogue can requantize (no residual, Relu or no
+// activation): then it writes the int8/uint8 tensor (`shifted` is set when
+// that is a uint8 one kept as int8 q - 128). false (and `why`) when it
 // cannot run in int8; nothing is emitted or consumed then.
-Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& qa, std::string& why) {
+Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& qa, std::string& why,
+                             const ir::Value*& shifted) {
   const bool is_gemm = n.op_type() == "Gemm";
   const Dims xd = b.val(qa.q).dims;
   double alpha = 1.0;
@@ -143,7 +173,6 @@ Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& 
     why = fmt::format("K={} could overflow the int32 accumulator", K);
     return false;
   }
-  const int64_t M = numel_of(xd) / K;
   Dims yd(xd.begin(), xd.end() - 1);
   yd.push_back(N);
   std::vector<double> bias;
@@ -207,40 +236,78 @@ Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& 
     KILN_ASSIGN_OR_RETURN(ep.residual_after_activation, take_residual());
   }
 
-  // y = acc * scale[n] + bias[n], the activation zero point folded into the bias.
-  Tensor st = Tensor::empty(DataType::kFloat32, {N});
-  Tensor bt = Tensor::empty(DataType::kFloat32, {N});
-  const bool has_bias = !bias.empty() || qa.zero_point != 0;
+  std::vector<int64_t> colsum(static_cast<size_t>(N), 0);
   for (int64_t j = 0; j < N; ++j) {
-    float s = static_cast<float>(alpha * qa.scale * qw.scale[static_cast<size_t>(j)]);
-    int64_t colsum = 0;
-    for (int64_t i = 0; i < K; ++i) colsum += qw.w.data<int8_t>()[j * K + i];
-    double bj = bias.empty() ? 0.0 : bias[static_cast<size_t>(j)];
-    st.data<float>()[j] = s;
-    bt.data<float>()[j] = static_cast<float>(bj - static_cast<double>(s) * qa.zero_point * static_cast<double>(colsum));
+    for (int64_t i = 0; i < K; ++i) colsum[static_cast<size_t>(j)] += qw.w.data<int8_t>()[j * K + i];
   }
   KILN_ASSIGN_OR_RETURN(int wdev, b.device_const(b.host_value(n.input(1)->name() + ".int8", qw.w), DataType::kInt8));
-  KILN_ASSIGN_OR_RETURN(int sdev, b.device_const(b.host_value(n.name() + ".dequant_scale", st), DataType::kFloat32));
-  int bdev = -1;
-  if (has_bias) {
-    KILN_ASSIGN_OR_RETURN(bdev, b.device_const(b.host_value(n.name() + ".bias", bt), DataType::kFloat32));
-  }
   KILN_ASSIGN_OR_RETURN(int a, b.as_row_major(qa.q));
-  if (z >= 0) {
-    KILN_ASSIGN_OR_RETURN(z, b.as_row_major(z));
-  }
-  int y = b.device_value(out->name(), b.plan().act_dtype, yd);
-  int acc = b.device_value(out->name() + ".int32", DataType::kInt32, {M, N});
+  const int64_t M = numel_of(xd) / K;
   Step s = b.make_step(StepKind::kGemm, &n);
-  s.label += " [int8]";
-  s.inputs = {a, wdev, sdev, bdev, z};
-  s.outputs = {y, acc};
   s.gemm.m = M;
   s.gemm.n = N;
   s.gemm.k = K;
   s.gemm.trans_b = true;
   s.gemm.int8 = true;
   s.epilogue = ep;
+
+  // Requantized: q = round((acc + bias[c] / s[c] - z * colsum[c]) * s[c] / y_scale) + y_zp
+  // with s[c] = alpha * x_scale * w_scale[c], in float64.
+  OutputQuant oq;
+  if (z < 0 && ep.activation != ops::Activation::kGelu) {
+    KILN_ASSIGN_OR_RETURN(oq, output_quant(b, b.sole_consumer(out), yd));
+  }
+  if (oq.q != nullptr) {
+    Tensor offset = Tensor::empty(DataType::kFloat64, {N});
+    Tensor mult = Tensor::empty(DataType::kFloat64, {N});
+    for (int64_t j = 0; j < N; ++j) {
+      double sj = alpha * qa.scale * qw.scale[static_cast<size_t>(j)];
+      double bj = bias.empty() ? 0.0 : bias[static_cast<size_t>(j)];
+      offset.data<double>()[j] =
+          bj / sj - static_cast<double>(qa.zero_point) * static_cast<double>(colsum[static_cast<size_t>(j)]);
+      mult.data<double>()[j] = sj / static_cast<double>(oq.scale);
+    }
+    KILN_ASSIGN_OR_RETURN(int odev, b.device_const(b.host_value(n.name() + ".offset", offset), DataType::kFloat64));
+    KILN_ASSIGN_OR_RETURN(int mdev, b.device_const(b.host_value(n.name() + ".multiplier", mult), DataType::kFloat64));
+    b.consume(oq.q);
+    out = oq.q->output(0);
+    const bool shift = oq.type == DataType::kUInt8 && can_store_shifted(out);
+    int y = b.device_value(out->name(), shift ? DataType::kInt8 : oq.type, yd);
+    int acc = b.device_value(out->name() + ".int32", DataType::kInt32, {M, N});
+    s.label += shift ? " [int8, requantized; uint8 kept as int8 q-128]" : " [int8, requantized]";
+    s.inputs = {a, wdev, odev, mdev, -1};
+    s.outputs = {y, acc};
+    s.p0 = static_cast<float>(oq.zero_point - (shift ? 128 : 0));
+    b.add_step(std::move(s));
+    b.bind(out, y);
+    if (shift) shifted = out;
+    return true;
+  }
+
+  // y = acc * scale[n] + bias[n], the activation zero point folded into the bias.
+  Tensor st = Tensor::empty(DataType::kFloat32, {N});
+  Tensor bt = Tensor::empty(DataType::kFloat32, {N});
+  const bool has_bias = !bias.empty() || qa.zero_point != 0;
+  for (int64_t j = 0; j < N; ++j) {
+    float sj = static_cast<float>(alpha * qa.scale * qw.scale[static_cast<size_t>(j)]);
+    double bj = bias.empty() ? 0.0 : bias[static_cast<size_t>(j)];
+    st.data<float>()[j] = sj;
+    bt.data<float>()[j] = static_cast<float>(bj - static_cast<double>(sj) * qa.zero_point *
+                                                      static_cast<double>(colsum[static_cast<size_t>(j)]));
+  }
+  KILN_ASSIGN_OR_RETURN(int sdev, b.device_const(b.host_value(n.name() + ".dequant_scale", st), DataType::kFloat32));
+  int bdev = -1;
+  if (has_bias) {
+    KILN_ASSIGN_OR_RETURN(bdev, b.device_const(b.host_value(n.name() + ".bias", bt), DataType::kFloat32));
+  }
+  if (z >= 0) {
+    KILN_ASSIGN_OR_RETURN(z, b.as_row_major(z));
+  }
+  int y = b.device_value(out->name(), b.plan().act_dtype, yd);
+  int acc = b.device_value(out->name() + ".int32", DataType::kInt32, {M, N});
+  s.label += " [int8]";
+  s.inputs = {a, wdev, sdev, bdev, z};
+  s.outputs = {y, acc};
   b.add_step(std::move(s));
   b.bind(out, y);
   return true;
@@ -251,7 +318,9 @@ Result<bool> lower_int8_gemm(PlanBuilder& b, const ir::Node& n, const QuantAct& 
 Status PlanBuilder::lower_qgemm(const ir::Node& n) {
   const QuantAct qa = quant_acts_.at(n.input(0));
   std::string why;
-  KILN_ASSIGN_OR_RETURN(bool int8, lower_int8_gemm(*this, n, qa, why));
+  const ir::Value* shifted = nullptr;
+  KILN_ASSIGN_OR_RETURN(bool int8, lower_int8_gemm(*this, n, qa, why, shifted));
+  if (shifted != nullptr) shifted_u8_.insert(shifted);
   if (int8) return Status::ok();
   // The float GEMM on the dequantized activation (one dequantization shared
   // by every reader that falls back).

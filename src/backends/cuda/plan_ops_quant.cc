@@ -96,6 +96,17 @@ Result<int> emit_dequantize(PlanBuilder& b, const ir::Node& n, int x, const QPar
   return y;
 }
 
+Result<DataType> quantized_type(const ir::Node& n) {
+  if (n.has_input(2) && n.input(2)->type().is_tensor() && n.input(2)->type().dtype != DataType::kUndefined) {
+    return n.input(2)->type().dtype;
+  }
+  int64_t od = n.opset() >= 21 ? n.attr_int("output_dtype", 0) : 0;
+  if (od == 0) return DataType::kUInt8;
+  std::optional<DataType> t = data_type_from_int(od);
+  if (!t) return invalid_argument("output_dtype {} is not a tensor element type", od);
+  return *t;
+}
+
 bool can_store_shifted(const ir::Value* v) {
   if (v->is_graph_output() || v->uses().empty()) return false;
   for (const ir::Use& u : v->uses()) {
@@ -112,18 +123,6 @@ bool can_store_shifted(const ir::Value* v) {
 namespace {
 
 using namespace qdq;
-
-// The type a QuantizeLinear writes: its zero point's, output_dtype (opset 21), or uint8.
-Result<DataType> quantized_type(const ir::Node& n) {
-  if (n.has_input(2) && n.input(2)->type().is_tensor() && n.input(2)->type().dtype != DataType::kUndefined) {
-    return n.input(2)->type().dtype;
-  }
-  int64_t od = n.opset() >= 21 ? n.attr_int("output_dtype", 0) : 0;
-  if (od == 0) return DataType::kUInt8;
-  std::optional<DataType> t = data_type_from_int(od);
-  if (!t) return invalid_argument("output_dtype {} is not a tensor element type", od);
-  return *t;
-}
 
 // A reader of a DequantizeLinear output `v` that can take it in int8: a
 // default-domain MatMul/Gemm reading it as input 0 only.

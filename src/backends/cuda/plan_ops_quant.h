@@ -41,6 +41,9 @@ Result<std::pair<int, int>> param_consts(PlanBuilder& b, const ir::Node& n, cons
 Result<int> emit_dequantize(PlanBuilder& b, const ir::Node& n, int x, const QParams& p, int32_t shift,
                             const std::string& name);
 
+// The type a QuantizeLinear writes: its zero point's, output_dtype (opset 21), or uint8.
+Result<DataType> quantized_type(const ir::Node& n);
+
 // A uint8 value whose every reader takes int8 storage shifted by 128 (a
 // DequantizeLinear or kiln.QGemm reading it as input 0), and no graph output.
 bool can_store_shifted(const ir::Value* v);
