@@ -154,8 +154,8 @@ TEST(GpuInt8, OutputQuantizeFusesIntoTheEpilogue) {
     int zero_point;
     bool relu;
   };
-  for (const Case& c : {Case{DataType::kUInt8, 0, true}, Case{DataType::kInt8, 3, false},
-                        Case{DataType::kUInt8, 128, false}}) {
+  for (const Case& c :
+       {Case{DataType::kUInt8, 0, true}, Case{DataType::kInt8, 3, false}, Case{DataType::kUInt8, 128, false}}) {
     SCOPED_TRACE(std::string(data_type_name(c.type)) + " zero point " + std::to_string(c.zero_point));
     GraphBuilder b("main", nullptr, 17);
     b.input("x", f32({2, 6, 32}));
