@@ -4,20 +4,19 @@
 //   x ─ QuantizeLinear ─ DequantizeLinear ─┐
 //   W_q (int8 constant) ─ DequantizeLinear ─┴─ MatMul / Gemm ─ [bias Add] ─ [residual Add] ─ [Relu | Gelu]
 //
-// becomes a kQuantize step (x to int8, plan_ops_quant.cc) and one int8 GEMM step: cuBLASLt
-// int8 x int8 with int32 accumulation, then an epilogue kernel computing
-//   y = act(acc * x_scale * w_scale[n] + bias[n])
-// in the activation storage type. The activation's DequantizeLinear emits
-// no step when every reader is a MatMul/Gemm taking it as input 0 (its
-// output stays bound to the int8 value, a QuantAct); other readers get a
-// kDequantize step's output.
+// becomes a kQuantize step (x to int8, plan_ops_quant.cc) and one int8 GEMM
+// step: cuBLASLt int8 x int8 with int32 accumulation, then an epilogue
+// kernel computing y = act(acc * x_scale * w_scale[n] + bias[n]) in the
+// activation storage type or, when a QuantizeLinear follows (after the bias
+// and Relu), the requantized int8/uint8 tensor directly. The activation's
+// DequantizeLinear emits no step when every reader is a MatMul/Gemm taking
+// it as input 0 (its output stays bound to the int8 value, a QuantAct);
+// other readers get a kDequantize step's output.
 //
 // Zero points: an activation zero point z (any per-tensor value) becomes a
-// constant per-column bias term, since sum_k (q - z) w[k,n] = acc - z * colsum(w)[n].
-// A uint8 QuantizeLinear output read only by DequantizeLinears is stored as
-// int8 q - 128 with zero point z - 128 (the same real values), so uint8
-// activations (what onnxruntime's quantize_static and src/quant write) run
-// the int8 GEMM too. Weights: int8 with zero points 0 (uint8 with 128),
+// constant per-column term, since sum_k (q - z) w[k,n] = acc - z * colsum(w)[n].
+// uint8 activations are stored as int8 q - 128 with zero point z - 128
+// (plan_ops_quant.cc). Weights: int8 with zero points 0 (uint8 with 128),
 // per tensor or per output channel.
 //
 // Where the int8 GEMM cannot run (K or N not a multiple of 4, which
