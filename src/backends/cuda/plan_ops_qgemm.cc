@@ -49,14 +49,14 @@ struct QWeight {
 std::string read_qweight(const ir::Value* v, bool n_major, QWeight& out) {
   const ir::Node* dq = v->producer();
   if (dq == nullptr || dq->op_type() != "DequantizeLinear" || !dq->domain().empty()) {
-    return "the weight is not a DequantizeLinear";
+    return "input 1 is not a DequantizeLinear of constant weights";
   }
   if (dq->opset() >= 21 && dq->attr_int("block_size", 0) != 0) return "blocked weight quantization";
   const ir::Value* wv = dq->input(0);
   const ir::Value* sv = dq->input(1);
   const ir::Value* zv = dq->has_input(2) ? dq->input(2) : nullptr;
   if (!wv->is_constant() || sv == nullptr || !sv->is_constant() || (zv != nullptr && !zv->is_constant())) {
-    return "the weight's DequantizeLinear has inputs that are not constants";
+    return "input 1 is not constant (an activation x activation product)";
   }
   const Tensor& w = wv->constant();
   if (w.rank() != 2) return fmt::format("the weight is {}-D", w.rank());
