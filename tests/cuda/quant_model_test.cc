@@ -1,8 +1,9 @@
 // Q/DQ models written by Kiln's own quantizer (src/quant, what `kiln
 // quantize` exports) lower for the GPU with int8 GEMMs, and their fp32 plan
-// on the CPU emulator follows the reference interpreter; optimized
-// (kiln.QGemm), tiny_mlp's plan is exact. The zoo models are
-// looked up in $KILN_ZOO_DIR like model_test.cc; a missing model skips.
+// on the CPU emulator (and, with a GPU, the fp32/fp16 engines) follows the
+// reference interpreter; optimized (kiln.QGemm), tiny_mlp's plan is exact.
+// The zoo models are looked up in $KILN_ZOO_DIR like model_test.cc; a
+// missing model skips.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -109,6 +110,20 @@ TEST(GpuInt8Models, KilnQuantizedModelsLowerToInt8Gemms) {
       // may round one step apart, nothing more.
       EXPECT_LE(relative_error(*out, ref), 2e-2) << plan->to_string();
     }
+    if (device_count() > 0) {  // the Q/DQ model on the GPU
+      std::vector<Tensor> ref = test::run_reference(g, in);
+      for (Precision p : {Precision::kFp32, Precision::kFp16}) {
+        GpuOptions o;
+        o.precision = p;
+        auto engine = GpuEngine::create(g, o);
+        ASSERT_TRUE(engine.is_ok()) << precision_name(p) << ": " << engine.status().to_string();
+        auto out = (*engine)->run(in);
+        ASSERT_TRUE(out.is_ok()) << precision_name(p) << ": " << out.status().to_string();
+        // fp16 rounds each Q's input to 16 bits first: some q move by a step.
+        EXPECT_LE(relative_error(*out, ref), p == Precision::kFp32 ? 2e-2 : 0.1) << precision_name(p) << "\n"
+                                                                                 << (*engine)->plan_summary();
+      }
+    }
     if (std::string(name) != "tiny_mlp") continue;
     // The optimized graph (what the CPU builder runs): kiln.QGemm layers,
     // requantized on the GPU exactly as the reference kernel does.
@@ -124,6 +139,13 @@ TEST(GpuInt8Models, KilnQuantizedModelsLowerToInt8Gemms) {
     auto out = test::emulate_plan(*plan, in);
     ASSERT_TRUE(out.is_ok()) << out.status().to_string();
     EXPECT_EQ(relative_error(*out, ref), 0.0) << plan->to_string();
+    if (device_count() > 0) {
+      auto engine = GpuEngine::create(g, GpuOptions{});
+      ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+      auto got = (*engine)->run(in);
+      ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+      EXPECT_EQ(relative_error(*got, ref), 0.0) << (*engine)->plan_summary();
+    }
   }
   if (!any) GTEST_SKIP() << "no zoo models (set KILN_ZOO_DIR)";
 }
