@@ -118,11 +118,14 @@ int count(const Plan& p, StepKind k, bool int8 = false) {
   return n;
 }
 
-// The emulated fp32 plan and, with a GPU, the fp32 and fp16 engines.
-void expect_int8_matches(const ir::Graph& g, const std::vector<Tensor>& in) {
-  for (Precision p : {Precision::kFp32, Precision::kFp16}) {
-    SCOPED_TRACE(std::string(precision_name(p)));
-    expect_matches_reference(g, in, p, tolerance(p));
+// The emulated fp32 plan and, with a GPU, the fp32 and fp16 engines. At
+// fp16 the activation is rounded to 16 bits before its QuantizeLinear, so a
+// few q land one step away from the reference's: a wider atol.
+void expect_int8_matches(const ir::Graph& g, const std::vector<Tensor>& in, bool fp16 = true) {
+  expect_matches_reference(g, in, Precision::kFp32, tolerance(Precision::kFp32));
+  if (fp16) {
+    SCOPED_TRACE("fp16");
+    expect_matches_reference(g, in, Precision::kFp16, test::Tolerance{0.05, 3e-2});
   }
 }
 
@@ -341,7 +344,8 @@ TEST(GpuInt8, StandaloneQuantizeAndDequantize) {
   Plan plan = fp32_plan(b.graph(), in);
   EXPECT_EQ(count(plan, StepKind::kQuantize), 2) << plan.to_string();
   EXPECT_EQ(count(plan, StepKind::kDequantize), 2) << plan.to_string();
-  expect_int8_matches(b.graph(), in);
+  // fp32 only: the quantized outputs are compared exactly (fp16 inputs round first).
+  expect_int8_matches(b.graph(), in, /*fp16=*/false);
   KILN_SKIP_REST_WITHOUT_GPU();
 }
 
