@@ -75,7 +75,10 @@ inline double element(const Tensor& t, int64_t i) {
     case DataType::kFloat16:
       return static_cast<float>(t.data<Float16>()[i]);
     case DataType::kBool:
+    case DataType::kUInt8:
       return t.data<uint8_t>()[i];
+    case DataType::kInt8:
+      return t.data<int8_t>()[i];
     default:
       return NAN;
   }

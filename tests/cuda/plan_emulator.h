@@ -210,6 +210,47 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
       }
       case StepKind::kGemm: {
         const GemmParams& g = s.gemm;
+        if (g.int8) {  // int8 x int8 in int32 exactly, then the dequantizing epilogue
+          const auto* a = static_cast<const int8_t*>(ptr[static_cast<size_t>(s.inputs[0])]);
+          const auto* w = static_cast<const int8_t*>(ptr[static_cast<size_t>(s.inputs[1])]);
+          const float* scale = F(s.inputs[2]);
+          const float* bias = F(s.inputs[3]);
+          const float* z = F(s.inputs[4]);
+          auto* acc = static_cast<int32_t*>(ptr[static_cast<size_t>(s.outputs[1])]);
+          for (int64_t i = 0; i < g.m; ++i)
+            for (int64_t j = 0; j < g.n; ++j) {
+              int32_t sum = 0;
+              for (int64_t kk = 0; kk < g.k; ++kk) sum += int32_t{a[i * g.k + kk]} * int32_t{w[j * g.k + kk]};
+              acc[i * g.n + j] = sum;
+            }
+          if (ov->dtype == DataType::kInt8 || ov->dtype == DataType::kUInt8) {  // requantize (kiln.QGemm)
+            const auto* offset = static_cast<const double*>(ptr[static_cast<size_t>(s.inputs[2])]);
+            const auto* mult = static_cast<const double*>(ptr[static_cast<size_t>(s.inputs[3])]);
+            bool u8 = ov->dtype == DataType::kUInt8;
+            double lo = u8 ? 0.0 : -128.0, hi = u8 ? 255.0 : 127.0, zp = s.p0;
+            if (s.epilogue.activation == ops::Activation::kRelu) lo = std::max(lo, zp);
+            for (int64_t o = 0; o < g.m * g.n; ++o) {
+              int64_t j = o % g.n;
+              double v = std::clamp(std::nearbyint((acc[o] + offset[j]) * mult[j]) + zp, lo, hi);
+              if (u8) {
+                static_cast<uint8_t*>(ptr[static_cast<size_t>(s.outputs[0])])[o] = static_cast<uint8_t>(v);
+              } else {
+                static_cast<int8_t*>(ptr[static_cast<size_t>(s.outputs[0])])[o] = static_cast<int8_t>(v);
+              }
+            }
+            break;
+          }
+          for (int64_t o = 0; o < g.m * g.n; ++o) {
+            int64_t j = o % g.n;
+            float v = static_cast<float>(acc[o]) * scale[j];
+            if (bias != nullptr) v += bias[j];
+            if (z != nullptr && !s.epilogue.residual_after_activation) v += z[o];
+            v = s.epilogue.activate(v);
+            if (z != nullptr && s.epilogue.residual_after_activation) v += z[o];
+            y[o] = v;
+          }
+          break;
+        }
         const float* a = F(s.inputs[0]);
         const float* b = F(s.inputs[1]);
         const float* c = F(s.inputs[2]);
@@ -369,6 +410,34 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
           for (float e : v) sum += std::exp(e - m);
           for (int64_t j = 0; j < s.cols; ++j) {
             y[row * s.cols + j] = static_cast<float>(std::exp(v[static_cast<size_t>(j)] - m) / sum);
+          }
+        }
+        break;
+      }
+      case StepKind::kQuantize:
+      case StepKind::kDequantize: {
+        const PlanValue& xv = V(s.inputs[0]);
+        const void* x = ptr[static_cast<size_t>(s.inputs[0])];
+        const float* scale = F(s.inputs[1]);
+        const auto* zp = static_cast<const int32_t*>(ptr[static_cast<size_t>(s.inputs[2])]);
+        void* out = ptr[static_cast<size_t>(s.outputs[0])];
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t c = s.channels == 1 ? 0 : (i / s.inner) % s.channels;
+          if (s.kind == StepKind::kQuantize) {
+            float r = std::nearbyint(static_cast<const float*>(x)[i] / scale[c]);
+            bool u8 = ov->dtype == DataType::kUInt8;
+            float lo = u8 ? 0.0f : -128.0f, hi = u8 ? 255.0f : 127.0f;
+            float q = std::isnan(r) ? static_cast<float>(zp[c]) : std::clamp(r + static_cast<float>(zp[c]), lo, hi);
+            if (u8) {
+              static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(q);
+            } else {
+              static_cast<int8_t*>(out)[i] = static_cast<int8_t>(q);
+            }
+          } else {
+            int32_t q = xv.dtype == DataType::kInt8    ? int32_t{static_cast<const int8_t*>(x)[i]}
+                        : xv.dtype == DataType::kUInt8 ? int32_t{static_cast<const uint8_t*>(x)[i]}
+                                                       : static_cast<const int32_t*>(x)[i];
+            y[i] = static_cast<float>(q - zp[c]) * scale[c];
           }
         }
         break;

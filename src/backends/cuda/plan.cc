@@ -68,6 +68,10 @@ std::string_view step_kind_name(StepKind k) {
       return "pointwise";
     case StepKind::kMaskedSoftmax:
       return "masked_softmax";
+    case StepKind::kQuantize:
+      return "quantize";
+    case StepKind::kDequantize:
+      return "dequantize";
   }
   return "?";
 }

@@ -89,6 +89,8 @@ enum class StepKind {
   kConcat,
   kPointwise,      // a kiln.Pointwise body as one NVRTC-compiled kernel (pointwise_codegen.h)
   kMaskedSoftmax,  // attention's softmax(scores + mask), float in, activation type out (softmax_codegen.h)
+  kQuantize,    // QuantizeLinear: float -> int8/uint8 (plan_ops_quant.cc)
+  kDequantize,  // DequantizeLinear: int8/uint8/int32 -> float
 };
 std::string_view step_kind_name(StepKind k);
 
@@ -104,6 +106,9 @@ struct GemmParams {
   bool trans_a = false, trans_b = false;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // element strides between batches
   float alpha = 1.0f, beta = 0.0f;                   // beta scales the C input (inputs[2])
+  // int8 x int8 -> int32 on cuBLASLt, then a dequantizing epilogue (see the
+  // kGemm input positions); batch is 1, trans_a false, trans_b true.
+  bool int8 = false;
 };
 
 struct CopyParams {
@@ -124,6 +129,11 @@ struct PointwiseKernel {
 // Input positions per kind:
 //   kConv:  X, W, bias(float, or -1), Z(residual, or -1)
 //   kGemm:  A, B, C(full [batch,m,n] or -1), bias(act dtype [n], or -1), Z(residual [batch,m,n], or -1)
+//   kGemm with gemm.int8: A(int8 [m,k]), B(int8 [n,k]), scale(float [n]), bias(float [n] or -1), Z(or -1);
+//           outputs Y and the int32 accumulator [m,n]; with an int8/uint8 Y (kiln.QGemm, requantized):
+//           A, B, offset(f64 [n]), multiplier(f64 [n]), -1, Y's zero point in p0, Relu in epilogue
+//   kQuantize, kDequantize: X, scale(float [channels]), zero point(int32 [channels]); element i is in
+//           channel (i / inner) % channels
 //   kEpilogue: X, scale(float), bias(float), Z(or -1)
 //   kLayerNorm: X, gamma(float), beta(float or -1)
 //   kGather: data, indices(int64)

@@ -59,6 +59,22 @@ class PlanBuilder {
 
   const PlanOptions& options() const { return options_; }
 
+  // --- int8 (plan_ops_quant.cc)
+  // A DequantizeLinear output left in int8 for the GEMMs that read it.
+  struct QuantAct {
+    int q = -1;              // the int8 device value
+    float scale = 0.0f;      // per tensor
+    int32_t zero_point = 0;  // of the stored int8 values
+    int dequantized = -1;    // its float version, once a consumer needed one
+  };
+  Status lower_quantize(const ir::Node& n);
+  Status lower_dequantize(const ir::Node& n);
+  // MatMul/Gemm whose input 0 is a QuantAct: the int8 GEMM, or the float
+  // GEMM on the dequantized activation where int8 cannot run it.
+  Status lower_qgemm(const ir::Node& n);
+  bool reads_quant_act(const ir::Node& n) const { return n.has_input(0) && quant_acts_.count(n.input(0)) != 0; }
+  Status lower_kiln_qgemm(const ir::Node& n);  // kiln.QGemm (passes/qdq_lowering.cc): requantized int8 GEMM
+
  private:
   Status eval_on_host(const ir::Node& n);
   Status lower_conv(const ir::Node& n);
@@ -88,6 +104,8 @@ class PlanBuilder {
   std::map<std::tuple<int, int, bool>, int> const_cache_;
   std::map<int, int> nhwc_cache_, row_major_cache_;
   std::map<int, int> mask_f32_cache_;  // attention masks cast to float, shared by the layers
+  std::unordered_map<const ir::Value*, QuantAct> quant_acts_;
+  std::set<const ir::Value*> shifted_u8_;  // uint8 QuantizeLinear outputs stored as int8 q - 128
   int next_buffer_ = 0;
 };
 

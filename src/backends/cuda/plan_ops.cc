@@ -122,13 +122,14 @@ std::vector<const ir::Node*> PlanBuilder::match_gelu(const ir::Value* x) const {
 
 bool gpu_supports_op(const ir::Node& node) {
   if (node.domain() == "kiln" || node.domain() == "com.kiln") {
-    // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets.
+    // kiln.Gelu and kiln.LayerNormalization are the ONNX ops for older opsets; QGemm: plan_ops_qgemm.cc.
     const std::string& t = node.op_type();
     return t == "FusedConv" || t == "FusedGemm" || t == "FusedMatMul" || t == "Gelu" || t == "LayerNormalization" ||
-           t == "Attention" || t == "Pointwise";
+           t == "Attention" || t == "Pointwise" || t == "QGemm";
   }
   if (!node.domain().empty() && node.domain() != "ai.onnx") return false;
   const std::string& t = node.op_type();
+  if (t == "QuantizeLinear" || t == "DequantizeLinear") return true;  // plan_ops_quant.cc
   return unary_ops().count(t) || binary_ops().count(t) || alias_ops().count(t) || other_ops().count(t);
 }
 
@@ -141,6 +142,10 @@ Status PlanBuilder::lower_node(const ir::Node& n) {
     if (t == "Attention") return lower_attention(n);
     if (t == "Pointwise") return lower_pointwise(n);
   }
+  if (t == "QGemm" && !n.domain().empty()) return lower_kiln_qgemm(n);
+  if (t == "QuantizeLinear") return lower_quantize(n);
+  if (t == "DequantizeLinear") return lower_dequantize(n);
+  if ((t == "MatMul" || t == "Gemm") && n.domain().empty() && reads_quant_act(n)) return lower_qgemm(n);
   if (t == "Conv" || t == "FusedConv") return lower_conv(n);
   if (t == "MatMul" || t == "Gemm" || t == "FusedGemm" || t == "FusedMatMul") return lower_gemm(n);
   if (unary_ops().count(t) || binary_ops().count(t)) return lower_elementwise(n);

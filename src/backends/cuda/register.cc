@@ -1,4 +1,5 @@
-// GPU tactics for the builder: cuBLASLt MatMul/Gemm (and kiln.FusedMatMul/FusedGemm) kernels that copy their
+// GPU tactics for the builder: cuBLASLt MatMul/Gemm (and kiln.FusedMatMul/
+// FusedGemm; fp32, tf32) and kiln.QGemm (int8) kernels that copy their
 // inputs to the device and the result back per node, so that the builder can
 // time them against CPU tactics. Each prepared kernel owns a GpuEngine for a
 // one-node graph holding the node's constant inputs (weights).
@@ -101,6 +102,35 @@ class CublasLtTactic final : public Tactic {
   Precision precision_;
 };
 
+// kiln.QGemm (the int8 layer of passes/qdq_lowering.cc) on cuBLASLt's int8
+// GEMM with the requantizing epilogue (plan_ops_qgemm.cc): bit-exact with the
+// reference kernel. 8-bit activation in and out; every other input constant.
+class CublasLtQGemmTactic final : public Tactic {
+ public:
+  std::string_view name() const override { return "cuda.cublaslt_qgemm.int8"; }
+  std::string_view source() const override { return "cuda"; }
+
+  bool supports(const ir::Node& node) const override {
+    if (device_count() == 0) return false;
+    if (node.num_outputs() != 1 || node.output(0) == nullptr || node.input(0) == nullptr) return false;
+    DataType a = node.input(0)->type().dtype;
+    if (a != DataType::kInt8 && a != DataType::kUInt8) return false;
+    for (size_t i = 1; i < node.num_inputs(); ++i) {
+      if (node.has_input(i) && !node.input(i)->is_constant()) return false;
+    }
+    return node.num_inputs() >= 8;
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    KILN_ASSIGN_OR_RETURN(auto ng, copy_node(node));
+    GpuOptions o;
+    o.cuda_graph = false;
+    o.workspace_bytes = size_t{32} << 20;
+    KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::create(ng->graph, o));
+    return std::unique_ptr<Kernel>(new GpuGemmKernel(std::move(ng), std::move(engine)));
+  }
+};
+
 }  // namespace
 
 void register_tactics(TacticRegistry& registry) {
@@ -117,6 +147,7 @@ void register_tactics(TacticRegistry& registry) {
     registry.add(op.domain, op.type, std::make_unique<CublasLtTactic>(base + ".fp32", Precision::kFp32));
     registry.add(op.domain, op.type, std::make_unique<CublasLtTactic>(base + ".tf32", Precision::kTf32));
   }
+  registry.add("kiln", "QGemm", std::make_unique<CublasLtQGemmTactic>());
 }
 
 }  // namespace kiln::backends::cuda

@@ -191,6 +191,7 @@ class GemmStep final : public PreparedStep {
 }  // namespace
 
 Result<std::unique_ptr<PreparedStep>> prepare_gemm(const Plan& plan, const Step& step, GpuContext& ctx) {
+  if (step.gemm.int8) return prepare_gemm_int8(plan, step, ctx);
   auto op = std::make_unique<GemmStep>();
   KILN_RETURN_IF_ERROR(op->prepare(plan, step, ctx));
   return std::unique_ptr<PreparedStep>(std::move(op));

@@ -44,6 +44,9 @@ Result<std::unique_ptr<PreparedStep>> prepare_conv(const Plan& plan, const Step&
 Result<std::unique_ptr<PreparedStep>> prepare_gemm(const Plan& plan, const Step& step, GpuContext& ctx);
 // Prepares a kPointwise or kMaskedSoftmax step: compiles (NVRTC, cached) and loads its kernel.
 Result<std::unique_ptr<PreparedStep>> prepare_generated(const Plan& plan, const Step& step, GpuContext& ctx);
+// The int8 GEMM (step.gemm.int8) and the kQuantize / kDequantize kernels (step_gemm_int8.cc).
+Result<std::unique_ptr<PreparedStep>> prepare_gemm_int8(const Plan& plan, const Step& step, GpuContext& ctx);
+Status enqueue_quant(const Plan& plan, const Step& step, GpuContext& ctx);
 // Enqueues any other step kind.
 Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
 

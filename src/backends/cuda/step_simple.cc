@@ -136,6 +136,9 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx) {
       }
       return Status::ok();
     }
+    case StepKind::kQuantize:
+    case StepKind::kDequantize:
+      return enqueue_quant(plan, step, ctx);
     case StepKind::kConv:
     case StepKind::kGemm:
     case StepKind::kPointwise:
