@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "server/gpu_metrics.h"
 
 namespace kiln::server {
 namespace {
@@ -170,6 +171,9 @@ std::string render_metrics(ServerCore& core) {
     }
   }
   process_metrics(out);
+  if (core.options().gpu_metrics) {
+    if (GpuMetricsSource* gpus = nvml_source()) append_gpu_metrics(out, gpus->sample());
+  }
   return out;
 }
 

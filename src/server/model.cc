@@ -52,6 +52,8 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
       model.value()->infer(std::move(request), std::move(done));
     };
   }
+  // Where the instances run decides how the model loads (CPU plan, GPU engines or both).
+  KILN_RETURN_IF_ERROR(normalize_instance_groups(config, visible_gpus()));
   KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config, std::move(infer)));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend, context.auto_complete));
   std::shared_ptr<ModelVersion> mv(new ModelVersion());
