@@ -8,6 +8,9 @@
 #
 #   tools/gpu_bundle.sh [BUILD_DIR]     (default: build; must be configured with CUDA)
 #
+# The binaries and libraries go into gpu_bundle/bundle.tar.xz (the device
+# tool carries at most 64 MiB; oneDNN alone is 40 MB unpacked), which
+# tools/gpu_check.sh unpacks on the GPU machine.
 # Carry the result: run(..., carry=["gpu_bundle"]).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,5 +35,7 @@ for b in gpu_bundle/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u
 done
 cp -L /lib64/ld-linux-x86-64.so.2 gpu_bundle/glibc/
 strip --strip-unneeded gpu_bundle/lib/*.so* 2>/dev/null || true
+tar -C gpu_bundle -cf - bin lib glibc | xz -T2 -6 >gpu_bundle/bundle.tar.xz
+rm -rf gpu_bundle/bin gpu_bundle/lib gpu_bundle/glibc
 if [ -f /work/shared/models/make_models.py ]; then cp /work/shared/models/make_models.py gpu_bundle/; fi
 du -sh gpu_bundle

@@ -89,6 +89,9 @@ BIN=""
 RUNNER=()
 # Our binaries get their library path through RUNNER only, so that Python
 # and PyTorch keep the machine's own libraries.
+if [ -f gpu_bundle/bundle.tar.xz ] && [ ! -x gpu_bundle/bin/cuda_test ]; then
+  timeout 120 tar -C gpu_bundle -xJf gpu_bundle/bundle.tar.xz && say "unpacked gpu_bundle/bundle.tar.xz"
+fi
 if [ -x gpu_bundle/bin/cuda_test ]; then
   BIN=gpu_bundle/bin
   RUNNER=(env "LD_LIBRARY_PATH=$ROOT/gpu_bundle/lib:$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")

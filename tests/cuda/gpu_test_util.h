@@ -124,6 +124,23 @@ inline void expect_close(const std::vector<Tensor>& got, const std::vector<Tenso
   }
 }
 
+// expect_close for threads: "" when every output is within `tol`, else what differs.
+inline std::string compare_outputs(const std::vector<Tensor>& got, const std::vector<Tensor>& ref, Tolerance tol) {
+  if (got.size() != ref.size())
+    return "output count " + std::to_string(got.size()) + " != " + std::to_string(ref.size());
+  for (size_t j = 0; j < ref.size(); ++j) {
+    if (got[j].dims() != ref[j].dims()) return "output " + std::to_string(j) + ": dims differ";
+    for (int64_t i = 0; i < ref[j].numel(); ++i) {
+      double a = element(got[j], i), b = element(ref[j], i);
+      if (!(std::fabs(a - b) <= tol.atol + tol.rtol * std::fabs(b))) {
+        return "output " + std::to_string(j) + " element " + std::to_string(i) + ": got " + std::to_string(a) +
+               ", reference " + std::to_string(b);
+      }
+    }
+  }
+  return "";
+}
+
 // The fp32 plan of `graph` run on the CPU emulator against the reference.
 inline void expect_plan_matches_reference(const ir::Graph& graph, const std::vector<Tensor>& inputs,
                                           const std::vector<Tensor>& ref, bool channels_last) {

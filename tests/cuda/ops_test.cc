@@ -2,6 +2,8 @@
 // precision (tolerances in gpu_test_util.h). Skipped where there is no GPU.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "backends/tactic.h"
 #include "gpu_test_util.h"
 
@@ -13,7 +15,10 @@ using kiln::test::GraphBuilder;
 using test::expect_matches_reference;
 using test::expect_matches_reference_all;
 using test::f32;
+using test::compare_outputs;
 using test::random_tensor;
+using test::run_reference;
+using test::tolerance;
 
 Tensor int64s(std::vector<int64_t> v) {
   Tensor t = Tensor::empty(DataType::kInt64, {static_cast<int64_t>(v.size())});
@@ -333,6 +338,65 @@ TEST(GpuOps, ReRunWithNewShapesReplans) {
   }
   auto bad = (*engine)->run({random_tensor({3, 7}, 93)});
   EXPECT_FALSE(bad.is_ok());
+  EXPECT_EQ((*engine)->cached_plans(), 2u);  // n = 3 was planned once
+}
+
+// Execution contexts share the engine's plans and weights and run
+// concurrently, each on its own stream; every result matches the reference.
+TEST(GpuOps, ContextsRunConcurrently) {
+  KILN_REQUIRE_GPU();
+  GraphBuilder g("main", nullptr, 17);
+  g.input("x", ir::ValueType::tensor(DataType::kFloat32, Shape(std::vector<Dim>{Dim::sym("n"), Dim(64)})));
+  g.constant("w", random_tensor({64, 32}, 94));
+  g.constant("b", random_tensor({32}, 95));
+  g.node("MatMul", {"x", "w"}, {"mm"});
+  g.node("Add", {"mm", "b"}, {"a"});
+  g.node("Relu", {"a"}, {"y"});
+  g.output("y");
+  GpuOptions o;
+  o.precision = Precision::kFp16;
+  auto engine = GpuEngine::create(g.graph(), o);
+  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  constexpr int kContexts = 3;
+  std::vector<std::unique_ptr<GpuExecutionContext>> contexts;
+  for (int c = 0; c < kContexts; ++c) {
+    auto ctx = (*engine)->create_context();
+    ASSERT_TRUE(ctx.is_ok()) << ctx.status().to_string();
+    contexts.push_back(std::move(ctx).value());
+  }
+  std::vector<Tensor> xs;
+  std::vector<std::vector<Tensor>> refs;
+  for (int64_t n : {4, 16, 33}) {
+    xs.push_back(random_tensor({n, 64}, static_cast<uint32_t>(96 + n)));
+    refs.push_back(run_reference(g.graph(), {xs.back()}));
+  }
+  std::vector<std::string> failures(kContexts);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kContexts; ++c) {
+    threads.emplace_back([&, c] {
+      for (int iter = 0; iter < 20; ++iter) {
+        size_t i = static_cast<size_t>(iter + c) % xs.size();
+        auto out = contexts[static_cast<size_t>(c)]->run({xs[i]});
+        if (!out.is_ok()) {
+          failures[static_cast<size_t>(c)] = out.status().to_string();
+          return;
+        }
+        std::string why = compare_outputs(*out, refs[i], tolerance(Precision::kFp16));
+        if (!why.empty()) {
+          failures[static_cast<size_t>(c)] = why;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int c = 0; c < kContexts; ++c) EXPECT_EQ(failures[static_cast<size_t>(c)], "") << "context " << c;
+  EXPECT_EQ((*engine)->cached_plans(), 3u);  // one plan per batch size, shared by the contexts
+  // A context outlives its engine.
+  engine->reset();
+  auto out = contexts[0]->run({xs[0]});
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  EXPECT_EQ(compare_outputs(*out, refs[0], tolerance(Precision::kFp16)), "");
 }
 
 }  // namespace

@@ -25,8 +25,9 @@ struct GpuContext {
   std::vector<void*> ptrs;                           // device pointer per plan value (null for host values)
   std::vector<PinnedBuffer>* in_staging = nullptr;   // per graph input
   std::vector<PinnedBuffer>* out_staging = nullptr;  // per graph output
-  // Convolution algorithms already chosen, by configuration (shared across steps).
-  std::map<std::string, std::pair<int, int>> conv_algos;  // key -> (algo, math type)
+  // Convolution algorithms already chosen, by configuration: key -> (algo,
+  // math type). The engine's, shared by its plans; set while a plan is prepared.
+  std::map<std::string, std::pair<int, int>>* conv_algos = nullptr;
 };
 
 class PreparedStep {
