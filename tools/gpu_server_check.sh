@@ -13,17 +13,23 @@
 # Dynamic dims: the batch dim gets 1 and any other variable dim 16
 # ($KILN_CHECK_DIM). When the binary sits in a gpu_bundle/bin folder
 # (tools/gpu_bundle.sh), the bundle's libraries are used (and its C library
-# loader if the machine's cannot run it), as tools/gpu_check.sh does.
+# loader if the machine's cannot run it), as tools/gpu_check.sh does; a
+# missing gpu_bundle/bin/kiln is first unpacked from gpu_bundle/bundle.tar.xz.
 #
 # Without a GPU, KILN_CHECK_KIND=KIND_CPU runs the same steps with a CPU
 # "gpu_model" (the metrics check is then skipped): a dry run of the script.
 #
+# On the lent GPU machine, from a checkout holding gpu_bundle/ (tools/gpu_bundle.sh):
 #   device run: command "bash tools/gpu_server_check.sh gpu_bundle/bin/kiln examples/models/tiny_cnn.onnx",
-#   carry ["gpu_bundle"], timeout_s 120
+#   carry ["gpu_bundle"], timeout_s 150
 set -u
 if [ $# -ne 2 ]; then
   echo "usage: $0 KILN_BINARY MODEL.onnx" >&2
   exit 2
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$1" ] && [ -f "$ROOT/gpu_bundle/bundle.tar.xz" ] && [ ! -x "$ROOT/gpu_bundle/bin/kiln" ]; then
+  timeout 60 tar -C "$ROOT/gpu_bundle" -xJf "$ROOT/gpu_bundle/bundle.tar.xz" && echo "unpacked gpu_bundle/bundle.tar.xz"
 fi
 KILN=$(realpath "$1")
 MODEL=$(realpath "$2")

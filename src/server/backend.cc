@@ -113,7 +113,8 @@ class EngineBackend final : public ModelBackend {
       if (gpu_ == nullptr) return std::make_unique<FailedInstance>(internal_error("the model was not loaded for GPUs"));
       return gpu_->create_instance(where.device);
     }
-    if (engine_ == nullptr) return std::make_unique<FailedInstance>(internal_error("the model was not loaded for CPUs"));
+    if (engine_ == nullptr)
+      return std::make_unique<FailedInstance>(internal_error("the model was not loaded for CPUs"));
     return std::make_unique<EngineInstance>(engine_->create_context());
   }
 
@@ -255,7 +256,13 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
     plan::BuildOptions bo;
     std::map<std::string, Dims> shapes;
     if (batch_profile(*model.graph, declared, config, bo)) shapes = bo.max_shapes;
-    KILN_ASSIGN_OR_RETURN(gpu, GpuModel::load(path.string(), config, std::move(shapes)));
+    ir::Model for_gpu;
+    if (want_cpu) {  // the CPU plan's build consumes `model`
+      KILN_ASSIGN_OR_RETURN(for_gpu, onnx::import_model_file(path.string()));
+    } else {
+      for_gpu = std::move(model);
+    }
+    KILN_ASSIGN_OR_RETURN(gpu, GpuModel::load(std::move(for_gpu), path.string(), config, std::move(shapes)));
   }
   std::shared_ptr<runtime::Engine> engine;
   if (want_cpu) {

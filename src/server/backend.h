@@ -7,8 +7,8 @@
 // built into a plan at load (shapes from the model and max_batch_size,
 // kernels timed unless the parameter kiln_time_tactics is "false"), or runs
 // on the reference interpreter if that fails; for the config's KIND_GPU
-// instance groups (normalize_instance_groups) it is run by a GpuEngine per
-// instance instead (gpu_model.h); config.backend "python" runs
+// instance groups (normalize_instance_groups) by a GpuEngine per GPU with an
+// execution context per instance (gpu_model.h); config.backend "python" runs
 // the Python backend, "pytorch" the PyTorch backend (torch_backend.h).
 #pragma once
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "ir/graph.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 #include "model_config.pb.h"
@@ -18,16 +19,18 @@ namespace kiln::server {
 
 class GpuModel {
  public:
-  // Imports `path` for GPU instances. `input_shapes` (may be empty) fixes
-  // the graph inputs' dims so that each engine plans when it is created (a
-  // node the engine cannot run then fails the load, not a request); other
-  // shapes are planned at a request. Precision from gpu_precision(config).
-  static Result<std::shared_ptr<const GpuModel>> load(const std::string& path, const inference::ModelConfig& config,
+  // Prepares `model` (imported from `path`) for GPU instances. `input_shapes`
+  // (may be empty) fixes the graph inputs' dims so that each engine plans
+  // when it is created (a node the engine cannot run then fails the load, not
+  // a request); other shapes are planned at a request. Precision from
+  // gpu_precision(config).
+  static Result<std::shared_ptr<const GpuModel>> load(ir::Model model, const std::string& path,
+                                                      const inference::ModelConfig& config,
                                                       std::map<std::string, Dims> input_shapes);
   virtual ~GpuModel() = default;
 
-  // An instance on CUDA device `device`; a failure to create its engine
-  // shows in its ready().
+  // An instance on CUDA device `device` (the first one there creates the
+  // device's engine); a failure to create it shows in its ready().
   virtual std::unique_ptr<BackendInstance> create_instance(int device) const = 0;
 };
 

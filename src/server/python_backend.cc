@@ -501,8 +501,8 @@ class PythonInstance final : public BackendInstance {
 
 // The "init" message of an instance at `where`: model.py's initialize() args,
 // with model_instance_kind "GPU" and the device id on a GPU, as Triton gives
-// them, and model_instance_name "<group>_<device>" (Triton's naming) for a
-// group of GPU instances, the group's name for CPU instances.
+// them; model_instance_name is the group's name, "<group>_<device>" on a GPU
+// (instances of one group on one device share the name).
 std::string init_header(const PythonLaunch& launch, const InstancePlacement& where) {
   rapidjson::StringBuffer sb;
   IpcWriter w(sb);
