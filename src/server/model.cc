@@ -53,8 +53,17 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
     };
   }
   // Where the instances run decides how the model loads (CPU plan, GPU engines or both).
+  const inference::ModelConfig written = config;
   KILN_RETURN_IF_ERROR(normalize_instance_groups(config, visible_gpus()));
-  KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config, std::move(infer)));
+  auto loaded = load_backend(dir, config, infer);
+  if (!loaded.is_ok() && config.backend() != "python" && gpu_chosen_by_default(written, config)) {
+    // The config did not ask for a GPU: a model the GPU engine cannot run serves from the CPU.
+    KILN_LOG_WARN("model '{}' runs on the CPU: {}", config.name(), loaded.status().message());
+    config = written;
+    KILN_RETURN_IF_ERROR(normalize_instance_groups(config, GpuInventory{0, "the GPU engine cannot run the model"}));
+    loaded = load_backend(dir, config, infer);
+  }
+  KILN_ASSIGN_OR_RETURN(auto backend, std::move(loaded));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend, context.auto_complete));
   std::shared_ptr<ModelVersion> mv(new ModelVersion());
   mv->config_ = std::move(config);

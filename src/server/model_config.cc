@@ -268,14 +268,27 @@ Status normalize_instance_groups(inference::ModelConfig& config, const GpuInvent
   return Status::ok();
 }
 
+bool gpu_chosen_by_default(const inference::ModelConfig& written, const inference::ModelConfig& normalized) {
+  bool any_gpu = false;
+  for (int i = 0; i < normalized.instance_group_size(); ++i) {
+    if (normalized.instance_group(i).kind() != inference::ModelInstanceGroup::KIND_GPU) continue;
+    any_gpu = true;
+    if (written.instance_group_size() == 0) continue;
+    if (i >= written.instance_group_size()) return false;
+    const inference::ModelInstanceGroup& w = written.instance_group(i);
+    if (w.kind() != inference::ModelInstanceGroup::KIND_AUTO || w.gpus_size() > 0) return false;
+  }
+  return any_gpu;
+}
+
 Result<std::string> gpu_precision(const inference::ModelConfig& config) {
   auto it = config.parameters().find("precision");
   if (it == config.parameters().end()) return std::string("fp32");
   std::string s = it->second.string_value();
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (s != "fp32" && s != "tf32" && s != "fp16" && s != "bf16") {
-    return invalid_argument("model '{}': parameter precision must be fp32, tf32, fp16 or bf16, got '{}'",
-                            config.name(), it->second.string_value());
+    return invalid_argument("model '{}': parameter precision must be fp32, tf32, fp16 or bf16, got '{}'", config.name(),
+                            it->second.string_value());
   }
   return s;
 }

@@ -49,6 +49,12 @@ bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<
 // PyTorch backend. Ensembles are left alone.
 Status normalize_instance_groups(inference::ModelConfig& config, const GpuInventory& gpus);
 
+// True when `normalized` (normalize_instance_groups of `written`) has KIND_GPU
+// groups and the server chose each of them (`written` has no instance_group,
+// or the group is KIND_AUTO without gpus), not the config: such a model may
+// run on the CPU instead when the GPU engine cannot run it.
+bool gpu_chosen_by_default(const inference::ModelConfig& written, const inference::ModelConfig& normalized);
+
 // The model's GPU instances use this precision (config parameter "precision":
 // fp32, tf32, fp16 or bf16; fp32 when absent). Checked at load.
 Result<std::string> gpu_precision(const inference::ModelConfig& config);

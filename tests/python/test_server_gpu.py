@@ -76,7 +76,7 @@ def served(tmp_path_factory):
 instance_group [ { name: "fast" kind: KIND_GPU count: 2 } ]
 parameters { key: "precision" value { string_value: "fp32" } }
 ''')
-    write_model(repo, "gpu_missing", add_sub_model(), 'instance_group [ { name: "far" kind: KIND_GPU gpus: [ 7 ] } ]\n')
+    write_model(repo, "gpu_missing", add_sub_model(), 'instance_group [ { name: "far" kind: KIND_GPU gpus: [ 99 ] } ]\n')
     write_model(repo, "auto_add", add_sub_model())
     python_model(repo, "py_gpu", 'instance_group [ { name: "pg" kind: KIND_GPU gpus: [ 0 ] } ]\n')
     python_model(repo, "py_cpu", 'instance_group [ { name: "pc" kind: KIND_CPU } ]\n')

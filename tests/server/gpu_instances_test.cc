@@ -124,6 +124,25 @@ TEST(GpuInstancesTest, GpusOnACpuGroupAndKindGpuForPyTorchAreRefused) {
   EXPECT_EQ(instance_count(python), 2);
 }
 
+TEST(GpuInstancesTest, GpuChosenByDefaultOnlyWhereTheConfigDidNotAsk) {
+  auto chosen = [](const std::string& text) {
+    auto written = parse(text);
+    auto normalized = written;
+    EXPECT_TRUE(normalize_instance_groups(normalized, gpus(2)).is_ok()) << text;
+    return gpu_chosen_by_default(written, normalized);
+  };
+  EXPECT_TRUE(chosen("backend: \"onnxruntime\""));                                  // no instance_group
+  EXPECT_TRUE(chosen("backend: \"onnxruntime\" instance_group [ { count: 2 } ]"));  // KIND_AUTO
+  EXPECT_FALSE(chosen("backend: \"onnxruntime\" instance_group [ { gpus: [ 1 ] } ]"));
+  EXPECT_FALSE(chosen("backend: \"onnxruntime\" instance_group [ { kind: KIND_GPU } ]"));
+  EXPECT_FALSE(chosen("backend: \"onnxruntime\" instance_group [ { kind: KIND_CPU } ]"));  // no GPU group
+  EXPECT_FALSE(chosen("backend: \"onnxruntime\" instance_group [ { count: 1 }, { kind: KIND_GPU } ]"));
+  auto written = parse("backend: \"onnxruntime\"");
+  auto normalized = written;
+  ASSERT_TRUE(normalize_instance_groups(normalized, no_gpu()).is_ok());
+  EXPECT_FALSE(gpu_chosen_by_default(written, normalized));  // on the CPU already
+}
+
 TEST(GpuInstancesTest, PrecisionParameter) {
   EXPECT_EQ(gpu_precision(parse("")).value(), "fp32");
   EXPECT_EQ(gpu_precision(parse("parameters { key: \"precision\" value { string_value: \"FP16\" } }")).value(), "fp16");
