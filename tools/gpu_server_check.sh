@@ -16,6 +16,9 @@
 # loader if the machine's cannot run it), as tools/gpu_check.sh does; a
 # missing gpu_bundle/bin/kiln is first unpacked from gpu_bundle/bundle.tar.xz.
 #
+# KILN_CHECK_PRECISION=fp16 (tf32, bf16) sets the GPU instances' precision
+# parameter (then loosen KILN_CHECK_TOL, e.g. 2e-2).
+#
 # Without a GPU, KILN_CHECK_KIND=KIND_CPU runs the same steps with a CPU
 # "gpu_model" (the metrics check is then skipped): a dry run of the script.
 #
@@ -93,6 +96,10 @@ for name in gpu_model cpu_model; do
   cp "$MODEL" "$REPO/$name/1/model.onnx"
 done
 printf 'instance_group [ { kind: %s count: 1 } ]\n' "$KIND" >"$REPO/gpu_model/config.pbtxt"
+if [ -n "${KILN_CHECK_PRECISION:-}" ]; then
+  printf 'parameters { key: "precision" value { string_value: "%s" } }\n' "$KILN_CHECK_PRECISION" \
+    >>"$REPO/gpu_model/config.pbtxt"
+fi
 printf 'instance_group [ { kind: KIND_CPU count: 1 } ]\n' >"$REPO/cpu_model/config.pbtxt"
 
 read -r HTTP_PORT GRPC_PORT METRICS_PORT < <(timeout 10 "$PY" -c '
