@@ -7,8 +7,10 @@
 # until both are ready, sends the same random inputs to both over HTTP (JSON,
 # python3 urllib + numpy; no tritonclient), compares the outputs
 # (rtol/atol 1e-3, or $KILN_CHECK_TOL), and checks that /metrics has
-# nv_gpu_utilization. Prints one PASS or FAIL line per check and exits
-# non-zero when any failed.
+# nv_gpu_utilization. When a server_test binary sits next to the kiln binary
+# (gpu_bundle/bin), its GPU instance tests run first (GpuBackend*: GPU and CPU
+# instances of one model, two execution contexts on one GPU). Prints one PASS
+# or FAIL line per check and exits non-zero when any failed.
 #
 # Dynamic dims: the batch dim gets 1 and any other variable dim 16
 # ($KILN_CHECK_DIM). When the binary sits in a gpu_bundle/bin folder
@@ -34,7 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -x "$1" ] && [ -f "$ROOT/gpu_bundle/bundle.tar.xz" ] && [ ! -x "$ROOT/gpu_bundle/bin/kiln" ]; then
   timeout 60 tar -C "$ROOT/gpu_bundle" -xJf "$ROOT/gpu_bundle/bundle.tar.xz" && echo "unpacked gpu_bundle/bundle.tar.xz"
 fi
-KILN=$(realpath "$1")
+KILN="$(cd "$(dirname "$1")" 2>/dev/null && pwd)/$(basename "$1")"
 MODEL=$(realpath "$2")
 KIND=${KILN_CHECK_KIND:-KIND_GPU}
 PY=${KILN_CHECK_PYTHON:-python3}
@@ -87,6 +89,17 @@ if timeout 20 "${RUNNER[@]}" "$KILN" --version >"$WORK/version.log" 2>&1; then
 else
   fail "binary: $KILN does not run: $(head -c 400 "$WORK/version.log")"
   exit 1
+fi
+
+# --- server_test's GPU instance tests, where the bundle has them.
+SERVER_TEST=$(dirname "$KILN")/server_test
+if [ -x "$SERVER_TEST" ]; then
+  if timeout 30 "${RUNNER[@]}" "$SERVER_TEST" --gtest_filter='GpuBackend*:GpuInstances*' >"$WORK/server_test.log" 2>&1; then
+    pass "server_test GpuBackend*:GpuInstances*: $(grep -c '^\[       OK \]' "$WORK/server_test.log") tests"
+  else
+    fail "server_test GpuBackend*:GpuInstances*:"
+    grep -E '^\[  FAILED|Failure|error' "$WORK/server_test.log" | head -20
+  fi
 fi
 
 # --- the repository: the same model as KIND_GPU and as KIND_CPU.
