@@ -233,6 +233,8 @@ if kind == "KIND_GPU":
         text = r.read().decode()
     lines = [l for l in text.splitlines() if l.startswith("nv_gpu_utilization{")]
     report(bool(lines), "metrics: " + (lines[0] if lines else "no nv_gpu_utilization sample"))
+    per_model = [l for l in text.splitlines() if l.startswith('nv_inference_count{model="gpu_model"')]
+    print("INFO " + (per_model[0] if per_model else "no nv_inference_count for gpu_model"), flush=True)
 else:
     print("SKIP metrics: gpu_model is " + kind, flush=True)
 sys.exit(1 if failed else 0)

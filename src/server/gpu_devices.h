@@ -15,4 +15,8 @@ struct GpuInventory {
 // The process's GPUs (cached by the CUDA backend after the first call).
 GpuInventory visible_gpus();
 
+// "GPU-<uuid>" of CUDA device `device`, as NVML and nvidia-smi print it;
+// "" when there is no such device (or no CUDA backend). Cached.
+std::string gpu_uuid(int device);
+
 }  // namespace kiln::server

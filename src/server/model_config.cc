@@ -281,6 +281,18 @@ bool gpu_chosen_by_default(const inference::ModelConfig& written, const inferenc
   return any_gpu;
 }
 
+std::optional<int> single_gpu(const inference::ModelConfig& config) {
+  std::optional<int> only;
+  for (const auto& group : config.instance_group()) {
+    if (group.kind() != inference::ModelInstanceGroup::KIND_GPU) return std::nullopt;
+    for (int32_t id : group.gpus()) {
+      if (only && *only != id) return std::nullopt;
+      only = id;
+    }
+  }
+  return only;
+}
+
 Result<std::string> gpu_precision(const inference::ModelConfig& config) {
   auto it = config.parameters().find("precision");
   if (it == config.parameters().end()) return std::string("fp32");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,11 @@ Status normalize_instance_groups(inference::ModelConfig& config, const GpuInvent
 // or the group is KIND_AUTO without gpus), not the config: such a model may
 // run on the CPU instead when the GPU engine cannot run it.
 bool gpu_chosen_by_default(const inference::ModelConfig& written, const inference::ModelConfig& normalized);
+
+// The one GPU every instance of the config runs on (all groups KIND_GPU,
+// listing the same single gpu); nullopt otherwise. Per-model metrics carry
+// that GPU's gpu_uuid label, as Triton's do for GPU instances.
+std::optional<int> single_gpu(const inference::ModelConfig& config);
 
 // The model's GPU instances use this precision (config parameter "precision":
 // fp32, tf32, fp16 or bf16; fp32 when absent). Checked at load.

@@ -156,4 +156,7 @@ def test_kind_gpu_serves_like_the_cpu_copy(served):
     assert config["instance_group"][0]["kind"] == "KIND_GPU" and config["instance_group"][0]["gpus"][0] == 0
     status, config = http(srv, "GET", "/v2/models/auto_add/config")
     assert config["instance_group"][0]["kind"] == "KIND_GPU"
-    assert 'nv_gpu_utilization{gpu_uuid="GPU-' in srv.metrics()
+    text = srv.metrics()
+    assert 'nv_gpu_utilization{gpu_uuid="GPU-' in text
+    if len(config["instance_group"][0]["gpus"]) == 1:  # every instance on one GPU: its series carry the GPU
+        assert 'nv_inference_count{model="auto_add",version="1",gpu_uuid="GPU-' in text

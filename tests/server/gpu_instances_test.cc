@@ -143,6 +143,25 @@ TEST(GpuInstancesTest, GpuChosenByDefaultOnlyWhereTheConfigDidNotAsk) {
   EXPECT_FALSE(gpu_chosen_by_default(written, normalized));  // on the CPU already
 }
 
+TEST(GpuInstancesTest, SingleGpuOfAModelLabelsItsMetrics) {
+  auto on = [](const std::string& text, GpuInventory inv) {
+    auto c = parse(text);
+    EXPECT_TRUE(normalize_instance_groups(c, inv).is_ok()) << text;
+    return single_gpu(c);
+  };
+  EXPECT_EQ(on("instance_group [ { kind: KIND_GPU count: 2 gpus: [ 1 ] } ]", gpus(2)), std::optional<int>(1));
+  EXPECT_EQ(on("instance_group [ { kind: KIND_GPU gpus: [ 1 ] }, { gpus: [ 1 ] } ]", gpus(2)), std::optional<int>(1));
+  EXPECT_EQ(on("", gpus(1)), std::optional<int>(0));
+  EXPECT_EQ(on("", gpus(2)), std::nullopt);  // one instance on each GPU
+  EXPECT_EQ(on("instance_group [ { kind: KIND_GPU gpus: [ 0 ] }, { kind: KIND_CPU } ]", gpus(1)), std::nullopt);
+  EXPECT_EQ(on("", no_gpu()), std::nullopt);
+  if (visible_gpus().count == 0) {
+    EXPECT_EQ(gpu_uuid(0), "");  // no GPU: no uuid
+  } else {
+    EXPECT_EQ(gpu_uuid(0).rfind("GPU-", 0), 0u) << gpu_uuid(0);
+  }
+}
+
 TEST(GpuInstancesTest, PrecisionParameter) {
   EXPECT_EQ(gpu_precision(parse("")).value(), "fp32");
   EXPECT_EQ(gpu_precision(parse("parameters { key: \"precision\" value { string_value: \"FP16\" } }")).value(), "fp16");
