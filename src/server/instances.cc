@@ -23,7 +23,8 @@ Result<InstanceSet> create_instances(const inference::ModelConfig& config, const
     std::vector<int> devices = {0};
     if (group.kind() == inference::ModelInstanceGroup::KIND_GPU) {
       where.gpu = true;
-      devices.assign(group.gpus().begin(), group.gpus().end());  // count instances on EACH listed GPU
+      // count instances on EACH listed GPU (normalize_instance_groups lists them; GPU 0 if not)
+      if (group.gpus_size() > 0) devices.assign(group.gpus().begin(), group.gpus().end());
     }
     for (int device : devices) {
       where.device = device;
