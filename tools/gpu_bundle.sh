@@ -2,8 +2,8 @@
 # Prepares gpu_bundle/ (git-ignored) for tools/gpu_check.sh on a GPU machine
 # that has CUDA, cuDNN and PyTorch but not Kiln's build dependencies (fmt,
 # spdlog, protobuf, RE2, FreeImage, gtest): the test and benchmark binaries
-# and the kiln CLI and server_test (for tools/gpu_server_check.sh) built here
-# (sm_80 + sm_90), every shared library they load except the CUDA
+# and the kiln command (builder and server) and server_test (its GPU instance
+# tests, run by tools/gpu_server_check.sh) built here (sm_80 + sm_90), every shared library they load except the CUDA
 # ones (found on the GPU machine), this machine's C library and loader (used
 # only if the GPU machine's cannot run them), and the zoo's make_models.py.
 #
@@ -20,12 +20,10 @@ cd "$ROOT"
 cmake --build "$BUILD" -j2 --target cuda_test kiln_gpu_bench kiln server_test
 rm -rf gpu_bundle
 mkdir -p gpu_bundle/bin gpu_bundle/lib gpu_bundle/glibc
-for b in cuda_test kiln_gpu_bench; do
-  src=$(find "$BUILD" -type f -name "$b" -perm -u+x | head -1)
+for b in cuda_test kiln_gpu_bench kiln server_test; do
+  src=$(find "$BUILD/tests" "$BUILD/tools" -type f -name "$b" -perm -u+x | head -1)
   objcopy --strip-debug "$src" "gpu_bundle/bin/$b"
 done
-objcopy --strip-debug "$BUILD/tools/kiln/kiln" gpu_bundle/bin/kiln
-objcopy --strip-debug "$BUILD/tests/server_test" gpu_bundle/bin/server_test
 # Shared libraries: CUDA's own come from the GPU machine; glibc's go apart.
 for b in gpu_bundle/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
   base=$(basename "$lib")

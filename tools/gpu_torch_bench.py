@@ -12,6 +12,9 @@ and prints one line:
               diff_fp32=<max abs diff torch(p) vs torch fp32> diff_kiln_fp32=<Kiln vs torch fp32>
 """
 import argparse
+import shlex
+import statistics
+import subprocess
 import sys
 import time
 
@@ -149,6 +152,36 @@ def to_torch(feeds, device, dtype):
     return out
 
 
+def interleave(args, torch_round):
+    """Alternates PyTorch rounds with Kiln rounds (a kiln_gpu_bench process
+    started with --rounds-from-stdin); returns [(torch_ms, kiln_ms)] per round."""
+    proc = subprocess.Popen(shlex.split(args.interleave), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    rounds = []
+    try:
+        for line in proc.stdout:  # the first run, up to its summary line
+            print(line, end="", flush=True)
+            if line.startswith("KILN_GPU_BENCH"):
+                break
+        else:
+            print(f"interleave: kiln_gpu_bench ended early (exit {proc.wait()})", file=sys.stderr)
+            return []
+        for r in range(args.rounds):
+            t = torch_round()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            if not line.startswith("KILN_ROUND"):
+                print(f"interleave: unexpected reply {line!r}", file=sys.stderr)
+                break
+            k = float(line.split("device_ms=")[1])
+            rounds.append((t, k))
+            print(f"round {r + 1}: torch {t:.4f} ms, kiln {k:.4f} ms, ratio {t / k:.3f}", flush=True)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return rounds
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -160,6 +193,9 @@ def main():
     ap.add_argument("--kiln-outputs", help="directory of Kiln's outputs (0.npy, 1.npy, ...)")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--interleave", help="a kiln_gpu_bench command line (with --rounds-from-stdin): time Kiln and "
+                    "PyTorch in alternation, --rounds times, and report the median of the per-round ratios")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
 
     feeds = make_feeds(args.name, args.batch, args.seq)
@@ -204,6 +240,8 @@ def main():
         per_window = max(args.iters // 5, int(200.0 / max(est, 1e-3)) + 1)
         ms = sorted(timed(per_window) for _ in range(5))[2]
         outs = [o.float().cpu().numpy() for o in net.run(inputs)]
+        rounds = interleave(args, lambda: sorted(timed(max(1, int(100.0 / max(ms, 1e-3)))) for _ in range(3))[1]) \
+            if args.interleave else []
 
     def maxdiff(xs, ys):
         return max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) for x, y in zip(xs, ys))
@@ -216,6 +254,12 @@ def main():
             diff_kiln, diff_kiln_fp32 = maxdiff(kiln, outs), maxdiff(kiln, ref)
         except (OSError, ValueError) as e:
             print(f"cannot compare with Kiln's outputs: {e}", file=sys.stderr)
+    if rounds:
+        ratios = sorted(t / k for t, k in rounds)
+        print(f"INTERLEAVED model={args.name} rounds={len(rounds)} "
+              f"torch_ms={statistics.median(t for t, _ in rounds):.4f} kiln_ms={statistics.median(k for _, k in rounds):.4f} "
+              f"ratio_median={statistics.median(ratios):.3f} ratio_min={ratios[0]:.3f} ratio_max={ratios[-1]:.3f}",
+              flush=True)
     print(f"TORCH_BENCH model={args.name} precision={args.precision} torch_ms={ms:.4f} diff_kiln={diff_kiln:.5g} "
           f"diff_fp32={diff_fp32:.5g} diff_kiln_fp32={diff_kiln_fp32:.5g} ref_absmax={max(float(np.max(np.abs(r))) for r in ref):.5g}",
           flush=True)

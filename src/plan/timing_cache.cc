@@ -6,6 +6,9 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "plan/target.h"
+#ifdef KILN_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 
 namespace kiln::plan {
 namespace {
@@ -67,8 +70,13 @@ std::string TimingCache::key(const ir::Node& node, const ValueDims& dims, int th
                     it != dims.end() ? dims_to_string(it->second) : std::string("[?]"), v->is_constant() ? "c" : "");
   }
   const Target& host = host_target();
-  return fmt::format("{}::{}:{}|{}|{}|{}+{}|t{}|{}", node.domain(), node.op_type(), node.opset(), attribute_text(node),
-                     inputs, host.arch, fmt::join(host.isa, "+"), threads, tactic);
+  std::string target = fmt::format("{}+{}", host.arch, fmt::join(host.isa, "+"));
+#ifdef KILN_HAVE_CUDA
+  // A GPU tactic's time is the GPU's: the key names the device (tactics run on device 0).
+  if (tactic.rfind("cuda.", 0) == 0) target += "+gpu:" + backends::cuda::device_name(0);
+#endif
+  return fmt::format("{}::{}:{}|{}|{}|{}|t{}|{}", node.domain(), node.op_type(), node.opset(), attribute_text(node),
+                     inputs, target, threads, tactic);
 }
 
 Result<TimingCache> TimingCache::load(const std::string& path) {

@@ -3,6 +3,7 @@
 // reference kernels. Skipped where those ops are not registered.
 #include <gtest/gtest.h>
 
+#include "backends/tactic.h"
 #include "gpu_test_util.h"
 #include "ops/registry.h"
 
@@ -93,6 +94,36 @@ TEST(GpuFusedOps, FusedGemmAndMatMul) {
     }
   }
   KILN_SKIP_REST_WITHOUT_GPU();
+}
+
+// The builder's cuBLASLt tactic for kiln.FusedGemm (bias, residual, Relu)
+// run through a KernelContext like any kernel; without a GPU it is
+// registered and declines the node.
+TEST(GpuTactics, FusedGemmTacticMatchesReference) {
+  if (!fused_op_registered("FusedGemm")) GTEST_SKIP() << "kiln.FusedGemm is not registered in this build";
+  kiln::test::GraphBuilder b = fused_builder();
+  b.input("a", f32({7, 16}));
+  b.input("z", f32({7, 5}));
+  b.constant("w", random_tensor({5, 16}, 151));
+  b.constant("c", random_tensor({5}, 152));
+  ir::Node* n = add_fused(b, "FusedGemm", {"a", "w", "c", "z"}, "Relu", {}, false);
+  n->set_attr(Attribute::make_int("transB", 1));
+  b.graph().find_value("y")->set_type(f32({7, 5}));
+  const Tactic* t = TacticRegistry::global().find("cuda.cublaslt_fused_gemm.fp32");
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->supports(*n), device_count() > 0);
+  if (device_count() == 0) GTEST_SKIP() << no_gpu_reason() << " (the tactic is registered and declines the node)";
+  Tensor a = random_tensor({7, 16}, 153), z = random_tensor({7, 5}, 154);
+  std::vector<Tensor> ref = test::run_reference(b.graph(), {a, z});
+  auto kernel = t->prepare(*n);
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+  std::vector<Datum> inputs = {Datum(a), Datum(n->input(1)->constant()), Datum(n->input(2)->constant()), Datum(z)};
+  std::vector<Datum> outputs(1);
+  ops::KernelContext ctx(*n, inputs, outputs, nullptr, nullptr);
+  Status st = (*kernel)->run(ctx);
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  test::expect_close({outputs[0].tensor()}, ref, test::tolerance(Precision::kFp32), "cuda.cublaslt_fused_gemm.fp32",
+                     "");
 }
 
 }  // namespace

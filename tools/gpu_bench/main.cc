@@ -4,11 +4,17 @@
 //                  [--outputs DIR] [--warmup 10] [--iters 50] [--no-graph] [--nchw]
 //                  [--verbose] [--plan-only (print the plan; no GPU needed)] [--no-optimize]
 //                  [--no-fused-conv] [--pad-channels] [--profile N (time each step over N eager runs; top 25)]
+//                  [--rounds-from-stdin]
 //
 // Prints the plan summary on --verbose, then one line
 //   KILN_GPU_BENCH model=<path> precision=<p> device_ms=<ms per run, inputs resident>
 //                  e2e_ms=<ms per run() with host transfers> create_s=<s> cuda_graph=<0|1>
-// and writes each output as DIR/<index>.npy. Used by tools/gpu_check.sh.
+// and writes each output as DIR/<index>.npy. With --rounds-from-stdin it then
+// times one more round for each line read from stdin (the median of three
+// windows of at least 0.1 s) and prints "KILN_ROUND device_ms=<ms>", until
+// end of input: tools/gpu_torch_bench.py --interleave drives it so that Kiln
+// and PyTorch are timed in alternation on a GPU whose speed drifts.
+// Used by tools/gpu_check.sh.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -42,7 +48,7 @@ int main(int argc, char** argv) {
   std::string model_path, precision = "fp32", outputs_dir;
   std::vector<std::pair<std::string, std::string>> input_files;
   int warmup = 10, iters = 50;
-  bool verbose = false, plan_only = false, optimize = true;
+  bool verbose = false, plan_only = false, optimize = true, rounds_from_stdin = false;
   int profile = 0;
   GpuOptions options;
   for (int i = 1; i < argc; ++i) {
@@ -79,6 +85,8 @@ int main(int argc, char** argv) {
       optimize = false;
     } else if (a == "--plan-only") {
       plan_only = true;
+    } else if (a == "--rounds-from-stdin") {
+      rounds_from_stdin = true;
     } else {
       return fail("unknown argument '" + a + "'");
     }
@@ -191,5 +199,21 @@ int main(int argc, char** argv) {
   std::printf("KILN_GPU_BENCH model=%s precision=%s device_ms=%.4f e2e_ms=%.4f create_s=%.2f cuda_graph=%d\n",
               model_path.c_str(), precision.c_str(), *device_ms, e2e_ms, create_s,
               (*engine)->uses_cuda_graph() ? 1 : 0);
+  std::fflush(stdout);
+  if (rounds_from_stdin) {
+    int round_iters = std::max(1, static_cast<int>(std::ceil(100.0 / std::max(*device_ms, 1e-3))));
+    char line[256];
+    while (std::fgets(line, sizeof line, stdin) != nullptr) {
+      std::vector<double> round;
+      for (int w = 0; w < 3; ++w) {
+        auto ms = (*engine)->time_steps(1, round_iters);
+        if (!ms.is_ok()) return fail(ms.status().to_string());
+        round.push_back(*ms);
+      }
+      std::sort(round.begin(), round.end());
+      std::printf("KILN_ROUND device_ms=%.4f\n", round[1]);
+      std::fflush(stdout);
+    }
+  }
   return 0;
 }

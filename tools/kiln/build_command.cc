@@ -206,7 +206,7 @@ void add_build_command(CLI::App& app, int* exit_code) {
   sub->add_option("--opt-shapes", args->opt_shapes, "the shapes tactics are timed on");
   sub->add_option("--max-shapes", args->max_shapes, "the largest input shapes (the memory plan's)");
   sub->add_option("--timing-cache", args->timing_cache, "read and update tactic timings in this file");
-  sub->add_option("--tactic-sources", args->tactic_sources, "allowed kernel sources: own,onednn,reference");
+  sub->add_option("--tactic-sources", args->tactic_sources, "allowed kernel sources: own,onednn,reference,cuda (default: all; cuda only where a GPU is present)");
   sub->add_option("--threads", args->threads, "threads to time tactics with (default: all)");
   sub->add_flag("--verbose", args->verbose, "print each pass and each layer's tactic and time");
   sub->add_flag("--skip-timing", args->skip_timing, "take each node's first candidate instead of timing");

@@ -18,6 +18,8 @@ namespace kiln::backends::cuda {
 int device_count();
 // "no GPU: <why>" when device_count() is 0, else "".
 std::string no_gpu_reason();
+// "<name> sm_<major><minor>" of a device ("NVIDIA H100 80GB HBM3 sm_90"); "" when absent.
+std::string device_name(int device);
 
 // Adds the GPU tactics (cuBLASLt MatMul/Gemm) to `registry`. They are always
 // registered; their supports() is false when no GPU is present.

@@ -60,6 +60,16 @@ const DeviceQuery& query() {
 int device_count() { return query().count; }
 std::string no_gpu_reason() { return query().reason; }
 
+std::string device_name(int device) {
+  if (device < 0 || device >= device_count()) return "";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "";
+  }
+  return fmt::format("{} sm_{}{}", prop.name, prop.major, prop.minor);
+}
+
 Status set_device(int device) {
   if (device < 0 || device >= device_count()) {
     return invalid_argument("CUDA device {} does not exist ({} present{})", device, device_count(),

@@ -1,4 +1,4 @@
-// GPU tactics for the builder: cuBLASLt MatMul/Gemm kernels that copy their
+// GPU tactics for the builder: cuBLASLt MatMul/Gemm (and kiln.FusedMatMul/FusedGemm) kernels that copy their
 // inputs to the device and the result back per node, so that the builder can
 // time them against CPU tactics. Each prepared kernel owns a GpuEngine for a
 // one-node graph holding the node's constant inputs (weights).
@@ -104,10 +104,18 @@ class CublasLtTactic final : public Tactic {
 }  // namespace
 
 void register_tactics(TacticRegistry& registry) {
-  for (const char* op : {"MatMul", "Gemm"}) {
-    std::string base = std::string("cuda.cublaslt_") + (op[0] == 'M' ? "matmul" : "gemm");
-    registry.add("", op, std::make_unique<CublasLtTactic>(base + ".fp32", Precision::kFp32));
-    registry.add("", op, std::make_unique<CublasLtTactic>(base + ".tf32", Precision::kTf32));
+  // The optimizer's kiln.FusedMatMul / kiln.FusedGemm (bias, residual and
+  // activation epilogues) lower to the same cuBLASLt steps.
+  struct Op {
+    const char* domain;
+    const char* type;
+    const char* name;
+  };
+  for (const Op& op : {Op{"", "MatMul", "matmul"}, Op{"", "Gemm", "gemm"}, Op{"kiln", "FusedMatMul", "fused_matmul"},
+                       Op{"kiln", "FusedGemm", "fused_gemm"}}) {
+    std::string base = std::string("cuda.cublaslt_") + op.name;
+    registry.add(op.domain, op.type, std::make_unique<CublasLtTactic>(base + ".fp32", Precision::kFp32));
+    registry.add(op.domain, op.type, std::make_unique<CublasLtTactic>(base + ".tf32", Precision::kTf32));
   }
 }
 
