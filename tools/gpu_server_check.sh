@@ -8,7 +8,7 @@
 # python3 urllib + numpy; no tritonclient), compares the outputs
 # (rtol/atol 1e-3, or $KILN_CHECK_TOL), and checks that /metrics has
 # nv_gpu_utilization. When a server_test binary sits next to the kiln binary
-# (gpu_bundle/bin), its GPU instance tests run first (GpuBackend*: GPU and CPU
+# or in gpu_bundle/bin (tools/gpu_bundle.sh), its GPU instance tests run first (GpuBackend*: GPU and CPU
 # instances of one model, two execution contexts on one GPU). Prints one PASS
 # or FAIL line per check and exits non-zero when any failed.
 #
@@ -66,24 +66,29 @@ if ! timeout 30 "$PY" -c "import numpy" 2>/dev/null; then
   exit 1
 fi
 
-# --- how to run the binary: as is, or with a gpu_bundle's libraries (and loader).
-RUNNER=()
-BUNDLE=$(cd "$(dirname "$KILN")/.." && pwd)
-if [ -d "$BUNDLE/lib" ] && [ -d "$BUNDLE/glibc" ]; then
-  CUDA_DIRS=""
-  for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
-    f=$(timeout 20 find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu \
-        /opt /usr/local/lib -name "$lib" 2>/dev/null | head -1)
-    if [ -n "$f" ]; then CUDA_DIRS="$CUDA_DIRS:$(dirname "$f")"; fi
-  done
-  ORIG_LD=${LD_LIBRARY_PATH:-}
-  RUNNER=(env "LD_LIBRARY_PATH=$BUNDLE/lib$CUDA_DIRS${ORIG_LD:+:$ORIG_LD}")
-  if ! timeout 20 "${RUNNER[@]}" "$KILN" --version >/dev/null 2>"$WORK/loader.log"; then
-    SYS_DIRS="/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu"
-    RUNNER=("$BUNDLE/glibc/ld-linux-x86-64.so.2" --library-path
-            "$BUNDLE/glibc:$BUNDLE/lib$CUDA_DIRS:$SYS_DIRS${ORIG_LD:+:$ORIG_LD}")
+# --- how to run a binary: as is, or with its gpu_bundle's libraries (and loader).
+# bundle_runner BINARY: sets RUNNER to the command prefix that runs BINARY.
+bundle_runner() {
+  RUNNER=()
+  local bundle
+  bundle=$(cd "$(dirname "$1")/.." && pwd)
+  if [ -d "$bundle/lib" ] && [ -d "$bundle/glibc" ]; then
+    local cuda_dirs="" lib f
+    for lib in libcudnn.so.9 libcublasLt.so.13 libnvrtc.so.13; do
+      f=$(timeout 20 find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets /usr/lib/x86_64-linux-gnu \
+          /opt /usr/local/lib -name "$lib" 2>/dev/null | head -1)
+      if [ -n "$f" ]; then cuda_dirs="$cuda_dirs:$(dirname "$f")"; fi
+    done
+    local orig_ld=${LD_LIBRARY_PATH:-}
+    RUNNER=(env "LD_LIBRARY_PATH=$bundle/lib$cuda_dirs${orig_ld:+:$orig_ld}")
+    if ! timeout 20 "${RUNNER[@]}" "$1" --help >/dev/null 2>&1; then
+      local sys_dirs="/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu"
+      RUNNER=("$bundle/glibc/ld-linux-x86-64.so.2" --library-path
+              "$bundle/glibc:$bundle/lib$cuda_dirs:$sys_dirs${orig_ld:+:$orig_ld}")
+    fi
   fi
-fi
+}
+bundle_runner "$KILN"
 if timeout 20 "${RUNNER[@]}" "$KILN" --version >"$WORK/version.log" 2>&1; then
   pass "binary: $(head -1 "$WORK/version.log")"
 else
@@ -91,9 +96,13 @@ else
   exit 1
 fi
 
-# --- server_test's GPU instance tests, where the bundle has them.
+# --- server_test's GPU instance tests, where the bundle has them (next to
+# the kiln binary, or in gpu_bundle/bin).
+KILN_RUNNER=("${RUNNER[@]}")
 SERVER_TEST=$(dirname "$KILN")/server_test
+[ -x "$SERVER_TEST" ] || SERVER_TEST=$ROOT/gpu_bundle/bin/server_test
 if [ -x "$SERVER_TEST" ]; then
+  bundle_runner "$SERVER_TEST"
   if timeout 30 "${RUNNER[@]}" "$SERVER_TEST" --gtest_filter='GpuBackend*:GpuInstances*' >"$WORK/server_test.log" 2>&1; then
     pass "server_test GpuBackend*:GpuInstances*: $(grep -c '^\[       OK \]' "$WORK/server_test.log") tests"
   else
@@ -101,6 +110,8 @@ if [ -x "$SERVER_TEST" ]; then
     grep -E '^\[  FAILED|Failure|error' "$WORK/server_test.log" | head -20
   fi
 fi
+
+RUNNER=("${KILN_RUNNER[@]}")
 
 # --- the repository: the same model as KIND_GPU and as KIND_CPU.
 REPO=$WORK/repo
