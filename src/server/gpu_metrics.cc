@@ -115,8 +115,8 @@ std::string escape_label(const std::string& s) {
 
 }  // namespace
 
-std::unique_ptr<GpuMetricsSource> open_nvml() {
-  void* lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+std::unique_ptr<GpuMetricsSource> open_nvml(const char* library) {
+  void* lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     KILN_LOG_DEBUG("GPU metrics off: {}", dlerror());
     return nullptr;

@@ -30,9 +30,9 @@ class GpuMetricsSource {
   virtual std::vector<GpuSample> sample() = 0;
 };
 
-// NVML when libnvidia-ml.so.1 loads, initializes and sees at least one GPU;
-// null otherwise (logged at debug level).
-std::unique_ptr<GpuMetricsSource> open_nvml();
+// NVML when `library` loads, initializes and sees at least one GPU; null
+// otherwise (logged at debug level). Tests pass a fake library's path.
+std::unique_ptr<GpuMetricsSource> open_nvml(const char* library = "libnvidia-ml.so.1");
 
 // The process's NVML source, opened at the first call (null: no GPU metrics).
 GpuMetricsSource* nvml_source();
