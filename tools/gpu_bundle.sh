@@ -2,8 +2,8 @@
 # Prepares gpu_bundle/ (git-ignored) for tools/gpu_check.sh on a GPU machine
 # that has CUDA, cuDNN and PyTorch but not Kiln's build dependencies (fmt,
 # spdlog, protobuf, RE2, FreeImage, gtest): the test and benchmark binaries
-# and the kiln command (builder and server)
-# built here (sm_80 + sm_90), every shared library they load except the CUDA
+# and the kiln command (builder and server) and server_test (its GPU instance
+# tests, run by tools/gpu_server_check.sh) built here (sm_80 + sm_90), every shared library they load except the CUDA
 # ones (found on the GPU machine), this machine's C library and loader (used
 # only if the GPU machine's cannot run them), and the zoo's make_models.py.
 #
@@ -17,10 +17,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 cd "$ROOT"
-cmake --build "$BUILD" -j2 --target cuda_test kiln_gpu_bench kiln
+cmake --build "$BUILD" -j2 --target cuda_test kiln_gpu_bench kiln server_test
 rm -rf gpu_bundle
 mkdir -p gpu_bundle/bin gpu_bundle/lib gpu_bundle/glibc
-for b in cuda_test kiln_gpu_bench kiln; do
+for b in cuda_test kiln_gpu_bench kiln server_test; do
   src=$(find "$BUILD/tests" "$BUILD/tools" -type f -name "$b" -perm -u+x | head -1)
   objcopy --strip-debug "$src" "gpu_bundle/bin/$b"
 done

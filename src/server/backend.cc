@@ -10,6 +10,7 @@
 #include "plan/builder.h"
 #include "plan/plan_file.h"
 #include "runtime/engine.h"
+#include "server/gpu_model.h"
 #include "server/model_config.h"
 #include "server/python_backend.h"
 #include "server/torch_backend.h"
@@ -60,14 +61,34 @@ class EngineInstance final : public BackendInstance {
   std::unique_ptr<runtime::ExecutionContext> context_;
 };
 
+// An instance that could not be created: ready() says why.
+class FailedInstance final : public BackendInstance {
+ public:
+  explicit FailedInstance(Status why) : why_(std::move(why)) {}
+  Result<NamedTensors> run(const NamedTensors&, const std::vector<std::string>&) override { return why_; }
+  Status ready() const override { return why_; }
+
+ private:
+  Status why_;
+};
+
 // A model run by the runtime's Engine (shared, immutable) with one
-// ExecutionContext per instance.
+// ExecutionContext per CPU instance, and by a GpuEngine per GPU instance
+// (`gpu`). Either may be null when no instance needs it.
 class EngineBackend final : public ModelBackend {
  public:
   // `declared`: the model's own dims, shown instead of the plan's (a plan
   // built for one batch size still serves a variable batch dimension).
-  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path, const DeclaredIo* declared = nullptr)
-      : engine_(std::move(engine)), path_(std::move(path)) {
+  EngineBackend(std::shared_ptr<runtime::Engine> engine, std::string path, const DeclaredIo* declared = nullptr,
+                std::shared_ptr<const GpuModel> gpu = nullptr)
+      : engine_(std::move(engine)), gpu_(std::move(gpu)), path_(std::move(path)) {
+    if (engine_ == nullptr) {  // GPU instances only: the model's own inputs and outputs
+      if (declared != nullptr) {
+        inputs_ = declared->inputs;
+        outputs_ = declared->outputs;
+      }
+      return;
+    }
     auto add = [](const runtime::IoBinding& io, const std::vector<TensorSpec>* model, std::vector<TensorSpec>& specs) {
       TensorSpec spec = spec_of(io);
       if (model != nullptr) {
@@ -87,12 +108,19 @@ class EngineBackend final : public ModelBackend {
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
   const std::string& path() const override { return path_; }
-  std::unique_ptr<BackendInstance> create_instance() const override {
+  std::unique_ptr<BackendInstance> create_instance(const InstancePlacement& where) const override {
+    if (where.gpu) {
+      if (gpu_ == nullptr) return std::make_unique<FailedInstance>(internal_error("the model was not loaded for GPUs"));
+      return gpu_->create_instance(where.device);
+    }
+    if (engine_ == nullptr)
+      return std::make_unique<FailedInstance>(internal_error("the model was not loaded for CPUs"));
     return std::make_unique<EngineInstance>(engine_->create_context());
   }
 
  private:
   std::shared_ptr<runtime::Engine> engine_;
+  std::shared_ptr<const GpuModel> gpu_;
   std::string path_;
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
@@ -204,7 +232,17 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
   KILN_ASSIGN_OR_RETURN(int threads, thread_count(config));
   runtime::EngineOptions options;
   options.threads = threads;
+  bool want_cpu = config.instance_group_size() == 0;
+  bool want_gpu = false;
+  for (const auto& group : config.instance_group()) {
+    (group.kind() == inference::ModelInstanceGroup::KIND_GPU ? want_gpu : want_cpu) = true;
+  }
   if (plan::is_plan_file(path.string())) {  // built ahead of time with `kiln build`
+    if (want_gpu) {
+      return unimplemented(
+          "model '{}': '{}' is a Kiln plan file, which runs on the CPU; serve the ONNX model for KIND_GPU instances",
+          config.name(), path.string());
+    }
     KILN_ASSIGN_OR_RETURN(plan::Plan plan, plan::load_plan(path.string()));
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine,
                           runtime::Engine::create_from_plan(std::move(plan), options));
@@ -212,10 +250,26 @@ Result<std::shared_ptr<const ModelBackend>> load_backend(const std::string& vers
   }
   KILN_ASSIGN_OR_RETURN(ir::Model model, onnx::import_model_file(path.string()));
   const DeclaredIo declared = declared_io(*model.graph);
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine,
-                        onnx_engine(std::move(model), declared, config, options, path.string()));
+  std::shared_ptr<const GpuModel> gpu;
+  if (want_gpu) {
+    // The engines plan at load for the batch profile's largest shapes where every dim is known.
+    plan::BuildOptions bo;
+    std::map<std::string, Dims> shapes;
+    if (batch_profile(*model.graph, declared, config, bo)) shapes = bo.max_shapes;
+    ir::Model for_gpu;
+    if (want_cpu) {  // the CPU plan's build consumes `model`
+      KILN_ASSIGN_OR_RETURN(for_gpu, onnx::import_model_file(path.string()));
+    } else {
+      for_gpu = std::move(model);
+    }
+    KILN_ASSIGN_OR_RETURN(gpu, GpuModel::load(std::move(for_gpu), path.string(), config, std::move(shapes)));
+  }
+  std::shared_ptr<runtime::Engine> engine;
+  if (want_cpu) {
+    KILN_ASSIGN_OR_RETURN(engine, onnx_engine(std::move(model), declared, config, options, path.string()));
+  }
   return std::shared_ptr<const ModelBackend>(
-      std::make_shared<EngineBackend>(std::move(engine), path.string(), &declared));
+      std::make_shared<EngineBackend>(std::move(engine), path.string(), &declared, std::move(gpu)));
 }
 
 }  // namespace kiln::server

@@ -6,7 +6,9 @@
 // (told by its magic, whatever its name) runs as built; an ONNX model is
 // built into a plan at load (shapes from the model and max_batch_size,
 // kernels timed unless the parameter kiln_time_tactics is "false"), or runs
-// on the reference interpreter if that fails; config.backend "python" runs
+// on the reference interpreter if that fails; for the config's KIND_GPU
+// instance groups (normalize_instance_groups) by a GpuEngine per GPU with an
+// execution context per instance (gpu_model.h); config.backend "python" runs
 // the Python backend, "pytorch" the PyTorch backend (torch_backend.h).
 #pragma once
 
@@ -73,6 +75,14 @@ class BackendInstance {
   virtual Status ready() const { return Status::ok(); }
 };
 
+// Where one instance runs: its instance_group, and the GPU for a KIND_GPU
+// group (the CUDA device index), else the CPU.
+struct InstancePlacement {
+  std::string group;
+  bool gpu = false;
+  int device = 0;
+};
+
 class ModelBackend {
  public:
   virtual ~ModelBackend() = default;
@@ -80,7 +90,8 @@ class ModelBackend {
   virtual const std::vector<TensorSpec>& outputs() const = 0;
   // The model file it was loaded from (for messages and the index).
   virtual const std::string& path() const = 0;
-  virtual std::unique_ptr<BackendInstance> create_instance() const = 0;
+  // A new instance at `placement`; a failure to start shows in its ready().
+  virtual std::unique_ptr<BackendInstance> create_instance(const InstancePlacement& placement) const = 0;
 };
 
 // Runs a request on another model of the server (validated and scheduled as

@@ -11,24 +11,43 @@ namespace kiln::server {
 Result<InstanceSet> create_instances(const inference::ModelConfig& config, const ModelBackend& backend,
                                      RateLimiter* limiter) {
   InstanceSet set;
+  std::vector<InstancePlacement> placements;
   for (const auto& group : config.instance_group()) {
     ResourceNeeds needs;
     if (limiter != nullptr) {
       for (const auto& r : group.rate_limiter().resources()) needs[r.name()] += r.count();
       KILN_RETURN_IF_ERROR(limiter->declare(needs));
     }
-    for (int i = 0; i < std::max(1, group.count()); ++i) {
-      set.needs.push_back(needs);
-      set.priority.push_back(group.rate_limiter().priority());
+    InstancePlacement where;
+    where.group = group.name();
+    std::vector<int> devices = {0};
+    if (group.kind() == inference::ModelInstanceGroup::KIND_GPU) {
+      where.gpu = true;
+      // count instances on EACH listed GPU (normalize_instance_groups lists them; GPU 0 if not)
+      if (group.gpus_size() > 0) devices.assign(group.gpus().begin(), group.gpus().end());
+    }
+    for (int device : devices) {
+      where.device = device;
+      for (int i = 0; i < std::max(1, group.count()); ++i) {
+        placements.push_back(where);
+        set.needs.push_back(needs);
+        set.priority.push_back(group.rate_limiter().priority());
+      }
     }
   }
-  // A config without instance_group still gets one instance.
-  const size_t count = std::max<size_t>(1, set.needs.size());
-  set.needs.resize(count);
-  set.priority.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    set.instances.push_back(backend.create_instance());
-    KILN_RETURN_IF_ERROR(set.instances.back()->ready());
+  // A config without instance_group still gets one (CPU) instance.
+  if (placements.empty()) {
+    placements.emplace_back();
+    set.needs.resize(1);
+    set.priority.resize(1);
+  }
+  for (const InstancePlacement& where : placements) {
+    set.instances.push_back(backend.create_instance(where));
+    if (Status st = set.instances.back()->ready(); !st.is_ok()) {
+      if (!where.gpu) return st;
+      return Status(st.code(), fmt::format("model '{}': instance_group '{}' on gpu {}: {}", config.name(),
+                                           where.group, where.device, st.message()));
+    }
   }
   return set;
 }

@@ -8,6 +8,9 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "server/gpu_devices.h"
+#include "server/gpu_metrics.h"
+#include "server/model_config.h"
 
 namespace kiln::server {
 namespace {
@@ -28,7 +31,14 @@ std::string labels(const ModelVersion& m) {
     }
     name.push_back(c);
   }
-  return fmt::format("model=\"{}\",version=\"{}\"", name, m.version_string());
+  std::string out = fmt::format("model=\"{}\",version=\"{}\"", name, m.version_string());
+  // Triton labels a GPU instance's series with its GPU; Kiln counts per model
+  // version, so the label is there when every instance runs on one GPU.
+  if (std::optional<int> gpu = single_gpu(m.config())) {
+    std::string uuid = gpu_uuid(*gpu);
+    if (!uuid.empty()) out += fmt::format(",gpu_uuid=\"{}\"", uuid);
+  }
+  return out;
 }
 
 void header(std::string& out, const Family& f) {
@@ -170,6 +180,9 @@ std::string render_metrics(ServerCore& core) {
     }
   }
   process_metrics(out);
+  if (core.options().gpu_metrics) {
+    if (GpuMetricsSource* gpus = nvml_source()) append_gpu_metrics(out, gpus->sample());
+  }
   return out;
 }
 

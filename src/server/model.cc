@@ -52,6 +52,25 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(const std::string& mode
       model.value()->infer(std::move(request), std::move(done));
     };
   }
+  // Where the instances run decides how the model loads (CPU plan, GPU engines or both).
+  const inference::ModelConfig written = config;
+  KILN_RETURN_IF_ERROR(normalize_instance_groups(config, visible_gpus()));
+  auto loaded = load_placed(dir, model_dir, version, config, context, labels, infer);
+  if (!loaded.is_ok() && config.backend() != "python" && gpu_chosen_by_default(written, config)) {
+    // The config did not ask for a GPU: a model the GPU engine cannot run serves from the CPU.
+    KILN_LOG_WARN("model '{}' runs on the CPU: {}", config.name(), loaded.status().message());
+    config = written;
+    KILN_RETURN_IF_ERROR(normalize_instance_groups(config, GpuInventory{0, "the GPU engine cannot run the model"}));
+    loaded = load_placed(dir, model_dir, version, config, context, labels, infer);
+  }
+  return loaded;
+}
+
+Result<std::shared_ptr<ModelVersion>> ModelVersion::load_placed(const std::string& dir, const std::string& model_dir,
+                                                                int64_t version, inference::ModelConfig config,
+                                                                const ServingContext& context,
+                                                                std::shared_ptr<const OutputLabels> labels,
+                                                                InferFn infer) {
   KILN_ASSIGN_OR_RETURN(auto backend, load_backend(dir, config, std::move(infer)));
   KILN_RETURN_IF_ERROR(complete_config(config, *backend, context.auto_complete));
   std::shared_ptr<ModelVersion> mv(new ModelVersion());

@@ -30,7 +30,9 @@ struct ServingContext {
 class ModelVersion {
  public:
   // Loads <model_dir>/<version>/ with `config` (read and platform-checked,
-  // not yet completed), completes the config from the model and starts the
+  // not yet completed): places its instances (normalize_instance_groups; on
+  // the CPU after all when the server chose the GPU and the model fails to
+  // load there), completes the config from the model and starts the
   // scheduler, then runs the config's warm-up samples.
   static Result<std::shared_ptr<ModelVersion>> load(const std::string& model_dir, int64_t version,
                                                     inference::ModelConfig config, const ServingContext& context = {});
@@ -51,6 +53,12 @@ class ModelVersion {
 
  private:
   ModelVersion() = default;
+  // load() of a model file with the config's instance groups placed
+  // (normalize_instance_groups): backend, completed config, scheduler, warm-up.
+  static Result<std::shared_ptr<ModelVersion>> load_placed(const std::string& dir, const std::string& model_dir,
+                                                           int64_t version, inference::ModelConfig config,
+                                                           const ServingContext& context,
+                                                           std::shared_ptr<const OutputLabels> labels, InferFn infer);
   Result<int64_t> validate(InferRequest& request) const;
 
   inference::ModelConfig config_;

@@ -219,6 +219,92 @@ bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<
   return std::all_of(inputs.begin(), inputs.end(), batchable) && std::all_of(outputs.begin(), outputs.end(), batchable);
 }
 
+namespace {
+
+// Backends that run instances on a GPU: Kiln's engine (ONNX models) and the
+// Python backend (the model gets the device id and uses it as it likes).
+bool backend_uses_gpus(const inference::ModelConfig& config) { return config.backend() != "pytorch"; }
+
+std::string gpu_count_text(int count) { return fmt::format("{} GPU{} visible", count, count == 1 ? "" : "s"); }
+
+}  // namespace
+
+Status normalize_instance_groups(inference::ModelConfig& config, const GpuInventory& gpus) {
+  if (config.platform() == "ensemble") return Status::ok();
+  const bool gpu_backend = backend_uses_gpus(config);
+  if (config.instance_group_size() == 0) {
+    inference::ModelInstanceGroup* group = config.add_instance_group();
+    group->set_kind(gpus.count > 0 && gpu_backend ? inference::ModelInstanceGroup::KIND_GPU
+                                                  : inference::ModelInstanceGroup::KIND_CPU);
+    group->set_count(1);
+  }
+  for (int i = 0; i < config.instance_group_size(); ++i) {
+    inference::ModelInstanceGroup& group = *config.mutable_instance_group(i);
+    if (group.count() == 0) group.set_count(1);
+    if (group.name().empty()) group.set_name(fmt::format("{}_{}", config.name(), i));
+    const std::string where = fmt::format("model '{}': instance_group '{}'", config.name(), group.name());
+    if (group.kind() == inference::ModelInstanceGroup::KIND_AUTO) {
+      const bool on_gpu = group.gpus_size() > 0 || (gpus.count > 0 && gpu_backend);
+      group.set_kind(on_gpu ? inference::ModelInstanceGroup::KIND_GPU : inference::ModelInstanceGroup::KIND_CPU);
+    }
+    if (group.kind() != inference::ModelInstanceGroup::KIND_GPU) {
+      if (group.gpus_size() > 0) {
+        return invalid_argument("{} has kind {} but lists gpus", where,
+                                inference::ModelInstanceGroup::Kind_Name(group.kind()));
+      }
+      continue;
+    }
+    if (!gpu_backend) return unimplemented("{}: KIND_GPU is not supported by the PyTorch backend in this build", where);
+    if (gpus.count == 0) return failed_precondition("{} is KIND_GPU but {}", where, gpus.absent_reason);
+    for (int32_t id : group.gpus()) {
+      if (id < 0 || id >= gpus.count) {
+        return invalid_argument("{}: gpu {} does not exist: {}", where, id, gpu_count_text(gpus.count));
+      }
+    }
+    if (group.gpus_size() == 0) {
+      for (int id = 0; id < gpus.count; ++id) group.add_gpus(id);
+    }
+  }
+  return Status::ok();
+}
+
+bool gpu_chosen_by_default(const inference::ModelConfig& written, const inference::ModelConfig& normalized) {
+  bool any_gpu = false;
+  for (int i = 0; i < normalized.instance_group_size(); ++i) {
+    if (normalized.instance_group(i).kind() != inference::ModelInstanceGroup::KIND_GPU) continue;
+    any_gpu = true;
+    if (written.instance_group_size() == 0) continue;
+    if (i >= written.instance_group_size()) return false;
+    const inference::ModelInstanceGroup& w = written.instance_group(i);
+    if (w.kind() != inference::ModelInstanceGroup::KIND_AUTO || w.gpus_size() > 0) return false;
+  }
+  return any_gpu;
+}
+
+std::optional<int> single_gpu(const inference::ModelConfig& config) {
+  std::optional<int> only;
+  for (const auto& group : config.instance_group()) {
+    if (group.kind() != inference::ModelInstanceGroup::KIND_GPU) return std::nullopt;
+    for (int32_t id : group.gpus()) {
+      if (only && *only != id) return std::nullopt;
+      only = id;
+    }
+  }
+  return only;
+}
+
+Result<std::string> gpu_precision(const inference::ModelConfig& config) {
+  auto it = config.parameters().find("precision");
+  if (it == config.parameters().end()) return std::string("fp32");
+  std::string s = it->second.string_value();
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s != "fp32" && s != "tf32" && s != "fp16" && s != "bf16") {
+    return invalid_argument("model '{}': parameter precision must be fp32, tf32, fp16 or bf16, got '{}'", config.name(),
+                            it->second.string_value());
+  }
+  return s;
+}
+
 Status complete_config(inference::ModelConfig& config, const ModelBackend& backend, bool auto_complete) {
   const bool can_batch = batching_possible(backend.inputs(), backend.outputs());
   const bool auto_io = config.input_size() == 0 && config.output_size() == 0;
@@ -321,7 +407,10 @@ std::vector<int64_t> select_versions(const inference::ModelConfig& config, std::
 
 int instance_count(const inference::ModelConfig& config) {
   int total = 0;
-  for (const auto& group : config.instance_group()) total += std::max(1, group.count());
+  for (const auto& group : config.instance_group()) {
+    const bool gpu = group.kind() == inference::ModelInstanceGroup::KIND_GPU;
+    total += std::max(1, group.count()) * (gpu ? std::max(1, group.gpus_size()) : 1);
+  }
   return std::max(1, total);
 }
 

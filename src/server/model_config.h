@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kiln/status.h"
 #include "model_config.pb.h"
 #include "server/backend.h"
+#include "server/gpu_devices.h"
 
 namespace kiln::server {
 
@@ -35,6 +37,33 @@ Status resolve_platform(inference::ModelConfig& config);
 // True if every input and output has a variable first (batch) dimension, so
 // that an auto-completed config may batch the model.
 bool batching_possible(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs);
+
+// Resolves where the config's instances run, before the model loads, as
+// Triton's core does: no instance_group gives one group of one instance,
+// KIND_GPU when a GPU is visible and the backend can use one, else KIND_CPU;
+// KIND_AUTO becomes KIND_GPU when the group lists gpus or a GPU is visible
+// (backends with GPU support), else KIND_CPU; a KIND_GPU group without gpus
+// lists every visible GPU (its count instances go on EACH listed GPU); count
+// 0 becomes 1 and unnamed groups get "<model>_<index>". Errors name the model
+// and the group: KIND_GPU where no GPU is visible (with `gpus.absent_reason`),
+// a gpu id that does not exist, gpus on a KIND_CPU group, KIND_GPU for the
+// PyTorch backend. Ensembles are left alone.
+Status normalize_instance_groups(inference::ModelConfig& config, const GpuInventory& gpus);
+
+// True when `normalized` (normalize_instance_groups of `written`) has KIND_GPU
+// groups and the server chose each of them (`written` has no instance_group,
+// or the group is KIND_AUTO without gpus), not the config: such a model may
+// run on the CPU instead when the GPU engine cannot run it.
+bool gpu_chosen_by_default(const inference::ModelConfig& written, const inference::ModelConfig& normalized);
+
+// The one GPU every instance of the config runs on (all groups KIND_GPU,
+// listing the same single gpu); nullopt otherwise. Per-model metrics carry
+// that GPU's gpu_uuid label, as Triton's do for GPU instances.
+std::optional<int> single_gpu(const inference::ModelConfig& config);
+
+// The model's GPU instances use this precision (config parameter "precision":
+// fp32, tf32, fp16 or bf16; fp32 when absent). Checked at load.
+Result<std::string> gpu_precision(const inference::ModelConfig& config);
 
 // Fills what the config leaves out from the model (inputs, outputs,
 // max_batch_size, dynamic_batching, instance_group, version_policy) the way

@@ -37,7 +37,10 @@ struct PythonLaunch {
   std::string python;
   std::string stub;
   std::vector<std::string> env;  // the server's environment plus PYTHONPATH
-  std::string init_header;       // the "init" message
+  std::string model_file;        // absolute paths and texts of the "init" message
+  std::string config_json;
+  std::string repository;
+  std::string version;
   inference::ModelConfig config;
   InferFn infer;  // business logic scripting (empty: exec() fails)
 };
@@ -66,7 +69,8 @@ class PythonProcess {
     reap(std::chrono::milliseconds(2000));
   }
 
-  static Result<std::unique_ptr<PythonProcess>> start(const PythonLaunch& launch, int index) {
+  static Result<std::unique_ptr<PythonProcess>> start(const PythonLaunch& launch, const std::string& init_header,
+                                                      int index) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return unavailable("cannot create a socket pair for a Python instance: {}", std::strerror(errno));
@@ -100,7 +104,7 @@ class PythonProcess {
     }
     close(sv[1]);
     auto process = std::make_unique<PythonProcess>(pid, sv[0]);
-    Status sent = write_frame(process->fd_, launch.init_header, "");
+    Status sent = write_frame(process->fd_, init_header, "");
     Result<IpcFrame> reply = sent.is_ok() ? read_frame(process->fd_) : Result<IpcFrame>(sent);
     if (!reply.is_ok()) {
       process->alive_ = false;
@@ -189,8 +193,9 @@ class PythonProcess {
 
 class PythonInstance final : public BackendInstance {
  public:
-  PythonInstance(std::shared_ptr<const PythonLaunch> launch, int index) : launch_(std::move(launch)), index_(index) {
-    auto p = PythonProcess::start(*launch_, index_);
+  PythonInstance(std::shared_ptr<const PythonLaunch> launch, std::string init_header, int index)
+      : launch_(std::move(launch)), init_header_(std::move(init_header)), index_(index) {
+    auto p = PythonProcess::start(*launch_, init_header_, index_);
     if (p.is_ok()) {
       process_ = std::move(p).value();
     } else {
@@ -208,7 +213,7 @@ class PythonInstance final : public BackendInstance {
                                      const RunInfo& info, std::vector<Status>* request_errors) override {
     if (!process_) {
       KILN_LOG_INFO("model '{}': restarting Python instance {}", launch_->model_name, index_);
-      auto p = PythonProcess::start(*launch_, index_);
+      auto p = PythonProcess::start(*launch_, init_header_, index_);
       if (!p.is_ok())
         return unavailable("model '{}': Python instance {} could not restart: {}", launch_->model_name, index_,
                            p.status().message());
@@ -488,10 +493,38 @@ class PythonInstance final : public BackendInstance {
   }
 
   std::shared_ptr<const PythonLaunch> launch_;
+  std::string init_header_;  // the "init" message
   int index_;
   Status init_;
   std::unique_ptr<PythonProcess> process_;
 };
+
+// The "init" message of an instance at `where`: model.py's initialize() args,
+// with model_instance_kind "GPU" and the device id on a GPU, as Triton gives
+// them; model_instance_name is the group's name, "<group>_<device>" on a GPU
+// (instances of one group on one device share the name).
+std::string init_header(const PythonLaunch& launch, const InstancePlacement& where) {
+  rapidjson::StringBuffer sb;
+  IpcWriter w(sb);
+  auto kv = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  std::string instance = where.group.empty() ? launch.model_name : where.group;
+  if (where.gpu) instance += fmt::format("_{}", where.device);
+  w.StartObject();
+  kv("type", "init");
+  kv("model_file", launch.model_file);
+  kv("model_config", launch.config_json);
+  kv("model_instance_kind", where.gpu ? "GPU" : "CPU");
+  kv("model_instance_name", instance);
+  kv("model_instance_device_id", std::to_string(where.gpu ? where.device : 0));
+  kv("model_repository", launch.repository);
+  kv("model_version", launch.version);
+  kv("model_name", launch.model_name);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
+}
 
 class PythonBackend final : public ModelBackend {
  public:
@@ -501,8 +534,9 @@ class PythonBackend final : public ModelBackend {
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
   const std::string& path() const override { return path_; }
-  std::unique_ptr<BackendInstance> create_instance() const override {
-    return std::make_unique<PythonInstance>(launch_, next_index_.fetch_add(1));
+  std::unique_ptr<BackendInstance> create_instance(const InstancePlacement& where) const override {
+    const int index = next_index_.fetch_add(1);
+    return std::make_unique<PythonInstance>(launch_, init_header(*launch_, where), index);
   }
 
  private:
@@ -561,24 +595,10 @@ Result<std::shared_ptr<const ModelBackend>> load_python_backend(const std::strin
   }
   launch->env.push_back("PYTHONPATH=" + pythonpath);
   launch->env.push_back("PYTHONUNBUFFERED=1");
-  rapidjson::StringBuffer sb;
-  IpcWriter w(sb);
-  auto kv = [&](const char* key, const std::string& value) {
-    w.Key(key);
-    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-  };
-  w.StartObject();
-  kv("type", "init");
-  kv("model_file", fs::absolute(file, ec).string());
-  kv("model_config", message_to_json(config));
-  kv("model_instance_kind", "CPU");
-  kv("model_instance_name", config.name());
-  kv("model_instance_device_id", "0");
-  kv("model_repository", fs::absolute(model_dir, ec).string());
-  kv("model_version", std::to_string(version));
-  kv("model_name", config.name());
-  w.EndObject();
-  launch->init_header.assign(sb.GetString(), sb.GetSize());
+  launch->model_file = fs::absolute(file, ec).string();
+  launch->config_json = message_to_json(launch->config);
+  launch->repository = fs::absolute(model_dir, ec).string();
+  launch->version = std::to_string(version);
   launch->infer = std::move(infer);
   KILN_ASSIGN_OR_RETURN(ConfigIo io, io_from_config(config));
   return std::shared_ptr<const ModelBackend>(

@@ -32,6 +32,7 @@ struct ServerOptions {
   bool rate_limit = false;        // --rate-limit execution_count
   std::map<std::string, uint64_t> rate_limit_resources;  // --rate-limit-resource name:count
   bool auto_complete_config = true;  // off: --disable-auto-complete-config
+  bool gpu_metrics = true;           // nv_gpu_* metrics where NVML sees a GPU (off: --allow-gpu-metrics=false)
 };
 
 class ServerCore {

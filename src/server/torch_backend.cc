@@ -365,8 +365,9 @@ class TorchBackend final : public ModelBackend {
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
   const std::string& path() const override { return layout_->path; }
   // The first instance takes the module loaded to read forward()'s
-  // signature; each further one loads its own.
-  std::unique_ptr<BackendInstance> create_instance() const override {
+  // signature; each further one loads its own. Always on the CPU
+  // (normalize_instance_groups refuses KIND_GPU for this backend).
+  std::unique_ptr<BackendInstance> create_instance(const InstancePlacement&) const override {
     {
       std::lock_guard lock(mutex_);
       if (first_) return std::make_unique<TorchInstance>(plugin_, layout_, std::move(first_));

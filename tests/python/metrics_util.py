@@ -19,6 +19,9 @@ EXAMPLE_REPOSITORY = REPO_ROOT / "examples" / "model_repository"
 # Kiln's own kiln_inference_*, and the process_* collector names.
 METRIC_NAME = re.compile(r"\b((?:nv|kiln_inference|process)_[a-z0-9_]*[a-z0-9])\b")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+# The nv_gpu_* families appear only where NVML sees a GPU: those are checked
+# against the source that writes them instead of a scrape.
+GPU_METRICS_SOURCE = REPO_ROOT / "src" / "server" / "gpu_metrics.cc"
 
 
 def _infer_once(server: KilnServer, model: str) -> None:
@@ -65,5 +68,12 @@ def exported_metrics() -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=None)
+def gpu_metrics() -> frozenset[str]:
+    """The GPU family names gpu_metrics.cc writes (quoted as "nv_..." there)."""
+    return frozenset(re.findall(r'"((?:nv_gpu|nv_energy)_[a-z0-9_]*[a-z0-9])"', GPU_METRICS_SOURCE.read_text()))
+
+
 def is_exported(name: str, exported: frozenset[str]) -> bool:
-    return name in exported or any(name.endswith(s) and name[: -len(s)] in exported for s in HISTOGRAM_SUFFIXES)
+    return (name in exported or name in gpu_metrics()
+            or any(name.endswith(s) and name[: -len(s)] in exported for s in HISTOGRAM_SUFFIXES))

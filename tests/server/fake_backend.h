@@ -57,7 +57,7 @@ class FakeBackend final : public ModelBackend {
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
   const std::string& path() const override { return path_; }
-  std::unique_ptr<BackendInstance> create_instance() const override {
+  std::unique_ptr<BackendInstance> create_instance(const InstancePlacement&) const override {
     return std::make_unique<FakeInstance>(&log_, delay_);
   }
   FakeLog& log() const { return log_; }

@@ -59,7 +59,7 @@ class AccBackend final : public ModelBackend {
   const std::vector<TensorSpec>& inputs() const override { return inputs_; }
   const std::vector<TensorSpec>& outputs() const override { return outputs_; }
   const std::string& path() const override { return path_; }
-  std::unique_ptr<BackendInstance> create_instance() const override { return std::make_unique<AccInstance>(); }
+  std::unique_ptr<BackendInstance> create_instance(const InstancePlacement&) const override { return std::make_unique<AccInstance>(); }
 
  private:
   std::vector<TensorSpec> inputs_, outputs_;

@@ -36,6 +36,7 @@ struct ServeArgs {
   bool allow_http = true;
   bool allow_grpc = true;
   bool allow_metrics = true;
+  bool allow_gpu_metrics = true;
   bool allow_client_shm = false;
   std::string cache_config;
   std::string rate_limit = "off";
@@ -77,6 +78,7 @@ int run_serve(const ServeArgs& args) {
   options.max_request_bytes = args.max_request_bytes;
   options.allow_client_shm = args.allow_client_shm;
   options.auto_complete_config = !args.disable_auto_complete;
+  options.gpu_metrics = args.allow_gpu_metrics;
   if (!args.cache_config.empty()) {
     // Triton's form: local,size=<bytes>
     const std::string prefix = "local,size=";
@@ -193,6 +195,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--allow-http", args->allow_http, "Serve HTTP/REST");
   cmd->add_option("--allow-grpc", args->allow_grpc, "Serve gRPC");
   cmd->add_option("--allow-metrics", args->allow_metrics, "Serve metrics");
+  cmd->add_option("--allow-gpu-metrics", args->allow_gpu_metrics,
+                  "Serve the nv_gpu_* metrics (read from NVML where a GPU is visible)");
   cmd->add_option("--cache-config", args->cache_config, "Response cache: local,size=<bytes> (models opt in with "
                   "response_cache { enable: true })");
   cmd->add_option("--rate-limit", args->rate_limit, "Rate limiter: off or execution_count (instance_group rate_limiter)");
