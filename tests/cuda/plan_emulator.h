@@ -421,6 +421,9 @@ inline Result<std::vector<Tensor>> emulate_plan(const Plan& plan, const std::vec
         const float* scale = F(s.inputs[1]);
         const auto* zp = static_cast<const int32_t*>(ptr[static_cast<size_t>(s.inputs[2])]);
         void* out = ptr[static_cast<size_t>(s.outputs[0])];
+        if (s.channels < 1 || s.inner < 1) {
+          return internal_error("{}: channels {} inner {}", s.label, s.channels, s.inner);
+        }
         for (int64_t i = 0; i < n; ++i) {
           int64_t c = s.channels == 1 ? 0 : (i / s.inner) % s.channels;
           if (s.kind == StepKind::kQuantize) {

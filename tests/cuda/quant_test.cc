@@ -485,6 +485,40 @@ TEST(GpuInt8, QGemmTactic) {
   }
   ASSERT_NE(qgemm, nullptr);
   EXPECT_EQ(t->supports(*qgemm), device_count() > 0);
+  {
+    // The tactic's view on the emulator: the QGemm alone, its uint8 activation
+    // a graph input (lowered through the q - 128 quantize step).
+    GraphBuilder one("main", nullptr, 17);
+    auto opsets = one.graph().opset_imports();
+    opsets["kiln"] = 1;
+    one.graph().set_opset_imports(opsets);
+    one.input("a", ir::ValueType::tensor(qgemm->input(0)->type().dtype, Shape::of({4, 16})));
+    std::vector<ir::Value*> ins = {one.graph().find_value("a")};
+    for (size_t i = 1; i < qgemm->num_inputs(); ++i) {
+      if (!qgemm->has_input(i)) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      std::string name = "c" + std::to_string(i);
+      one.constant(name, qgemm->input(i)->constant());
+      ins.push_back(one.graph().find_value(name));
+    }
+    ir::Value* y = one.value("y");
+    ir::Node* copy = one.graph().add_node("QGemm", ins, {y}, "qgemm", "kiln");
+    copy->set_opset(1);
+    for (const auto& [name, attr] : qgemm->attributes()) copy->set_attr(attr);
+    one.output("y");
+    ASSERT_TRUE(ops::infer_shapes(one.graph()).is_ok());
+    Tensor a = Tensor::empty(qgemm->input(0)->type().dtype, {4, 16});
+    std::mt19937 rng(34);
+    for (int64_t i = 0; i < a.numel(); ++i) static_cast<uint8_t*>(a.raw_data())[i] = static_cast<uint8_t>(rng());
+    std::vector<Tensor> ref = test::run_reference(one.graph(), {a});
+    auto plan = build_plan(one.graph(), {a.dims()}, {a.dtype()}, PlanOptions{});
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    auto out = test::emulate_plan(*plan, {a});
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    test::expect_close(*out, ref, test::Tolerance{0.0, 0.0}, "emulated QGemm plan", plan->to_string());
+  }
   KILN_REQUIRE_GPU();
   auto kernel = t->prepare(*qgemm);
   ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();

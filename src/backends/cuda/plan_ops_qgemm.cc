@@ -418,6 +418,8 @@ Status PlanBuilder::lower_kiln_qgemm(const ir::Node& n) {
     q.label = fmt::format("uint8 '{}' as int8 q-128 for {}", val(a).name, n.describe());
     q.inputs = {f, params.first, params.second};
     q.outputs = {s8};
+    q.channels = one.channels;  // per tensor
+    q.inner = one.inner;
     add_step(std::move(q));
     a = s8;
     az -= 128;

@@ -196,6 +196,10 @@ Status enqueue_quant(const Plan& plan, const Step& step, GpuContext& ctx) {
   const PlanValue& yv = plan.values[static_cast<size_t>(step.outputs[0])];
   int64_t n = numel_of(yv.dims);
   if (n == 0) return Status::ok();
+  if (step.channels < 1 || step.inner < 1) {  // a lowering bug; on the GPU it would read out of bounds
+    return internal_error("{}: {} step has channels {} and inner {}", step.label, step_kind_name(step.kind),
+                          step.channels, step.inner);
+  }
   const void* x = ctx.ptrs[static_cast<size_t>(step.inputs[0])];
   void* y = ctx.ptrs[static_cast<size_t>(step.outputs[0])];
   const auto* scale = static_cast<const float*>(ctx.ptrs[static_cast<size_t>(step.inputs[1])]);
