@@ -59,7 +59,16 @@ run_step() {
   else
     say "ok $name"
   fi
+  save_out
   return "$rc"
+}
+# What has run so far into $OUT after every step: a run cut off by the
+# device's time limit still brings back its results and logs.
+save_out() {
+  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+    cp "$RESULTS" "$OUT/" 2>/dev/null
+    tar czf "$OUT/gpu_check_logs.tgz" -C "$LOGS" . 2>/dev/null
+  fi
 }
 
 say "GPU: $(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
@@ -127,7 +136,7 @@ fi
 
 # --- 3. GPU tests
 if [ -n "$BIN" ]; then
-  run_step cuda_test 200 env KILN_ZOO_DIR="$WORK/models" \
+  run_step cuda_test 90 env KILN_ZOO_DIR="$WORK/models" \
     "${RUNNER[@]}" "$ROOT/$BIN/cuda_test" --gtest_brief=1 && echo "cuda_test passed" >>"$RESULTS"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED TEST" "$LOGS/cuda_test.log" | tail -40
 fi
@@ -137,7 +146,7 @@ if [ -n "$BIN" ] && [ -x "$BIN/kiln" ]; then
   rm -f "$WORK/timing_cache.txt"
   if run_step timing_cache 60 "${RUNNER[@]}" "$ROOT/$BIN/kiln" build examples/models/tiny_mlp.onnx -o "$WORK/tiny_mlp.plan" --shapes input:8x64 \
     --tactic-sources own,cuda --timing-cache "$WORK/timing_cache.txt" --verbose; then
-    if grep -q "cuda\.cublaslt.*gpu:" "$WORK/timing_cache.txt" 2>/dev/null; then
+    if grep -q "gpu:.*|cuda\.cublaslt" "$WORK/timing_cache.txt" 2>/dev/null; then
       say "timing cache holds GPU tactic times: $(grep -c 'cuda\.' "$WORK/timing_cache.txt") entries"
       grep 'cuda\.' "$WORK/timing_cache.txt" | head -4
       echo "timing_cache passed" >>"$RESULTS"
