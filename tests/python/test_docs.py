@@ -123,6 +123,7 @@ def kiln_invocations(text: str, subcommands: list[str]):
 OTHER_PROGRAM_FLAGS = {
     "--keep-serving": "examples/serve_examples.py",
     "--plan-only": "tools/gpu_bench/main.cc",
+    "--no-optimize": "tools/gpu_bench/main.cc",
     "--half": "bench/precision_bench.py",
     "--models": "bench/precision_bench.py",
     "--levels": "examples/train_digits.py",
