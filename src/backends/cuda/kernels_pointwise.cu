@@ -4,41 +4,16 @@
 #include <cuda_runtime.h>
 
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/kernels_common.cuh"
 
 namespace kiln::backends::cuda::kernels {
 namespace {
-
-constexpr int kThreads = 256;
 
 // Kernel arguments are passed by value: dims and strides travel in a struct.
 struct StridedDims {
   int64_t dims[kMaxRank];
   int64_t strides[kMaxRank];
 };
-
-inline unsigned grid_for(int64_t n) {
-  int64_t blocks = (n + kThreads - 1) / kThreads;
-  if (blocks > 65536) blocks = 65536;  // grid-stride loops cover the rest
-  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
-}
-
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T>
-__device__ __forceinline__ T from_f(float v);
-template <>
-__device__ __forceinline__ float from_f<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 __device__ __forceinline__ float apply(EwOp op, float a, float b, float p0, float p1) {
   switch (op) {

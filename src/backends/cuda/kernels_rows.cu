@@ -6,36 +6,13 @@
 #include <cfloat>
 
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/kernels_common.cuh"
 
 namespace kiln::backends::cuda::kernels {
 namespace {
 
 constexpr int kRowThreads = 256;
-constexpr int kThreads = 256;
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T>
-__device__ __forceinline__ T from_f(float v);
-template <>
-__device__ __forceinline__ float from_f<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-inline unsigned grid_for(int64_t n) {
-  int64_t blocks = (n + kThreads - 1) / kThreads;
-  if (blocks > 65536) blocks = 65536;
-  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
-}
 inline unsigned row_grid(int64_t rows) { return static_cast<unsigned>(rows > (1 << 30) ? (1 << 30) : rows); }
 
 // Block-wide reduction of one float per thread (sum or max); every thread gets the result.

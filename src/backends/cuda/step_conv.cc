@@ -200,26 +200,12 @@ class ConvStep final : public PreparedStep {
     }
     double tol = yv.dtype == DataType::kFloat32 ? 1e-4 : 2e-2;
     if (!(diff <= tol * scale)) return internal_error("fused convolution differs by {}", diff);
-    // Keep the fused call only where it is also faster: both variants ran
-    // once above (kernels loaded); the best of three alternating windows each.
-    KILN_ASSIGN_OR_RETURN(Event start, Event::create());
-    KILN_ASSIGN_OR_RETURN(Event mid, Event::create());
-    KILN_ASSIGN_OR_RETURN(Event stop, Event::create());
-    constexpr int kRuns = 5;
-    float unfused_ms = INFINITY, fused_ms = INFINITY;
-    for (int round = 0; round < 3; ++round) {
-      KILN_RETURN_IF_ERROR(start.record(ctx.stream));
-      for (int r = 0; r < kRuns; ++r) KILN_RETURN_IF_ERROR(enqueue_unfused(ctx));
-      KILN_RETURN_IF_ERROR(mid.record(ctx.stream));
-      for (int r = 0; r < kRuns; ++r) KILN_RETURN_IF_ERROR(enqueue_fused(ctx));
-      KILN_RETURN_IF_ERROR(stop.record(ctx.stream));
-      KILN_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-      KILN_ASSIGN_OR_RETURN(float u, mid.elapsed_since(start));
-      KILN_ASSIGN_OR_RETURN(float f, stop.elapsed_since(mid));
-      unfused_ms = std::min(unfused_ms, u);
-      fused_ms = std::min(fused_ms, f);
-    }
-    fused_ = fused_ms <= unfused_ms;
+    // Keep the fused call only where it is also faster.
+    KILN_ASSIGN_OR_RETURN(int faster, fastest_candidate(ctx, 2, [&](int i) -> Result<bool> {
+                            KILN_RETURN_IF_ERROR(i == 0 ? enqueue_unfused(ctx) : enqueue_fused(ctx));
+                            return true;
+                          }));
+    fused_ = faster == 1;
     return Status::ok();
   }
 
@@ -255,50 +241,35 @@ class ConvStep final : public PreparedStep {
       add(static_cast<int>(perf[i].algo), static_cast<int>(strict ? CUDNN_FMA_MATH : perf[i].mathType));
     }
     if (candidates.empty()) return unimplemented("{}: cuDNN has no forward algorithm for this convolution", step.label);
-    KILN_ASSIGN_OR_RETURN(Event start, Event::create());
-    KILN_ASSIGN_OR_RETURN(Event stop, Event::create());
-    constexpr int kRuns = 3;
-    std::pair<int, int> best = candidates[0];
-    float best_ms = INFINITY;
-    float alpha = 1.0f, beta = 0.0f;
-    timed_candidates_ = 0;
-    static const bool trace = std::getenv("KILN_GPU_TRACE") != nullptr;  // candidate timings on stderr
-    for (const auto& [algo_id, math] : candidates) {
-      auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo_id);
-      if (cudnnSetConvolutionMathType(conv_, static_cast<cudnnMathType_t>(math)) != CUDNN_STATUS_SUCCESS) continue;
-      size_t ws = 0;
-      if (cudnnGetConvolutionForwardWorkspaceSize(ctx.cudnn, x_, w_, conv_, y_, algo, &ws) != CUDNN_STATUS_SUCCESS ||
-          ws > ctx.workspace_bytes) {
-        continue;
-      }
-      auto launch = [&] {
-        return cudnnConvolutionForward(ctx.cudnn, &alpha, x_, x, w_, w, conv_, algo, ctx.workspace, ws, &beta, y_, y);
-      };
-      if (launch() != CUDNN_STATUS_SUCCESS) continue;  // warm-up (loads the kernel)
-      // The best of three short windows: a GPU shared with other work
-      // slows some windows down, never speeds one up.
-      float ms = INFINITY;
-      bool ok = true;
-      for (int window = 0; window < 3 && ok; ++window) {
-        KILN_RETURN_IF_ERROR(start.record(ctx.stream));
-        for (int r = 0; r < kRuns && ok; ++r) ok = launch() == CUDNN_STATUS_SUCCESS;
-        KILN_RETURN_IF_ERROR(stop.record(ctx.stream));
-        KILN_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-        KILN_ASSIGN_OR_RETURN(float window_ms, stop.elapsed_since(start));
-        ms = std::min(ms, window_ms);
-      }
-      if (!ok) continue;
-      ++timed_candidates_;
-      if (trace)
-        std::fprintf(stderr, "conv %s: algo %d math %d: %.4f ms\n", step.label.c_str(), algo_id, math, ms / kRuns);
-      if (ms < best_ms) {
-        best_ms = ms;
-        best = {algo_id, math};
-      }
+    float alpha = 1.0f, beta = 0.0f, best_ms = 0.0f;
+    static const bool trace = std::getenv("KILN_GPU_TRACE") != nullptr;  // each choice on stderr
+    KILN_ASSIGN_OR_RETURN(
+        int best,
+        fastest_candidate(
+            ctx, static_cast<int>(candidates.size()),
+            [&](int i) -> Result<bool> {
+              const auto [algo_id, math] = candidates[static_cast<size_t>(i)];
+              auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(algo_id);
+              size_t ws = 0;
+              if (cudnnSetConvolutionMathType(conv_, static_cast<cudnnMathType_t>(math)) != CUDNN_STATUS_SUCCESS ||
+                  cudnnGetConvolutionForwardWorkspaceSize(ctx.cudnn, x_, w_, conv_, y_, algo, &ws) !=
+                      CUDNN_STATUS_SUCCESS ||
+                  ws > ctx.workspace_bytes) {
+                return false;
+              }
+              return cudnnConvolutionForward(ctx.cudnn, &alpha, x_, x, w_, w, conv_, algo, ctx.workspace, ws, &beta, y_,
+                                             y) == CUDNN_STATUS_SUCCESS;
+            },
+            &best_ms, &timed_candidates_));
+    if (trace && best >= 0) {
+      std::fprintf(stderr, "conv %s: algo %d math %d, %.4f ms, the fastest of %d timed\n", step.label.c_str(),
+                   candidates[static_cast<size_t>(best)].first, candidates[static_cast<size_t>(best)].second, best_ms,
+                   timed_candidates_);
     }
     (void)cudaGetLastError();
     KILN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, strict ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
-    return best;
+    if (best < 0) return unimplemented("{}: no cuDNN forward algorithm ran for this convolution", step.label);
+    return candidates[static_cast<size_t>(best)];
   }
 
   const Step* step_ = nullptr;

@@ -83,29 +83,16 @@ class Int8GemmStep final : public PreparedStep {
     candidates_ = returned;
     algo_ = results[0].algo;
     if (returned > 1) {  // time the candidates on the plan's buffers, keep the fastest
-      KILN_ASSIGN_OR_RETURN(Event start, Event::create());
-      KILN_ASSIGN_OR_RETURN(Event stop, Event::create());
-      float best = -1.0f;
-      for (int i = 0; i < returned; ++i) {
-        if (results[i].state != CUBLAS_STATUS_SUCCESS || results[i].workspaceSize > ctx.workspace_bytes) continue;
-        algo_ = results[i].algo;
-        KILN_RETURN_IF_ERROR(enqueue_matmul(ctx));  // warm-up (loads the kernel)
-        // The best of three short windows (a shared GPU slows some down).
-        float ms = INFINITY;
-        for (int window = 0; window < 3; ++window) {
-          KILN_RETURN_IF_ERROR(start.record(ctx.stream));
-          for (int r = 0; r < 3; ++r) KILN_RETURN_IF_ERROR(enqueue_matmul(ctx));
-          KILN_RETURN_IF_ERROR(stop.record(ctx.stream));
-          KILN_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-          KILN_ASSIGN_OR_RETURN(float window_ms, stop.elapsed_since(start));
-          ms = std::min(ms, window_ms);
-        }
-        if (best < 0.0f || ms < best) {
-          best = ms;
-          chosen_ = i;
-        }
-      }
-      if (best < 0.0f) return unimplemented("{}: no cuBLASLt int8 algorithm fits the workspace", step.label);
+      KILN_ASSIGN_OR_RETURN(
+          chosen_, fastest_candidate(ctx, returned, [&](int i) -> Result<bool> {
+            if (results[i].state != CUBLAS_STATUS_SUCCESS || results[i].workspaceSize > ctx.workspace_bytes) {
+              return false;
+            }
+            algo_ = results[i].algo;
+            KILN_RETURN_IF_ERROR(enqueue_matmul(ctx));
+            return true;
+          }));
+      if (chosen_ < 0) return unimplemented("{}: no cuBLASLt int8 algorithm fits the workspace", step.label);
       algo_ = results[chosen_].algo;
     }
     return Status::ok();

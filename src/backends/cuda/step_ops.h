@@ -3,6 +3,7 @@
 // the others are plain kernel launches or copies.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,6 +50,16 @@ Result<std::unique_ptr<PreparedStep>> prepare_gemm_int8(const Plan& plan, const 
 Status enqueue_quant(const Plan& plan, const Step& step, GpuContext& ctx);
 // Enqueues any other step kind.
 Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
+
+// The fastest of `count` candidates (algorithms) on ctx.stream: each is
+// launched once (a warm-up: CUDA loads kernels lazily, at first launch), then
+// timed as the best of three windows of three launches (a GPU shared with
+// other work slows some windows down, never speeds one up). `launch(i)`
+// enqueues candidate i once and says false for a candidate that cannot run.
+// Returns the index of the fastest, or -1 when none ran; `best_ms` gets its
+// time per launch and `timed` the number of candidates timed.
+Result<int> fastest_candidate(GpuContext& ctx, int count, const std::function<Result<bool>(int)>& launch,
+                              float* best_ms = nullptr, int* timed = nullptr);
 
 // cuDNN / CUDA type of an activation storage type.
 cudnnDataType_t cudnn_type(DataType t);

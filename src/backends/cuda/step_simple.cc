@@ -1,6 +1,9 @@
 // Enqueueing the steps that are plain kernel launches or copies.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "backends/cuda/kernels.h"
 #include "backends/cuda/step_ops.h"
 #include "core/error.h"
@@ -179,6 +182,38 @@ kernels::EwOp activation_op(ops::Activation a) {
       return EwOp::kGeluTanh;
   }
   return EwOp::kIdentity;
+}
+
+Result<int> fastest_candidate(GpuContext& ctx, int count, const std::function<Result<bool>(int)>& launch,
+                              float* best_ms, int* timed) {
+  constexpr int kWindows = 3, kRuns = 3;
+  KILN_ASSIGN_OR_RETURN(Event start, Event::create());
+  KILN_ASSIGN_OR_RETURN(Event stop, Event::create());
+  int best = -1, ran = 0;
+  float best_time = INFINITY;
+  for (int i = 0; i < count; ++i) {
+    KILN_ASSIGN_OR_RETURN(bool ok, launch(i));  // warm-up
+    float ms = INFINITY;
+    for (int w = 0; w < kWindows && ok; ++w) {
+      KILN_RETURN_IF_ERROR(start.record(ctx.stream));
+      for (int r = 0; r < kRuns && ok; ++r) {
+        KILN_ASSIGN_OR_RETURN(ok, launch(i));
+      }
+      KILN_RETURN_IF_ERROR(stop.record(ctx.stream));
+      KILN_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+      KILN_ASSIGN_OR_RETURN(float window_ms, stop.elapsed_since(start));
+      ms = std::min(ms, window_ms / kRuns);
+    }
+    if (!ok) continue;
+    ++ran;
+    if (ms < best_time) {
+      best_time = ms;
+      best = i;
+    }
+  }
+  if (best_ms != nullptr) *best_ms = best_time;
+  if (timed != nullptr) *timed = ran;
+  return best;
 }
 
 }  // namespace kiln::backends::cuda
