@@ -5,10 +5,10 @@
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "ops/epilogue.h"
 #include "plan/target.h"
 #ifdef KILN_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
-#include "ops/epilogue.h"
 #endif
 
 namespace kiln::plan {
