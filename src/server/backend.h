@@ -79,6 +79,7 @@ class BackendInstance {
 // group (the CUDA device index), else the CPU.
 struct InstancePlacement {
   std::string group;
+  int index = 0;  // the instance's index within its group (over all its devices): "<group>_<index>" names it
   bool gpu = false;
   int device = 0;
 };

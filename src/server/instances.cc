@@ -26,9 +26,10 @@ Result<InstanceSet> create_instances(const inference::ModelConfig& config, const
       // count instances on EACH listed GPU (normalize_instance_groups lists them; GPU 0 if not)
       if (group.gpus_size() > 0) devices.assign(group.gpus().begin(), group.gpus().end());
     }
+    where.index = 0;
     for (int device : devices) {
       where.device = device;
-      for (int i = 0; i < std::max(1, group.count()); ++i) {
+      for (int i = 0; i < std::max(1, group.count()); ++i, ++where.index) {
         placements.push_back(where);
         set.needs.push_back(needs);
         set.priority.push_back(group.rate_limiter().priority());

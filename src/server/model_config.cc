@@ -237,6 +237,7 @@ Status normalize_instance_groups(inference::ModelConfig& config, const GpuInvent
     group->set_kind(gpus.count > 0 && gpu_backend ? inference::ModelInstanceGroup::KIND_GPU
                                                   : inference::ModelInstanceGroup::KIND_CPU);
     group->set_count(1);
+    group->set_name(config.name());  // Triton names the group it adds after the model
   }
   for (int i = 0; i < config.instance_group_size(); ++i) {
     inference::ModelInstanceGroup& group = *config.mutable_instance_group(i);
@@ -357,6 +358,7 @@ Status complete_config(inference::ModelConfig& config, const ModelBackend& backe
     inference::ModelInstanceGroup* group = config.add_instance_group();
     group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
     group->set_count(1);
+    group->set_name(config.name());
   }
   for (int i = 0; i < config.instance_group_size(); ++i) {
     inference::ModelInstanceGroup& group = *config.mutable_instance_group(i);

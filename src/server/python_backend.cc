@@ -501,8 +501,9 @@ class PythonInstance final : public BackendInstance {
 
 // The "init" message of an instance at `where`: model.py's initialize() args,
 // with model_instance_kind "GPU" and the device id on a GPU, as Triton gives
-// them; model_instance_name is the group's name, "<group>_<device>" on a GPU
-// (instances of one group on one device share the name).
+// them; model_instance_name is "<group>_<index within the group>", as Triton
+// names instances (the group Triton adds to a config without one is named
+// after the model).
 std::string init_header(const PythonLaunch& launch, const InstancePlacement& where) {
   rapidjson::StringBuffer sb;
   IpcWriter w(sb);
@@ -510,8 +511,7 @@ std::string init_header(const PythonLaunch& launch, const InstancePlacement& whe
     w.Key(key);
     w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
   };
-  std::string instance = where.group.empty() ? launch.model_name : where.group;
-  if (where.gpu) instance += fmt::format("_{}", where.device);
+  std::string instance = fmt::format("{}_{}", where.group.empty() ? launch.model_name : where.group, where.index);
   w.StartObject();
   kv("type", "init");
   kv("model_file", launch.model_file);

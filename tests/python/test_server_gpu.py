@@ -80,6 +80,8 @@ parameters { key: "precision" value { string_value: "fp32" } }
     write_model(repo, "auto_add", add_sub_model())
     python_model(repo, "py_gpu", 'instance_group [ { name: "pg" kind: KIND_GPU gpus: [ 0 ] } ]\n')
     python_model(repo, "py_cpu", 'instance_group [ { name: "pc" kind: KIND_CPU } ]\n')
+    python_model(repo, "py_default", "")
+    python_model(repo, "py_unnamed", "instance_group [ { count: 2 kind: KIND_CPU }, { kind: KIND_CPU } ]\n")
     torch_dir = repo / "torch_gpu" / "1"
     torch_dir.mkdir(parents=True)
     (torch_dir / "model.pt").write_bytes(b"not loaded: the config is refused first")
@@ -132,12 +134,24 @@ def test_pytorch_kind_gpu_is_refused(served):
 
 def test_python_instances_get_their_kind_and_device(served):
     _, repo, index = served
-    cpu = json.loads((repo / "py_cpu" / "args_pc.json").read_text())
-    assert cpu == {"model_instance_kind": "CPU", "model_instance_device_id": "0", "model_instance_name": "pc"}
+    cpu = json.loads((repo / "py_cpu" / "args_pc_0.json").read_text())
+    assert cpu == {"model_instance_kind": "CPU", "model_instance_device_id": "0", "model_instance_name": "pc_0"}
     if not has_gpu(index):
         return
     gpu = json.loads((repo / "py_gpu" / "args_pg_0.json").read_text())
     assert gpu == {"model_instance_kind": "GPU", "model_instance_device_id": "0", "model_instance_name": "pg_0"}
+
+
+def test_python_instance_names_follow_triton(served):
+    # Triton 2.51 (tests/python/triton_oracle.py, checked by hand): "<group>_<index>", the group
+    # it adds to a config without one named after the model, unnamed groups "<model>_<i>".
+    _, repo, index = served
+    if has_gpu(index):
+        pytest.skip("a GPU is present: py_default's instance is on the GPU")
+    names = lambda m: sorted(p.name for p in (repo / m).glob("args_*.json"))
+    assert names("py_default") == ["args_py_default_0.json"]
+    assert names("py_unnamed") == ["args_py_unnamed_0_0.json", "args_py_unnamed_0_1.json",
+                                   "args_py_unnamed_1_0.json"]
 
 
 def test_kind_gpu_serves_like_the_cpu_copy(served):
