@@ -12,10 +12,10 @@ namespace {
 
 using ir::Attribute;
 using kiln::test::GraphBuilder;
+using test::compare_outputs;
 using test::expect_matches_reference;
 using test::expect_matches_reference_all;
 using test::f32;
-using test::compare_outputs;
 using test::random_tensor;
 using test::run_reference;
 using test::tolerance;
@@ -105,7 +105,9 @@ TEST(GpuOps, MatMulShapes) {
   };
   for (const Case& c :
        {Case{{5, 16}, {16, 12}, true}, Case{{2, 3, 8, 16}, {2, 3, 16, 4}, false}, Case{{2, 3, 8, 16}, {16, 4}, false},
-        Case{{3, 8, 16}, {1, 16, 8}, false}, Case{{16}, {16, 8}, true}, Case{{4, 16}, {16}, false}}) {
+        Case{{3, 8, 16}, {1, 16, 8}, false}, Case{{16}, {16, 8}, true}, Case{{4, 16}, {16}, false},
+        // Batches that broadcast: both operands are expanded to [2, 3] (a strided copy each).
+        Case{{2, 1, 8, 16}, {3, 16, 4}, false}, Case{{16}, {2, 16, 4}, false}}) {
     SCOPED_TRACE(dims_to_string(c.a) + " x " + dims_to_string(c.b));
     GraphBuilder g("main", nullptr, 17);
     g.input("a", f32(c.a));

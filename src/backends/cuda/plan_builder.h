@@ -37,6 +37,10 @@ class PlanBuilder {
   bool nhwc_memory(int vid) const;
   Result<int> as_nhwc(int vid);
   Result<int> as_row_major(int vid);
+  // A new device value holding `vid` broadcast to `full` (one strided copy
+  // step of node `n`), `vid`'s elements read as dims `src` (its own dims or a
+  // reshape of them, aligned right as numpy broadcasting does).
+  Result<int> broadcast_copy(const ir::Node& n, int vid, const Dims& src, const Dims& full);
   int add_step(Step s);
   Step make_step(StepKind kind, const ir::Node* node);
   PlanValue& val(int vid) { return plan_.values[static_cast<size_t>(vid)]; }
@@ -111,6 +115,9 @@ class PlanBuilder {
 
 // Broadcast of two dim lists (numpy rules), or an error.
 Result<Dims> broadcast_dims(const Dims& a, const Dims& b);
+// Element strides of `d` broadcast to `out` (0 on broadcast dims), or an
+// error when `d` does not fit into `out` without enlarging it.
+Result<Dims> broadcast_strides(const Dims& d, const Dims& out);
 // Row-major element strides of `dims`.
 Dims row_major_strides(const Dims& dims);
 // Converts a host tensor of any numeric type to `dtype` (float/f16/bf16/int64/int32...).

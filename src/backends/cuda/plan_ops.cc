@@ -133,6 +133,42 @@ bool gpu_supports_op(const ir::Node& node) {
   return unary_ops().count(t) || binary_ops().count(t) || alias_ops().count(t) || other_ops().count(t);
 }
 
+// Element strides of `d` broadcast to `out` (0 on broadcast dims), or an
+// error when `d` does not fit into `out` without enlarging it.
+Result<Dims> broadcast_strides(const Dims& d, const Dims& out) {
+  if (d.size() > out.size()) {
+    return invalid_argument("{} does not broadcast to {}", dims_to_string(d), dims_to_string(out));
+  }
+  Dims st = row_major_strides(d);
+  Dims s(out.size(), 0);
+  size_t off = out.size() - d.size();
+  for (size_t i = off; i < out.size(); ++i) {
+    int64_t di = d[i - off];
+    if (di != 1 && di != out[i]) {
+      return invalid_argument("{} does not broadcast to {}", dims_to_string(d), dims_to_string(out));
+    }
+    s[i] = di == 1 ? 0 : st[i - off];
+  }
+  return s;
+}
+
+Result<int> PlanBuilder::broadcast_copy(const ir::Node& n, int vid, const Dims& src, const Dims& full) {
+  KILN_ASSIGN_OR_RETURN(vid, on_device(vid));
+  KILN_ASSIGN_OR_RETURN(vid, as_row_major(vid));
+  KILN_ASSIGN_OR_RETURN(Dims strides, broadcast_strides(src, full));
+  int e = device_value(val(vid).name + ".expand", val(vid).dtype, full);
+  Step s = make_step(StepKind::kCopy, &n);
+  s.copy.rank = static_cast<int>(full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    s.copy.dims[i] = full[i];
+    s.copy.strides[i] = strides[i];
+  }
+  s.inputs = {vid};
+  s.outputs = {e};
+  add_step(std::move(s));
+  return e;
+}
+
 Status PlanBuilder::lower_node(const ir::Node& n) {
   if (!gpu_supports_op(n)) {
     return unimplemented("op {}{}{} has no GPU implementation", n.domain(), n.domain().empty() ? "" : ".", n.op_type());
@@ -432,27 +468,13 @@ Status PlanBuilder::lower_gemm(const ir::Node& n) {
       // Operands whose batch does not cover the output's are expanded.
       auto expand = [&](int& v, const Dims& vb, const Dims& mat) -> Status {
         if (vb == ob || (numel_of(vb) == batch && vb.size() == ob.size())) return Status::ok();
-        KILN_ASSIGN_OR_RETURN(v, on_device(v));
-        KILN_ASSIGN_OR_RETURN(v, as_row_major(v));
         Dims full = ob;
         full.insert(full.end(), mat.begin(), mat.end());
         Dims src = vb;
         src.insert(src.end(), mat.begin(), mat.end());
-        while (src.size() < full.size()) src.insert(src.begin(), 1);
         if (full.size() > static_cast<size_t>(kernels::kMaxRank))
           return unimplemented("MatMul rank {} too high", full.size());
-        Dims ss = row_major_strides(src);
-        int e = device_value(val(v).name + ".expand", val(v).dtype, full);
-        Step s = make_step(StepKind::kCopy, &n);
-        s.copy.rank = static_cast<int>(full.size());
-        for (size_t i = 0; i < full.size(); ++i) {
-          s.copy.dims[i] = full[i];
-          s.copy.strides[i] = src[i] == 1 ? 0 : ss[i];
-        }
-        s.inputs = {v};
-        s.outputs = {e};
-        add_step(std::move(s));
-        v = e;
+        KILN_ASSIGN_OR_RETURN(v, broadcast_copy(n, v, src, full));
         return Status::ok();
       };
       KILN_RETURN_IF_ERROR(expand(a, ab, {g.m, g.k}));

@@ -21,25 +21,6 @@ bool is_float_storage(DataType t) {
   return t == DataType::kFloat32 || t == DataType::kFloat16 || t == DataType::kBFloat16;
 }
 
-// Element strides of `d` broadcast to `out` (0 on broadcast dims), or an
-// error when `d` does not fit into `out` without enlarging it.
-Result<Dims> broadcast_strides(const Dims& d, const Dims& out) {
-  if (d.size() > out.size()) {
-    return invalid_argument("{} does not broadcast to {}", dims_to_string(d), dims_to_string(out));
-  }
-  Dims st = row_major_strides(d);
-  Dims s(out.size(), 0);
-  size_t off = out.size() - d.size();
-  for (size_t i = off; i < out.size(); ++i) {
-    int64_t di = d[i - off];
-    if (di != 1 && di != out[i]) {
-      return invalid_argument("{} does not broadcast to {}", dims_to_string(d), dims_to_string(out));
-    }
-    s[i] = di == 1 ? 0 : st[i - off];
-  }
-  return s;
-}
-
 // Element strides of a row-major reshape of a strided view (dims `yd`,
 // strides `ys`) to `zd`, when the reshape only splits dims (no merge of dims
 // the view does not lay out contiguously); nullopt otherwise. Size-1 dims
@@ -102,18 +83,7 @@ Result<int> PlanBuilder::batched_matmul(const ir::Node& n, int a, int b, float a
       full.insert(full.end(), mat.begin(), mat.end());
       if (full.size() > static_cast<size_t>(kernels::kMaxRank))
         return unimplemented("product rank {} too high", full.size());
-      KILN_ASSIGN_OR_RETURN(Dims strides, broadcast_strides(val(v).dims, full));
-      int e = device_value(val(v).name + ".expand", val(v).dtype, full);
-      Step s = make_step(StepKind::kCopy, &n);
-      s.copy.rank = static_cast<int>(full.size());
-      for (size_t i = 0; i < full.size(); ++i) {
-        s.copy.dims[i] = full[i];
-        s.copy.strides[i] = strides[i];
-      }
-      s.inputs = {v};
-      s.outputs = {e};
-      add_step(std::move(s));
-      v = e;
+      KILN_ASSIGN_OR_RETURN(v, broadcast_copy(n, v, val(v).dims, full));
       return Status::ok();
     };
     KILN_RETURN_IF_ERROR(expand(a, ab, {g.m, g.k}));
