@@ -276,8 +276,10 @@ def test_bytes_input_matches_path():
     a = kiln.InferenceSession(data).run(None, feeds)
     b = kiln.InferenceSession(str(TINY_MLP)).run(None, feeds)
     c = kiln.InferenceSession(bytearray(data)).run(None, feeds)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[0], c[0])
+    # Each session times its tactics, so two builds of one model may pick kernels that sum in a
+    # different order: equal to float rounding, not bit for bit.
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a[0], c[0], rtol=1e-5, atol=1e-6)
 
 
 def test_session_errors_name_the_input():
