@@ -10,6 +10,13 @@
 
 namespace kiln::server {
 
+namespace {
+// Executions shorter than this may run on the enqueuing thread (an HTTP or
+// gRPC thread): long enough to cover a tiny model, too short to hold up the
+// other connections that thread serves.
+constexpr int64_t kInlineBelowNs = 500'000;
+}  // namespace
+
 Scheduler::Scheduler(const inference::ModelConfig& config, std::string version,
                      std::shared_ptr<const ModelBackend> backend, std::shared_ptr<ModelStats> stats)
     : model_name_(config.name()),
@@ -60,6 +67,9 @@ Status Scheduler::start() {
   instances_ = std::move(set.instances);
   needs_ = std::move(set.needs);
   limit_priority_ = std::move(set.priority);
+  for (size_t i = 0; i < instances_.size(); ++i) instance_mu_.push_back(std::make_unique<std::mutex>());
+  may_inline_ = !batching_ && !config_.model_transaction_policy().decoupled() &&
+                std::all_of(needs_.begin(), needs_.end(), [&](const ResourceNeeds& n) { return !limiter_ || n.empty(); });
   for (size_t i = 0; i < instances_.size(); ++i) threads_.emplace_back([this, i] { worker(i); });
   return Status::ok();
 }
@@ -83,7 +93,8 @@ void Scheduler::enqueue(InferRequest request, int64_t batch, InferCallback done)
   q.done = std::move(done);
   Status rejected;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (try_run_inline(lock, q)) return;
     if (stopping_) {
       rejected = unavailable("model '{}' version {} is unloading", model_name_, version_);
     } else if (policy.max_queue_size > 0 && queues_[level].size() >= policy.max_queue_size) {
@@ -103,6 +114,22 @@ void Scheduler::enqueue(InferRequest request, int64_t batch, InferCallback done)
   q.done(std::move(rejected));
 }
 
+bool Scheduler::try_run_inline(std::unique_lock<std::mutex>& lock, Queued& q) {
+  if (!may_inline_ || stopping_ || queued_ > 0) return false;
+  const int64_t last = last_exec_ns_.load(std::memory_order_relaxed);
+  if (last < 0 || last >= kInlineBelowNs) return false;
+  for (size_t i = 0; i < instance_mu_.size(); ++i) {
+    std::unique_lock<std::mutex> busy(*instance_mu_[i], std::try_to_lock);
+    if (!busy.owns_lock()) continue;
+    lock.unlock();
+    std::vector<Queued> batch;
+    batch.push_back(std::move(q));
+    execute(*instances_[i], batch);
+    return true;
+  }
+  return false;
+}
+
 void Scheduler::stop() {
   std::lock_guard<std::mutex> stop_lock(stop_mu_);
   {
@@ -114,6 +141,8 @@ void Scheduler::stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  // Inline runs started before stopping_ was set finish first.
+  for (auto& m : instance_mu_) std::lock_guard<std::mutex> wait(*m);
   instances_.clear();
 }
 
@@ -212,7 +241,10 @@ void Scheduler::worker(size_t index) {
     }
     if (batch.empty()) continue;
     if (limited) limiter_->acquire(needs, limit_priority_[index]);
-    execute(*instance, batch);
+    {
+      std::lock_guard<std::mutex> busy(*instance_mu_[index]);
+      execute(*instance, batch);
+    }
     if (limited) limiter_->release(needs);
   }
 }
@@ -261,6 +293,7 @@ void Scheduler::execute(BackendInstance& instance, std::vector<Queued>& batch) {
   std::vector<Status> request_errors(info.request_rows.size());
   auto ran = instance.run_with_info(feeds, output_names_, info, &request_errors);
   const Clock::time_point ran_at = Clock::now();
+  last_exec_ns_.store(static_cast<int64_t>(elapsed_ns(start, ran_at)), std::memory_order_relaxed);
   if (!ran.is_ok()) {
     return fail_all(batch, model_failed(model_name_, ran.status()));
   }

@@ -8,8 +8,14 @@
 // max_queue_delay_microseconds for more, runs it once and splits the outputs
 // back to the requests. Queue size limits and timeouts come from the
 // configured queue policies; a rejected request gets a clear error.
+//
+// A model that neither batches nor is rate limited and whose executions are
+// short (under kInlineBelow) runs a request on the thread that enqueues it
+// when the queue is empty and an instance is idle: the hand-off to a worker
+// thread and back would cost more than the execution itself.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -66,6 +72,10 @@ class Scheduler {
   };
 
   void worker(size_t index);
+  // Runs `q` on an idle instance on this thread if the model qualifies (see
+  // above); false leaves `q` untouched for the queue. mu_ must be held through `lock`,
+  // which is released when it runs.
+  bool try_run_inline(std::unique_lock<std::mutex>& lock, Queued& q);
   // Takes the next batch off the queues (mu_ held through `lock`). Empty when stopping and drained.
   std::vector<Queued> next_batch(std::unique_lock<std::mutex>& lock, std::vector<Queued>& expired);
   void execute(BackendInstance& instance, std::vector<Queued>& batch);
@@ -93,6 +103,10 @@ class Scheduler {
   std::vector<ResourceNeeds> needs_;      // per instance (empty: not rate limited)
   std::vector<uint32_t> limit_priority_;  // per instance
   std::vector<std::unique_ptr<BackendInstance>> instances_;
+  // One per instance, held while it executes (by its worker or an inline run).
+  std::vector<std::unique_ptr<std::mutex>> instance_mu_;
+  bool may_inline_ = false;                  // no batching, no rate limiter, not decoupled
+  std::atomic<int64_t> last_exec_ns_{-1};   // the latest execution's duration; -1 before the first
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -16,6 +16,7 @@ struct FakeLog {
   std::mutex mu;
   std::vector<int64_t> batches;  // guarded by mu
   std::vector<float> first_values;  // x[0] of each run, guarded by mu
+  std::vector<std::thread::id> threads;  // the thread of each run, guarded by mu
   std::atomic<int> running{0};
   std::atomic<int> max_running{0};
 };
@@ -36,6 +37,7 @@ class FakeInstance final : public BackendInstance {
       std::lock_guard<std::mutex> lock(log_->mu);
       log_->batches.push_back(x.dim(0));
       log_->first_values.push_back(x.numel() ? x.data<float>()[0] : 0.0f);
+      log_->threads.push_back(std::this_thread::get_id());
     }
     --log_->running;
     return NamedTensors{{"y", y}};

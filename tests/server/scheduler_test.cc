@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <future>
+#include <thread>
 
 #include "server/fake_backend.h"
 #include "server/model_config.h"
@@ -116,6 +117,72 @@ TEST(SchedulerTest, StopDrainsQueuedWorkThenRefuses) {
   auto r = late.get();
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+}
+
+std::thread::id last_run_thread(const testing::FakeBackend& backend) {
+  std::lock_guard<std::mutex> lock(backend.log().mu);
+  return backend.log().threads.empty() ? std::thread::id() : backend.log().threads.back();
+}
+
+TEST(SchedulerTest, ShortExecutionsRunOnTheCallingThread) {
+  Harness h("max_batch_size: 1", 0ms);
+  ASSERT_TRUE(h.submit(1.0f).get().is_ok());  // no execution time known yet: a worker runs it
+  EXPECT_NE(last_run_thread(*h.backend), std::this_thread::get_id());
+  std::this_thread::sleep_for(20ms);  // the worker lets go of the instance just after it answers
+  for (int i = 0; i < 20; ++i) {
+    auto f = h.submit(static_cast<float>(i));
+    // Answered before enqueue returned, on this thread.
+    ASSERT_EQ(f.wait_for(0s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    EXPECT_EQ(r->outputs.at(0).tensor.data<float>()[0], static_cast<float>(i) + 1.0f);
+    EXPECT_EQ(last_run_thread(*h.backend), std::this_thread::get_id());
+  }
+  EXPECT_EQ(h.stats->inference_count.load(), 21u);
+  EXPECT_EQ(h.stats->execution_count.load(), 21u);
+}
+
+TEST(SchedulerTest, LongExecutionsAndBatchingModelsStayOnWorkers) {
+  for (const char* config : {"max_batch_size: 1", "max_batch_size: 4 dynamic_batching { }"}) {
+    const bool slow = std::string(config) == "max_batch_size: 1";
+    Harness h(config, slow ? 2ms : 0ms);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(h.submit(1.0f).get().is_ok());
+      EXPECT_NE(last_run_thread(*h.backend), std::this_thread::get_id()) << config;
+    }
+  }
+}
+
+TEST(SchedulerTest, InlineRunsAndWorkersNeverShareAnInstance) {
+  Harness h("max_batch_size: 1 instance_group [ { count: 2 } ]", 0ms);
+  ASSERT_TRUE(h.submit(1.0f).get().is_ok());
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < 200; ++i) {
+        auto r = h.submit(static_cast<float>(c)).get();
+        if (!r.is_ok() || r->outputs.at(0).tensor.data<float>()[0] != static_cast<float>(c) + 1.0f) ++failed;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_LE(h.backend->log().max_running.load(), 2);  // one run per instance at a time
+  // Stopping while clients still submit: each request is answered, run or refused.
+  std::atomic<int> answered{0};
+  for (int c = 0; c < 3; ++c) {
+    clients[static_cast<size_t>(c)] = std::thread([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto r = h.submit(1.0f).get();
+        if (r.is_ok() || r.status().code() == StatusCode::kUnavailable) ++answered;
+      }
+    });
+  }
+  std::this_thread::sleep_for(1ms);
+  h.scheduler->stop();
+  for (int c = 0; c < 3; ++c) clients[static_cast<size_t>(c)].join();
+  EXPECT_EQ(answered.load(), 600);
 }
 
 }  // namespace
