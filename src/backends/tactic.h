@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -72,6 +73,16 @@ class Tactic {
   // input 3 (when present) and output 0 blocked. The tuner times this one,
   // as most layers of a chain pay no reorders; the default is prepare().
   virtual Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const { return prepare(node); }
+  // Milliseconds to convert a float32 value of `dims` from NCHW to
+  // blocked_layout() or back, as this tactic's kernels do it when a
+  // neighbour keeps the value in NCHW, on `pool`'s threads; nullopt when the
+  // tactic has no blocked layout for such a value. The tuner weighs these
+  // reorders against what a choice saves (plan/tactic_selector.h).
+  virtual std::optional<double> time_layout_change(const Dims& dims, ThreadPool& pool) const {
+    (void)dims;
+    (void)pool;
+    return std::nullopt;
+  }
   // The input whose storage this tactic's kernel can take as the storage of
   // its output 0 (reading it as it writes, e.g. a residual that a sum
   // post-op adds in the destination); -1 for none. The memory planner puts

@@ -96,6 +96,8 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   ThreadPool pool(options.threads > 0 ? options.threads : ThreadPool::hardware_threads());
   SelectOptions so;
   so.sources = options.tactic_sources;
+  so.forced = options.layer_tactics;
+  so.blocked_layouts = options.blocked_layouts;
   so.time = options.time_tactics;
   so.warmup = options.warmup;
   so.repeats = options.repeats;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct BuildOptions {
   ShapeSpec shapes, min_shapes, opt_shapes, max_shapes;
   std::string timing_cache;                 // file read and written; empty: none
   std::vector<std::string> tactic_sources;  // "own", "onednn", "reference"; empty: all
+  // Layer name -> tactic: that layer gets the tactic without timing (it must be one of the
+  // layer's candidates); for experiments and for pinning a choice. Names are the built graph's.
+  std::map<std::string, std::string> layer_tactics;
   int threads = 0;                          // 0: every hardware thread
   bool time_tactics = true;                 // false: first candidate per node, no timing
   int warmup = 2;

@@ -5,11 +5,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/logging.h"
 #include "core/thread_pool.h"
+#include "passes/graph_util.h"
+#include "plan/target.h"
 
 namespace kiln::plan {
 namespace {
@@ -134,6 +137,142 @@ Result<double> time_kernel(const backends::Kernel& kernel, const ir::Node& node,
   return times[times.size() / 2];
 }
 
+// One timed candidate of a node: its median, the blocked layout it keeps
+// ("" for NCHW) and its kernel when the timing prepared it for the plan.
+struct Option {
+  const backends::Tactic* tactic = nullptr;
+  double ms = 0;
+  std::string layout;
+  std::shared_ptr<const backends::Kernel> kernel;
+};
+
+// Each node's fastest candidate, timed alone, can cost the plan more than it
+// saves: a blocked-layout tactic was timed inside a chain, and a neighbour in
+// NCHW makes one side of it reorder (mobilenetv2 on AVX-512: oneDNN's
+// depthwise layers timed at 0.1 ms ran 0.3-1.2 ms between own NCHW kernels,
+// and the plan lost 20% to a plan of oneDNN alone). This pass adds to each
+// choice the reorders its neighbours' layouts cost (timed by the tactic,
+// Tactic::time_layout_change, and kept in the timing cache) and moves one
+// node at a time to the option of least total cost until none improves.
+// Mirrors plan/layouts.cc: a value stays blocked when its producer and every
+// consumer (through input 0 or 3) keep one layout; otherwise each blocked
+// end reorders it. `chosen[i]` indexes `options[i]` and is updated.
+class LayoutCosts {
+ public:
+  LayoutCosts(const ir::Graph& graph, const ValueDims& dims, ThreadPool& pool, bool keep_blocked, TimingCache* cache)
+      : dims_(dims), pool_(pool), pinned_(graph), keep_blocked_(keep_blocked), cache_(cache) {
+    for (const auto& n : graph.nodes()) index_[n.get()] = nodes_.size(), nodes_.push_back(n.get());
+  }
+
+  void refine(const std::vector<std::vector<Option>>& options, std::vector<size_t>& chosen) {
+    options_ = &options;
+    layout_.assign(nodes_.size(), "");
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!options[i].empty()) layout_[i] = options[i][chosen[i]].layout;
+    }
+    for (int round = 0; round < 8; ++round) {
+      bool changed = false;
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        if (options[i].size() < 2) continue;
+        bool mixed = false;
+        for (const Option& o : options[i]) mixed = mixed || o.layout != options[i][0].layout;
+        if (!mixed) continue;
+        auto total = [&](size_t k) {
+          layout_[i] = options[i][k].layout;
+          return options[i][k].ms + neighbourhood_cost(i);
+        };
+        const double current = total(chosen[i]);
+        size_t best = chosen[i];
+        double best_cost = current;
+        for (size_t k = 0; k < options[i].size(); ++k) {
+          const double c = total(k);
+          if (c < best_cost - 1e-6) best = k, best_cost = c;
+        }
+        layout_[i] = options[i][best].layout;
+        if (best != chosen[i]) {
+          KILN_LOG_DEBUG("{}: {} ({:.4f} ms with reorders) over {} ({:.4f} ms)", nodes_[i]->describe(),
+                         options[i][best].tactic->name(), best_cost, options[i][chosen[i]].tactic->name(), current);
+          chosen[i] = best;
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+  }
+
+ private:
+  // The reorders of node i's blocked-capable values: input 0, input 3, output 0.
+  double neighbourhood_cost(size_t i) {
+    const ir::Node& n = *nodes_[i];
+    double c = 0;
+    for (size_t in : {size_t{0}, size_t{3}}) {
+      if (in < n.num_inputs() && n.input(in) != nullptr && !n.input(in)->is_constant()) c += value_cost(n.input(in));
+    }
+    if (n.num_outputs() == 1 && n.output(0) != nullptr) c += value_cost(n.output(0));
+    return c;
+  }
+
+  double value_cost(const ir::Value* v) {
+    const ir::Node* producer = v->producer();
+    auto p = producer != nullptr ? index_.find(producer) : index_.end();
+    const std::string& own = p != index_.end() ? layout_[p->second] : kNone;
+    bool kept = keep_blocked_ && !own.empty() && !pinned_(v) && !v->uses().empty();
+    int blocked_ends = own.empty() ? 0 : 1;
+    std::string other;
+    for (const ir::Use& u : v->uses()) {
+      auto it = index_.find(u.node);
+      const bool activation = u.input_index == 0 || u.input_index == 3;
+      const std::string& l = it != index_.end() && activation ? layout_[it->second] : kNone;
+      if (!l.empty()) ++blocked_ends, other = l;
+      kept = kept && l == own;
+    }
+    if (kept || blocked_ends == 0) return 0;
+    return blocked_ends * reorder_ms(v, own.empty() ? other : own, p != index_.end() ? p->second : nodes_.size());
+  }
+
+  // One reorder of `v` to or from `layout`, timed by a tactic that keeps it.
+  double reorder_ms(const ir::Value* v, const std::string& layout, size_t producer) {
+    auto d = dims_.find(v);
+    if (d == dims_.end() || v->type().dtype != DataType::kFloat32) return 0;
+    const std::string key =
+        fmt::format("layout_change|{}|{}|{}+{}|t{}", layout, dims_to_string(d->second), host_target().arch,
+                    fmt::join(host_target().isa, "+"), pool_.threads());
+    if (auto hit = memo_.find(key); hit != memo_.end()) return hit->second;
+    double ms = -1;  // unknown
+    if (cache_ != nullptr) {
+      if (auto hit = cache_->find(key)) ms = *hit;
+    }
+    if (ms < 0) {
+      // The tactic of any end that keeps this layout can time it.
+      std::vector<size_t> ends;
+      if (producer < nodes_.size()) ends.push_back(producer);
+      for (const ir::Use& u : v->uses()) {
+        if (auto it = index_.find(u.node); it != index_.end()) ends.push_back(it->second);
+      }
+      for (size_t e : ends) {
+        for (const Option& o : (*options_)[e]) {
+          if (ms >= 0 || o.layout != layout) continue;
+          if (auto t = o.tactic->time_layout_change(d->second, pool_)) ms = *t;
+        }
+      }
+      if (ms >= 0 && cache_ != nullptr) cache_->put(key, ms);
+    }
+    return memo_[key] = std::max(ms, 0.0);
+  }
+
+  static inline const std::string kNone;
+  const ValueDims& dims_;
+  ThreadPool& pool_;
+  const passes::Pinned pinned_;
+  const bool keep_blocked_;
+  TimingCache* cache_;
+  std::vector<const ir::Node*> nodes_;
+  std::unordered_map<const ir::Node*, size_t> index_;
+  std::vector<std::string> layout_;
+  const std::vector<std::vector<Option>>* options_ = nullptr;
+  std::unordered_map<std::string, double> memo_;
+};
+
 }  // namespace
 
 Status check_tactic_sources(const std::vector<std::string>& sources) {
@@ -150,11 +289,23 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
                                  const SelectOptions& options, TimingCache* cache) {
   KILN_RETURN_IF_ERROR(check_tactic_sources(options.sources));
   const auto& registry = options.registry ? *options.registry : backends::TacticRegistry::global();
+  for (const auto& [name, tactic] : options.forced) {
+    const bool found = std::any_of(graph.nodes().begin(), graph.nodes().end(),
+                                   [&, &name = name](const auto& n) { return n->name() == name; });
+    if (!found) {
+      return invalid_argument("no layer named '{}' to give tactic '{}' (kiln build --verbose lists the layers)", name,
+                              tactic);
+    }
+  }
   Selection sel;
   std::mt19937 rng(1234);
   const size_t total = graph.num_nodes();
   size_t done = 0;
+  std::vector<std::vector<Option>> timed(total);  // per node, its timed candidates
+  std::vector<size_t> fastest(total, 0);
   for (const auto& node_ptr : graph.nodes()) {
+    const size_t index = sel.layers.size();
+    std::vector<Option>& opts = timed[index];
     const ir::Node& node = *node_ptr;
     std::vector<const backends::Tactic*> cands;
     for (const backends::Tactic* t : registry.candidates(node)) {
@@ -163,6 +314,16 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
     // The reference kernels run what no allowed source covers.
     if (cands.empty() && registry.reference().supports(node)) cands.push_back(&registry.reference());
     if (cands.empty()) return unimplemented("{}: no tactic can run this node", node.describe());
+    if (auto f = options.forced.find(node.name()); f != options.forced.end()) {
+      auto it = std::find_if(cands.begin(), cands.end(), [&](const backends::Tactic* t) { return t->name() == f->second; });
+      if (it == cands.end()) {
+        std::string names;
+        for (const backends::Tactic* t : cands) names += (names.empty() ? "" : ", ") + std::string(t->name());
+        return invalid_argument("layer '{}': tactic '{}' is not one of its candidates ({})", node.name(), f->second,
+                                names);
+      }
+      cands = {*it};
+    }
 
     Layer layer;
     layer.candidates = static_cast<int>(cands.size());
@@ -200,7 +361,9 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
           if (cache) cache->put(key, *ms);
           if (in_chain) kernel.reset();  // the plan's kernel is prepared for its real layouts below
         }
+        opts.push_back({t, *ms, t->blocked_layout(node), kernel});
         if (best < 0 || *ms < best) {
+          fastest[index] = opts.size() - 1;
           best = *ms;
           layer.tactic = name;
           layer.time_ms = *ms;
@@ -219,6 +382,27 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
     sel.layers.push_back(std::move(layer));
     sel.kernels.push_back(std::move(chosen));
     if (options.progress) options.progress(++done, total);
+  }
+  std::vector<size_t> chosen = fastest;
+  LayoutCosts costs(graph, dims, pool, options.blocked_layouts, cache);
+  costs.refine(timed, chosen);
+  size_t i = 0;
+  for (const auto& node_ptr : graph.nodes()) {
+    if (chosen[i] != fastest[i]) {
+      const Option& o = timed[i][chosen[i]];
+      std::shared_ptr<const backends::Kernel> kernel = o.kernel;
+      if (!kernel) {
+        auto k = o.tactic->prepare(*node_ptr);
+        if (!k.is_ok()) return std::move(k).status().with_context(fmt::format("tactic {}", o.tactic->name()));
+        kernel = std::move(k).value();
+      }
+      Layer& layer = sel.layers[i];
+      layer.tactic = std::string(o.tactic->name());
+      layer.time_ms = o.ms;
+      layer.state = kernel->serialize();
+      sel.kernels[i] = std::move(kernel);
+    }
+    ++i;
   }
   return sel;
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ namespace kiln::plan {
 
 struct SelectOptions {
   std::vector<std::string> sources;  // tactic sources allowed ("own", "onednn", "reference"); empty: all
+  std::map<std::string, std::string> forced;  // layer name -> tactic, chosen without timing
+  // The builder keeps values in blocked layouts between kernels (plan/layouts.h):
+  // the reorders a choice adds are weighed with it either way.
+  bool blocked_layouts = true;
   bool time = true;
   int warmup = 2;
   int repeats = 5;

@@ -36,7 +36,7 @@ ir::Value* unary(ir::Graph& g, const std::string& op, ir::Value* x, const std::s
   return y;
 }
 
-// x [N, 3, 12, 12] -> conv a (16; reads NCHW as a network's first layer does) -> relu -> conv b (16) + a -> relu -> depthwise c -> conv d (8, 1x1) = y;
+// x [N, 3, 12, 12] -> conv a (16; reads NCHW as a network's first layer does) -> relu -> conv b (16) + a -> relu -> depthwise c -> conv d (16, 1x1) = y;
 // also s = Sigmoid(b's sum): the sum leaves the chain.
 ir::Model chain_model() {
   auto g = std::make_shared<ir::Graph>("chain");
@@ -50,7 +50,7 @@ ir::Model chain_model() {
   g->add_node("Add", {b, a}, {sum}, "add")->set_opset(17);
   ir::Value* r = unary(*g, "Relu", sum, "sum_relu");
   ir::Value* c = conv(*g, r, test::random_tensor({16, 1, 3, 3}, 3), "c", 16)->output(0);
-  ir::Value* d = conv(*g, c, test::random_tensor({8, 16, 1, 1}, 4), "d")->output(0);
+  ir::Value* d = conv(*g, c, test::random_tensor({16, 16, 1, 1}, 4), "d")->output(0);
   ir::Value* s = unary(*g, "Sigmoid", r, "s");
   g->add_output(d);
   g->add_output(s);

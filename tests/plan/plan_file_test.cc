@@ -198,28 +198,31 @@ TEST(PlanEngine, ContextsOnManyThreadsMatchASerialRun) {
     want.push_back(test::reference_run(test::conv_model(), inputs.back()));
   }
   std::vector<std::thread> threads;
-  std::vector<int> bad(4, 0);
+  std::vector<std::string> bad(4);
   for (size_t t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       auto ctx = (*engine)->create_context();
       for (int rep = 0; rep < 5; ++rep) {
         auto out = rep % 2 ? ctx->run(inputs[t]) : (*engine)->run(inputs[t]);
         if (!out.is_ok()) {
-          bad[t] = 1;
+          bad[t] = out.status().to_string();
           return;
         }
         for (size_t k = 0; k < out->size(); ++k) {
           const Tensor& g = (*out)[k].second;
           const Tensor& w = want[t][k].second;
           for (int64_t e = 0; e < g.numel(); ++e) {
-            if (std::abs(g.data<float>()[e] - w.data<float>()[e]) > 1e-5f) bad[t] = 1;
+            const float got = g.data<float>()[e], ref = w.data<float>()[e];
+            if (std::abs(got - ref) > 1e-5f * std::max(1.0f, std::abs(ref))) {
+              bad[t] = "element " + std::to_string(e) + ": " + std::to_string(got) + " vs " + std::to_string(ref);
+            }
           }
         }
       }
     });
   }
   for (auto& th : threads) th.join();
-  for (int b : bad) EXPECT_EQ(b, 0);
+  for (const std::string& b : bad) EXPECT_EQ(b, "");
 }
 
 }  // namespace

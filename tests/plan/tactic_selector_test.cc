@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -146,6 +147,96 @@ TEST(TacticSelector, SourcesRestrictTheCandidates) {
   sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
   ASSERT_FALSE(sel.is_ok());
   EXPECT_NE(sel.status().message().find("'nvidia'"), std::string::npos);
+}
+
+// A Relu tactic for the layout weighing: runs on the nodes named, keeps
+// `layout` between kernels, and reports `reorder_ms` per layout change.
+class LayoutTactic final : public backends::Tactic {
+ public:
+  LayoutTactic(std::string name, std::vector<std::string> nodes, std::string layout, double reorder_ms)
+      : name_(std::move(name)), nodes_(std::move(nodes)), layout_(std::move(layout)), reorder_ms_(reorder_ms) {}
+  std::string_view name() const override { return name_; }
+  std::string_view source() const override { return "own"; }
+  bool supports(const ir::Node& node) const override {
+    return node.op_type() == "Relu" && std::find(nodes_.begin(), nodes_.end(), node.name()) != nodes_.end();
+  }
+  Result<std::unique_ptr<backends::Kernel>> prepare(const ir::Node&) const override {
+    return std::unique_ptr<backends::Kernel>(new DelayKernel(0));
+  }
+  std::string blocked_layout(const ir::Node& node) const override { return supports(node) ? layout_ : ""; }
+  std::optional<double> time_layout_change(const Dims&, ThreadPool&) const override {
+    if (layout_.empty()) return std::nullopt;
+    return reorder_ms_;
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::string> nodes_;
+  std::string layout_;
+  double reorder_ms_;
+};
+
+// relu0 -> relu1 -> relu2: a blocked tactic runs each in 1 ms; relu1 alone
+// has an NCHW tactic of 0.9 ms (relu0 and relu2 one of 2 ms). Alone, relu1
+// takes the NCHW one; with a reorder on each side costing more than the
+// 0.1 ms it saves, it stays in the chain.
+TEST(TacticSelector, WeighsTheReordersAChoiceAdds) {
+  for (double reorder_ms : {0.5, 0.01}) {
+    backends::TacticRegistry registry;
+    registry.add("", "Relu", std::make_unique<LayoutTactic>("own.blocked", std::vector<std::string>{"relu0", "relu1", "relu2"},
+                                                            "nChw16c", reorder_ms));
+    registry.add("", "Relu", std::make_unique<LayoutTactic>("own.plain_fast", std::vector<std::string>{"relu1"}, "", 0));
+    registry.add("", "Relu",
+                 std::make_unique<LayoutTactic>("own.plain_slow", std::vector<std::string>{"relu0", "relu2"}, "", 0));
+    ir::Model m = test::relu_chain(3);
+    const ValueDims dims = static_shapes(*m.graph);
+    ThreadPool pool(1);
+    TimingCache cache;  // the times, so that nothing is measured
+    const ir::Node& relu = *m.graph->nodes().front();
+    for (auto [tactic, ms] : {std::pair<const char*, double>{"own.blocked", 1.0}, {"own.plain_fast", 0.9},
+                              {"own.plain_slow", 2.0}, {"reference", 5.0}}) {
+      cache.put(TimingCache::key(relu, dims, pool.threads(), tactic), ms);
+    }
+    SelectOptions o;
+    o.registry = &registry;
+    auto sel = select_tactics(*m.graph, dims, pool, o, &cache);
+    ASSERT_TRUE(sel.is_ok()) << sel.status().to_string();
+    EXPECT_EQ(sel->cache_misses, 0);
+    EXPECT_EQ(sel->layers[0].tactic, "own.blocked");
+    EXPECT_EQ(sel->layers[2].tactic, "own.blocked");
+    EXPECT_EQ(sel->layers[1].tactic, reorder_ms > 0.1 ? "own.blocked" : "own.plain_fast") << reorder_ms;
+    EXPECT_DOUBLE_EQ(sel->layers[1].time_ms, reorder_ms > 0.1 ? 1.0 : 0.9);
+    // Without blocked layouts between kernels every blocked end pays its reorders: relu0 and
+    // relu2 still win (1 + 0.5 + 0.5 < 2), relu1 saves both of its own.
+    o.blocked_layouts = false;
+    sel = select_tactics(*m.graph, dims, pool, o, &cache);
+    ASSERT_TRUE(sel.is_ok());
+    if (reorder_ms > 0.1) {
+      EXPECT_EQ(sel->layers[1].tactic, "own.plain_fast");
+    }
+  }
+}
+
+TEST(TacticSelector, LayerTacticsPinAChoiceAndNameTheirErrors) {
+  ir::Model m = test::relu_chain(2);
+  ThreadPool pool(1);
+  SelectOptions o;
+  o.registry = &test_registry();
+  o.forced = {{"relu1", "own.slow_relu"}};
+  auto sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_TRUE(sel.is_ok()) << sel.status().to_string();
+  EXPECT_EQ(sel->layers[1].tactic, "own.slow_relu");
+  EXPECT_EQ(sel->layers[1].candidates, 1);
+  EXPECT_NE(sel->layers[0].tactic, "own.slow_relu");
+  o.forced = {{"relu1", "onednn.matmul"}};
+  sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_FALSE(sel.is_ok());
+  EXPECT_NE(sel.status().message().find("'onednn.matmul' is not one of its candidates"), std::string::npos)
+      << sel.status().message();
+  o.forced = {{"relu7", "own.slow_relu"}};
+  sel = select_tactics(*m.graph, static_shapes(*m.graph), pool, o, nullptr);
+  ASSERT_FALSE(sel.is_ok());
+  EXPECT_NE(sel.status().message().find("no layer named 'relu7'"), std::string::npos);
 }
 
 TEST(TimingCache, KeyLeavesOutFusedFromAndABuildWithoutAFileStillShares) {

@@ -189,3 +189,17 @@ def test_openmp_wait_policy_is_passive_unless_set(kiln_exe, tmp_path, given, wan
         assert f"OMP_WAIT_POLICY={want}".encode() in environ
     finally:
         srv.stop()
+
+
+def test_layer_tactic_pins_a_layer(kiln_exe, tmp_path):
+    plan = tmp_path / "m.plan"
+    shapes = ("--shapes", "input:4x64")
+    out = cli(kiln_exe, "build", TINY_MLP, "-o", plan, *shapes, "--verbose", "--layer-tactic", "fc1=reference").stdout
+    row = next(line for line in out.splitlines() if line.split()[1:2] == ["fc1"])
+    assert row.split()[3] == "reference", row
+    err = cli(kiln_exe, "build", TINY_MLP, "-o", plan, *shapes, "--layer-tactic", "fc9=reference", expect=1).stderr
+    assert "no layer named 'fc9'" in err
+    err = cli(kiln_exe, "build", TINY_MLP, "-o", plan, *shapes, "--layer-tactic", "fc1=own.nope", expect=1).stderr
+    assert "'own.nope' is not one of its candidates" in err and "reference" in err
+    err = cli(kiln_exe, "build", TINY_MLP, "-o", plan, "--layer-tactic", "fc1", expect=1).stderr
+    assert "expected LAYER=TACTIC" in err

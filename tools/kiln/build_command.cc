@@ -44,6 +44,7 @@ struct BuildArgs {
   std::string shapes, min_shapes, opt_shapes, max_shapes;
   std::string timing_cache;
   std::string tactic_sources;
+  std::vector<std::string> layer_tactics;
   int threads = 0;
   bool verbose = false;
   bool skip_timing = false;
@@ -98,6 +99,13 @@ Status run_build(const BuildArgs& args) {
   KILN_ASSIGN_OR_RETURN(o.max_shapes, plan::parse_shape_spec(args.max_shapes));
   o.timing_cache = args.timing_cache;
   o.tactic_sources = split_list(args.tactic_sources);
+  for (const std::string& lt : args.layer_tactics) {
+    const size_t eq = lt.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == lt.size()) {
+      return invalid_argument("--layer-tactic '{}': expected LAYER=TACTIC", lt);
+    }
+    o.layer_tactics[lt.substr(0, eq)] = lt.substr(eq + 1);
+  }
   o.threads = args.threads;
   o.time_tactics = !args.skip_timing;
   if (!args.dump_after.empty()) {
@@ -206,6 +214,8 @@ void add_build_command(CLI::App& app, int* exit_code) {
   sub->add_option("--opt-shapes", args->opt_shapes, "the shapes tactics are timed on");
   sub->add_option("--max-shapes", args->max_shapes, "the largest input shapes (the memory plan's)");
   sub->add_option("--timing-cache", args->timing_cache, "read and update tactic timings in this file");
+  sub->add_option("--layer-tactic", args->layer_tactics,
+                  "LAYER=TACTIC: give a layer (as --verbose names it) this tactic without timing (repeatable)");
   sub->add_option("--tactic-sources", args->tactic_sources, "allowed kernel sources: own,onednn,reference,cuda (default: all; cuda only where a GPU is present)");
   sub->add_option("--threads", args->threads, "threads to time tactics with (default: all)");
   sub->add_flag("--verbose", args->verbose, "print each pass and each layer's tactic and time");

@@ -21,6 +21,8 @@
 // with Kiln's own pool.
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -30,6 +32,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/tactics.h"
@@ -375,9 +378,17 @@ class OnednnConvKernel final : public Kernel {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
+    // One side kept blocked and the other left to oneDNN (`any`) can select its reference
+    // implementation (seen for depthwise convolutions on AVX-512: src nChw16c with dst nhwc,
+    // or src nhwc with dst nChw16c, 100-500x slower than the jit kernel the tuner timed in a
+    // blocked chain). The other side takes the blocked layout too and is reordered from / to
+    // NCHW around the convolution, unless its channels are not whole blocks (a network's
+    // first layer, on 3 channels, reads NCHW).
     const tag io = blocked_ ? tag::any : tag::nchw;
-    memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : io);
-    memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : io);
+    const int64_t block = io_.layout == tag::nChw16c ? 16 : 8;
+    const bool src_blocked = io_.src || (io_.dst && g.c % block == 0);
+    memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, src_blocked ? io_.layout : io);
+    memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst || io_.src ? io_.layout : io);
     const memory::dims wdims =
         g.group == 1 ? memory::dims{g.m, g.c, g.kh, g.kw} : memory::dims{g.group, g.mg(), g.cg(), g.kh, g.kw};
     memory::desc w_md(wdims, dt::f32, tag::any);
@@ -476,6 +487,37 @@ class OnednnConvTactic final : public Tactic {
     io.residual = node.input(3) != nullptr;
     io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
     return make_kernel(node, io);
+  }
+
+  // As the kernel does it: a fresh oneDNN buffer for the blocked side (page
+  // faults included) and one reorder; the median of five runs after one.
+  std::optional<double> time_layout_change(const Dims& dims, ThreadPool& pool) const override {
+    const int64_t block = conv_block_width();
+    if (!blocked_ || dims.size() != 4 || dims[1] % block != 0) return std::nullopt;
+    for (int64_t d : dims) {
+      if (d <= 0) return std::nullopt;
+    }
+    try {
+      set_threads(&pool);
+      const memory::dims md(dims.begin(), dims.end());
+      memory plain({md, dt::f32, tag::nchw}, cpu_engine());
+      std::memset(plain.get_data_handle(), 0, plain.get_desc().get_size());
+      const memory::desc blocked_md(md, dt::f32, block == 16 ? tag::nChw16c : tag::nChw8c);
+      dnnl::stream s(cpu_engine());
+      std::vector<double> times;
+      for (int r = 0; r < 6; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        memory blocked(blocked_md, cpu_engine());
+        dnnl::reorder(plain, blocked).execute(s, plain, blocked);
+        s.wait();
+        const auto t1 = std::chrono::steady_clock::now();
+        if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      }
+      std::sort(times.begin(), times.end());
+      return times[times.size() / 2];
+    } catch (const dnnl::error&) {
+      return std::nullopt;
+    }
   }
 
  private:
