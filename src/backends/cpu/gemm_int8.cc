@@ -62,6 +62,39 @@ void for_tiles(int64_t m, int64_t panels, ThreadPool* pool, const Fn& fn) {
   }
 }
 
+// Every kInt8Mr x kInt8Nr tile of A x B, handed to tile_fn(row0, rows, panel,
+// tile) as it is computed. The AVX-512 VNNI variant computes two adjacent
+// panels per call: each A quad it loads feeds two products.
+template <typename TileFn>
+void for_each_tile(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, ThreadPool* pool,
+                   const TileFn& tile_fn) {
+  const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
+  const int64_t panel_bytes = b.k_groups * kGroupBytes;
+  const uint8_t* data = b.data.data();
+  if (b.variant == Int8Variant::kAvx512Vnni && panels >= 2) {
+    for_tiles(m, (panels + 1) / 2, pool, [&](int64_t row0, int64_t rows, int64_t pair) {
+      alignas(64) int32_t tile[2][kInt8Mr * kInt8Nr];
+      const int64_t p = 2 * pair;
+      if (p + 1 < panels) {
+        int8_kernel_avx512vnni_x2(a + row0 * lda, lda, rows, data + p * panel_bytes, data + (p + 1) * panel_bytes,
+                                  b.k_groups, tile[0], tile[1]);
+        tile_fn(row0, rows, p, tile[0]);
+        tile_fn(row0, rows, p + 1, tile[1]);
+      } else {
+        int8_kernel_avx512vnni(a + row0 * lda, lda, rows, data + p * panel_bytes, b.k_groups, tile[0]);
+        tile_fn(row0, rows, p, tile[0]);
+      }
+    });
+    return;
+  }
+  const Int8MicroKernel kernel = kernel_for(b.variant);
+  for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
+    alignas(64) int32_t tile[kInt8Mr * kInt8Nr];
+    kernel(a + row0 * lda, lda, rows, data + p * panel_bytes, b.k_groups, tile);
+    tile_fn(row0, rows, p, tile);
+  });
+}
+
 // clamp(nearbyint(v) + zp, lo, hi) without a libm call per element: v is
 // first clamped to [lo - zp - 1, hi - zp + 1] (integer bounds, and rounding
 // is monotone, so the result is unchanged), then rounded half to even by
@@ -201,11 +234,7 @@ void int8_kernel_generic(const uint8_t* a, int64_t lda, int64_t rows, const uint
 
 void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, int32_t a_zero_point, int32_t* c,
                       int64_t ldc, ThreadPool* pool) {
-  const Int8MicroKernel kernel = kernel_for(b.variant);
-  const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
-  for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
-    int32_t tile[kInt8Mr * kInt8Nr];
-    kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
+  for_each_tile(b, m, a, lda, pool, [&](int64_t row0, int64_t rows, int64_t p, const int32_t* tile) {
     const int64_t cols = std::min(kInt8Nr, b.n - p * kInt8Nr);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < cols; ++j) {
@@ -218,7 +247,6 @@ void qgemm_u8s8_int32(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t
 
 void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, const Int8Requant& rq, void* y,
                 int64_t y_stride_m, int64_t y_stride_n, ThreadPool* pool) {
-  const Int8MicroKernel kernel = kernel_for(b.variant);
   const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
   auto* out = static_cast<uint8_t*>(y);
   if (b.variant != Int8Variant::kGeneric) {
@@ -231,18 +259,14 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
       offset[c] = static_cast<double>(column_offset(b, rq, c));
       multiplier[c] = rq.multiplier[c];
     }
-    for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
-      alignas(32) int32_t tile[kInt8Mr * kInt8Nr];
-      kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
+    for_each_tile(b, m, a, lda, pool, [&](int64_t row0, int64_t rows, int64_t p, const int32_t* tile) {
       requant_tile_avx2(tile, rows, std::min(kInt8Nr, b.n - p * kInt8Nr), offset.data() + p * kInt8Nr,
                         multiplier.data() + p * kInt8Nr, rq, out + row0 * y_stride_m + p * kInt8Nr * y_stride_n,
                         y_stride_m, y_stride_n);
     });
     return;
   }
-  for_tiles(m, panels, pool, [&](int64_t row0, int64_t rows, int64_t p) {
-    int32_t tile[kInt8Mr * kInt8Nr];
-    kernel(a + row0 * lda, lda, rows, b.data.data() + p * b.k_groups * kGroupBytes, b.k_groups, tile);
+  for_each_tile(b, m, a, lda, pool, [&](int64_t row0, int64_t rows, int64_t p, const int32_t* tile) {
     const int64_t cols = std::min(kInt8Nr, b.n - p * kInt8Nr);
     for (int64_t j = 0; j < cols; ++j) {
       const auto col = static_cast<size_t>(p * kInt8Nr + j);

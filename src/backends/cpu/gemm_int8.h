@@ -100,6 +100,9 @@ void int8_kernel_avxvnni(const uint8_t* a, int64_t lda, int64_t rows, const uint
                          int32_t* c);
 void int8_kernel_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                             int32_t* c);
+// Two panels at once (tiles c0 and c1): each A quad loaded feeds two vpdpbusd.
+void int8_kernel_avx512vnni_x2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel0,
+                               const uint8_t* panel1, int64_t k_groups, int32_t* c0, int32_t* c1);
 
 // The requantizing epilogue of one tile on AVX2 (rows <= kInt8Mr of the
 // tile's kInt8Nr columns, of which the first `cols` are stored): `offset` and
