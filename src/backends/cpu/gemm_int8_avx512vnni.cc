@@ -9,69 +9,71 @@
 
 namespace kiln::backends::cpu {
 
+namespace {
+
+static_assert(kInt8Mr == 4, "four named accumulators per panel");
+
+// A tile's four A rows; rows past `rows` read row 0 again (their sums are not
+// stored). quad(r, g) is row r's four bytes of k-group g in every lane.
+struct TileRows {
+  TileRows(const uint8_t* a, int64_t lda, int64_t rows)
+      : p{a, a + (rows > 1 ? lda : 0), a + (rows > 2 ? 2 * lda : 0), a + (rows > 3 ? 3 * lda : 0)} {}
+  __m512i quad(int r, int64_t g) const {
+    int32_t q;
+    std::memcpy(&q, p[r] + g * 4, sizeof(q));
+    return _mm512_set1_epi32(q);
+  }
+  const uint8_t* p[kInt8Mr];
+};
+
+void store_tile(int32_t* c, int64_t rows, __m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+  _mm512_storeu_si512(c, r0);
+  if (rows > 1) _mm512_storeu_si512(c + kInt8Nr, r1);
+  if (rows > 2) _mm512_storeu_si512(c + 2 * kInt8Nr, r2);
+  if (rows > 3) _mm512_storeu_si512(c + 3 * kInt8Nr, r3);
+}
+
+}  // namespace
+
+// The accumulators are named, not an array: GCC kept an array of them on the
+// stack, and every vpdpbusd waited for a load and a store of its accumulator
+// (10% of VNNI's peak).
 void int8_kernel_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel, int64_t k_groups,
                             int32_t* c) {
-  static_assert(kInt8Mr == 4, "one named accumulator per row");
-  // Rows past `rows` read row 0 again and are not stored. The accumulators are
-  // named, not an array: GCC kept an array of them on the stack, and every
-  // vpdpbusd waited for a load and a store of its accumulator (10% of VNNI's peak).
-  const uint8_t* a0 = a;
-  const uint8_t* a1 = a + (rows > 1 ? lda : 0);
-  const uint8_t* a2 = a + (rows > 2 ? 2 * lda : 0);
-  const uint8_t* a3 = a + (rows > 3 ? 3 * lda : 0);
-  auto quad = [](const uint8_t* p) {
-    int32_t q;
-    std::memcpy(&q, p, sizeof(q));
-    return _mm512_set1_epi32(q);
-  };
+  const TileRows t(a, lda, rows);
   __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
   for (int64_t g = 0; g < k_groups; ++g) {
     const __m512i b = _mm512_loadu_si512(panel + g * 64);
-    c0 = _mm512_dpbusd_epi32(c0, quad(a0 + g * 4), b);
-    c1 = _mm512_dpbusd_epi32(c1, quad(a1 + g * 4), b);
-    c2 = _mm512_dpbusd_epi32(c2, quad(a2 + g * 4), b);
-    c3 = _mm512_dpbusd_epi32(c3, quad(a3 + g * 4), b);
+    c0 = _mm512_dpbusd_epi32(c0, t.quad(0, g), b);
+    c1 = _mm512_dpbusd_epi32(c1, t.quad(1, g), b);
+    c2 = _mm512_dpbusd_epi32(c2, t.quad(2, g), b);
+    c3 = _mm512_dpbusd_epi32(c3, t.quad(3, g), b);
   }
-  _mm512_storeu_si512(c, c0);
-  if (rows > 1) _mm512_storeu_si512(c + kInt8Nr, c1);
-  if (rows > 2) _mm512_storeu_si512(c + 2 * kInt8Nr, c2);
-  if (rows > 3) _mm512_storeu_si512(c + 3 * kInt8Nr, c3);
+  store_tile(c, rows, c0, c1, c2, c3);
 }
 
 void int8_kernel_avx512vnni_x2(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* panel0,
                                const uint8_t* panel1, int64_t k_groups, int32_t* c0, int32_t* c1) {
-  static_assert(kInt8Mr == 4, "two named accumulators per row");
-  const uint8_t* a0 = a;
-  const uint8_t* a1 = a + (rows > 1 ? lda : 0);
-  const uint8_t* a2 = a + (rows > 2 ? 2 * lda : 0);
-  const uint8_t* a3 = a + (rows > 3 ? 3 * lda : 0);
-  auto quad = [](const uint8_t* p) {
-    int32_t q;
-    std::memcpy(&q, p, sizeof(q));
-    return _mm512_set1_epi32(q);
-  };
+  const TileRows t(a, lda, rows);
   __m512i x00 = _mm512_setzero_si512(), x01 = x00, x10 = x00, x11 = x00, x20 = x00, x21 = x00, x30 = x00, x31 = x00;
   for (int64_t g = 0; g < k_groups; ++g) {
     const __m512i b0 = _mm512_loadu_si512(panel0 + g * 64);
     const __m512i b1 = _mm512_loadu_si512(panel1 + g * 64);
-    __m512i q = quad(a0 + g * 4);
+    __m512i q = t.quad(0, g);
     x00 = _mm512_dpbusd_epi32(x00, q, b0);
     x01 = _mm512_dpbusd_epi32(x01, q, b1);
-    q = quad(a1 + g * 4);
+    q = t.quad(1, g);
     x10 = _mm512_dpbusd_epi32(x10, q, b0);
     x11 = _mm512_dpbusd_epi32(x11, q, b1);
-    q = quad(a2 + g * 4);
+    q = t.quad(2, g);
     x20 = _mm512_dpbusd_epi32(x20, q, b0);
     x21 = _mm512_dpbusd_epi32(x21, q, b1);
-    q = quad(a3 + g * 4);
+    q = t.quad(3, g);
     x30 = _mm512_dpbusd_epi32(x30, q, b0);
     x31 = _mm512_dpbusd_epi32(x31, q, b1);
   }
-  _mm512_storeu_si512(c0, x00);
-  _mm512_storeu_si512(c1, x01);
-  if (rows > 1) _mm512_storeu_si512(c0 + kInt8Nr, x10), _mm512_storeu_si512(c1 + kInt8Nr, x11);
-  if (rows > 2) _mm512_storeu_si512(c0 + 2 * kInt8Nr, x20), _mm512_storeu_si512(c1 + 2 * kInt8Nr, x21);
-  if (rows > 3) _mm512_storeu_si512(c0 + 3 * kInt8Nr, x30), _mm512_storeu_si512(c1 + 3 * kInt8Nr, x31);
+  store_tile(c0, rows, x00, x10, x20, x30);
+  store_tile(c1, rows, x01, x11, x21, x31);
 }
 
 }  // namespace kiln::backends::cpu
