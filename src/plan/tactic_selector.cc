@@ -12,7 +12,6 @@
 #include "core/logging.h"
 #include "core/thread_pool.h"
 #include "passes/graph_util.h"
-#include "plan/target.h"
 
 namespace kiln::plan {
 namespace {
@@ -161,7 +160,10 @@ class LayoutCosts {
  public:
   LayoutCosts(const ir::Graph& graph, const ValueDims& dims, ThreadPool& pool, bool keep_blocked, TimingCache* cache)
       : dims_(dims), pool_(pool), pinned_(graph), keep_blocked_(keep_blocked), cache_(cache) {
-    for (const auto& n : graph.nodes()) index_[n.get()] = nodes_.size(), nodes_.push_back(n.get());
+    for (const auto& n : graph.nodes()) {
+      index_[n.get()] = nodes_.size();
+      nodes_.push_back(n.get());
+    }
   }
 
   void refine(const std::vector<std::vector<Option>>& options, std::vector<size_t>& chosen) {
@@ -234,9 +236,7 @@ class LayoutCosts {
   double reorder_ms(const ir::Value* v, const std::string& layout, size_t producer) {
     auto d = dims_.find(v);
     if (d == dims_.end() || v->type().dtype != DataType::kFloat32) return 0;
-    const std::string key =
-        fmt::format("layout_change|{}|{}|{}+{}|t{}", layout, dims_to_string(d->second), host_target().arch,
-                    fmt::join(host_target().isa, "+"), pool_.threads());
+    const std::string key = TimingCache::layout_change_key(layout, d->second, pool_.threads());
     if (auto hit = memo_.find(key); hit != memo_.end()) return hit->second;
     double ms = -1;  // unknown
     if (cache_ != nullptr) {
@@ -303,6 +303,7 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
   size_t done = 0;
   std::vector<std::vector<Option>> timed(total);  // per node, its timed candidates
   std::vector<size_t> fastest(total, 0);
+  std::vector<const backends::Tactic*> untimed(total);  // what a node without timings runs
   for (const auto& node_ptr : graph.nodes()) {
     const size_t index = sel.layers.size();
     std::vector<Option>& opts = timed[index];
@@ -327,7 +328,7 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
 
     Layer layer;
     layer.candidates = static_cast<int>(cands.size());
-    std::shared_ptr<const backends::Kernel> chosen;
+    untimed[index] = cands.front();
     std::optional<std::vector<Datum>> inputs;
     if (cands.size() > 1 && options.time) inputs = timing_inputs(node, dims, rng);
     if (inputs) {
@@ -361,26 +362,18 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
           if (cache) cache->put(key, *ms);
           if (in_chain) kernel.reset();  // the plan's kernel is prepared for its real layouts below
         }
-        opts.push_back({t, *ms, t->blocked_layout(node), kernel});
+        opts.push_back({t, *ms, t->blocked_layout(node), std::move(kernel)});
         if (best < 0 || *ms < best) {
           fastest[index] = opts.size() - 1;
           best = *ms;
-          layer.tactic = name;
-          layer.time_ms = *ms;
-          chosen = kernel;
         }
       }
+      // Only the likely choice keeps its kernel (packed weights) until the plan takes it.
+      for (size_t k = 0; k < opts.size(); ++k) {
+        if (k != fastest[index]) opts[k].kernel.reset();
+      }
     }
-    if (layer.tactic.empty()) layer.tactic = std::string(cands.front()->name());
-    if (!chosen) {
-      const backends::Tactic* t = registry.find(layer.tactic);
-      auto k = t->prepare(node);
-      if (!k.is_ok()) return std::move(k).status().with_context(fmt::format("tactic {}", layer.tactic));
-      chosen = std::move(k).value();
-    }
-    layer.state = chosen->serialize();
     sel.layers.push_back(std::move(layer));
-    sel.kernels.push_back(std::move(chosen));
     if (options.progress) options.progress(++done, total);
   }
   std::vector<size_t> chosen = fastest;
@@ -388,20 +381,23 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
   costs.refine(timed, chosen);
   size_t i = 0;
   for (const auto& node_ptr : graph.nodes()) {
-    if (chosen[i] != fastest[i]) {
+    Layer& layer = sel.layers[i];
+    const backends::Tactic* t = untimed[i];
+    std::shared_ptr<const backends::Kernel> kernel;
+    if (!timed[i].empty()) {
       const Option& o = timed[i][chosen[i]];
-      std::shared_ptr<const backends::Kernel> kernel = o.kernel;
-      if (!kernel) {
-        auto k = o.tactic->prepare(*node_ptr);
-        if (!k.is_ok()) return std::move(k).status().with_context(fmt::format("tactic {}", o.tactic->name()));
-        kernel = std::move(k).value();
-      }
-      Layer& layer = sel.layers[i];
-      layer.tactic = std::string(o.tactic->name());
+      t = o.tactic;
       layer.time_ms = o.ms;
-      layer.state = kernel->serialize();
-      sel.kernels[i] = std::move(kernel);
+      kernel = o.kernel;
     }
+    layer.tactic = std::string(t->name());
+    if (!kernel) {
+      auto k = t->prepare(*node_ptr);
+      if (!k.is_ok()) return std::move(k).status().with_context(fmt::format("tactic {}", layer.tactic));
+      kernel = std::move(k).value();
+    }
+    layer.state = kernel->serialize();
+    sel.kernels.push_back(std::move(kernel));
     ++i;
   }
   return sel;

@@ -56,7 +56,17 @@ std::string attribute_text(const ir::Node& node) {
   return out;
 }
 
+// "<arch>+<isa features>": the machine part of every key.
+std::string host_key() {
+  const Target& host = host_target();
+  return fmt::format("{}+{}", host.arch, fmt::join(host.isa, "+"));
+}
+
 }  // namespace
+
+std::string TimingCache::layout_change_key(const std::string& layout, const Dims& dims, int threads) {
+  return fmt::format("layout_change|{}|{}|{}|t{}", layout, dims_to_string(dims), host_key(), threads);
+}
 
 std::string TimingCache::key(const ir::Node& node, const ValueDims& dims, int threads, const std::string& tactic) {
   std::string inputs;
@@ -70,8 +80,7 @@ std::string TimingCache::key(const ir::Node& node, const ValueDims& dims, int th
         fmt::format("{}{}{};", data_type_name(v->type().dtype),
                     it != dims.end() ? dims_to_string(it->second) : std::string("[?]"), v->is_constant() ? "c" : "");
   }
-  const Target& host = host_target();
-  std::string target = fmt::format("{}+{}", host.arch, fmt::join(host.isa, "+"));
+  std::string target = host_key();
 #ifdef KILN_HAVE_CUDA
   // A GPU tactic's time is the GPU's: the key names the device (tactics run on device 0).
   if (tactic.rfind("cuda.", 0) == 0) target += "+gpu:" + backends::cuda::device_name(0);

@@ -29,6 +29,9 @@ class TimingCache {
 
   // The key of `tactic` on `node` with input dims from `dims` on this machine with `threads` threads.
   static std::string key(const ir::Node& node, const ValueDims& dims, int threads, const std::string& tactic);
+  // The key of one reorder of a float32 value of `dims` between NCHW and `layout` on this
+  // machine: "layout_change|<layout>|<dims>|<arch>+<isa>|t<threads>".
+  static std::string layout_change_key(const std::string& layout, const Dims& dims, int threads);
 
  private:
   std::map<std::string, double> entries_;

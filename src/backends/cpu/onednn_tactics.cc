@@ -277,6 +277,7 @@ struct BlockedIo {
   bool dst = false;
   tag layout = tag::undef;  // nChw8c or nChw16c
   bool any() const { return src || residual || dst; }
+  int64_t block() const { return layout == tag::nChw16c ? 16 : 8; }  // channels per block
 };
 
 Result<BlockedIo> read_blocked_io(const ir::Node& node) {
@@ -385,8 +386,7 @@ class OnednnConvKernel final : public Kernel {
     // NCHW around the convolution, unless its channels are not whole blocks (a network's
     // first layer, on 3 channels, reads NCHW).
     const tag io = blocked_ ? tag::any : tag::nchw;
-    const int64_t block = io_.layout == tag::nChw16c ? 16 : 8;
-    const bool src_blocked = io_.src || (io_.dst && g.c % block == 0);
+    const bool src_blocked = io_.src || (io_.dst && g.c % io_.block() == 0);
     memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, src_blocked ? io_.layout : io);
     memory::desc dst_md({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst || io_.src ? io_.layout : io);
     const memory::dims wdims =
@@ -527,7 +527,7 @@ class OnednnConvTactic final : public Tactic {
     // plan) would make oneDNN read or write past the tensor.
     const Tensor& w = node.input(1)->constant();
     const int64_t m = w.dim(0), c = conv_input_channels(node);
-    const int64_t block = io.layout == tag::nChw16c ? 16 : 8;
+    const int64_t block = io.block();
     if (((io.dst || io.residual) && m % block != 0) || (io.src && c % block != 0)) {
       return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
                               io.src && c % block != 0 ? c : m, block);
