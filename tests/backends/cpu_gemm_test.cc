@@ -8,6 +8,7 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
+#include "core/float_types.h"
 #include "cpu_test_util.h"
 
 namespace kiln::backends::cpu::test {
@@ -185,6 +186,118 @@ TEST(CpuFusedGemm, EveryActivationWithResidual) {
         check_tactic(*make_gemm_tactic(isa, true), g, want, mag, std::string(ops::activation_name(e.activation)));
       }
       check_tactic(*make_onednn_matmul_tactic(), g, want, mag, std::string(ops::activation_name(e.activation)));
+    }
+  }
+}
+
+// Each element rounded to bfloat16 (what a --bf16 build's round trip holds).
+Tensor round_bf16(const Tensor& t) {
+  Tensor r = t.clone();
+  for (float& v : r.span<float>()) v = static_cast<float>(BFloat16(v));
+  return r;
+}
+
+// The bf16 tactics on operands that hold bfloat16 values compute the fp32
+// product of those values (exact products, fp32 sums): the same tolerance.
+TEST(CpuBf16MatMul, MatchesTheFp32ProductOfBf16Values) {
+  if (!bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  const std::vector<MatMulCase> cases = {
+      {{1, 1}, {1, 1}, true},         {{7, 13}, {13, 5}, true},         {{33, 300}, {300, 65}, true},
+      {{2, 3, 17, 41}, {41, 33}, true}, {{64}, {64, 48}, true},         {{100, 513}, {513, 37}, true},
+      {{29, 2}, {2, 70}, true},       {{15, 1027}, {1027, 31}, true},
+  };
+  uint32_t seed = 400;
+  for (const auto& c : cases) {
+    const Tensor a = round_bf16(random_tensor(c.a, seed++)), b = round_bf16(random_tensor(c.b, seed++));
+    const std::string what = dims_to_string(c.a) + "x" + dims_to_string(c.b);
+    OneNode g("", "MatMul", {{a}, {b, true}}, {});
+    const auto tactic = make_matmul_bf16_tactic(false);
+    EXPECT_FALSE(tactic->supports(g.node())) << what << ": A is not known to hold bfloat16 values";
+    g.round_trip_input(0, DataType::kBFloat16);
+    auto want = g.run_reference({a, b});
+    ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+    auto mag = g.run_reference({abs_tensor(a), abs_tensor(b)});
+    ASSERT_TRUE(mag.is_ok());
+    check_tactic(*tactic, g, *want, *mag, what);
+  }
+  // Weights that are not all bfloat16 values, or a run-time B: not served.
+  const Tensor a = round_bf16(random_tensor({4, 8}, 1));
+  OneNode inexact("", "MatMul", {{a}, {random_tensor({8, 3}, 2), true}}, {});
+  inexact.round_trip_input(0, DataType::kBFloat16);
+  EXPECT_FALSE(make_matmul_bf16_tactic(false)->supports(inexact.node()));
+  OneNode runtime_b("", "MatMul", {{a}, {round_bf16(random_tensor({8, 3}, 2)), false}}, {});
+  runtime_b.round_trip_input(0, DataType::kBFloat16);
+  EXPECT_FALSE(make_matmul_bf16_tactic(false)->supports(runtime_b.node()));
+  OneNode fp16("", "MatMul", {{a}, {round_bf16(random_tensor({8, 3}, 2)), true}}, {});
+  fp16.round_trip_input(0, DataType::kFloat16);
+  EXPECT_FALSE(make_matmul_bf16_tactic(false)->supports(fp16.node())) << "an fp16 round trip";
+}
+
+TEST(CpuBf16Gemm, TransposesEpiloguesAndResiduals) {
+  if (!bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  const int64_t m = 31, k = 77, n = 45;
+  uint32_t seed = 500;
+  for (int trans_a : {0, 1}) {
+    for (int trans_b : {0, 1}) {
+      const Tensor a = round_bf16(random_tensor(trans_a ? Dims{k, m} : Dims{m, k}, seed++));
+      const Tensor b = round_bf16(random_tensor(trans_b ? Dims{n, k} : Dims{k, n}, seed++));
+      const Tensor c = random_tensor({n}, seed++), z = random_tensor({m, n}, seed++);
+      std::vector<Attribute> attrs = {Attribute::make_int("transA", trans_a), Attribute::make_int("transB", trans_b),
+                                      Attribute::make_float("alpha", 0.5f)};
+      OneNode plain("", "Gemm", {{a}, {b, true}, {c, true}}, attrs);
+      const Tensor base = *plain.run_reference({a, b, c});
+      Tensor mag = *plain.run_reference({abs_tensor(a), abs_tensor(b), abs_tensor(c)});
+      for (int64_t i = 0; i < mag.numel(); ++i) mag.data<float>()[i] += std::fabs(z.data<float>()[i]);
+      const std::string what = "transA=" + std::to_string(trans_a) + " transB=" + std::to_string(trans_b);
+      plain.round_trip_input(0, DataType::kBFloat16);
+      check_tactic(*make_gemm_bf16_tactic(false), plain, base, mag, what);
+      for (const ops::Epilogue& act : all_epilogues()) {
+        ops::Epilogue e = act;
+        e.residual_after_activation = trans_b == 1;
+        OneNode g("kiln", "FusedGemm", {{a}, {b, true}, {c, true}, {z}}, attrs);
+        e.to_node(g.node());
+        g.round_trip_input(0, DataType::kBFloat16);
+        Tensor want = base.clone();
+        apply_epilogue(want, e, &z);
+        check_tactic(*make_gemm_bf16_tactic(true), g, want, mag,
+                     what + " " + std::string(ops::activation_name(e.activation)));
+      }
+    }
+  }
+}
+
+// The AVX-512 packer (row-major rows) and the scalar one (any strides) write
+// the same slots: each the bfloat16 pair of two K neighbours, zero past K.
+TEST(CpuBf16Gemm, PackedSlotsHoldRoundedPairs) {
+  const int64_t rows = 23, depth = 37;
+  Tensor x = random_tensor({rows, depth}, 9);
+  x.data<float>()[5] = 1.00390625f;  // 1 + 2^-8: a rounding tie to even (1.0)
+  Tensor xt = Tensor::empty(DataType::kFloat32, {depth, rows});
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < depth; ++k) xt.data<float>()[k * rows + r] = x.data<float>()[r * depth + k];
+  }
+  const int width = 14;
+  for (auto [s0, sc] : {std::pair<int64_t, int64_t>{0, bf16_slots(depth)}, {3, 9}, {17, 2}}) {
+    AlignedFloats direct((rows + width - 1) / width * width * sc), strided((rows + width - 1) / width * width * sc);
+    pack_strided_bf16({x.data<float>(), depth, 1}, depth, 0, rows, s0, sc, width, direct.data());
+    pack_strided_bf16({xt.data<float>(), 1, rows}, depth, 0, rows, s0, sc, width, strided.data());
+    for (int64_t p = 0; p * width < rows; ++p) {
+      for (int64_t s = 0; s < sc; ++s) {
+        for (int64_t r = 0; r < width; ++r) {
+          const int64_t row = p * width + r, k = 2 * (s0 + s);
+          uint32_t want = 0;
+          if (row < rows && k < depth) want = BFloat16(x.data<float>()[row * depth + k]).bits;
+          if (row < rows && k + 1 < depth) {
+            want |= static_cast<uint32_t>(BFloat16(x.data<float>()[row * depth + k + 1]).bits) << 16;
+          }
+          const size_t at = static_cast<size_t>((p * sc + s) * width + r);
+          uint32_t got_direct, got_strided;
+          std::memcpy(&got_direct, direct.data() + at, 4);
+          std::memcpy(&got_strided, strided.data() + at, 4);
+          ASSERT_EQ(got_direct, want) << "row " << row << " slot " << s0 + s;
+          ASSERT_EQ(got_strided, want) << "row " << row << " slot " << s0 + s;
+        }
+      }
     }
   }
 }

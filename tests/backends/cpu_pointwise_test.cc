@@ -226,6 +226,21 @@ TEST(CpuPointwise, BinaryOpsWithEveryBroadcast) {
         "scale, shift, relu6");
 }
 
+// The round trip a --bf16/--fp16 build puts before matrix layers.
+TEST(CpuPointwise, HalfRoundTripsMatchTheReference) {
+  const Dims dims = {3, 5, 7, 61};
+  for (DataType half : {DataType::kBFloat16, DataType::kFloat16}) {
+    const Op down{"Cast", {Attribute::make_int("to", static_cast<int64_t>(half))}};
+    const Op up{"Cast", {Attribute::make_int("to", 1)}};
+    const std::string name = half == DataType::kBFloat16 ? "bf16" : "fp16";
+    check(dims, {down, up}, name + " round trip");
+    check(dims, {{"Mul", {}, {scalar(1.7f)}}, down, up, {"Relu"}}, "Mul, " + name + " round trip, Relu");
+    // A 16-bit value that is not cast straight back is not this tactic's.
+    EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {down, {"Relu"}, up}).node())) << name;
+    EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {{"Relu"}, down}).node())) << name;
+  }
+}
+
 TEST(CpuPointwise, SmallAndEmptyTensors) {
   check({1}, {{"Neg"}, {"Exp"}}, "one element");
   check({3, 1}, {{"Add", {}, {scalar(1.0f)}, 0}, {"Sigmoid"}}, "three elements");

@@ -87,6 +87,26 @@ class OneNode {
   ir::Node& node() { return *node_; }
   const std::vector<Datum>& feeds() const { return feeds_; }
 
+  // Makes the node's input i the output of a Cast to `half` and straight
+  // back to float32 of a new graph input: the round trip `--bf16`/`--fp16`
+  // builds put before matrix layers. The kernel's feed stays the caller's
+  // tensor, which should hold already rounded values.
+  void round_trip_input(size_t i, DataType half) {
+    const ir::Value* x = node_->input(i);
+    const std::string name = "rt" + std::to_string(i);
+    ir::Value* in = *graph_->add_value(name, x->type());
+    graph_->add_input(in);
+    ir::ValueType ht = x->type();
+    ht.dtype = half;
+    ir::Value* h = *graph_->add_value(name + "_half", ht);
+    ir::Value* back = *graph_->add_value(name + "_f32", x->type());
+    ir::Node* down = graph_->insert_node(node_, "Cast", {in}, {h}, name + "_down");
+    down->set_attr(ir::Attribute::make_int("to", static_cast<int64_t>(half)));
+    ir::Node* up = graph_->insert_node(node_, "Cast", {h}, {back}, name + "_up");
+    up->set_attr(ir::Attribute::make_int("to", static_cast<int64_t>(DataType::kFloat32)));
+    node_->set_input(i, back);
+  }
+
   // Runs `kernel` on the node's inputs. A kernel that says it writes all of
   // its outputs (Kernel::fills_outputs, so the arena skips zero-filling them)
   // gets outputs full of 0xff bytes (NaN as float): what it leaves unwritten

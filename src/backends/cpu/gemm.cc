@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/float_types.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
 
@@ -282,6 +283,12 @@ GemmConfig gemm_config(Isa isa) {
   return c;
 }
 
+GemmConfig gemm_config_bf16() {
+  GemmConfig c = gemm_config(Isa::kAvx512);  // the same tile and cache footprint: kc counts 32-bit slots
+  c.kernel = microkernel_avx512bf16();
+  return c;
+}
+
 std::vector<uint8_t> PackedMatrix::serialize() const {
   const int64_t header[3] = {rows, depth, width};
   const size_t floats = static_cast<size_t>(panels() * depth * width);
@@ -361,6 +368,59 @@ PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, in
     run(0, p.panels());
   }
   return p;
+}
+
+void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_t n, int64_t s0, int64_t sc, int width,
+                       float* dst) {
+  const int64_t k0 = 2 * s0, k_end = std::min(depth, 2 * (s0 + sc));
+  for (int64_t p0 = 0; p0 < n; p0 += width) {
+    const int64_t rows = std::min<int64_t>(width, n - p0);
+    float* d = dst + (p0 / width) * sc * width;
+    if (m.depth_stride == 1 && bf16_dot_supported()) {
+      pack_rows_bf16_avx512(m.src + (r0 + p0) * m.row_stride, m.row_stride, rows, k0, k_end, sc, width, d);
+      continue;
+    }
+    uint32_t* du = reinterpret_cast<uint32_t*>(d);
+    for (int64_t s = 0; s < sc; ++s) {
+      const int64_t k = k0 + 2 * s;
+      for (int64_t r = 0; r < width; ++r) {
+        uint32_t pair = 0;
+        if (r < rows) {
+          const float* x = m.src + (r0 + p0 + r) * m.row_stride;
+          if (k < k_end) pair = BFloat16(x[k * m.depth_stride]).bits;
+          if (k + 1 < k_end) pair |= static_cast<uint32_t>(BFloat16(x[(k + 1) * m.depth_stride]).bits) << 16;
+        }
+        du[s * width + r] = pair;
+      }
+    }
+  }
+}
+
+PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
+  PackedMatrix p;
+  p.rows = rows;
+  p.depth = bf16_slots(depth);
+  p.width = width;
+  p.data.resize(p.panels() * p.depth * width);
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t panel = begin; panel < end; ++panel) {
+      const int64_t r0 = panel * width;
+      pack_strided_bf16(m, depth, r0, std::min<int64_t>(width, rows - r0), 0, p.depth, width,
+                        p.data.data() + panel * p.depth * width);
+    }
+  };
+  if (pool != nullptr && pool->threads() > 1 && rows * depth > (1 << 16)) {
+    pool->parallel_for(p.panels(), 1, run);
+  } else {
+    run(0, p.panels());
+  }
+  return p;
+}
+
+GemmOperand GemmOperand::strided_bf16(StridedMatrix m, int64_t depth) {
+  return custom([m, depth](int64_t r0, int64_t n, int64_t s0, int64_t sc, int width, float* dst) {
+    pack_strided_bf16(m, depth, r0, n, s0, sc, width, dst);
+  });
 }
 
 GemmOperand GemmOperand::strided(StridedMatrix m) {

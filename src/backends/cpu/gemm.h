@@ -106,6 +106,8 @@ struct GemmOperand {
 
   static GemmOperand prepacked(const PackedMatrix& p) { return {&p, nullptr}; }
   static GemmOperand strided(StridedMatrix m);
+  // A strided operand of `depth` K values packed as bfloat16 pairs (below).
+  static GemmOperand strided_bf16(StridedMatrix m, int64_t depth);
   static GemmOperand custom(PackFn f) { return {nullptr, std::move(f)}; }
 };
 
@@ -132,6 +134,24 @@ enum class GemmSplit { kAuto, kRows, kColumns };
 // product's M/N and K.
 void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float* c,
           int64_t ldc, const GemmEpilogue& epilogue, ThreadPool* pool, GemmSplit split = GemmSplit::kAuto);
+
+// ---- bfloat16 products ------------------------------------------------------
+// A bf16 product (gemm_config_bf16) runs the same driver over K counted in
+// slots of two bfloat16 values: pass k = bf16_slots(K). A packed slot is one
+// 32-bit element holding bf16(x[2s]) in its low half and bf16(x[2s + 1]) in
+// its high half (zero past K); PackedMatrix::depth counts slots. The
+// products of bfloat16 values are exact in fp32 and accumulate in fp32, so
+// when both operands already hold bfloat16 values the result is the fp32
+// product up to summation order.
+inline int64_t bf16_slots(int64_t k) { return (k + 1) / 2; }
+// The AVX-512 BF16 microkernel and its blocking; only when bf16_dot_supported().
+GemmConfig gemm_config_bf16();
+// pack_strided for bf16 pairs: rows [r0, r0 + n) x slots [s0, s0 + sc) of
+// an operand with `depth` K values, rounding each value to nearest even.
+void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_t n, int64_t s0, int64_t sc, int width,
+                       float* dst);
+// pack_matrix for bf16 pairs: the result's depth is bf16_slots(depth).
+PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
 
 // Applies the full epilogue to one value at (i, j) that holds scale-free
 // accumulation `acc`; the scalar path for tails and transcendental activations.

@@ -2,7 +2,10 @@
 // SGEMM (gemm.h). A constant B is packed once in prepare() (and stored in
 // plans through serialize()/load()); a B computed at run time is packed
 // while the product runs. Inputs outside what the kernel handles (other
-// dtypes at run time, odd bias shapes) go to the reference kernel.
+// dtypes at run time, odd bias shapes) go to the reference kernel. The bf16
+// variants run the same driver on the AVX-512 BF16 microkernel with both
+// operands packed as bfloat16 pairs (gemm.h), only where the graph
+// guarantees both hold bfloat16 values (tactics.h).
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -27,6 +30,28 @@ const Tensor* optional_f32(ops::KernelContext& ctx, size_t i) {
   return ctx.has_input(i) && ctx.datum(i).is_tensor() ? &ctx.input(i) : nullptr;
 }
 
+// The packing and depth of one precision: fp32, or bfloat16 pairs.
+struct Packing {
+  bool bf16 = false;
+  int64_t depth(int64_t k) const { return bf16 ? bf16_slots(k) : k; }
+  PackedMatrix pack(const StridedMatrix& m, int64_t rows, int64_t k, int width, ThreadPool* pool) const {
+    return bf16 ? pack_matrix_bf16(m, rows, k, width, pool) : pack_matrix(m, rows, k, width, pool);
+  }
+  GemmOperand operand(StridedMatrix m, int64_t k) const {
+    return bf16 ? GemmOperand::strided_bf16(m, k) : GemmOperand::strided(m);
+  }
+};
+
+GemmConfig config_for(Isa isa, bool bf16) { return bf16 ? gemm_config_bf16() : gemm_config(isa); }
+
+// A bf16 tactic serves a node only where it computes what the fp32 graph
+// says: B a constant of bfloat16 values, A the output of a bf16 round trip.
+bool bf16_operands(const ir::Node& node) {
+  const ir::Value* b = node.input(1);
+  return bf16_dot_supported() && b != nullptr && b->is_constant() && all_bf16_values(b->constant()) &&
+         holds_bf16_values(node.input(0));
+}
+
 bool all_f32(ops::KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
@@ -39,8 +64,8 @@ bool all_f32(ops::KernelContext& ctx) {
 
 class MatMulKernel final : public Kernel {
  public:
-  MatMulKernel(GemmConfig cfg, ops::Epilogue epi, std::optional<PackedMatrix> b)
-      : cfg_(cfg), epi_(epi), b_(std::move(b)) {}
+  MatMulKernel(GemmConfig cfg, Packing packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
+      : cfg_(cfg), packing_(packing), epi_(epi), b_(std::move(b)) {}
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
@@ -54,6 +79,7 @@ class MatMulKernel final : public Kernel {
     const Tensor* bias = optional_f32(ctx, 2);
     if (bias != nullptr && (bias->numel() != n || bias->rank() != 1)) return run_reference(ctx);
     if (b.rank() == 2) return run_folded(ctx, a, b, k, n, bias);
+    if (packing_.bf16) return run_reference(ctx);  // bf16 tactics take a constant matrix B only
     return run_batched(ctx, a, b, k, n, bias);
   }
 
@@ -81,12 +107,12 @@ class MatMulKernel final : public Kernel {
     e.activation = epi_;
     std::optional<PackedMatrix> runtime_b;
     const PackedMatrix* pb = b_ ? &*b_ : nullptr;
-    if (pb == nullptr || pb->depth != k || pb->rows != n) {
-      runtime_b = pack_matrix({b.data<float>(), 1, n}, n, k, cfg_.kernel.nr, ctx.pool());
+    if (pb == nullptr || pb->depth != packing_.depth(k) || pb->rows != n) {
+      runtime_b = packing_.pack({b.data<float>(), 1, n}, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, rows, n, k, GemmOperand::strided({a.data<float>(), k, 1}), GemmOperand::prepacked(*pb), y->data<float>(),
-         n, e, ctx.pool());
+    gemm(cfg_, rows, n, packing_.depth(k), packing_.operand({a.data<float>(), k, 1}, k), GemmOperand::prepacked(*pb),
+         y->data<float>(), n, e, ctx.pool());
     return Status::ok();
   }
 
@@ -136,41 +162,44 @@ class MatMulKernel final : public Kernel {
   }
 
   GemmConfig cfg_;
+  Packing packing_;
   ops::Epilogue epi_;
   std::optional<PackedMatrix> b_;
 };
 
 class MatMulTactic final : public OwnFusableTactic {
  public:
-  MatMulTactic(Isa isa, bool fused) : OwnFusableTactic("matmul", "MatMul", isa, fused) {}
+  MatMulTactic(Isa isa, bool fused, bool bf16)
+      : OwnFusableTactic(bf16 ? "matmul_bf16" : "matmul", "MatMul", isa, fused), packing_{bf16} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
     if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() < 2) return false;
+    if (packing_.bf16) return constant_b(node) != nullptr && bf16_operands(node);
     return true;
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
+    const GemmConfig cfg = config_for(isa_, packing_.bf16);
     std::optional<PackedMatrix> packed;
     if (const Tensor* b = constant_b(node)) {
       const int64_t k = b->dim(0), n = b->dim(1);
-      packed = pack_matrix({b->data<float>(), 1, n}, n, k, cfg.kernel.nr, nullptr);
+      packed = packing_.pack({b->data<float>(), 1, n}, n, k, cfg.kernel.nr, nullptr);
     }
-    return std::unique_ptr<Kernel>(new MatMulKernel(cfg, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new MatMulKernel(cfg, packing_, epi, std::move(packed)));
   }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     const Tensor* b = constant_b(node);
     if (b == nullptr || state.empty()) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
-    auto packed = PackedMatrix::deserialize(state, b->dim(1), b->dim(0), cfg.kernel.nr);
+    const GemmConfig cfg = config_for(isa_, packing_.bf16);
+    auto packed = PackedMatrix::deserialize(state, b->dim(1), packing_.depth(b->dim(0)), cfg.kernel.nr);
     if (!packed.is_ok()) return packed.status().with_context(node.describe());
-    return std::unique_ptr<Kernel>(new MatMulKernel(cfg, epi, std::move(packed).value()));
+    return std::unique_ptr<Kernel>(new MatMulKernel(cfg, packing_, epi, std::move(packed).value()));
   }
 
  private:
@@ -182,14 +211,15 @@ class MatMulTactic final : public OwnFusableTactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
+  Packing packing_;
 };
 
 // ---- Gemm / kiln.FusedGemm ------------------------------------------------------
 
 class GemmKernel final : public Kernel {
  public:
-  GemmKernel(GemmConfig cfg, ops::Epilogue epi, std::optional<PackedMatrix> b)
-      : cfg_(cfg), epi_(epi), b_(std::move(b)) {}
+  GemmKernel(GemmConfig cfg, Packing packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
+      : cfg_(cfg), packing_(packing), epi_(epi), b_(std::move(b)) {}
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
@@ -252,12 +282,13 @@ class GemmKernel final : public Kernel {
     const StridedMatrix am = trans_a ? StridedMatrix{a.data<float>(), 1, m} : StridedMatrix{a.data<float>(), k, 1};
     std::optional<PackedMatrix> runtime_b;
     const PackedMatrix* pb = b_ ? &*b_ : nullptr;
-    if (pb == nullptr || pb->depth != k || pb->rows != n) {
+    if (pb == nullptr || pb->depth != packing_.depth(k) || pb->rows != n) {
       const StridedMatrix bm = trans_b ? StridedMatrix{b.data<float>(), k, 1} : StridedMatrix{b.data<float>(), 1, n};
-      runtime_b = pack_matrix(bm, n, k, cfg_.kernel.nr, ctx.pool());
+      runtime_b = packing_.pack(bm, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, m, n, k, GemmOperand::strided(am), GemmOperand::prepacked(*pb), y->data<float>(), n, e, ctx.pool());
+    gemm(cfg_, m, n, packing_.depth(k), packing_.operand(am, k), GemmOperand::prepacked(*pb), y->data<float>(), n, e,
+         ctx.pool());
     return Status::ok();
   }
 
@@ -265,13 +296,15 @@ class GemmKernel final : public Kernel {
 
  private:
   GemmConfig cfg_;
+  Packing packing_;
   ops::Epilogue epi_;
   std::optional<PackedMatrix> b_;
 };
 
 class GemmTactic final : public OwnFusableTactic {
  public:
-  GemmTactic(Isa isa, bool fused) : OwnFusableTactic("gemm", "Gemm", isa, fused) {}
+  GemmTactic(Isa isa, bool fused, bool bf16)
+      : OwnFusableTactic(bf16 ? "gemm_bf16" : "gemm", "Gemm", isa, fused), packing_{bf16} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
@@ -279,34 +312,35 @@ class GemmTactic final : public OwnFusableTactic {
     if (node.input(2) != nullptr && !is_f32(node.input(2))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() != 2) return false;
+    if (packing_.bf16) return constant_b(node) != nullptr && bf16_operands(node);
     return true;
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
+    const GemmConfig cfg = config_for(isa_, packing_.bf16);
     std::optional<PackedMatrix> packed;
     if (const Tensor* b = constant_b(node)) {
       const bool trans_b = node.attr_int("transB", 0) != 0;
       const int64_t k = trans_b ? b->dim(1) : b->dim(0);
       const int64_t n = trans_b ? b->dim(0) : b->dim(1);
       const StridedMatrix bm = trans_b ? StridedMatrix{b->data<float>(), k, 1} : StridedMatrix{b->data<float>(), 1, n};
-      packed = pack_matrix(bm, n, k, cfg.kernel.nr, nullptr);
+      packed = packing_.pack(bm, n, k, cfg.kernel.nr, nullptr);
     }
-    return std::unique_ptr<Kernel>(new GemmKernel(cfg, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new GemmKernel(cfg, packing_, epi, std::move(packed)));
   }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     const Tensor* b = constant_b(node);
     if (b == nullptr || state.empty()) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
+    const GemmConfig cfg = config_for(isa_, packing_.bf16);
     const bool trans_b = node.attr_int("transB", 0) != 0;
     const int64_t k = trans_b ? b->dim(1) : b->dim(0);
     const int64_t n = trans_b ? b->dim(0) : b->dim(1);
-    auto packed = PackedMatrix::deserialize(state, n, k, cfg.kernel.nr);
+    auto packed = PackedMatrix::deserialize(state, n, packing_.depth(k), cfg.kernel.nr);
     if (!packed.is_ok()) return packed.status().with_context(node.describe());
-    return std::unique_ptr<Kernel>(new GemmKernel(cfg, epi, std::move(packed).value()));
+    return std::unique_ptr<Kernel>(new GemmKernel(cfg, packing_, epi, std::move(packed).value()));
   }
 
  private:
@@ -317,11 +351,20 @@ class GemmTactic final : public OwnFusableTactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
+  Packing packing_;
 };
 
 }  // namespace
 
-std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused) { return std::make_unique<MatMulTactic>(isa, fused); }
-std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused) { return std::make_unique<GemmTactic>(isa, fused); }
+std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused) {
+  return std::make_unique<MatMulTactic>(isa, fused, false);
+}
+std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused) { return std::make_unique<GemmTactic>(isa, fused, false); }
+std::unique_ptr<Tactic> make_matmul_bf16_tactic(bool fused) {
+  return std::make_unique<MatMulTactic>(Isa::kAvx512, fused, true);
+}
+std::unique_ptr<Tactic> make_gemm_bf16_tactic(bool fused) {
+  return std::make_unique<GemmTactic>(Isa::kAvx512, fused, true);
+}
 
 }  // namespace kiln::backends::cpu

@@ -82,6 +82,8 @@ Isa detect_isa() {
   return isa;
 }
 
+bool bf16_dot_supported() { return detect_isa() == Isa::kAvx512 && cpu_features().avx512bf16; }
+
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
   for (int i = static_cast<int>(detect_isa()); i >= 0; --i) out.push_back(static_cast<Isa>(i));

@@ -41,6 +41,10 @@ Isa detect_isa();
 // Every ISA level this machine runs, up to detect_isa(), best first.
 std::vector<Isa> supported_isas();
 
+// True when the bf16 GEMM kernel (AVX-512 BF16 vdpbf16ps) can run: the CPU
+// has AVX-512 BF16 and detect_isa() is kAvx512 (so KILN_CPU_ISA caps it too).
+bool bf16_dot_supported();
+
 // "generic", "avx2", "avx512"; the suffix of tactic names.
 std::string_view isa_name(Isa isa);
 

@@ -72,6 +72,16 @@ struct MicroKernel {
 MicroKernel microkernel_generic();
 MicroKernel microkernel_avx2();
 MicroKernel microkernel_avx512();
+// AVX-512 BF16: the same 14 x 32 tile over panels whose 32-bit slots each
+// hold a pair of bfloat16 values along K (low half the even k). Call only
+// when cpu_features().avx512bf16 and detect_isa() == kAvx512.
+MicroKernel microkernel_avx512bf16();
+// Packs rows [0, rows) of a row-major float matrix (row r at src + r *
+// row_stride) over K [k0, k_end) into `slots` bf16 pair slots per row, as
+// `width` interleaved rows (dst[s * width + r]); rows past `rows` and K past
+// k_end are zero. Rounds to nearest even (vcvtne2ps2bf16).
+void pack_rows_bf16_avx512(const float* src, int64_t row_stride, int64_t rows, int64_t k0, int64_t k_end, int64_t slots,
+                           int width, float* dst);
 
 // One output row of a stride-1 depthwise conv over the interior columns
 // [lo, hi), where every tap is inside the input: y[ox] = sum over ky < kh

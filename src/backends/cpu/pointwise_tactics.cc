@@ -13,12 +13,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
+#include "core/float_types.h"
 #include "core/thread_pool.h"
 #include "ops/activation_math.h"
 
@@ -30,6 +32,7 @@ enum class Code : uint8_t {
   kRelu, kLeakyRelu, kElu, kSelu, kCelu, kSigmoid, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kTanh,
   kThresholdedRelu, kGelu, kGeluTanh, kMish, kClip, kSqrt, kExp, kLog, kReciprocal, kFloor, kCeil, kRound,
   kSin, kCos, kErf, kNeg, kAbs, kSign, kIdentity,
+  kRoundBf16, kRoundF16,  // a Cast to bfloat16 / float16 and straight back to float32
   // binary, with a constant operand
   kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kPRelu,
 };
@@ -155,6 +158,25 @@ bool compile_step(const ir::Node& n, const ir::Value* x, Program& prog) {
   return true;
 }
 
+// `n` then `next` cast `x` to bfloat16 or float16 and back to float32: the
+// rounding step `code`.
+bool half_round_trip(const ir::Node& n, const ir::Node* next, const ir::Value* x, Code& code) {
+  if (next == nullptr || !n.domain().empty() || n.op_type() != "Cast" || n.input(0) != x || n.num_outputs() != 1) {
+    return false;
+  }
+  const int64_t to = n.attr_int("to", 0);
+  if (to == static_cast<int64_t>(DataType::kBFloat16)) {
+    code = Code::kRoundBf16;
+  } else if (to == static_cast<int64_t>(DataType::kFloat16)) {
+    code = Code::kRoundF16;
+  } else {
+    return false;
+  }
+  return next->domain().empty() && next->op_type() == "Cast" && next->num_inputs() == 1 &&
+         next->input(0) == n.output(0) && next->num_outputs() == 1 &&
+         next->attr_int("to", 0) == static_cast<int64_t>(DataType::kFloat32);
+}
+
 bool compile(const ir::Node& node, Program& prog) {
   if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_inputs() != 1 || node.num_outputs() != 1) {
     return false;
@@ -163,9 +185,18 @@ bool compile(const ir::Node& node, Program& prog) {
   const ir::Graph* body = node.attr_graph("body");
   if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
   const ir::Value* cur = body->inputs()[0];
-  for (const auto& n : body->nodes()) {
-    if (!compile_step(*n, cur, prog)) return false;
-    cur = n->output(0);
+  const auto& nodes = body->nodes();
+  for (auto it = nodes.begin(); it != nodes.end(); ++it) {
+    const auto after = std::next(it);
+    const ir::Node* next = after != nodes.end() ? after->get() : nullptr;
+    if (Step round; half_round_trip(**it, next, cur, round.code)) {
+      prog.steps.push_back(round);
+      cur = next->output(0);
+      it = after;
+      continue;
+    }
+    if (!compile_step(**it, cur, prog)) return false;
+    cur = (*it)->output(0);
   }
   return cur == body->outputs()[0] && !prog.steps.empty();
 }
@@ -280,6 +311,8 @@ void apply_unary(const Step& s, float* v, int64_t len) {
         if (std::isnan(x)) return x;
         return static_cast<float>((x > 0.0f) - (x < 0.0f));
       });
+    case Code::kRoundBf16: return each(v, len, [](float x) { return static_cast<float>(BFloat16(x)); });
+    case Code::kRoundF16: return each(v, len, [](float x) { return static_cast<float>(Float16(x)); });
     default: return;
   }
 }

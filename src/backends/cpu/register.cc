@@ -9,6 +9,15 @@ namespace kiln::backends::cpu {
 // times them against each other); the portable ones only where the CPU has
 // no AVX2, as there they are the only own candidates.
 void register_tactics(TacticRegistry& registry) {
+  // bf16 products where the CPU has AVX-512 BF16. They serve only nodes whose
+  // operands already hold bfloat16 values (`--bf16` builds), where they come
+  // first: a build without timing takes each node's first candidate.
+  if (bf16_dot_supported()) {
+    registry.add("", "MatMul", make_matmul_bf16_tactic(false));
+    registry.add("kiln", "FusedMatMul", make_matmul_bf16_tactic(true));
+    registry.add("", "Gemm", make_gemm_bf16_tactic(false));
+    registry.add("kiln", "FusedGemm", make_gemm_bf16_tactic(true));
+  }
   for (Isa isa : supported_isas()) {
     if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;
     registry.add("", "MatMul", make_matmul_tactic(isa, false));

@@ -1,3 +1,6 @@
+#include <bit>
+#include <cstdint>
+
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "ops/epilogue.h"
@@ -18,6 +21,42 @@ bool OwnFusableTactic::serves(const ir::Node& node) const {
 
 bool is_f32(const ir::Value* v) {
   return v != nullptr && v->type().is_tensor() && v->type().dtype == DataType::kFloat32;
+}
+
+namespace {
+
+// n is Cast(to float32) of a bfloat16 value: its input is typed bfloat16 or
+// comes from a Cast(to bfloat16).
+bool casts_bf16_to_f32(const ir::Node& n) {
+  if (!n.domain().empty() || n.op_type() != "Cast" || n.num_inputs() != 1) return false;
+  if (n.attr_int("to", 0) != static_cast<int64_t>(DataType::kFloat32)) return false;
+  const ir::Value* x = n.input(0);
+  if (x == nullptr) return false;
+  if (x->type().is_tensor() && x->type().dtype == DataType::kBFloat16) return true;
+  const ir::Node* p = x->producer();
+  return p != nullptr && p->domain().empty() && p->op_type() == "Cast" &&
+         p->attr_int("to", 0) == static_cast<int64_t>(DataType::kBFloat16);
+}
+
+}  // namespace
+
+bool holds_bf16_values(const ir::Value* v) {
+  if (!is_f32(v) || v->producer() == nullptr) return false;
+  const ir::Node& p = *v->producer();
+  if (casts_bf16_to_f32(p)) return true;
+  if (p.domain() != "kiln" || p.op_type() != "Pointwise" || p.num_outputs() != 1) return false;
+  const ir::Graph* body = p.attr_graph("body");
+  if (body == nullptr || body->nodes().empty() || body->outputs().size() != 1) return false;
+  const ir::Node& last = *body->nodes().back();
+  return last.num_outputs() == 1 && last.output(0) == body->outputs()[0] && casts_bf16_to_f32(last);
+}
+
+bool all_bf16_values(const Tensor& t) {
+  if (t.dtype() != DataType::kFloat32) return false;
+  for (float v : t.span<float>()) {
+    if ((std::bit_cast<uint32_t>(v) & 0xffffu) != 0) return false;
+  }
+  return true;
 }
 
 Status run_reference(ops::KernelContext& ctx) {

@@ -20,6 +20,12 @@ namespace kiln::backends::cpu {
 std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused);
 // Gemm (ai.onnx) and kiln.FusedGemm. "own.gemm.<isa>" / "own.fused_gemm.<isa>".
 std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused);
+// The same two on the AVX-512 BF16 GEMM (bf16_dot_supported()): only for a
+// constant B of bfloat16 values and an A that holds_bf16_values(), where the
+// bf16 product equals the fp32 one up to summation order.
+// "own.[fused_]matmul_bf16.avx512" / "own.[fused_]gemm_bf16.avx512".
+std::unique_ptr<Tactic> make_matmul_bf16_tactic(bool fused);
+std::unique_ptr<Tactic> make_gemm_bf16_tactic(bool fused);
 // Conv and kiln.FusedConv (1-D and 2-D, fp32, constant weights): im2col
 // packed on the fly (a 1x1 stride-1 unpadded kernel reads X directly) and
 // the packed SGEMM with weights packed in prepare.
@@ -62,7 +68,8 @@ std::unique_ptr<Tactic> make_attention_tactic(Isa isa);
 
 // kiln.Pointwise (pointwise_tactics.cc), float32: the body's chain of
 // elementwise ops (activations, unary math, float Cast, Clip, and
-// Add/Sub/Mul/Div/Pow/Max/Min/PRelu with a float32 constant) in one pass
+// Add/Sub/Mul/Div/Pow/Max/Min/PRelu with a float32 constant, a Cast to
+// bfloat16/float16 and back) in one pass
 // over L1-sized blocks, bit-exact with the reference. "own.pointwise".
 std::unique_ptr<Tactic> make_pointwise_tactic();
 
@@ -108,6 +115,14 @@ std::unique_ptr<Tactic> make_qdq_tactic(bool quantize);
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);
+// True if `v` holds float32 values that are all exactly bfloat16 by
+// construction: the output of Cast(to float) from bfloat16 (the round trip
+// `--bf16` puts before each matrix layer), also as the last op of a
+// kiln.Pointwise body. The bf16 GEMM tactics compute exactly what the fp32
+// graph says only on such inputs.
+bool holds_bf16_values(const ir::Value* v);
+// True if every element of float32 tensor `t` is a bfloat16 value (low 16 bits zero).
+bool all_bf16_values(const Tensor& t);
 // Runs the op's reference kernel: the fallback of fast kernels for inputs
 // they do not handle at run time (shapes the build could not see).
 Status run_reference(ops::KernelContext& ctx);
