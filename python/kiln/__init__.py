@@ -11,11 +11,14 @@ implements onnx.backend.base.Backend (imported on first use: it needs onnx).
 """
 import os as _os
 
-# oneDNN's tactics run on libgomp, whose idle workers otherwise spin for
-# milliseconds after each parallel region and take a core from Kiln's own
-# thread pool. libgomp reads this once, when _core loads it; an explicit
-# setting in the environment wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# oneDNN's tactics run on libgomp, whose idle workers by default spin for
+# ~3 ms after each parallel region (taking a core from Kiln's own thread
+# pool) or, when PASSIVE, sleep at once (a wake-up per layer). A short spin
+# is best of both (tools/kiln/main.cc). libgomp reads these once, when _core
+# loads it; an explicit setting of either in the environment wins.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "ACTIVE"
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
 
 from . import _core  # noqa: E402
 from ._core import InvalidArgumentError, KilnError, NotFoundError, UnimplementedError

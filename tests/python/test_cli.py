@@ -169,24 +169,29 @@ def test_inspect_json(kiln_exe):
         assert info["initializers"] == len(model.graph.initializer)
 
 
-@pytest.mark.parametrize("given,want", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_openmp_wait_policy_is_passive_unless_set(kiln_exe, tmp_path, given, want):
-    """kiln sets OMP_WAIT_POLICY=PASSIVE and executes itself again when the
-    variable is unset (libgomp reads it once, at load); an explicit value wins.
-    Seen in the environment of a running `kiln serve` (/proc/PID/environ)."""
+@pytest.mark.parametrize("given,want", [
+    ({}, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "10000"}),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None}),
+    ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "0"}),
+])
+def test_openmp_waits_with_a_short_spin_unless_set(kiln_exe, tmp_path, given, want):
+    """kiln sets OMP_WAIT_POLICY=ACTIVE with GOMP_SPINCOUNT=10000 and executes
+    itself again when neither is set (libgomp reads them once, at load); an
+    explicit value of either wins. Seen in the environment of a running
+    `kiln serve` (/proc/PID/environ)."""
     import os
 
     from server_util import KilnServer
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given is not None:
-        env["OMP_WAIT_POLICY"] = given
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(given)
     (tmp_path / "repo").mkdir()
     srv = KilnServer(tmp_path / "repo", exe=kiln_exe, wait_ready=False, env=env)
     try:
         with open(f"/proc/{srv.proc.pid}/environ", "rb") as f:
-            environ = f.read().split(b"\0")
-        assert f"OMP_WAIT_POLICY={want}".encode() in environ
+            environ = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        for k, v in want.items():
+            assert environ.get(k.encode()) == (v.encode() if v is not None else None), (k, environ.get(k.encode()))
     finally:
         srv.stop()
 

@@ -15,10 +15,10 @@
 // run sets the calling thread's OpenMP team size to the context's thread
 // count (omp_set_num_threads is per calling thread), so a context with one
 // thread runs oneDNN on one thread and several contexts do not multiply
-// their teams beyond what their own thread counts ask for. libgomp's idle
-// workers spin for a while after each region (OMP_WAIT_POLICY); set
-// OMP_WAIT_POLICY=PASSIVE in the environment when oneDNN kernels alternate
-// with Kiln's own pool.
+// their teams beyond what their own thread counts ask for. How libgomp's
+// idle workers wait between regions matters (OMP_WAIT_POLICY,
+// GOMP_SPINCOUNT): the kiln executable and the Python package default to a
+// short spin (tools/kiln/main.cc); a C++ program linking Kiln sets them itself.
 #include <omp.h>
 
 #include <algorithm>
