@@ -186,6 +186,12 @@ TEST(CpuInt8, QConvTacticsAreBitExact) {
        3,
        {Attribute::make_ints("dilations", {2, 2}), Attribute::make_ints("pads", {2, 2, 2, 2})}},
       {{1, 4, 9, 7}, 5, 3, 3, {Attribute::make_string("auto_pad", "SAME_UPPER")}},
+      // Rows wide enough for the 16-pixel vector loads, with tails in pixels and taps.
+      {{2, 7, 6, 37}, 19, 3, 3, {Attribute::make_ints("pads", {1, 1, 1, 1})}},
+      {{1, 6, 9, 70}, 8, 3, 3, {Attribute::make_ints("strides", {2, 2}), Attribute::make_ints("pads", {1, 1, 1, 1})}},
+      {{1, 3, 12, 52}, 5, 7, 7, {Attribute::make_ints("strides", {2, 2}), Attribute::make_ints("pads", {3, 3, 3, 3})}},
+      {{1, 3, 8, 40}, 4, 3, 3, {Attribute::make_ints("dilations", {2, 2}), Attribute::make_ints("pads", {2, 2, 2, 2})}},
+      {{1, 2, 5, 33}, 3, 1, 3, {Attribute::make_ints("strides", {1, 3})}},
   };
   ThreadPool pool(2);
   uint32_t seed = 100;

@@ -117,10 +117,38 @@ inline uint8_t as_u8(uint8_t raw, bool is_signed) { return is_signed ? static_ca
 
 // ---- Conv ------------------------------------------------------------------------
 
+// out[j] byte i = r[i] byte j: a 16x16 byte transpose in SSE2 registers,
+// four rounds of interleaving (bytes, 16-bit, 32-bit and 64-bit pairs).
+inline void transpose_16x16(__m128i r[16], __m128i out[16]) {
+  __m128i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+    r[i + 4] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+    r[i + 8] = _mm_unpacklo_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+    r[i + 12] = _mm_unpackhi_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+  }
+  for (int h = 0; h < 4; ++h) {
+    t[4 * h] = _mm_unpacklo_epi32(r[4 * h], r[4 * h + 1]);
+    t[4 * h + 1] = _mm_unpackhi_epi32(r[4 * h], r[4 * h + 1]);
+    t[4 * h + 2] = _mm_unpacklo_epi32(r[4 * h + 2], r[4 * h + 3]);
+    t[4 * h + 3] = _mm_unpackhi_epi32(r[4 * h + 2], r[4 * h + 3]);
+  }
+  for (int h = 0; h < 4; ++h) {
+    out[4 * h] = _mm_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+    out[4 * h + 1] = _mm_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+    out[4 * h + 2] = _mm_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+    out[4 * h + 3] = _mm_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+  }
+}
+
 // The im2col of a pointwise (1x1, stride 1, no padding) convolution is a
 // transpose: rows[p * lda + c] = x[c * pixels + p] ^ flip for p in [p0, p1),
-// c < channels. 16x16 byte blocks go through SSE2 registers (unpack steps);
-// the edges are copied one byte at a time.
+// c < channels. 16x16 byte blocks go through SSE2 registers; the edges are
+// copied one byte at a time.
 void transpose_to_rows(const uint8_t* x, int64_t pixels, int64_t channels, int64_t p0, int64_t p1, uint8_t flip,
                        uint8_t* rows, int64_t lda) {
   const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
@@ -132,31 +160,8 @@ void transpose_to_rows(const uint8_t* x, int64_t pixels, int64_t channels, int64
       for (int i = 0; i < 16; ++i) {
         r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + (c + i) * pixels + p)), f);
       }
-      // Four rounds of interleaving: bytes, 16-bit, 32-bit and 64-bit pairs.
-      __m128i t[16];
-      for (int i = 0; i < 8; ++i) {
-        t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
-        t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
-      }
-      for (int i = 0; i < 4; ++i) {
-        r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
-        r[i + 4] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
-        r[i + 8] = _mm_unpacklo_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
-        r[i + 12] = _mm_unpackhi_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
-      }
-      for (int h = 0; h < 4; ++h) {
-        t[4 * h] = _mm_unpacklo_epi32(r[4 * h], r[4 * h + 1]);
-        t[4 * h + 1] = _mm_unpackhi_epi32(r[4 * h], r[4 * h + 1]);
-        t[4 * h + 2] = _mm_unpacklo_epi32(r[4 * h + 2], r[4 * h + 3]);
-        t[4 * h + 3] = _mm_unpackhi_epi32(r[4 * h + 2], r[4 * h + 3]);
-      }
       __m128i out[16];
-      for (int h = 0; h < 4; ++h) {
-        out[4 * h] = _mm_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        out[4 * h + 1] = _mm_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        out[4 * h + 2] = _mm_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        out[4 * h + 3] = _mm_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-      }
+      transpose_16x16(r, out);
       for (int i = 0; i < 16; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(rows + (p + i) * lda + c), out[i]);
     }
     for (; c < channels; ++c) {
@@ -166,6 +171,108 @@ void transpose_to_rows(const uint8_t* x, int64_t pixels, int64_t channels, int64
   for (; p < p1; ++p) {
     for (int64_t c = 0; c < channels; ++c) rows[p * lda + c] = static_cast<uint8_t>(x[c * pixels + p] ^ flip);
   }
+}
+
+// The input image with its padding written out: every channel plane is
+// rows x cols bytes, the image at (pt, pl), `pad` around it and 32 more
+// columns on the right, so that every tap of every output pixel, and the
+// 16- or 32-byte loads that cover a block of pixels, lie inside the buffer.
+// Values are already shifted to uint8 (x ^ flip).
+struct PaddedImage {
+  const uint8_t* data = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+PaddedImage pad_image(const Conv2dGeom& g, const uint8_t* x, uint8_t flip, uint8_t pad, std::vector<uint8_t>& buf) {
+  PaddedImage p;
+  p.rows = std::max<int64_t>(g.pt + g.h, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  p.cols = std::max<int64_t>(g.pl + g.w, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1) + 32;
+  buf.resize(static_cast<size_t>(g.c * p.rows * p.cols));
+  std::memset(buf.data(), pad, buf.size());
+  const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+  for (int64_t c = 0; c < g.c; ++c) {
+    for (int64_t y = 0; y < g.h; ++y) {
+      const uint8_t* src = x + (c * g.h + y) * g.w;
+      uint8_t* dst = buf.data() + (c * p.rows + g.pt + y) * p.cols + g.pl;
+      int64_t i = 0;
+      for (; i + 16 <= g.w; i += 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                         _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)), f));
+      }
+      for (; i < g.w; ++i) dst[i] = static_cast<uint8_t>(src[i] ^ flip);
+    }
+  }
+  p.data = buf.data();
+  return p;
+}
+
+// One tap of a convolution window, in the im2col row's [c][ky][kx] order:
+// its offset in the padded image from the window's top-left corner.
+std::vector<int64_t> window_taps(const Conv2dGeom& g, const PaddedImage& img) {
+  std::vector<int64_t> taps;
+  taps.reserve(static_cast<size_t>(g.c * g.kh * g.kw));
+  for (int64_t c = 0; c < g.c; ++c) {
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      for (int64_t kx = 0; kx < g.kw; ++kx) taps.push_back((c * img.rows + ky * g.dh) * img.cols + kx * g.dw);
+    }
+  }
+  return taps;
+}
+
+// The im2col rows of output rows [oy0, oy1): row p = oy * ow + ox holds the
+// window of output pixel (oy, ox), tap t at rows[p * lda + t]. Works in
+// blocks of 16 pixels of one output row by 16 taps: each tap's 16 source
+// bytes are one load from the padded image (stride 2 loads 32 bytes and
+// keeps the even ones; other strides gather), then a 16x16 transpose turns
+// the taps' runs into the pixels' rows.
+void window_rows(const Conv2dGeom& g, const PaddedImage& img, const std::vector<int64_t>& taps, int64_t oy0,
+                 int64_t oy1, uint8_t* rows, int64_t lda) {
+  const auto k = static_cast<int64_t>(taps.size());
+  const __m128i even = _mm_set1_epi16(0x00ff);
+  alignas(16) uint8_t gathered[16];
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    for (int64_t ox0 = 0; ox0 < g.ow; ox0 += 16) {
+      const int64_t n = std::min<int64_t>(16, g.ow - ox0);
+      const uint8_t* corner = img.data + oy * g.sh * img.cols + ox0 * g.sw;
+      uint8_t* dst = rows + (oy * g.ow + ox0) * lda;
+      for (int64_t t0 = 0; t0 < k; t0 += 16) {
+        const int64_t kn = std::min<int64_t>(16, k - t0);
+        __m128i r[16];
+        for (int64_t i = 0; i < 16; ++i) {
+          const uint8_t* src = corner + taps[static_cast<size_t>(std::min(t0 + i, k - 1))];
+          if (g.sw == 1) {
+            r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+          } else if (g.sw == 2) {
+            const __m128i lo = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)), even);
+            const __m128i hi = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16)), even);
+            r[i] = _mm_packus_epi16(lo, hi);
+          } else {
+            for (int64_t j = 0; j < 16; ++j) gathered[j] = j < n ? src[j * g.sw] : 0;
+            r[i] = _mm_load_si128(reinterpret_cast<const __m128i*>(gathered));
+          }
+        }
+        __m128i out[16];
+        transpose_16x16(r, out);
+        if (t0 + 16 <= lda) {
+          for (int64_t j = 0; j < n; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * lda + t0), out[j]);
+        } else {
+          for (int64_t j = 0; j < n; ++j) {
+            alignas(16) uint8_t tmp[16];
+            _mm_store_si128(reinterpret_cast<__m128i*>(tmp), out[j]);
+            std::memcpy(dst + j * lda + t0, tmp, static_cast<size_t>(kn));
+          }
+        }
+      }
+    }
+  }
+}
+
+// Per-thread im2col scratch, reused across runs and layers: a fresh vector
+// per image cost a page fault per 4 KiB (and zeroing) every run.
+uint8_t* col_scratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
 }
 
 class QConvKernel final : public Kernel {
@@ -185,49 +292,35 @@ class QConvKernel final : public Kernel {
         Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, g.output_dims(4)));
     const int64_t pixels = g.oh * g.ow;
     const int64_t lda = b_.padded_k();
-    std::vector<uint8_t> col(static_cast<size_t>(pixels * lda), 0);
+    // Bytes past K in a row are never read as products (B is zero there).
+    uint8_t* col = col_scratch(static_cast<size_t>(pixels * lda));
     const auto pad = static_cast<uint8_t>(r_.x_zero_point);
     const uint8_t flip = r_.x_signed ? 0x80 : 0;  // int8 -> uint8 (as_u8)
     const auto* xin = static_cast<const uint8_t*>(x.raw_data());
     auto* yout = static_cast<uint8_t*>(y->raw_data());
+    ThreadPool* pool = ctx.pool();
+    const bool parallel = pool != nullptr && pool->threads() > 1 && pixels >= 64;
+    thread_local std::vector<uint8_t> padded;
     for (int64_t img = 0; img < g.n; ++img) {
       const uint8_t* ximg = xin + img * g.c * g.h * g.w;
-      auto fill = [&](int64_t p0, int64_t p1) {
-        if (g.pointwise()) return transpose_to_rows(ximg, pixels, g.c, p0, p1, flip, col.data(), lda);
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t oy = p / g.ow, ox = p % g.ow;
-          uint8_t* row = col.data() + p * lda;
-          int64_t kidx = 0;
-          const int64_t iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
-          if (iy0 >= 0 && iy0 + (g.kh - 1) * g.dh < g.h && ix0 >= 0 && ix0 + (g.kw - 1) * g.dw < g.w) {
-            // The whole window is inside the image: no bounds checks.
-            for (int64_t c = 0; c < g.c; ++c) {
-              const uint8_t* plane = ximg + (c * g.h + iy0) * g.w + ix0;
-              for (int64_t ky = 0; ky < g.kh; ++ky) {
-                const uint8_t* src = plane + ky * g.dh * g.w;
-                for (int64_t kx = 0; kx < g.kw; ++kx, ++kidx) row[kidx] = static_cast<uint8_t>(src[kx * g.dw] ^ flip);
-              }
-            }
-            continue;
-          }
-          for (int64_t c = 0; c < g.c; ++c) {
-            for (int64_t ky = 0; ky < g.kh; ++ky) {
-              const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
-              for (int64_t kx = 0; kx < g.kw; ++kx, ++kidx) {
-                const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
-                const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-                row[kidx] = inside ? static_cast<uint8_t>(ximg[(c * g.h + iy) * g.w + ix] ^ flip) : pad;
-              }
-            }
-          }
+      if (g.pointwise()) {
+        auto fill = [&](int64_t p0, int64_t p1) { transpose_to_rows(ximg, pixels, g.c, p0, p1, flip, col, lda); };
+        if (parallel) {
+          pool->parallel_for(pixels, 16, fill);
+        } else {
+          fill(0, pixels);
         }
-      };
-      if (ctx.pool() != nullptr && ctx.pool()->threads() > 1 && pixels >= 64) {
-        ctx.pool()->parallel_for(pixels, 16, fill);
       } else {
-        fill(0, pixels);
+        const PaddedImage image = pad_image(g, ximg, flip, pad, padded);
+        const std::vector<int64_t> taps = window_taps(g, image);
+        auto fill = [&](int64_t r0, int64_t r1) { window_rows(g, image, taps, r0, r1, col, lda); };
+        if (parallel) {
+          pool->parallel_for(g.oh, 1, fill);
+        } else {
+          fill(0, g.oh);
+        }
       }
-      qgemm_u8s8(b_, pixels, col.data(), lda, r_.rq, yout + img * g.m * pixels, 1, pixels, ctx.pool());
+      qgemm_u8s8(b_, pixels, col, lda, r_.rq, yout + img * g.m * pixels, 1, pixels, ctx.pool());
     }
     return Status::ok();
   }
