@@ -250,7 +250,7 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
   const int64_t panels = (b.n + kInt8Nr - 1) / kInt8Nr;
   auto* out = static_cast<uint8_t*>(y);
   if (b.variant != Int8Variant::kGeneric) {
-    // Every non-generic variant runs on an AVX2 machine: the vectorized epilogue, with the
+    // Every non-generic variant runs on an AVX2 machine (VNNI's on AVX-512): the vectorized epilogue, with the
     // per-column offset and multiplier laid out by panel (zero past the last column).
     std::vector<double> offset(static_cast<size_t>(panels * kInt8Nr), 0.0);
     std::vector<double> multiplier(offset.size(), 0.0);
@@ -259,8 +259,9 @@ void qgemm_u8s8(const PackedInt8B& b, int64_t m, const uint8_t* a, int64_t lda, 
       offset[c] = static_cast<double>(column_offset(b, rq, c));
       multiplier[c] = rq.multiplier[c];
     }
+    const auto requant = b.variant == Int8Variant::kAvx512Vnni ? requant_tile_avx512 : requant_tile_avx2;
     for_each_tile(b, m, a, lda, pool, [&](int64_t row0, int64_t rows, int64_t p, const int32_t* tile) {
-      requant_tile_avx2(tile, rows, std::min(kInt8Nr, b.n - p * kInt8Nr), offset.data() + p * kInt8Nr,
+      requant(tile, rows, std::min(kInt8Nr, b.n - p * kInt8Nr), offset.data() + p * kInt8Nr,
                         multiplier.data() + p * kInt8Nr, rq, out + row0 * y_stride_m + p * kInt8Nr * y_stride_n,
                         y_stride_m, y_stride_n);
     });

@@ -113,5 +113,9 @@ void int8_kernel_avx512vnni_x2(const uint8_t* a, int64_t lda, int64_t rows, cons
 // the same operations.
 void requant_tile_avx2(const int32_t* tile, int64_t rows, int64_t cols, const double* offset, const double* multiplier,
                        const Int8Requant& rq, uint8_t* y, int64_t y_stride_m, int64_t y_stride_n);
+// The same on AVX-512 (F/DQ/BW/VL): for the AVX-512 VNNI variant.
+void requant_tile_avx512(const int32_t* tile, int64_t rows, int64_t cols, const double* offset,
+                         const double* multiplier, const Int8Requant& rq, uint8_t* y, int64_t y_stride_m,
+                         int64_t y_stride_n);
 
 }  // namespace kiln::backends::cpu
