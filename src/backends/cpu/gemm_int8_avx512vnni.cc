@@ -82,20 +82,20 @@ void int8_kernel_avx512vnni_x2(const uint8_t* a, int64_t lda, int64_t rows, cons
 void requant_tile_avx512(const int32_t* tile, int64_t rows, int64_t cols, const double* offset,
                          const double* multiplier, const Int8Requant& rq, uint8_t* y, int64_t y_stride_m,
                          int64_t y_stride_n) {
-  const __m512d pre_lo = _mm512_set1_pd(static_cast<double>(rq.y_min - rq.y_zero_point - 1));
-  const __m512d pre_hi = _mm512_set1_pd(static_cast<double>(rq.y_max - rq.y_zero_point + 1));
-  const __m512d zp = _mm512_set1_pd(static_cast<double>(rq.y_zero_point));
-  const __m512d lo = _mm512_set1_pd(static_cast<double>(rq.y_min));
-  const __m512d hi = _mm512_set1_pd(static_cast<double>(rq.y_max));
+  // Rounding is monotone and the bounds lo - zp, hi - zp are integers, so
+  // clamping to them before rounding and adding the zero point after (in
+  // int32) gives clamp(round(v) + zp, lo, hi), the scalar epilogue's value.
+  const __m512d lo = _mm512_set1_pd(static_cast<double>(rq.y_min - rq.y_zero_point));
+  const __m512d hi = _mm512_set1_pd(static_cast<double>(rq.y_max - rq.y_zero_point));
+  const __m256i zp = _mm256_set1_epi32(rq.y_zero_point);
   const __m512d off0 = _mm512_loadu_pd(offset), off1 = _mm512_loadu_pd(offset + 8);
   const __m512d mul0 = _mm512_loadu_pd(multiplier), mul1 = _mm512_loadu_pd(multiplier + 8);
   auto half = [&](const int32_t* src, __m512d off, __m512d mul) {
     __m512d x = _mm512_cvtepi32_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
     x = _mm512_mul_pd(_mm512_add_pd(x, off), mul);
-    x = _mm512_min_pd(_mm512_max_pd(x, pre_lo), pre_hi);
+    x = _mm512_min_pd(_mm512_max_pd(x, lo), hi);
     x = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_min_pd(_mm512_max_pd(_mm512_add_pd(x, zp), lo), hi);
-    return _mm512_cvtpd_epi32(x);
+    return _mm256_add_epi32(_mm512_cvtpd_epi32(x), zp);
   };
   // Row r's 16 results as bytes (int8 and uint8 outputs alike keep the low byte).
   __m128i q[kInt8Mr];
