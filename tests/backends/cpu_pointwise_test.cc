@@ -4,6 +4,7 @@
 // constants broadcast every way the fusion pass lets through.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -235,6 +236,16 @@ TEST(CpuPointwise, HalfRoundTripsMatchTheReference) {
     const std::string name = half == DataType::kBFloat16 ? "bf16" : "fp16";
     check(dims, {down, up}, name + " round trip");
     check(dims, {{"Mul", {}, {scalar(1.7f)}}, down, up, {"Relu"}}, "Mul, " + name + " round trip, Relu");
+    // Edges of both formats: overflow to infinity, fp16 subnormals and
+    // underflow, rounding ties, NaN; 19 values (a vector body and a tail).
+    const std::vector<float> edges = {65504.0f, 65520.0f, 65519.0f, -1e6f, 3.4e38f, 6.1e-5f, 5.96e-8f, 2.9e-8f,
+                                      1e-6f, -3e-7f, 1.00048828125f, 1.00146484375f, 1.00390625f, 1.01171875f,
+                                      std::numeric_limits<float>::quiet_NaN(), -0.0f, 1e-40f, -1e-39f, 7.0f};
+    Tensor x = Tensor::empty(DataType::kFloat32, {static_cast<int64_t>(edges.size())});
+    std::copy(edges.begin(), edges.end(), x.data<float>());
+    Chain edge({x.numel()}, {down, up});
+    ThreadPool two(2);
+    expect_bit_exact(edge.run(x, &two), edge.reference(x), name + " edge values");
     // A 16-bit value that is not cast straight back is not this tactic's.
     EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {down, {"Relu"}, up}).node())) << name;
     EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {{"Relu"}, down}).node())) << name;

@@ -284,8 +284,11 @@ GemmConfig gemm_config(Isa isa) {
 }
 
 GemmConfig gemm_config_bf16() {
-  GemmConfig c = gemm_config(Isa::kAvx512);  // the same tile and cache footprint: kc counts 32-bit slots
+  GemmConfig c = gemm_config(Isa::kAvx512);  // the same tile and blocking of C
   c.kernel = microkernel_avx512bf16();
+  // kc counts 32-bit slots (two K values): 384 slots hold a 768-deep product
+  // in one block; bert_base b8 ran ~6% faster than with 256 (128: slower).
+  c.kc = 384;
   return c;
 }
 

@@ -29,6 +29,7 @@ CpuFeatures probe() {
   const bool osxsave = (c >> 27) & 1;
   const bool avx = (c >> 28) & 1;
   const bool fma = (c >> 12) & 1;
+  const bool f16c = (c >> 29) & 1;
   if (!osxsave || !avx) return f;
   const unsigned long long xcr0 = read_xcr0();
   const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
@@ -37,6 +38,7 @@ CpuFeatures probe() {
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = (b >> 5) & 1;
   f.fma = fma;
+  f.f16c = f16c;
   unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   (void)b1, (void)c1, (void)d1;

@@ -21,6 +21,7 @@ enum class Isa {
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
+  bool f16c = false;  // vcvtps2ph / vcvtph2ps (with AVX state)
   bool avx512f = false;
   bool avx512bw = false;
   bool avx512dq = false;

@@ -106,6 +106,11 @@ void softmax_row_avx2(const float* x, float* y, int64_t n);
 void layernorm_row_generic(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
 void layernorm_row_avx2(const float* x, float* y, const float* scale, const float* bias, int64_t n, float eps);
 
+// v[i] = float(float16(v[i])) (round to nearest even, subnormals kept, NaN
+// quieted): the Cast to float16 and back, bit-exact with core/float_types.h.
+// F16C; call only where cpu_features().f16c and detect_isa() >= kAvx2.
+void round_to_f16_f16c(float* v, int64_t n);
+
 // Register-only FMA loops for measuring the peak: run `iters` iterations
 // and return the floating-point operations done (2 per lane per FMA).
 double fma_peak_loop_avx2(int64_t iters);

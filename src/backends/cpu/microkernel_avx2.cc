@@ -318,4 +318,19 @@ double fma_peak_loop_avx2(int64_t iters) {
   return static_cast<double>(iters) * kChains * 8 * 2;
 }
 
+void round_to_f16_f16c(float* v, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(v + i, _mm256_cvtph_ps(h));
+  }
+  if (i < n) {
+    alignas(32) float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = v[j];
+    const __m128i h = _mm256_cvtps_ph(_mm256_load_ps(tail), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_store_ps(tail, _mm256_cvtph_ps(h));
+    for (int64_t j = i; j < n; ++j) v[j] = tail[j - i];
+  }
+}
+
 }  // namespace kiln::backends::cpu

@@ -10,6 +10,7 @@
 // match them bit for bit. float32 only; a body with any other op, type or
 // a constant that does not broadcast into X is left to the reference.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "core/float_types.h"
@@ -260,6 +262,22 @@ void each(float* v, int64_t len, F f) {
   for (int64_t j = 0; j < len; ++j) v[j] = f(v[j]);
 }
 
+// float(BFloat16(x)) without branches, so that the loop vectorizes: round
+// to nearest even on the bits, or quiet a NaN (core/float_types.h).
+void round_bf16(float* v, int64_t len) {
+  for (int64_t j = 0; j < len; ++j) {
+    const uint32_t x = std::bit_cast<uint32_t>(v[j]);
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+    const uint32_t quiet = (x | 0x00400000u) & 0xffff0000u;
+    v[j] = std::bit_cast<float>((x & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+  }
+}
+
+bool f16c_rounding() {
+  static const bool ok = detect_isa() >= Isa::kAvx2 && cpu_features().f16c;
+  return ok;
+}
+
 void apply_unary(const Step& s, float* v, int64_t len) {
   const float a = s.a, b = s.b;
   switch (s.code) {
@@ -311,8 +329,10 @@ void apply_unary(const Step& s, float* v, int64_t len) {
         if (std::isnan(x)) return x;
         return static_cast<float>((x > 0.0f) - (x < 0.0f));
       });
-    case Code::kRoundBf16: return each(v, len, [](float x) { return static_cast<float>(BFloat16(x)); });
-    case Code::kRoundF16: return each(v, len, [](float x) { return static_cast<float>(Float16(x)); });
+    case Code::kRoundBf16: return round_bf16(v, len);
+    case Code::kRoundF16:
+      if (f16c_rounding()) return round_to_f16_f16c(v, len);
+      return each(v, len, [](float x) { return static_cast<float>(Float16(x)); });
     default: return;
   }
 }
