@@ -7,6 +7,12 @@
 // Elementwise: the unary math and activation ops, Cast, Clip with constant
 // bounds, and Add/Sub/Mul/Div/Pow/Max/Min/PRelu with one constant operand.
 // Links need one use, not a graph output. Chains of two or more ops only.
+//
+// Quantized chains: a per-tensor DequantizeLinear may start a chain and a
+// per-tensor QuantizeLinear end one, so that the float values between two
+// int8 layers never reach memory; such a chain may also hold inference-mode
+// BatchNormalization (per channel, constant statistics), which Q/DQ models
+// (quantize_static without pre-processing) leave between a Conv's Q/DQ pairs.
 #include <set>
 
 #include "core/error.h"
@@ -61,6 +67,28 @@ bool fits(const ir::Value* c, const ir::Value* x) {
   return true;
 }
 
+// A per-tensor Q/DQ node with constant scalar parameters.
+bool per_tensor_qdq(const ir::Node* n, const char* op) {
+  if (!n->domain().empty() || n->op_type() != op || n->num_outputs() != 1 || n->input(0) == nullptr) return false;
+  if (constant_of(n->input(0)) != nullptr) return false;
+  for (size_t i = 1; i < n->num_inputs(); ++i) {
+    const Tensor* t = constant_of(n->input(i));
+    if (n->input(i) != nullptr && (t == nullptr || t->numel() != 1)) return false;
+  }
+  return n->num_inputs() >= 2 && n->input(1) != nullptr;
+}
+
+// Inference-mode BatchNormalization with constant per-channel statistics.
+bool inference_batchnorm(const ir::Node* n) {
+  if (!n->domain().empty() || n->op_type() != "BatchNormalization" || n->num_outputs() != 1) return false;
+  if (n->num_inputs() != 5 || n->attr_int("training_mode", 0) != 0 || n->opset() < 9) return false;
+  if (n->input(0) == nullptr || constant_of(n->input(0)) != nullptr) return false;
+  for (size_t i = 1; i < 5; ++i) {
+    if (constant_of(n->input(i)) == nullptr) return false;
+  }
+  return true;
+}
+
 // The input through which `n` continues a chain, or -1 if `n` is not elementwise.
 int data_input(const ir::Node* n) {
   const bool kiln_gelu = n->domain() == kKilnDomain && n->op_type() == "Gelu";
@@ -98,13 +126,23 @@ class PointwiseFusion : public Pass {
     std::set<const ir::Node*> taken;
     bool changed = false;
     for (ir::Node* head : order) {
-      if (taken.count(head) > 0 || data_input(head) < 0) continue;
+      if (taken.count(head) > 0) continue;  // fused (and removed) with an earlier chain
+      const bool quantized = per_tensor_qdq(head, "DequantizeLinear");
+      if (!quantized && data_input(head) < 0) continue;
       std::vector<ir::Node*> chain = {head};
       for (;;) {
         ir::Value* out = chain.back()->output(0);
         ir::Node* next = only_consumer(out, pinned);
-        if (next == nullptr || next->graph() != &graph || data_input(next) < 0) break;
-        if (next->input(static_cast<size_t>(data_input(next))) != out) break;
+        if (next == nullptr || next->graph() != &graph || next->input(0) == nullptr) break;
+        if (per_tensor_qdq(next, "QuantizeLinear") && next->input(0) == out) {
+          chain.push_back(next);  // an 8-bit result ends the chain
+          break;
+        }
+        if (quantized && inference_batchnorm(next) && next->input(0) == out) {
+          chain.push_back(next);
+          continue;
+        }
+        if (data_input(next) < 0 || next->input(static_cast<size_t>(data_input(next))) != out) break;
         chain.push_back(next);
       }
       for (ir::Node* n : chain) taken.insert(n);
@@ -115,16 +153,23 @@ class PointwiseFusion : public Pass {
     return changed;
   }
 
+  // The input through which chain member `n` continues the chain: X for the
+  // Q/DQ and BatchNormalization ends, else the elementwise op's data input.
+  static int chain_input(const ir::Node* n) {
+    const int di = data_input(n);
+    return di >= 0 ? di : 0;
+  }
+
   Status build(ir::Graph& graph, const std::vector<ir::Node*>& chain) {
     ir::Node* head = chain.front();
-    ir::Value* x = head->input(static_cast<size_t>(data_input(head)));
+    ir::Value* x = head->input(static_cast<size_t>(chain_input(head)));
     auto body = std::make_shared<ir::Graph>(graph.unique_name(head->name() + "_pointwise_body"), &graph);
     KILN_ASSIGN_OR_RETURN(ir::Value * bx, body->add_value("x", x->type()));
     body->add_input(bx);
     ir::Value* cur = bx;
     int k = 0;
     for (ir::Node* n : chain) {
-      const int di = data_input(n);
+      const int di = chain_input(n);
       std::vector<ir::Value*> inputs(n->num_inputs(), nullptr);
       for (size_t i = 0; i < n->num_inputs(); ++i) {
         if (static_cast<int>(i) == di) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -250,6 +251,134 @@ TEST(CpuPointwise, HalfRoundTripsMatchTheReference) {
     EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {down, {"Relu"}, up}).node())) << name;
     EXPECT_FALSE(make_pointwise_tactic()->supports(Chain(dims, {{"Relu"}, down}).node())) << name;
   }
+}
+
+// A kiln.Pointwise over 8-bit X [2, C, 9, 131] (DequantizeLinear first) or
+// with an 8-bit Y (QuantizeLinear last), `middle` between, as the pointwise
+// fusion pass builds it around a Q/DQ model's BatchNormalization.
+struct QuantChain {
+  std::shared_ptr<ir::Graph> graph = std::make_shared<ir::Graph>("g");
+  ir::Node* node = nullptr;
+
+  QuantChain(const Dims& dims, DataType in, DataType out,
+             const std::function<ir::Value*(ir::Graph&, ir::Value*)>& middle) {
+    graph->set_opset_imports({{"", 17}, {"kiln", 1}});
+    const auto type = [&](DataType t) { return ir::ValueType::tensor(t, Shape::of(dims)); };
+    ir::Value* x = *graph->add_value("x", type(in));
+    graph->add_input(x);
+    auto body = std::make_shared<ir::Graph>("body", graph.get());
+    ir::Value* cur = *body->add_value("bx", type(in));
+    body->add_input(cur);
+    if (in != DataType::kFloat32) {
+      ir::Value* f = *body->add_value("dq", type(DataType::kFloat32));
+      ir::Node* dq = body->add_node("DequantizeLinear", {cur, *body->add_constant("s", scalar(0.047f)),
+                                                          *body->add_constant("z", zero_point(in, 7))},
+                                    {f}, "dq");
+      dq->set_opset(17);
+      cur = f;
+    }
+    cur = middle(*body, cur);
+    if (out != DataType::kFloat32) {
+      ir::Value* q = *body->add_value("q", type(out));
+      ir::Node* qn = body->add_node("QuantizeLinear", {cur, *body->add_constant("s2", scalar(0.031f)),
+                                                        *body->add_constant("z2", zero_point(out, -5))},
+                                    {q}, "q");
+      qn->set_opset(17);
+      cur = q;
+    }
+    body->add_output(cur);
+    ir::Value* y = *graph->add_value("y", type(out));
+    node = graph->add_node("Pointwise", {x}, {y}, "pw", "kiln");
+    node->set_opset(1);
+    node->set_attr(Attribute::make_graph("body", body));
+  }
+
+  static Tensor zero_point(DataType t, int v) {
+    Tensor z = Tensor::empty(t, {});
+    *static_cast<uint8_t*>(z.raw_data()) = t == DataType::kInt8 ? static_cast<uint8_t>(static_cast<int8_t>(v))
+                                                                 : static_cast<uint8_t>(v + 128);
+    return z;
+  }
+};
+
+TEST(CpuPointwise, QuantizedEndsAndBatchNorm) {
+  const Dims dims = {2, 3, 9, 131};  // 7074 elements: blocks and a tail
+  const int64_t c = dims[1];
+  const Tensor gamma = test::random_tensor({c}, 11, 0.5f, 2.0f), beta = test::random_tensor({c}, 12);
+  const Tensor mean = test::random_tensor({c}, 13), var = test::random_tensor({c}, 14, 0.2f, 3.0f);
+  const float eps = 1e-3f;
+  auto batchnorm = [&](ir::Graph& body, ir::Value* cur) {
+    ir::Value* out = *body.add_value("bn", ir::ValueType::tensor(DataType::kFloat32, Shape::of(dims)));
+    ir::Node* n = body.add_node("BatchNormalization",
+                                {cur, *body.add_constant("g", gamma), *body.add_constant("b", beta),
+                                 *body.add_constant("m", mean), *body.add_constant("v", var)},
+                                {out}, "bn");
+    n->set_opset(15);
+    n->set_attr(Attribute::make_float("epsilon", eps));
+    ir::Value* r = *body.add_value("r", ir::ValueType::tensor(DataType::kFloat32, Shape::of(dims)));
+    body.add_node("Relu", {out}, {r}, "relu")->set_opset(17);
+    return r;
+  };
+  for (DataType in : {DataType::kUInt8, DataType::kInt8}) {
+    for (DataType out : {DataType::kUInt8, DataType::kInt8, DataType::kFloat32}) {
+      QuantChain chain(dims, in, out, batchnorm);
+      const auto tactic = make_pointwise_tactic();
+      ASSERT_TRUE(tactic->supports(*chain.node));
+      Tensor x = Tensor::empty(in, dims);
+      for (int64_t i = 0; i < x.numel(); ++i) static_cast<uint8_t*>(x.raw_data())[i] = static_cast<uint8_t>(i * 73 % 251);
+      // What the unfused own kernels compute: DQ, x * k + b with k and b from
+      // the statistics in double (own.batchnorm), Relu, then Q.
+      Tensor want = Tensor::empty(out, dims);
+      const int64_t inner = dims[2] * dims[3];
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t ch = (i / inner) % c;
+        const int32_t q = in == DataType::kInt8 ? int32_t{static_cast<int8_t>(static_cast<uint8_t*>(x.raw_data())[i])}
+                                                 : int32_t{static_cast<uint8_t*>(x.raw_data())[i]};
+        const int32_t zp = in == DataType::kInt8 ? 7 : 135;
+        const float dq = static_cast<float>(q - zp) * 0.047f;
+        const double kd = static_cast<double>(gamma.data<float>()[ch]) /
+                          std::sqrt(static_cast<double>(var.data<float>()[ch]) + static_cast<double>(eps));
+        const auto k = static_cast<float>(kd);
+        const auto b = static_cast<float>(static_cast<double>(beta.data<float>()[ch]) -
+                                          static_cast<double>(mean.data<float>()[ch]) * kd);
+        float y = dq * k + b;
+        y = y < 0.0f ? 0.0f : y;
+        if (out == DataType::kFloat32) {
+          want.data<float>()[i] = y;
+          continue;
+        }
+        const bool sgn = out == DataType::kInt8;
+        const double lo = sgn ? -128 : 0, hi = sgn ? 127 : 255, zp2 = sgn ? -5 : 123;
+        const double v = std::clamp(std::nearbyint(static_cast<double>(y / 0.031f)) + zp2, lo, hi);
+        static_cast<uint8_t*>(want.raw_data())[i] = static_cast<uint8_t>(static_cast<int32_t>(v));
+      }
+      auto kernel = tactic->prepare(*chain.node);
+      ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        std::vector<Datum> feeds = {x};
+        std::vector<Datum> outs(1);
+        ops::KernelContext ctx(*chain.node, feeds, outs, &pool, nullptr);
+        test::PoisonedOutputs poisoned;
+        ctx.set_allocator(&poisoned);
+        Status st = (*kernel)->run(ctx);
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+        const Tensor& got = outs[0].tensor();
+        ASSERT_EQ(got.dtype(), out);
+        ASSERT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0)
+            << data_type_name(in) << " -> " << data_type_name(out) << ", threads " << threads;
+      }
+    }
+  }
+  // A float X with a QuantizeLinear end, and a DequantizeLinear straight into a QuantizeLinear.
+  QuantChain relu_q(dims, DataType::kFloat32, DataType::kUInt8, [&](ir::Graph& body, ir::Value* cur) {
+    ir::Value* r = *body.add_value("r", ir::ValueType::tensor(DataType::kFloat32, Shape::of(dims)));
+    body.add_node("Relu", {cur}, {r}, "relu")->set_opset(17);
+    return r;
+  });
+  EXPECT_TRUE(make_pointwise_tactic()->supports(*relu_q.node));
+  QuantChain requant(dims, DataType::kUInt8, DataType::kInt8, [](ir::Graph&, ir::Value* cur) { return cur; });
+  EXPECT_TRUE(make_pointwise_tactic()->supports(*requant.node));
 }
 
 TEST(CpuPointwise, SmallAndEmptyTensors) {

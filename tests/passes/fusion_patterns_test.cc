@@ -221,5 +221,40 @@ TEST(PointwiseFusion, ChainsBecomeOneNode) {
   EXPECT_EQ(b.graph().num_nodes(), 3u);
 }
 
+// A Q/DQ model's float detour between two int8 layers, DequantizeLinear ->
+// BatchNormalization -> Relu -> QuantizeLinear, becomes one kiln.Pointwise
+// from 8-bit to 8-bit; a BatchNormalization outside such a chain stays.
+TEST(PointwiseFusion, QuantizedChainsTakeBatchNorm) {
+  GraphBuilder b("g", nullptr, 17);
+  b.input("q", ir::ValueType::tensor(DataType::kUInt8, Shape({2, 3, 4, 5})));
+  b.input("f", f32({2, 3, 4, 5}));
+  Tensor zp = Tensor::empty(DataType::kUInt8, {});
+  zp.data<uint8_t>()[0] = 128;
+  Tensor zp2 = Tensor::empty(DataType::kUInt8, {});
+  zp2.data<uint8_t>()[0] = 3;
+  b.constant("s", floats({}, {0.05f}));
+  b.constant("zp", zp);
+  b.constant("s2", floats({}, {0.03f}));
+  b.constant("zp2", zp2);
+  b.constant("gamma", random_floats({3}, 1));
+  b.constant("beta", random_floats({3}, 2));
+  b.constant("mean", random_floats({3}, 3));
+  b.constant("var", random_floats({3}, 4, 0.5f, 2.0f));
+  b.node("DequantizeLinear", {"q", "s", "zp"}, {"x"});
+  b.node("BatchNormalization", {"x", "gamma", "beta", "mean", "var"}, {"bn"});
+  b.node("Relu", {"bn"}, {"r"});
+  b.node("QuantizeLinear", {"r", "s2", "zp2"}, {"y"});
+  b.node("BatchNormalization", {"f", "gamma", "beta", "mean", "var"}, {"fb"});
+  b.node("Relu", {"fb"}, {"z"});
+  b.output("y");
+  b.output("z");
+  Tensor q = Tensor::empty(DataType::kUInt8, {2, 3, 4, 5});
+  for (int64_t i = 0; i < q.numel(); ++i) q.data<uint8_t>()[i] = static_cast<uint8_t>(i * 37 % 256);
+  expect_preserved(b.graph(), {Datum(q), random_floats({2, 3, 4, 5}, 5)}, pass_list(make_pointwise_fusion()));
+  EXPECT_EQ(count_ops(b.graph(), "kiln.Pointwise"), 1) << b.graph().to_string();
+  EXPECT_EQ(count_ops(b.graph(), "BatchNormalization"), 1) << b.graph().to_string();
+  EXPECT_EQ(count_ops(b.graph(), "QuantizeLinear"), 0) << b.graph().to_string();
+}
+
 }  // namespace
 }  // namespace kiln::test

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -67,6 +68,8 @@ inline void expect_close(const std::vector<Datum>& want, const std::vector<Datum
       }
     } else if (a.dtype() == DataType::kInt64) {
       for (int64_t k = 0; k < a.numel(); ++k) ASSERT_EQ(a.data<int64_t>()[k], b.data<int64_t>()[k]);
+    } else if (a.dtype() == DataType::kUInt8 || a.dtype() == DataType::kInt8) {
+      ASSERT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0) << "output " << i;
     }
   }
 }

@@ -51,9 +51,19 @@ struct Step {
   bool operand_first = false;
 };
 
+// A per-tensor DequantizeLinear at the head or QuantizeLinear at the tail of
+// a chain: X or Y is 8-bit and the steps run on the float values between.
+struct QuantEnd {
+  bool on = false;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+  DataType type = DataType::kUInt8;
+};
+
 struct Program {
   std::vector<Step> steps;
   std::vector<Tensor> operands;  // float32 constants broadcast into X
+  QuantEnd in, out;
 };
 
 const std::vector<std::pair<const char*, Code>> kUnary = {
@@ -96,6 +106,50 @@ bool scalar_constant(const ir::Node& n, size_t i, float& value) {
   return true;
 }
 
+// Inference-mode BatchNormalization of `x` as own.batchnorm computes it: y =
+// x * k + b per channel (axis 1), k and b from the statistics in double and
+// rounded to float, so a fused chain gives own.batchnorm's values. Two steps
+// with [C, 1, ...] operands.
+bool batchnorm_steps(const ir::Node& n, const ir::Value* x, Program& prog) {
+  if (n.input(0) != x || n.num_inputs() != 5 || n.attr_int("training_mode", 0) != 0 || n.opset() < 9) return false;
+  if (!x->type().is_tensor() || !x->type().shape.rank_known() || x->type().shape.rank() < 2) return false;
+  const int64_t rank = x->type().shape.rank();
+  const float* p[4];
+  int64_t c = -1;
+  for (size_t i = 1; i < 5; ++i) {
+    const ir::Value* v = n.input(i);
+    if (v == nullptr || !v->is_constant() || v->constant().dtype() != DataType::kFloat32) return false;
+    if (c < 0) c = v->constant().numel();
+    if (v->constant().numel() != c) return false;
+    p[i - 1] = v->constant().data<float>();
+  }
+  const Dim& xc = x->type().shape[1];
+  if (!xc.known() || xc.value != c) return false;
+  Dims dims(static_cast<size_t>(rank - 1), 1);
+  dims[0] = c;
+  Tensor k = Tensor::empty(DataType::kFloat32, dims), b = Tensor::empty(DataType::kFloat32, dims);
+  const double eps = n.attr_float("epsilon", 1e-5f);
+  for (int64_t j = 0; j < c; ++j) {
+    const double kj = static_cast<double>(p[0][j]) / std::sqrt(static_cast<double>(p[3][j]) + eps);
+    k.data<float>()[j] = static_cast<float>(kj);
+    b.data<float>()[j] = static_cast<float>(static_cast<double>(p[1][j]) - static_cast<double>(p[2][j]) * kj);
+  }
+  prog.steps.push_back({Code::kMul, 0.0f, 0.0f, static_cast<int>(prog.operands.size()), false});
+  prog.operands.push_back(std::move(k));
+  prog.steps.push_back({Code::kAdd, 0.0f, 0.0f, static_cast<int>(prog.operands.size()), false});
+  prog.operands.push_back(std::move(b));
+  return true;
+}
+
+// A per-tensor QuantizeLinear / DequantizeLinear node as a chain end.
+bool quant_end(const ir::Node& n, const char* op, QuantEnd& end) {
+  if (!n.domain().empty() || n.op_type() != op || n.num_outputs() != 1) return false;
+  if (!qdq_scalar_params(n, end.scale, end.zero_point, end.type)) return false;
+  if (!(end.scale > 0.0f) || !std::isfinite(end.scale)) return false;
+  end.on = true;
+  return true;
+}
+
 // The step for one body node, whose data input is `x`; false if this tactic
 // does not compute it.
 bool compile_step(const ir::Node& n, const ir::Value* x, Program& prog) {
@@ -108,6 +162,8 @@ bool compile_step(const ir::Node& n, const ir::Value* x, Program& prog) {
     const std::string approx = n.attr_string("approximate", "none");
     if (approx != "none" && approx != "tanh") return false;
     s.code = approx == "none" ? Code::kGelu : Code::kGeluTanh;
+  } else if (op == "BatchNormalization") {
+    return batchnorm_steps(n, x, prog);
   } else if (op == "Cast") {
     if (n.attr_int("to", 0) != static_cast<int64_t>(DataType::kFloat32)) return false;
     s.code = Code::kIdentity;
@@ -183,12 +239,25 @@ bool compile(const ir::Node& node, Program& prog) {
   if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_inputs() != 1 || node.num_outputs() != 1) {
     return false;
   }
-  if (!is_f32(node.input(0)) || !is_f32(node.output(0))) return false;
   const ir::Graph* body = node.attr_graph("body");
   if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
   const ir::Value* cur = body->inputs()[0];
   const auto& nodes = body->nodes();
-  for (auto it = nodes.begin(); it != nodes.end(); ++it) {
+  auto it = nodes.begin();
+  // An 8-bit X: the body starts with its DequantizeLinear.
+  if (it != nodes.end() && quant_end(**it, "DequantizeLinear", prog.in)) {
+    if ((*it)->input(0) != cur) return false;
+    cur = (*it)->output(0);
+    ++it;
+  }
+  auto stop = nodes.end();
+  // An 8-bit Y: the body ends with a QuantizeLinear.
+  if (it != stop && quant_end(*nodes.back(), "QuantizeLinear", prog.out)) --stop;
+  const auto typed = [](const ir::Value* v, const QuantEnd& q) {
+    return q.on ? v != nullptr && v->type().is_tensor() && v->type().dtype == q.type : is_f32(v);
+  };
+  if (!typed(node.input(0), prog.in) || !typed(node.output(0), prog.out)) return false;
+  for (; it != stop; ++it) {
     const auto after = std::next(it);
     const ir::Node* next = after != nodes.end() ? after->get() : nullptr;
     if (Step round; half_round_trip(**it, next, cur, round.code)) {
@@ -200,7 +269,12 @@ bool compile(const ir::Node& node, Program& prog) {
     if (!compile_step(**it, cur, prog)) return false;
     cur = (*it)->output(0);
   }
-  return cur == body->outputs()[0] && !prog.steps.empty();
+  if (prog.out.on) {
+    const ir::Node& q = *nodes.back();
+    if (q.input(0) != cur) return false;
+    cur = q.output(0);
+  }
+  return cur == body->outputs()[0] && (!prog.steps.empty() || prog.in.on || prog.out.on);
 }
 
 // Where a constant's element for flat element i of X is: (i / inner) % n.
@@ -385,7 +459,9 @@ class PointwiseKernel final : public Kernel {
   bool fills_outputs() const override { return true; }
 
   Status run(ops::KernelContext& ctx) const override {
-    if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.input(0).dtype() != DataType::kFloat32) {
+    const DataType in_type = prog_.in.on ? prog_.in.type : DataType::kFloat32;
+    const DataType out_type = prog_.out.on ? prog_.out.type : DataType::kFloat32;
+    if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.input(0).dtype() != in_type) {
       return run_reference(ctx);
     }
     const Tensor& x = ctx.input(0);
@@ -394,17 +470,23 @@ class PointwiseKernel final : public Kernel {
     for (size_t i = 0; i < bc.size(); ++i) {
       if (!broadcast_of(prog_.operands[i], x.dims(), scratch[i], bc[i])) return run_reference(ctx);
     }
-    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, x.dims()));
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, out_type, x.dims()));
     const int64_t total = x.numel();
     if (total == 0) return Status::ok();
-    const float* src = x.data<float>();
-    float* dst = y->data<float>();
+    const QuantEnd& qin = prog_.in;
+    const QuantEnd& qout = prog_.out;
     auto blocks = [&](int64_t b0, int64_t b1) {
       float cbuf[kBlock];
+      float vbuf[kBlock];  // the running values when X or Y is 8-bit
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t i0 = blk * kBlock, len = std::min(kBlock, total - i0);
-        float* v = dst + i0;
-        if (v != src + i0) std::memcpy(v, src + i0, static_cast<size_t>(len) * sizeof(float));
+        float* v = qout.on ? vbuf : y->data<float>() + i0;
+        if (qin.on) {
+          dequantize_bytes(static_cast<const uint8_t*>(x.raw_data()) + i0, v, len, qin.scale, qin.zero_point,
+                           qin.type);
+        } else if (v != x.data<float>() + i0) {
+          std::memcpy(v, x.data<float>() + i0, static_cast<size_t>(len) * sizeof(float));
+        }
         for (const Step& s : prog_.steps) {
           if (!is_binary(s.code)) {
             apply_unary(s, v, len);
@@ -417,16 +499,20 @@ class PointwiseKernel final : public Kernel {
           } else if (b.inner == 1 && (i0 % b.n) + len <= b.n) {
             c = b.p + i0 % b.n;  // a contiguous run of the constant
           } else {
+            // Runs of `inner` equal values (e.g. one per channel of NCHW).
             int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
-            for (int64_t j = 0; j < len; ++j) {
-              cbuf[j] = b.p[q];
-              if (++r == b.inner) {
-                r = 0;
-                if (++q == b.n) q = 0;
-              }
+            for (int64_t j = 0; j < len;) {
+              const int64_t run = std::min(b.inner - r, len - j);
+              std::fill(cbuf + j, cbuf + j + run, b.p[q]);
+              j += run;
+              r = 0;
+              if (++q == b.n) q = 0;
             }
           }
           apply_binary(s, v, c, len);
+        }
+        if (qout.on) {
+          quantize_floats(v, static_cast<uint8_t*>(y->raw_data()) + i0, len, qout.scale, qout.zero_point, qout.type);
         }
       }
     };

@@ -22,8 +22,10 @@ namespace {
 
 bool is_8bit(DataType t) { return t == DataType::kUInt8 || t == DataType::kInt8; }
 
+}  // namespace
+
 // The constant scalar scale (float32) and zero point (8-bit, or absent) of a Q/DQ node.
-bool scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q_type) {
+bool qdq_scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q_type) {
   const ir::Value* s = n.input(1);
   if (s == nullptr || !s->is_constant() || s->constant().dtype() != DataType::kFloat32 || s->constant().numel() != 1) {
     return false;
@@ -42,6 +44,8 @@ bool scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q_typ
   }
   return true;
 }
+
+namespace {
 
 template <typename Fn>
 void parallel_elements(int64_t n, ThreadPool* pool, const Fn& fn) {
@@ -74,6 +78,33 @@ void quantize_span(const float* __restrict in, uint8_t* __restrict out, int64_t 
   }
 }
 
+}  // namespace
+
+void quantize_floats(const float* in, uint8_t* out, int64_t n, float scale, int32_t zero_point, DataType q_type) {
+  const bool is_signed = q_type == DataType::kInt8;
+  const float lo = is_signed ? -128.0f : 0.0f, hi = is_signed ? 127.0f : 255.0f;
+  const float zp = static_cast<float>(zero_point), clo = lo - zp - 1.0f, chi = hi - zp + 1.0f;
+  int64_t b = 0;
+  if (detect_isa() >= Isa::kAvx2) b = quantize_span_avx2(in, out, n, scale, zp, lo, hi, clo, chi, is_signed);
+  if (is_signed) {
+    quantize_span<true>(in + b, out + b, n - b, scale, zp, lo, hi, clo, chi);
+  } else {
+    quantize_span<false>(in + b, out + b, n - b, scale, zp, lo, hi, clo, chi);
+  }
+}
+
+void dequantize_bytes(const uint8_t* in, float* out, int64_t n, float scale, int32_t zp, DataType q_type) {
+  const bool is_signed = q_type == DataType::kInt8;
+  int64_t b = 0;
+  if (detect_isa() >= Isa::kAvx2) b = dequantize_span_avx2(in, out, n, zp, scale, is_signed);
+  for (int64_t i = b; i < n; ++i) {
+    const int32_t q = is_signed ? int32_t{static_cast<int8_t>(in[i])} : int32_t{in[i]};
+    out[i] = static_cast<float>(q - zp) * scale;
+  }
+}
+
+namespace {
+
 class QdqKernel final : public Kernel {
  public:
   QdqKernel(bool quantize, float scale, int32_t zp, DataType q_type)
@@ -86,30 +117,15 @@ class QdqKernel final : public Kernel {
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, quantize_ ? q_type_ : DataType::kFloat32, x.dims()));
     if (quantize_) {
       const float* in = x.data<float>();
-      const float lo = q_type_ == DataType::kInt8 ? -128.0f : 0.0f, hi = q_type_ == DataType::kInt8 ? 127.0f : 255.0f;
       auto* out = static_cast<uint8_t*>(y->raw_data());
-      const bool is_signed = q_type_ == DataType::kInt8;
-      const float zp = static_cast<float>(zp_), clo = lo - zp - 1.0f, chi = hi - zp + 1.0f;
-      const bool avx2 = detect_isa() >= Isa::kAvx2;
       parallel_elements(x.numel(), ctx.pool(), [&](int64_t b, int64_t e) {
-        if (avx2) b += quantize_span_avx2(in + b, out + b, e - b, scale_, zp, lo, hi, clo, chi, is_signed);
-        if (is_signed) {
-          quantize_span<true>(in + b, out + b, e - b, scale_, zp, lo, hi, clo, chi);
-        } else {
-          quantize_span<false>(in + b, out + b, e - b, scale_, zp, lo, hi, clo, chi);
-        }
+        quantize_floats(in + b, out + b, e - b, scale_, zp_, q_type_);
       });
     } else {
       float* out = y->data<float>();
-      const bool is_signed = q_type_ == DataType::kInt8;
       const auto* in = static_cast<const uint8_t*>(x.raw_data());
-      const bool avx2 = detect_isa() >= Isa::kAvx2;
       parallel_elements(x.numel(), ctx.pool(), [&](int64_t b, int64_t e) {
-        if (avx2) b += dequantize_span_avx2(in + b, out + b, e - b, zp_, scale_, is_signed);
-        for (int64_t i = b; i < e; ++i) {
-          const int32_t q = is_signed ? int32_t{static_cast<int8_t>(in[i])} : int32_t{in[i]};
-          out[i] = static_cast<float>(q - zp_) * scale_;
-        }
+        dequantize_bytes(in + b, out + b, e - b, scale_, zp_, q_type_);
       });
     }
     return Status::ok();
@@ -134,7 +150,7 @@ class QdqTactic final : public Tactic {
     float scale = 0;
     int32_t zp = 0;
     DataType q = DataType::kUndefined;
-    if (!scalar_params(node, scale, zp, q) || !(scale > 0) || !std::isfinite(scale)) return false;
+    if (!qdq_scalar_params(node, scale, zp, q) || !(scale > 0) || !std::isfinite(scale)) return false;
     const ir::Value* x = node.input(0);
     if (x == nullptr || !x->type().is_tensor()) return false;
     return quantize_ ? x->type().dtype == DataType::kFloat32 : x->type().dtype == q;
@@ -145,7 +161,7 @@ class QdqTactic final : public Tactic {
     float scale = 0;
     int32_t zp = 0;
     DataType q = DataType::kUndefined;
-    scalar_params(node, scale, zp, q);
+    qdq_scalar_params(node, scale, zp, q);
     return std::unique_ptr<Kernel>(new QdqKernel(quantize_, scale, zp, q));
   }
 

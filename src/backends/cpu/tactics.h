@@ -112,6 +112,14 @@ std::unique_ptr<Tactic> make_qgemm_tactic(Int8Variant v);
 // constant scalar scale and zero point), bit-exact with the reference
 // (qdq_tactics.cc): "own.quantize_linear" / "own.dequantize_linear".
 std::unique_ptr<Tactic> make_qdq_tactic(bool quantize);
+// The Q/DQ arithmetic those tactics (and own.pointwise's quantized ends) use:
+// the constant scalar scale and zero point of a QuantizeLinear /
+// DequantizeLinear node (false for any other form); out[i] =
+// saturate(nearbyint(in[i] / scale) + zp), NaN -> zp; out[i] =
+// float(q(in[i]) - zp) * scale, q the byte as q_type (int8 or uint8).
+bool qdq_scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q_type);
+void quantize_floats(const float* in, uint8_t* out, int64_t n, float scale, int32_t zero_point, DataType q_type);
+void dequantize_bytes(const uint8_t* in, float* out, int64_t n, float scale, int32_t zp, DataType q_type);
 
 // True if `v` is a tensor value known to hold float32.
 bool is_f32(const ir::Value* v);
