@@ -13,6 +13,10 @@
 // int8 layers never reach memory; such a chain may also hold inference-mode
 // BatchNormalization (per channel, constant statistics), which Q/DQ models
 // (quantize_static without pre-processing) leave between a Conv's Q/DQ pairs.
+// And the residual add of a Q/DQ model, Add(DequantizeLinear(a),
+// DequantizeLinear(b)) -> [elementwise ops] -> QuantizeLinear, becomes a
+// two-input kiln.Pointwise whose body starts with the two DequantizeLinear.
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -120,11 +124,11 @@ class PointwiseFusion : public Pass {
 
  private:
   Result<bool> run_graph(ir::Graph& graph) {
+    KILN_ASSIGN_OR_RETURN(bool changed, fuse_quantized_adds(graph));
     const Pinned pinned(graph);
     std::vector<ir::Node*> order;
     for (const auto& n : graph.nodes()) order.push_back(n.get());
     std::set<const ir::Node*> taken;
-    bool changed = false;
     for (ir::Node* head : order) {
       if (taken.count(head) > 0) continue;  // fused (and removed) with an earlier chain
       const bool quantized = per_tensor_qdq(head, "DequantizeLinear");
@@ -151,6 +155,104 @@ class PointwiseFusion : public Pass {
       changed = true;
     }
     return changed;
+  }
+
+  // Add(DQ(a), DQ(b)) -> [elementwise] -> Q, each link the only use of the
+  // value before it: one two-input kiln.Pointwise.
+  Result<bool> fuse_quantized_adds(ir::Graph& graph) {
+    const Pinned pinned(graph);
+    std::vector<ir::Node*> adds;
+    for (const auto& n : graph.nodes()) {
+      if (n->domain().empty() && n->op_type() == "Add" && n->num_inputs() == 2 && n->num_outputs() == 1) {
+        adds.push_back(n.get());
+      }
+    }
+    bool changed = false;
+    std::set<const ir::Node*> gone;  // fused (and removed) with an earlier add
+    for (ir::Node* add : adds) {
+      if (gone.count(add) > 0) continue;
+      ir::Node* dq[2];
+      bool ok = true;
+      for (size_t i = 0; i < 2 && ok; ++i) {
+        const ir::Value* v = add->input(i);
+        dq[i] = v != nullptr ? v->producer() : nullptr;
+        ok = dq[i] != nullptr && dq[i]->graph() == &graph && per_tensor_qdq(dq[i], "DequantizeLinear") &&
+             only_consumer(v, pinned) == add;
+      }
+      if (!ok || dq[0] == dq[1]) continue;
+      const ir::Value* ta = add->input(0);
+      const ir::Value* tb = add->input(1);
+      if (!ta->type().is_tensor() || !tb->type().is_tensor() || !ta->type().shape.rank_known() ||
+          !(ta->type().shape == tb->type().shape)) {
+        continue;  // broadcasting adds stay
+      }
+      std::vector<ir::Node*> tail;
+      ir::Node* q = nullptr;
+      for (ir::Value* out = add->output(0);;) {
+        ir::Node* next = only_consumer(out, pinned);
+        if (next == nullptr || next->graph() != &graph || next->input(0) == nullptr) break;
+        if (per_tensor_qdq(next, "QuantizeLinear") && next->input(0) == out) {
+          q = next;
+          break;
+        }
+        const int di = data_input(next);
+        if (di < 0 || next->input(static_cast<size_t>(di)) != out) break;
+        tail.push_back(next);
+        out = next->output(0);
+      }
+      if (q == nullptr) continue;
+      std::vector<ir::Node*> nodes = {dq[0], dq[1], add};
+      nodes.insert(nodes.end(), tail.begin(), tail.end());
+      nodes.push_back(q);
+      gone.insert(nodes.begin(), nodes.end());
+      KILN_RETURN_IF_ERROR(build_add(graph, nodes));
+      changed = true;
+    }
+    return changed;
+  }
+
+  // nodes: DQ(a), DQ(b), Add, elementwise ops..., Q.
+  Status build_add(ir::Graph& graph, const std::vector<ir::Node*>& nodes) {
+    ir::Node* add = nodes[2];
+    auto body = std::make_shared<ir::Graph>(graph.unique_name(add->name() + "_pointwise_body"), &graph);
+    std::map<const ir::Value*, ir::Value*> mapped;
+    std::vector<ir::Value*> xs;
+    for (size_t i = 0; i < 2; ++i) {
+      ir::Value* x = nodes[i]->input(0);
+      KILN_ASSIGN_OR_RETURN(ir::Value * bx, body->add_value(fmt::format("x{}", i), x->type()));
+      body->add_input(bx);
+      mapped[x] = bx;
+      xs.push_back(x);
+    }
+    int k = 0;
+    for (ir::Node* n : nodes) {
+      std::vector<ir::Value*> inputs(n->num_inputs(), nullptr);
+      for (size_t i = 0; i < n->num_inputs(); ++i) {
+        const ir::Value* v = n->input(i);
+        if (v == nullptr) continue;
+        if (auto it = mapped.find(v); it != mapped.end()) {
+          inputs[i] = it->second;
+        } else {
+          KILN_ASSIGN_OR_RETURN(inputs[i], body->add_constant(fmt::format("c{}_{}", k, i), v->constant()));
+        }
+      }
+      KILN_ASSIGN_OR_RETURN(ir::Value * out, body->add_value(fmt::format("t{}", k), n->output(0)->type()));
+      ir::Node* copy = body->add_node(n->op_type(), inputs, {out}, n->name(), n->domain());
+      copy->set_opset(n->opset());
+      copy_attributes(*n, *copy);
+      mapped[n->output(0)] = out;
+      ++k;
+    }
+    ir::Node* last = nodes.back();
+    body->add_output(mapped[last->output(0)]);
+    ir::Node* pw = insert_kiln_node(graph, last, "Pointwise", xs, {}, graph.unique_name(add->name() + "_pointwise"));
+    pw->set_attr(ir::Attribute::make_graph("body", body));
+    std::vector<const ir::Node*> sources(nodes.begin(), nodes.end());
+    set_fused_from(pw, sources);
+    ir::Value* out = last->output(0);
+    for (ir::Node* n : nodes) graph.remove_node(n);
+    pw->set_output(0, out);
+    return Status::ok();
   }
 
   // The input through which chain member `n` continues the chain: X for the

@@ -325,7 +325,8 @@ TEST(CpuPointwise, QuantizedEndsAndBatchNorm) {
       const auto tactic = make_pointwise_tactic();
       ASSERT_TRUE(tactic->supports(*chain.node));
       Tensor x = Tensor::empty(in, dims);
-      for (int64_t i = 0; i < x.numel(); ++i) static_cast<uint8_t*>(x.raw_data())[i] = static_cast<uint8_t>(i * 73 % 251);
+      auto* xb = static_cast<uint8_t*>(x.raw_data());
+      for (int64_t i = 0; i < x.numel(); ++i) xb[i] = static_cast<uint8_t>(i * 73 % 251);
       // What the unfused own kernels compute: DQ, x * k + b with k and b from
       // the statistics in double (own.batchnorm), Relu, then Q.
       Tensor want = Tensor::empty(out, dims);
@@ -379,6 +380,75 @@ TEST(CpuPointwise, QuantizedEndsAndBatchNorm) {
   EXPECT_TRUE(make_pointwise_tactic()->supports(*relu_q.node));
   QuantChain requant(dims, DataType::kUInt8, DataType::kInt8, [](ir::Graph&, ir::Value* cur) { return cur; });
   EXPECT_TRUE(make_pointwise_tactic()->supports(*requant.node));
+}
+
+// The two-input form the fusion pass makes of a residual add:
+// Q(Relu(DQ(a) + DQ(b))), against the same float operations done here.
+TEST(CpuPointwise, QuantizedResidualAdd) {
+  const Dims dims = {2, 5, 7, 61};  // 4270 elements: blocks and a tail
+  auto graph = std::make_shared<ir::Graph>("g");
+  graph->set_opset_imports({{"", 17}, {"kiln", 1}});
+  const auto type = [&](DataType t) { return ir::ValueType::tensor(t, Shape::of(dims)); };
+  auto body = std::make_shared<ir::Graph>("body", graph.get());
+  ir::Value* xa = *body->add_value("xa", type(DataType::kUInt8));
+  ir::Value* xb = *body->add_value("xb", type(DataType::kInt8));
+  body->add_input(xa);
+  body->add_input(xb);
+  ir::Value* a = *body->add_value("a", type(DataType::kFloat32));
+  ir::Value* b = *body->add_value("b", type(DataType::kFloat32));
+  ir::Value* s = *body->add_value("s", type(DataType::kFloat32));
+  ir::Value* r = *body->add_value("r", type(DataType::kFloat32));
+  ir::Value* y = *body->add_value("y", type(DataType::kUInt8));
+  auto constant = [&](const char* name, Tensor t) { return *body->add_constant(name, std::move(t)); };
+  body->add_node("DequantizeLinear",
+                 {xa, constant("sa", scalar(0.043f)), constant("za", QuantChain::zero_point(DataType::kUInt8, 2))}, {a},
+                 "dqa")
+      ->set_opset(17);
+  body->add_node("DequantizeLinear",
+                 {xb, constant("sb", scalar(0.07f)), constant("zb", QuantChain::zero_point(DataType::kInt8, -3))}, {b},
+                 "dqb")
+      ->set_opset(17);
+  body->add_node("Add", {b, a}, {s}, "add")->set_opset(17);
+  body->add_node("Relu", {s}, {r}, "relu")->set_opset(17);
+  body->add_node("QuantizeLinear",
+                 {r, constant("sy", scalar(0.09f)), constant("zy", QuantChain::zero_point(DataType::kUInt8, -100))},
+                 {y}, "q")
+      ->set_opset(17);
+  body->add_output(y);
+  ir::Value* ga = *graph->add_value("ga", type(DataType::kUInt8));
+  ir::Value* gb = *graph->add_value("gb", type(DataType::kInt8));
+  graph->add_input(ga);
+  graph->add_input(gb);
+  ir::Value* gy = *graph->add_value("gy", type(DataType::kUInt8));
+  ir::Node* node = graph->add_node("Pointwise", {ga, gb}, {gy}, "pw", "kiln");
+  node->set_opset(1);
+  node->set_attr(Attribute::make_graph("body", body));
+  const auto tactic = make_pointwise_tactic();
+  ASSERT_TRUE(tactic->supports(*node));
+  Tensor ta = Tensor::empty(DataType::kUInt8, dims), tb = Tensor::empty(DataType::kInt8, dims);
+  Tensor want = Tensor::empty(DataType::kUInt8, dims);
+  for (int64_t i = 0; i < ta.numel(); ++i) {
+    ta.data<uint8_t>()[i] = static_cast<uint8_t>(i * 73 % 251);
+    tb.data<int8_t>()[i] = static_cast<int8_t>(i * 29 % 256 - 128);
+    const float fa = static_cast<float>(int32_t{ta.data<uint8_t>()[i]} - 130) * 0.043f;
+    const float fb = static_cast<float>(int32_t{tb.data<int8_t>()[i]} + 3) * 0.07f;
+    const float sum = std::max(fb + fa, 0.0f);
+    const double v = std::clamp(std::nearbyint(static_cast<double>(sum / 0.09f)) + 28.0, 0.0, 255.0);
+    want.data<uint8_t>()[i] = static_cast<uint8_t>(static_cast<int32_t>(v));
+  }
+  auto kernel = tactic->prepare(*node);
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    std::vector<Datum> feeds = {ta, tb};
+    std::vector<Datum> outs(1);
+    ops::KernelContext ctx(*node, feeds, outs, &pool, nullptr);
+    test::PoisonedOutputs poisoned;
+    ctx.set_allocator(&poisoned);
+    Status st = (*kernel)->run(ctx);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    ASSERT_EQ(std::memcmp(outs[0].tensor().raw_data(), want.raw_data(), want.nbytes()), 0) << "threads " << threads;
+  }
 }
 
 TEST(CpuPointwise, SmallAndEmptyTensors) {

@@ -256,5 +256,39 @@ TEST(PointwiseFusion, QuantizedChainsTakeBatchNorm) {
   EXPECT_EQ(count_ops(b.graph(), "QuantizeLinear"), 0) << b.graph().to_string();
 }
 
+// A Q/DQ model's residual add, Add(DQ(a), DQ(b)) -> Relu -> Q, becomes one
+// two-input kiln.Pointwise; an Add of a float value stays.
+TEST(PointwiseFusion, QuantizedResidualAdds) {
+  GraphBuilder b("g", nullptr, 17);
+  const Shape shape({2, 3, 4, 5});
+  b.input("qa", ir::ValueType::tensor(DataType::kUInt8, shape));
+  b.input("qb", ir::ValueType::tensor(DataType::kUInt8, shape));
+  b.input("f", f32({2, 3, 4, 5}));
+  Tensor zp = Tensor::empty(DataType::kUInt8, {});
+  zp.data<uint8_t>()[0] = 120;
+  b.constant("sa", floats({}, {0.05f}));
+  b.constant("sb", floats({}, {0.08f}));
+  b.constant("sy", floats({}, {0.1f}));
+  b.constant("zp", zp);
+  b.node("DequantizeLinear", {"qa", "sa", "zp"}, {"a"});
+  b.node("DequantizeLinear", {"qb", "sb", "zp"}, {"bb"});
+  b.node("Add", {"a", "bb"}, {"s"});
+  b.node("Relu", {"s"}, {"r"});
+  b.node("QuantizeLinear", {"r", "sy", "zp"}, {"y"});
+  b.node("DequantizeLinear", {"y", "sy", "zp"}, {"yf"});
+  b.node("Add", {"yf", "f"}, {"z"});  // one float operand: stays
+  b.output("z");
+  Tensor qa = Tensor::empty(DataType::kUInt8, {2, 3, 4, 5}), qb = qa.clone();
+  for (int64_t i = 0; i < qa.numel(); ++i) {
+    qa.data<uint8_t>()[i] = static_cast<uint8_t>(i * 37 % 256);
+    qb.data<uint8_t>()[i] = static_cast<uint8_t>(i * 91 % 256);
+  }
+  expect_preserved(b.graph(), {Datum(qa), Datum(qb), random_floats({2, 3, 4, 5}, 5)},
+                   pass_list(make_pointwise_fusion()));
+  EXPECT_EQ(count_ops(b.graph(), "kiln.Pointwise"), 1) << b.graph().to_string();
+  EXPECT_EQ(count_ops(b.graph(), "Add"), 1) << b.graph().to_string();
+  EXPECT_EQ(count_ops(b.graph(), "DequantizeLinear"), 1) << b.graph().to_string();
+}
+
 }  // namespace
 }  // namespace kiln::test

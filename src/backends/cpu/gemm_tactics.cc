@@ -359,7 +359,9 @@ class GemmTactic final : public OwnFusableTactic {
 std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused) {
   return std::make_unique<MatMulTactic>(isa, fused, false);
 }
-std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused) { return std::make_unique<GemmTactic>(isa, fused, false); }
+std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused) {
+  return std::make_unique<GemmTactic>(isa, fused, false);
+}
 std::unique_ptr<Tactic> make_matmul_bf16_tactic(bool fused) {
   return std::make_unique<MatMulTactic>(Isa::kAvx512, fused, true);
 }

@@ -64,6 +64,9 @@ struct Program {
   std::vector<Step> steps;
   std::vector<Tensor> operands;  // float32 constants broadcast into X
   QuantEnd in, out;
+  // A second 8-bit input B of X's dims, dequantized and added to X's values
+  // before the steps (a Q/DQ model's residual add).
+  QuantEnd in2;
 };
 
 const std::vector<std::pair<const char*, Code>> kUnary = {
@@ -235,10 +238,42 @@ bool half_round_trip(const ir::Node& n, const ir::Node* next, const ir::Value* x
          next->attr_int("to", 0) == static_cast<int64_t>(DataType::kFloat32);
 }
 
-bool compile(const ir::Node& node, Program& prog) {
-  if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_inputs() != 1 || node.num_outputs() != 1) {
-    return false;
+// Two inputs: DequantizeLinear of each, their Add, elementwise steps, a
+// QuantizeLinear (what the pointwise fusion pass makes of a residual add).
+bool compile_quantized_add(const ir::Node& node, const ir::Graph& body, Program& prog) {
+  const auto& nodes = body.nodes();
+  if (nodes.size() < 4 || body.inputs().size() != 2 || body.outputs().size() != 1) return false;
+  auto it = nodes.begin();
+  const ir::Node& da = **it++;
+  const ir::Node& db = **it++;
+  const ir::Node& add = **it++;
+  if (!quant_end(da, "DequantizeLinear", prog.in) || da.input(0) != body.inputs()[0]) return false;
+  if (!quant_end(db, "DequantizeLinear", prog.in2) || db.input(0) != body.inputs()[1]) return false;
+  if (!add.domain().empty() || add.op_type() != "Add" || add.num_inputs() != 2 || add.num_outputs() != 1) return false;
+  const bool operands = (add.input(0) == da.output(0) && add.input(1) == db.output(0)) ||
+                        (add.input(0) == db.output(0) && add.input(1) == da.output(0));
+  if (!operands) return false;
+  if (!quant_end(*nodes.back(), "QuantizeLinear", prog.out)) return false;
+  const ir::Value* cur = add.output(0);
+  for (auto stop = std::prev(nodes.end()); it != stop; ++it) {
+    if (!compile_step(**it, cur, prog)) return false;
+    cur = (*it)->output(0);
   }
+  if (nodes.back()->input(0) != cur || nodes.back()->output(0) != body.outputs()[0]) return false;
+  const auto typed = [](const ir::Value* v, DataType t) {
+    return v != nullptr && v->type().is_tensor() && v->type().dtype == t;
+  };
+  return typed(node.input(0), prog.in.type) && typed(node.input(1), prog.in2.type) &&
+         typed(node.output(0), prog.out.type);
+}
+
+bool compile(const ir::Node& node, Program& prog) {
+  if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_outputs() != 1) return false;
+  if (node.num_inputs() == 2) {
+    const ir::Graph* body = node.attr_graph("body");
+    return body != nullptr && compile_quantized_add(node, *body, prog);
+  }
+  if (node.num_inputs() != 1) return false;
   const ir::Graph* body = node.attr_graph("body");
   if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
   const ir::Value* cur = body->inputs()[0];
@@ -465,6 +500,14 @@ class PointwiseKernel final : public Kernel {
       return run_reference(ctx);
     }
     const Tensor& x = ctx.input(0);
+    const QuantEnd& qin2 = prog_.in2;
+    const uint8_t* second = nullptr;
+    if (qin2.on) {
+      if (ctx.num_inputs() != 2 || !ctx.has_input(1) || !ctx.datum(1).is_tensor()) return run_reference(ctx);
+      const Tensor& b = ctx.input(1);
+      if (b.dtype() != qin2.type || b.dims() != x.dims()) return run_reference(ctx);
+      second = static_cast<const uint8_t*>(b.raw_data());
+    }
     std::vector<std::vector<float>> scratch(prog_.operands.size());
     std::vector<Broadcast> bc(prog_.operands.size());
     for (size_t i = 0; i < bc.size(); ++i) {
@@ -486,6 +529,10 @@ class PointwiseKernel final : public Kernel {
                            qin.type);
         } else if (v != x.data<float>() + i0) {
           std::memcpy(v, x.data<float>() + i0, static_cast<size_t>(len) * sizeof(float));
+        }
+        if (second != nullptr) {
+          dequantize_bytes(second + i0, cbuf, len, qin2.scale, qin2.zero_point, qin2.type);
+          for (int64_t j = 0; j < len; ++j) v[j] += cbuf[j];
         }
         for (const Step& s : prog_.steps) {
           if (!is_binary(s.code)) {
