@@ -205,54 +205,10 @@ class PointwiseFusion : public Pass {
       nodes.insert(nodes.end(), tail.begin(), tail.end());
       nodes.push_back(q);
       gone.insert(nodes.begin(), nodes.end());
-      KILN_RETURN_IF_ERROR(build_add(graph, nodes));
+      KILN_RETURN_IF_ERROR(replace(graph, nodes, {dq[0]->input(0), dq[1]->input(0)}, add->name()));
       changed = true;
     }
     return changed;
-  }
-
-  // nodes: DQ(a), DQ(b), Add, elementwise ops..., Q.
-  Status build_add(ir::Graph& graph, const std::vector<ir::Node*>& nodes) {
-    ir::Node* add = nodes[2];
-    auto body = std::make_shared<ir::Graph>(graph.unique_name(add->name() + "_pointwise_body"), &graph);
-    std::map<const ir::Value*, ir::Value*> mapped;
-    std::vector<ir::Value*> xs;
-    for (size_t i = 0; i < 2; ++i) {
-      ir::Value* x = nodes[i]->input(0);
-      KILN_ASSIGN_OR_RETURN(ir::Value * bx, body->add_value(fmt::format("x{}", i), x->type()));
-      body->add_input(bx);
-      mapped[x] = bx;
-      xs.push_back(x);
-    }
-    int k = 0;
-    for (ir::Node* n : nodes) {
-      std::vector<ir::Value*> inputs(n->num_inputs(), nullptr);
-      for (size_t i = 0; i < n->num_inputs(); ++i) {
-        const ir::Value* v = n->input(i);
-        if (v == nullptr) continue;
-        if (auto it = mapped.find(v); it != mapped.end()) {
-          inputs[i] = it->second;
-        } else {
-          KILN_ASSIGN_OR_RETURN(inputs[i], body->add_constant(fmt::format("c{}_{}", k, i), v->constant()));
-        }
-      }
-      KILN_ASSIGN_OR_RETURN(ir::Value * out, body->add_value(fmt::format("t{}", k), n->output(0)->type()));
-      ir::Node* copy = body->add_node(n->op_type(), inputs, {out}, n->name(), n->domain());
-      copy->set_opset(n->opset());
-      copy_attributes(*n, *copy);
-      mapped[n->output(0)] = out;
-      ++k;
-    }
-    ir::Node* last = nodes.back();
-    body->add_output(mapped[last->output(0)]);
-    ir::Node* pw = insert_kiln_node(graph, last, "Pointwise", xs, {}, graph.unique_name(add->name() + "_pointwise"));
-    pw->set_attr(ir::Attribute::make_graph("body", body));
-    std::vector<const ir::Node*> sources(nodes.begin(), nodes.end());
-    set_fused_from(pw, sources);
-    ir::Value* out = last->output(0);
-    for (ir::Node* n : nodes) graph.remove_node(n);
-    pw->set_output(0, out);
-    return Status::ok();
   }
 
   // The input through which chain member `n` continues the chain: X for the
@@ -264,38 +220,51 @@ class PointwiseFusion : public Pass {
 
   Status build(ir::Graph& graph, const std::vector<ir::Node*>& chain) {
     ir::Node* head = chain.front();
-    ir::Value* x = head->input(static_cast<size_t>(chain_input(head)));
-    auto body = std::make_shared<ir::Graph>(graph.unique_name(head->name() + "_pointwise_body"), &graph);
-    KILN_ASSIGN_OR_RETURN(ir::Value * bx, body->add_value("x", x->type()));
-    body->add_input(bx);
-    ir::Value* cur = bx;
+    return replace(graph, chain, {head->input(static_cast<size_t>(chain_input(head)))}, head->name());
+  }
+
+  // Replaces `nodes` (in order; each reads values of `xs`, outputs of the
+  // nodes before it, or constants) by one kiln.Pointwise over `xs` whose body
+  // holds copies of them; the last node's output becomes the Pointwise's.
+  Status replace(ir::Graph& graph, const std::vector<ir::Node*>& nodes, const std::vector<ir::Value*>& xs,
+                 const std::string& base) {
+    auto body = std::make_shared<ir::Graph>(graph.unique_name(base + "_pointwise_body"), &graph);
+    std::map<const ir::Value*, ir::Value*> mapped;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(ir::Value * bx,
+                            body->add_value(xs.size() == 1 ? std::string("x") : fmt::format("x{}", i), xs[i]->type()));
+      body->add_input(bx);
+      mapped[xs[i]] = bx;
+    }
     int k = 0;
-    for (ir::Node* n : chain) {
-      const int di = chain_input(n);
+    for (ir::Node* n : nodes) {
       std::vector<ir::Value*> inputs(n->num_inputs(), nullptr);
       for (size_t i = 0; i < n->num_inputs(); ++i) {
-        if (static_cast<int>(i) == di) {
-          inputs[i] = cur;
-        } else if (n->input(i) != nullptr) {
-          KILN_ASSIGN_OR_RETURN(inputs[i], body->add_constant(fmt::format("c{}_{}", k, i), n->input(i)->constant()));
+        const ir::Value* v = n->input(i);
+        if (v == nullptr) continue;
+        if (auto it = mapped.find(v); it != mapped.end()) {
+          inputs[i] = it->second;
+        } else if (const Tensor* c = constant_of(v)) {
+          KILN_ASSIGN_OR_RETURN(inputs[i], body->add_constant(fmt::format("c{}_{}", k, i), *c));
+        } else {
+          return internal_error("{}: input {} is neither in the fused chain nor a constant", n->describe(), i);
         }
       }
       KILN_ASSIGN_OR_RETURN(ir::Value * out, body->add_value(fmt::format("t{}", k), n->output(0)->type()));
       ir::Node* copy = body->add_node(n->op_type(), inputs, {out}, n->name(), n->domain());
       copy->set_opset(n->opset());
       copy_attributes(*n, *copy);
-      cur = out;
+      mapped[n->output(0)] = out;
       ++k;
     }
-    body->add_output(cur);
-    ir::Node* last = chain.back();
-    const std::string name = graph.unique_name(head->name() + "_pointwise");
-    ir::Node* pw = insert_kiln_node(graph, last, "Pointwise", {x}, {}, name);
+    ir::Node* last = nodes.back();
+    body->add_output(mapped[last->output(0)]);
+    ir::Node* pw = insert_kiln_node(graph, last, "Pointwise", xs, {}, graph.unique_name(base + "_pointwise"));
     pw->set_attr(ir::Attribute::make_graph("body", body));
-    std::vector<const ir::Node*> sources(chain.begin(), chain.end());
+    std::vector<const ir::Node*> sources(nodes.begin(), nodes.end());
     set_fused_from(pw, sources);
     ir::Value* out = last->output(0);
-    for (ir::Node* n : chain) graph.remove_node(n);
+    for (ir::Node* n : nodes) graph.remove_node(n);
     pw->set_output(0, out);
     return Status::ok();
   }
