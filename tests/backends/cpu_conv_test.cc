@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backends/cpu/tactics.h"
+#include "core/float_types.h"
 #include "cpu_test_util.h"
 
 namespace kiln::backends::cpu::test {
@@ -170,6 +171,61 @@ TEST(CpuFusedConv, EveryActivationAndResidual) {
       }
     }
   }
+}
+
+Tensor round_bf16(const Tensor& t) {
+  Tensor r = t.clone();
+  for (float& v : r.span<float>()) v = static_cast<float>(BFloat16(v));
+  return r;
+}
+
+// The bf16 conv on operands that hold bfloat16 values (a --bf16 build's
+// rounded weights and round-tripped input) against the fp32 reference on
+// the same values: every case of the table (1x1 as the paired-row packer,
+// odd depths, groups, strides, 1-D), and fused epilogues.
+TEST(CpuConv, Bf16MatchesTheFp32ConvOfBf16Values) {
+  if (!bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  uint32_t seed = 700;
+  for (const ConvCase& c : conv_cases()) {
+    Dims wd = {c.m, c.x[1] / c.group};
+    wd.insert(wd.end(), c.kernel.begin(), c.kernel.end());
+    Tensor x = round_bf16(random_tensor(c.x, seed++)), w = round_bf16(random_tensor(wd, seed++));
+    Tensor b = random_tensor({c.m}, seed++);
+    std::vector<NodeInput> in = {{x}, {w, true}};
+    if (c.bias) in.push_back({b, true});
+    OneNode g("", "Conv", in, conv_attrs(c));
+    const auto tactic = make_conv_gemm_bf16_tactic(false);
+    EXPECT_FALSE(tactic->supports(g.node())) << describe(c) << ": X is not known to hold bfloat16 values";
+    g.round_trip_input(0, DataType::kBFloat16);
+    std::vector<Datum> feeds = {x, w}, abs_feeds = {abs_tensor(x), abs_tensor(w)};
+    if (c.bias) {
+      feeds.push_back(b);
+      abs_feeds.push_back(abs_tensor(b));
+    }
+    auto want = g.run_reference(feeds);
+    ASSERT_TRUE(want.is_ok()) << describe(c) << ": " << want.status().to_string();
+    check_kernel(*tactic, g, *want, *g.run_reference(abs_feeds), describe(c));
+  }
+  const ConvCase c = {{2, 6, 9, 8}, 10, {3, 3}, {1, 1}, {}, {1, 0, 1, 2}, 1, "", true};
+  Tensor x = round_bf16(random_tensor(c.x, 1)), w = round_bf16(random_tensor({10, 6, 3, 3}, 2));
+  Tensor b = random_tensor({10}, 3);
+  OneNode plain("", "Conv", {{x}, {w, true}, {b, true}}, conv_attrs(c));
+  const Tensor base = *plain.run_reference({x, w, b});
+  Tensor mag = *plain.run_reference({abs_tensor(x), abs_tensor(w), abs_tensor(b)});
+  const Tensor z = random_tensor(base.dims(), 4);
+  for (int64_t i = 0; i < mag.numel(); ++i) mag.data<float>()[i] += std::fabs(z.data<float>()[i]);
+  for (const ops::Epilogue& act : all_epilogues()) {
+    OneNode g("kiln", "FusedConv", {{x}, {w, true}, {b, true}, {z}}, conv_attrs(c));
+    act.to_node(g.node());
+    g.round_trip_input(0, DataType::kBFloat16);
+    Tensor want = base.clone();
+    apply_epilogue(want, act, &z);
+    check_kernel(*make_conv_gemm_bf16_tactic(true), g, want, mag, std::string(ops::activation_name(act.activation)));
+  }
+  // Weights that are not all bfloat16 values: not served.
+  OneNode inexact("", "Conv", {{x}, {random_tensor({10, 6, 3, 3}, 5), true}}, conv_attrs(c));
+  inexact.round_trip_input(0, DataType::kBFloat16);
+  EXPECT_FALSE(make_conv_gemm_bf16_tactic(false)->supports(inexact.node()));
 }
 
 TEST(CpuConv, UnsupportedNodesAreDeclined) {

@@ -5,7 +5,9 @@
 //   the im2col matrix is never materialized: the GEMM's B packer gathers
 //   each KC x NC block straight from X (a 1x1 stride-1 unpadded conv reads X
 //   as the matrix). Bias (per output channel = per GEMM row), the residual
-//   and the activation run in the microkernel's store.
+//   and the activation run in the microkernel's store. The bf16 variant
+//   (bf16 builds on AVX-512 BF16) packs W as bfloat16 pairs and pairs the
+//   im2col rows while packing them.
 // - conv_depthwise: group == C == M, direct: with stride 1 each output row's
 //   interior is computed by the ISA's row kernel (outputs held in registers
 //   across all taps), the padded border columns by scalar loops; then the
@@ -16,6 +18,7 @@
 
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -123,19 +126,45 @@ void pack_im2col(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n, int
   }
 }
 
+// pack_im2col for the bf16 GEMM: slots [s0, s0 + sc) of the columns, each
+// the bfloat16 pair of two depth rows (zero past the depth), through one
+// fp32 block in per-thread scratch.
+void pack_im2col_bf16(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n, int64_t s0, int64_t sc, int width,
+                      float* dst) {
+  const int64_t depth = g.depth();
+  const int64_t k0 = 2 * s0, kc = std::min(2 * sc, depth - k0);
+  const int64_t panels = (n + width - 1) / width;
+  thread_local std::vector<float> block;
+  block.resize(static_cast<size_t>(panels * kc * width));
+  pack_im2col(x, g, r0, n, k0, kc, width, block.data());
+  for (int64_t p = 0; p < panels; ++p) {
+    const float* src = block.data() + p * kc * width;
+    float* d = dst + p * sc * width;
+    for (int64_t s = 0; s < sc; ++s) {
+      if (2 * s >= kc) {
+        std::memset(d + s * width, 0, static_cast<size_t>(width) * sizeof(float));
+        continue;
+      }
+      const float* even = src + 2 * s * width;
+      pair_rows_bf16_avx512(even, 2 * s + 1 < kc ? even + width : nullptr, width, d + s * width);
+    }
+  }
+}
+
 // ---- conv_gemm ------------------------------------------------------------------
 
 class ConvGemmKernel final : public Kernel {
  public:
-  ConvGemmKernel(GemmConfig cfg, ops::Epilogue epi, std::vector<PackedMatrix> w)
-      : cfg_(cfg), epi_(epi), w_(std::move(w)) {}
+  ConvGemmKernel(GemmConfig cfg, bool bf16, ops::Epilogue epi, std::vector<PackedMatrix> w)
+      : cfg_(cfg), bf16_(bf16), epi_(epi), w_(std::move(w)) {}
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
     if (!read_conv_inputs(ctx, in)) return run_reference(ctx);
     const Conv2dGeom& g = in.g;
-    if (static_cast<int64_t>(w_.size()) != g.group || w_[0].rows != g.mg() || w_[0].depth != g.depth()) {
+    const int64_t depth = bf16_ ? bf16_slots(g.depth()) : g.depth();
+    if (static_cast<int64_t>(w_.size()) != g.group || w_[0].rows != g.mg() || w_[0].depth != depth) {
       return run_reference(ctx);
     }
     KILN_ASSIGN_OR_RETURN(Tensor * y,
@@ -153,11 +182,19 @@ class ConvGemmKernel final : public Kernel {
       e.ldr = out_size;
       e.residual_after_activation = epi_.residual_after_activation;
       e.activation = epi_;
-      const GemmOperand b =
-          pointwise ? GemmOperand::strided({xg, 1, in_size})
-                    : GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t k0, int64_t kc, int width,
-                                                   float* dst) { pack_im2col(xg, g, r0, n, k0, kc, width, dst); });
-      gemm(cfg_, g.mg(), out_size, g.depth(), GemmOperand::prepacked(w_[static_cast<size_t>(gi)]), b,
+      GemmOperand b;
+      if (pointwise) {
+        b = bf16_ ? GemmOperand::strided_bf16({xg, 1, in_size}, g.depth()) : GemmOperand::strided({xg, 1, in_size});
+      } else if (bf16_) {
+        b = GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t s0, int64_t sc, int width, float* dst) {
+          pack_im2col_bf16(xg, g, r0, n, s0, sc, width, dst);
+        });
+      } else {
+        b = GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t k0, int64_t kc, int width, float* dst) {
+          pack_im2col(xg, g, r0, n, k0, kc, width, dst);
+        });
+      }
+      gemm(cfg_, g.mg(), out_size, depth, GemmOperand::prepacked(w_[static_cast<size_t>(gi)]), b,
            y->data<float>() + y_off, out_size, e, pool, GemmSplit::kColumns);
     };
     const int64_t tasks = g.n * g.group;
@@ -189,42 +226,47 @@ class ConvGemmKernel final : public Kernel {
 
  private:
   GemmConfig cfg_;
+  bool bf16_;
   ops::Epilogue epi_;
-  std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth] in MR panels
+  std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth (bf16: slots)] in MR panels
 };
 
 class ConvGemmTactic final : public OwnFusableTactic {
  public:
-  ConvGemmTactic(Isa isa, bool fused) : OwnFusableTactic("conv_gemm", "Conv", isa, fused) {}
+  ConvGemmTactic(Isa isa, bool fused, bool bf16)
+      : OwnFusableTactic(bf16 ? "conv_gemm_bf16" : "conv_gemm", "Conv", isa, fused), bf16_(bf16) {}
 
   bool supports(const ir::Node& node) const override {
-    if (!serves(node)) return false;
-    return conv_node_supported(node);
+    if (!serves(node) || !conv_node_supported(node)) return false;
+    return !bf16_ || bf16_operands(node);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
+    const GemmConfig cfg = bf16_ ? gemm_config_bf16() : gemm_config(isa_);
     const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
     const int64_t mg = w.dim(0) / group;
     const int64_t depth = w.numel() / std::max<int64_t>(w.dim(0), 1);
     std::vector<PackedMatrix> packed;
     for (int64_t gi = 0; gi < group; ++gi) {
-      packed.push_back(pack_matrix({w.data<float>() + gi * mg * depth, depth, 1}, mg, depth, cfg.kernel.mr, nullptr));
+      const StridedMatrix wg{w.data<float>() + gi * mg * depth, depth, 1};
+      packed.push_back(bf16_ ? pack_matrix_bf16(wg, mg, depth, cfg.kernel.mr, nullptr)
+                             : pack_matrix(wg, mg, depth, cfg.kernel.mr, nullptr));
     }
-    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, bf16_, epi, std::move(packed)));
   }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     if (state.empty() || !supports(node)) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = gemm_config(isa_);
+    const GemmConfig cfg = bf16_ ? gemm_config_bf16() : gemm_config(isa_);
     const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
     const int64_t mg = w.dim(0) / group;
     const int64_t depth = w.numel() / std::max<int64_t>(w.dim(0), 1);
+    const int64_t packed_depth = bf16_ ? bf16_slots(depth) : depth;
     std::vector<PackedMatrix> packed;
     size_t pos = 0;
     for (int64_t gi = 0; gi < group; ++gi) {
@@ -234,15 +276,17 @@ class ConvGemmTactic final : public OwnFusableTactic {
       std::memcpy(&size, state.data() + pos, sizeof(size));
       pos += sizeof(size);
       if (state.size() - pos < size) return invalid_argument("{}: packed weights are truncated", node.describe());
-      auto p = PackedMatrix::deserialize(state.subspan(pos, size), mg, depth, cfg.kernel.mr);
+      auto p = PackedMatrix::deserialize(state.subspan(pos, size), mg, packed_depth, cfg.kernel.mr);
       if (!p.is_ok()) return p.status().with_context(node.describe());
       packed.push_back(std::move(p).value());
       pos += size;
     }
     if (pos != state.size()) return invalid_argument("{}: packed weights have trailing bytes", node.describe());
-    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, bf16_, epi, std::move(packed)));
   }
 
+ private:
+  bool bf16_;
 };
 
 // ---- conv_depthwise -----------------------------------------------------------
@@ -376,7 +420,10 @@ class DepthwiseTactic final : public OwnFusableTactic {
 }  // namespace
 
 std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused) {
-  return std::make_unique<ConvGemmTactic>(isa, fused);
+  return std::make_unique<ConvGemmTactic>(isa, fused, false);
+}
+std::unique_ptr<Tactic> make_conv_gemm_bf16_tactic(bool fused) {
+  return std::make_unique<ConvGemmTactic>(Isa::kAvx512, fused, true);
 }
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused) {
   return std::make_unique<DepthwiseTactic>(isa, fused);

@@ -383,6 +383,19 @@ void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_
       pack_rows_bf16_avx512(m.src + (r0 + p0) * m.row_stride, m.row_stride, rows, k0, k_end, sc, width, d);
       continue;
     }
+    if (m.row_stride == 1 && rows == width && bf16_dot_supported()) {
+      // Rows are contiguous along each K row (a 1x1 convolution's X): pair two K rows at a time.
+      for (int64_t s = 0; s < sc; ++s) {
+        const int64_t k = k0 + 2 * s;
+        const float* even = m.src + (r0 + p0) + k * m.depth_stride;
+        if (k >= k_end) {
+          std::memset(d + s * width, 0, static_cast<size_t>(width) * sizeof(float));
+          continue;
+        }
+        pair_rows_bf16_avx512(even, k + 1 < k_end ? even + m.depth_stride : nullptr, width, d + s * width);
+      }
+      continue;
+    }
     uint32_t* du = reinterpret_cast<uint32_t*>(d);
     for (int64_t s = 0; s < sc; ++s) {
       const int64_t k = k0 + 2 * s;

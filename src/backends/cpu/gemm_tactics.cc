@@ -44,14 +44,6 @@ struct Packing {
 
 GemmConfig config_for(Isa isa, bool bf16) { return bf16 ? gemm_config_bf16() : gemm_config(isa); }
 
-// A bf16 tactic serves a node only where it computes what the fp32 graph
-// says: B a constant of bfloat16 values, A the output of a bf16 round trip.
-bool bf16_operands(const ir::Node& node) {
-  const ir::Value* b = node.input(1);
-  return bf16_dot_supported() && b != nullptr && b->is_constant() && all_bf16_values(b->constant()) &&
-         holds_bf16_values(node.input(0));
-}
-
 bool all_f32(ops::KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;

@@ -82,6 +82,9 @@ MicroKernel microkernel_avx512bf16();
 // k_end are zero. Rounds to nearest even (vcvtne2ps2bf16).
 void pack_rows_bf16_avx512(const float* src, int64_t row_stride, int64_t rows, int64_t k0, int64_t k_end, int64_t slots,
                            int width, float* dst);
+// dst[j] (32-bit) = bf16(even[j]) | bf16(odd[j]) << 16 for j < n (odd ==
+// nullptr: zero high halves): one slot row of a panel from two K rows.
+void pair_rows_bf16_avx512(const float* even, const float* odd, int64_t n, float* dst);
 
 // One output row of a stride-1 depthwise conv over the interior columns
 // [lo, hi), where every tap is inside the input: y[ox] = sum over ky < kh

@@ -54,4 +54,25 @@ void pack_rows_bf16_avx512(const float* src, int64_t row_stride, int64_t rows, i
   }
 }
 
+void pair_rows_bf16_avx512(const float* even, const float* odd, int64_t n, float* dst) {
+  auto* d = reinterpret_cast<uint32_t*>(dst);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(even + j));
+    const __m256i hi = odd != nullptr ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + j)) : _mm256_setzero_si256();
+    // Interleave the 16-bit halves: pair j = even[j] | odd[j] << 16.
+    const __m512i e = _mm512_cvtepu16_epi32(lo);
+    const __m512i o = _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16);
+    _mm512_storeu_si512(d + j, _mm512_or_si512(e, o));
+  }
+  if (j < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
+    const __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, even + j));
+    const __m256i hi =
+        odd != nullptr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, odd + j)) : _mm256_setzero_si256();
+    const __m512i v = _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+    _mm512_mask_storeu_epi32(d + j, m, v);
+  }
+}
+
 }  // namespace kiln::backends::cpu

@@ -17,6 +17,8 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("kiln", "FusedMatMul", make_matmul_bf16_tactic(true));
     registry.add("", "Gemm", make_gemm_bf16_tactic(false));
     registry.add("kiln", "FusedGemm", make_gemm_bf16_tactic(true));
+    registry.add("", "Conv", make_conv_gemm_bf16_tactic(false));
+    registry.add("kiln", "FusedConv", make_conv_gemm_bf16_tactic(true));
   }
   for (Isa isa : supported_isas()) {
     if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;

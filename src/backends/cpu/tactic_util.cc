@@ -51,6 +51,12 @@ bool holds_bf16_values(const ir::Value* v) {
   return last.num_outputs() == 1 && last.output(0) == body->outputs()[0] && casts_bf16_to_f32(last);
 }
 
+bool bf16_operands(const ir::Node& node) {
+  const ir::Value* b = node.input(1);
+  return bf16_dot_supported() && b != nullptr && b->is_constant() && all_bf16_values(b->constant()) &&
+         holds_bf16_values(node.input(0));
+}
+
 bool all_bf16_values(const Tensor& t) {
   if (t.dtype() != DataType::kFloat32) return false;
   for (float v : t.span<float>()) {

@@ -31,6 +31,10 @@ std::unique_ptr<Tactic> make_gemm_bf16_tactic(bool fused);
 // the packed SGEMM with weights packed in prepare.
 // "own.conv_gemm.<isa>" / "own.fused_conv_gemm.<isa>".
 std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused);
+// The same on the AVX-512 BF16 GEMM where bf16_operands(): weights packed as
+// bfloat16 pairs, im2col columns paired while packed.
+// "own.conv_gemm_bf16.avx512" / "own.fused_conv_gemm_bf16.avx512".
+std::unique_ptr<Tactic> make_conv_gemm_bf16_tactic(bool fused);
 // Depthwise Conv / kiln.FusedConv (group == C == M): direct, vectorized
 // along the output row. "own.conv_depthwise.<isa>" / "own.fused_conv_depthwise.<isa>".
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
@@ -131,6 +135,10 @@ bool is_f32(const ir::Value* v);
 bool holds_bf16_values(const ir::Value* v);
 // True if every element of float32 tensor `t` is a bfloat16 value (low 16 bits zero).
 bool all_bf16_values(const Tensor& t);
+// A bf16 tactic serves a node only where it computes what the fp32 graph
+// says: the CPU runs vdpbf16ps, input 1 (B, the weights) is a constant of
+// bfloat16 values and input 0 holds_bf16_values().
+bool bf16_operands(const ir::Node& node);
 // Runs the op's reference kernel: the fallback of fast kernels for inputs
 // they do not handle at run time (shapes the build could not see).
 Status run_reference(ops::KernelContext& ctx);
