@@ -7,8 +7,13 @@
 // The formulas are the reference kernels' (ops/activations.cc,
 // ops/elementwise_unary.cc, ops/elementwise_binary.cc,
 // ops/elementwise_variadic.cc), written the same way in float, so results
-// match them bit for bit. float32 only; a body with any other op, type or
-// a constant that does not broadcast into X is left to the reference.
+// match them bit for bit; a Cast to bfloat16/float16 and back rounds as
+// core/float_types.h does. The values between are float32; X may be 8-bit
+// behind a per-tensor DequantizeLinear and Y behind a QuantizeLinear (the
+// Q/DQ tactics' arithmetic, also bit-exact), with BatchNormalization as
+// own.batchnorm computes it, and a second 8-bit input only as
+// Q(steps(DQ(a) + DQ(b))). A body with any other op, type or a constant
+// that does not broadcast into X is left to the reference.
 #include <algorithm>
 #include <bit>
 #include <cmath>
