@@ -292,16 +292,17 @@ class QConvKernel final : public Kernel {
         Tensor * y, ctx.allocate_output(0, r_.rq.y_signed ? DataType::kInt8 : DataType::kUInt8, g.output_dims(4)));
     const int64_t pixels = g.oh * g.ow;
     const int64_t lda = b_.padded_k();
-    // Bytes past K in a row are never read as products (B is zero there).
-    uint8_t* col = col_scratch(static_cast<size_t>(pixels * lda));
     const auto pad = static_cast<uint8_t>(r_.x_zero_point);
     const uint8_t flip = r_.x_signed ? 0x80 : 0;  // int8 -> uint8 (as_u8)
     const auto* xin = static_cast<const uint8_t*>(x.raw_data());
     auto* yout = static_cast<uint8_t*>(y->raw_data());
-    ThreadPool* pool = ctx.pool();
-    const bool parallel = pool != nullptr && pool->threads() > 1 && pixels >= 64;
-    thread_local std::vector<uint8_t> padded;
-    for (int64_t img = 0; img < g.n; ++img) {
+    // One image: im2col into this thread's scratch, then the GEMM; `pool`
+    // (or nullptr) splits both.
+    auto image = [&](int64_t img, ThreadPool* pool) {
+      // Bytes past K in a row are never read as products (B is zero there).
+      uint8_t* col = col_scratch(static_cast<size_t>(pixels * lda));
+      thread_local std::vector<uint8_t> padded;
+      const bool parallel = pool != nullptr && pool->threads() > 1 && pixels >= 64;
       const uint8_t* ximg = xin + img * g.c * g.h * g.w;
       if (g.pointwise()) {
         auto fill = [&](int64_t p0, int64_t p1) { transpose_to_rows(ximg, pixels, g.c, p0, p1, flip, col, lda); };
@@ -311,16 +312,27 @@ class QConvKernel final : public Kernel {
           fill(0, pixels);
         }
       } else {
-        const PaddedImage image = pad_image(g, ximg, flip, pad, padded);
-        const std::vector<int64_t> taps = window_taps(g, image);
-        auto fill = [&](int64_t r0, int64_t r1) { window_rows(g, image, taps, r0, r1, col, lda); };
+        const PaddedImage padded_image = pad_image(g, ximg, flip, pad, padded);
+        const std::vector<int64_t> taps = window_taps(g, padded_image);
+        auto fill = [&](int64_t r0, int64_t r1) { window_rows(g, padded_image, taps, r0, r1, col, lda); };
         if (parallel) {
           pool->parallel_for(g.oh, 1, fill);
         } else {
           fill(0, g.oh);
         }
       }
-      qgemm_u8s8(b_, pixels, col, lda, r_.rq, yout + img * g.m * pixels, 1, pixels, ctx.pool());
+      qgemm_u8s8(b_, pixels, col, lda, r_.rq, yout + img * g.m * pixels, 1, pixels, pool);
+    };
+    // A batch of at least one image per thread: whole images per thread, one
+    // fork and join per layer instead of two per image (each a wake-up of
+    // the pool's workers).
+    ThreadPool* pool = ctx.pool();
+    if (pool != nullptr && pool->threads() > 1 && g.n >= pool->threads()) {
+      pool->parallel_for(g.n, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t img = i0; img < i1; ++img) image(img, nullptr);
+      });
+    } else {
+      for (int64_t img = 0; img < g.n; ++img) image(img, pool);
     }
     return Status::ok();
   }
