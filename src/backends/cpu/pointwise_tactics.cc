@@ -460,32 +460,34 @@ float min_of(float p, float q) {
   return q < p ? q : p;
 }
 
-// v[j] = v[j] op c[j] (or c[j] op v[j]).
-template <class F>
+// v[j] = v[j] op c[j * kStride] (or c op v): kStride 0 is one constant for
+// the whole span (a run of a per-channel constant), 1 a constant per element.
+template <int kStride, class F>
 void combine(float* v, const float* c, int64_t len, bool c_first, F f) {
   if (c_first) {
-    for (int64_t j = 0; j < len; ++j) v[j] = f(c[j], v[j]);
+    for (int64_t j = 0; j < len; ++j) v[j] = f(c[j * kStride], v[j]);
   } else {
-    for (int64_t j = 0; j < len; ++j) v[j] = f(v[j], c[j]);
+    for (int64_t j = 0; j < len; ++j) v[j] = f(v[j], c[j * kStride]);
   }
 }
 
+template <int kStride>
 void apply_binary(const Step& s, float* v, const float* c, int64_t len) {
   const bool cf = s.operand_first;
   switch (s.code) {
-    case Code::kAdd: return combine(v, c, len, cf, [](float p, float q) { return p + q; });
-    case Code::kSub: return combine(v, c, len, cf, [](float p, float q) { return p - q; });
-    case Code::kMul: return combine(v, c, len, cf, [](float p, float q) { return p * q; });
-    case Code::kDiv: return combine(v, c, len, cf, [](float p, float q) { return p / q; });
+    case Code::kAdd: return combine<kStride>(v, c, len, cf, [](float p, float q) { return p + q; });
+    case Code::kSub: return combine<kStride>(v, c, len, cf, [](float p, float q) { return p - q; });
+    case Code::kMul: return combine<kStride>(v, c, len, cf, [](float p, float q) { return p * q; });
+    case Code::kDiv: return combine<kStride>(v, c, len, cf, [](float p, float q) { return p / q; });
     // Float bases compute in double and round once, as the reference does.
     case Code::kPow:
-      return combine(v, c, len, cf, [](float p, float q) {
+      return combine<kStride>(v, c, len, cf, [](float p, float q) {
         if (q == 2.0f) return p * p;
         return static_cast<float>(std::pow(static_cast<double>(p), static_cast<double>(q)));
       });
-    case Code::kMax: return combine(v, c, len, cf, max_of);
-    case Code::kMin: return combine(v, c, len, cf, min_of);
-    case Code::kPRelu: return combine(v, c, len, false, [](float p, float q) { return p < 0.0f ? q * p : p; });
+    case Code::kMax: return combine<kStride>(v, c, len, cf, max_of);
+    case Code::kMin: return combine<kStride>(v, c, len, cf, min_of);
+    case Code::kPRelu: return combine<kStride>(v, c, len, false, [](float p, float q) { return p < 0.0f ? q * p : p; });
     default: return;
   }
 }
@@ -545,23 +547,31 @@ class PointwiseKernel final : public Kernel {
             continue;
           }
           const Broadcast& b = bc[static_cast<size_t>(s.operand)];
-          const float* c = cbuf;
           if (b.n == 1) {
-            std::fill(cbuf, cbuf + len, b.p[0]);
+            apply_binary<0>(s, v, b.p, len);
           } else if (b.inner == 1 && (i0 % b.n) + len <= b.n) {
-            c = b.p + i0 % b.n;  // a contiguous run of the constant
-          } else {
+            apply_binary<1>(s, v, b.p + i0 % b.n, len);  // a contiguous run of the constant
+          } else if (b.inner >= 8) {
             // Runs of `inner` equal values (e.g. one per channel of NCHW).
             int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
             for (int64_t j = 0; j < len;) {
               const int64_t run = std::min(b.inner - r, len - j);
-              std::fill(cbuf + j, cbuf + j + run, b.p[q]);
+              apply_binary<0>(s, v + j, b.p + q, run);
               j += run;
               r = 0;
               if (++q == b.n) q = 0;
             }
+          } else {
+            int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
+            for (int64_t j = 0; j < len; ++j) {
+              cbuf[j] = b.p[q];
+              if (++r == b.inner) {
+                r = 0;
+                if (++q == b.n) q = 0;
+              }
+            }
+            apply_binary<1>(s, v, cbuf, len);
           }
-          apply_binary(s, v, c, len);
         }
         if (qout.on) {
           quantize_floats(v, static_cast<uint8_t*>(y->raw_data()) + i0, len, qout.scale, qout.zero_point, qout.type);
