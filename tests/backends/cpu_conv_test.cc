@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "backends/cpu/tactics.h"
-#include "core/float_types.h"
 #include "cpu_test_util.h"
 
 namespace kiln::backends::cpu::test {
@@ -89,6 +88,21 @@ void check_kernel(const Tactic& tactic, OneNode& g, const Tensor& want, const Te
 
 bool is_depthwise(const ConvCase& c) { return c.group == c.x[1] && c.m == c.x[1]; }
 
+// The reference output of case `c`'s node on x, w (and b when the case has a
+// bias), and the magnitude of its accumulation (the same on |x|, |w|, |b|).
+void reference_of(OneNode& g, const ConvCase& c, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& want,
+                  Tensor& mag) {
+  std::vector<Datum> feeds = {x, w}, abs_feeds = {abs_tensor(x), abs_tensor(w)};
+  if (c.bias) {
+    feeds.push_back(b);
+    abs_feeds.push_back(abs_tensor(b));
+  }
+  auto r = g.run_reference(feeds);
+  ASSERT_TRUE(r.is_ok()) << describe(c) << ": " << r.status().to_string();
+  want = *r;
+  mag = *g.run_reference(abs_feeds);
+}
+
 TEST(CpuConv, MatchesReferenceOnEveryIsa) {
   uint32_t seed = 1;
   size_t winograd_cases = 0;
@@ -99,14 +113,9 @@ TEST(CpuConv, MatchesReferenceOnEveryIsa) {
     std::vector<NodeInput> in = {{x}, {w, true}};
     if (c.bias) in.push_back({b, true});
     OneNode g("", "Conv", in, conv_attrs(c));
-    std::vector<Datum> feeds = {x, w}, abs_feeds = {abs_tensor(x), abs_tensor(w)};
-    if (c.bias) {
-      feeds.push_back(b);
-      abs_feeds.push_back(abs_tensor(b));
-    }
-    auto want = g.run_reference(feeds);
-    ASSERT_TRUE(want.is_ok()) << describe(c) << ": " << want.status().to_string();
-    Tensor mag = *g.run_reference(abs_feeds);
+    Tensor want_t, mag;
+    ASSERT_NO_FATAL_FAILURE(reference_of(g, c, x, w, b, want_t, mag));
+    const Tensor* want = &want_t;
     for (Isa isa : supported_isas()) {
       check_kernel(*make_conv_gemm_tactic(isa, false), g, *want, mag, describe(c));
       auto dw = make_conv_depthwise_tactic(isa, false);
@@ -173,12 +182,6 @@ TEST(CpuFusedConv, EveryActivationAndResidual) {
   }
 }
 
-Tensor round_bf16(const Tensor& t) {
-  Tensor r = t.clone();
-  for (float& v : r.span<float>()) v = static_cast<float>(BFloat16(v));
-  return r;
-}
-
 // The bf16 conv on operands that hold bfloat16 values (a --bf16 build's
 // rounded weights and round-tripped input) against the fp32 reference on
 // the same values: every case of the table (1x1 as the paired-row packer,
@@ -197,14 +200,9 @@ TEST(CpuConv, Bf16MatchesTheFp32ConvOfBf16Values) {
     const auto tactic = make_conv_gemm_bf16_tactic(false);
     EXPECT_FALSE(tactic->supports(g.node())) << describe(c) << ": X is not known to hold bfloat16 values";
     g.round_trip_input(0, DataType::kBFloat16);
-    std::vector<Datum> feeds = {x, w}, abs_feeds = {abs_tensor(x), abs_tensor(w)};
-    if (c.bias) {
-      feeds.push_back(b);
-      abs_feeds.push_back(abs_tensor(b));
-    }
-    auto want = g.run_reference(feeds);
-    ASSERT_TRUE(want.is_ok()) << describe(c) << ": " << want.status().to_string();
-    check_kernel(*tactic, g, *want, *g.run_reference(abs_feeds), describe(c));
+    Tensor want, mag;
+    ASSERT_NO_FATAL_FAILURE(reference_of(g, c, x, w, b, want, mag));
+    check_kernel(*tactic, g, want, mag, describe(c));
   }
   const ConvCase c = {{2, 6, 9, 8}, 10, {3, 3}, {1, 1}, {}, {1, 0, 1, 2}, 1, "", true};
   Tensor x = round_bf16(random_tensor(c.x, 1)), w = round_bf16(random_tensor({10, 6, 3, 3}, 2));

@@ -190,13 +190,6 @@ TEST(CpuFusedGemm, EveryActivationWithResidual) {
   }
 }
 
-// Each element rounded to bfloat16 (what a --bf16 build's round trip holds).
-Tensor round_bf16(const Tensor& t) {
-  Tensor r = t.clone();
-  for (float& v : r.span<float>()) v = static_cast<float>(BFloat16(v));
-  return r;
-}
-
 // The bf16 tactics on operands that hold bfloat16 values compute the fp32
 // product of those values (exact products, fp32 sums): the same tolerance.
 TEST(CpuBf16MatMul, MatchesTheFp32ProductOfBf16Values) {

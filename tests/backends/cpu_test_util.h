@@ -17,6 +17,7 @@
 #include "backends/cpu/isa.h"
 #include "backends/tactic.h"
 #include "core/datum.h"
+#include "core/float_types.h"
 #include "core/thread_pool.h"
 #include "ir/graph.h"
 #include "ops/epilogue.h"
@@ -30,6 +31,13 @@ inline Tensor random_tensor(const Dims& dims, uint32_t seed, float lo = -1.0f, f
   std::uniform_real_distribution<float> dist(lo, hi);
   for (float& v : t.span<float>()) v = dist(gen);
   return t;
+}
+
+// Each element rounded to bfloat16 (what a --bf16 build's round trip holds).
+inline Tensor round_bf16(const Tensor& t) {
+  Tensor r = t.clone();
+  for (float& v : r.span<float>()) v = static_cast<float>(BFloat16(v));
+  return r;
 }
 
 inline Tensor abs_tensor(const Tensor& t) {
