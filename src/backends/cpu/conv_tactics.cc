@@ -18,7 +18,6 @@
 
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/gemm.h"
-#include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -138,16 +137,7 @@ void pack_im2col_bf16(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n
   block.resize(static_cast<size_t>(panels * kc * width));
   pack_im2col(x, g, r0, n, k0, kc, width, block.data());
   for (int64_t p = 0; p < panels; ++p) {
-    const float* src = block.data() + p * kc * width;
-    float* d = dst + p * sc * width;
-    for (int64_t s = 0; s < sc; ++s) {
-      if (2 * s >= kc) {
-        std::memset(d + s * width, 0, static_cast<size_t>(width) * sizeof(float));
-        continue;
-      }
-      const float* even = src + 2 * s * width;
-      pair_rows_bf16_avx512(even, 2 * s + 1 < kc ? even + width : nullptr, width, d + s * width);
-    }
+    pair_slots_bf16(block.data() + p * kc * width, width, kc, sc, width, dst + p * sc * width);
   }
 }
 
@@ -155,15 +145,15 @@ void pack_im2col_bf16(const float* x, const Conv2dGeom& g, int64_t r0, int64_t n
 
 class ConvGemmKernel final : public Kernel {
  public:
-  ConvGemmKernel(GemmConfig cfg, bool bf16, ops::Epilogue epi, std::vector<PackedMatrix> w)
-      : cfg_(cfg), bf16_(bf16), epi_(epi), w_(std::move(w)) {}
+  ConvGemmKernel(GemmConfig cfg, GemmPacking packing, ops::Epilogue epi, std::vector<PackedMatrix> w)
+      : cfg_(cfg), packing_(packing), epi_(epi), w_(std::move(w)) {}
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
     if (!read_conv_inputs(ctx, in)) return run_reference(ctx);
     const Conv2dGeom& g = in.g;
-    const int64_t depth = bf16_ ? bf16_slots(g.depth()) : g.depth();
+    const int64_t depth = packing_.depth(g.depth());
     if (static_cast<int64_t>(w_.size()) != g.group || w_[0].rows != g.mg() || w_[0].depth != depth) {
       return run_reference(ctx);
     }
@@ -184,8 +174,8 @@ class ConvGemmKernel final : public Kernel {
       e.activation = epi_;
       GemmOperand b;
       if (pointwise) {
-        b = bf16_ ? GemmOperand::strided_bf16({xg, 1, in_size}, g.depth()) : GemmOperand::strided({xg, 1, in_size});
-      } else if (bf16_) {
+        b = packing_.operand({xg, 1, in_size}, g.depth());
+      } else if (packing_.bf16) {
         b = GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t s0, int64_t sc, int width, float* dst) {
           pack_im2col_bf16(xg, g, r0, n, s0, sc, width, dst);
         });
@@ -226,7 +216,7 @@ class ConvGemmKernel final : public Kernel {
 
  private:
   GemmConfig cfg_;
-  bool bf16_;
+  GemmPacking packing_;
   ops::Epilogue epi_;
   std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth (bf16: slots)] in MR panels
 };
@@ -234,39 +224,37 @@ class ConvGemmKernel final : public Kernel {
 class ConvGemmTactic final : public OwnFusableTactic {
  public:
   ConvGemmTactic(Isa isa, bool fused, bool bf16)
-      : OwnFusableTactic(bf16 ? "conv_gemm_bf16" : "conv_gemm", "Conv", isa, fused), bf16_(bf16) {}
+      : OwnFusableTactic(bf16 ? "conv_gemm_bf16" : "conv_gemm", "Conv", isa, fused), packing_{bf16} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node) || !conv_node_supported(node)) return false;
-    return !bf16_ || bf16_operands(node);
+    return !packing_.bf16 || bf16_operands(node);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = bf16_ ? gemm_config_bf16() : gemm_config(isa_);
+    const GemmConfig cfg = packing_.config(isa_);
     const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
     const int64_t mg = w.dim(0) / group;
     const int64_t depth = w.numel() / std::max<int64_t>(w.dim(0), 1);
     std::vector<PackedMatrix> packed;
     for (int64_t gi = 0; gi < group; ++gi) {
-      const StridedMatrix wg{w.data<float>() + gi * mg * depth, depth, 1};
-      packed.push_back(bf16_ ? pack_matrix_bf16(wg, mg, depth, cfg.kernel.mr, nullptr)
-                             : pack_matrix(wg, mg, depth, cfg.kernel.mr, nullptr));
+      packed.push_back(packing_.pack({w.data<float>() + gi * mg * depth, depth, 1}, mg, depth, cfg.kernel.mr, nullptr));
     }
-    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, bf16_, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, packing_, epi, std::move(packed)));
   }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     if (state.empty() || !supports(node)) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = bf16_ ? gemm_config_bf16() : gemm_config(isa_);
+    const GemmConfig cfg = packing_.config(isa_);
     const Tensor& w = node.input(1)->constant();
     const int64_t group = node.attr_int("group", 1);
     const int64_t mg = w.dim(0) / group;
     const int64_t depth = w.numel() / std::max<int64_t>(w.dim(0), 1);
-    const int64_t packed_depth = bf16_ ? bf16_slots(depth) : depth;
+    const int64_t packed_depth = packing_.depth(depth);
     std::vector<PackedMatrix> packed;
     size_t pos = 0;
     for (int64_t gi = 0; gi < group; ++gi) {
@@ -282,11 +270,11 @@ class ConvGemmTactic final : public OwnFusableTactic {
       pos += size;
     }
     if (pos != state.size()) return invalid_argument("{}: packed weights have trailing bytes", node.describe());
-    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, bf16_, epi, std::move(packed)));
+    return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, packing_, epi, std::move(packed)));
   }
 
  private:
-  bool bf16_;
+  GemmPacking packing_;
 };
 
 // ---- conv_depthwise -----------------------------------------------------------

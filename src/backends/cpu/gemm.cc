@@ -353,7 +353,14 @@ void pack_strided(const StridedMatrix& m, int64_t r0, int64_t n, int64_t k0, int
   }
 }
 
-PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
+namespace {
+
+// A whole operand of `rows` rows packed panel by panel by
+// pack(r0, n, dst) into panels of `depth` (floats or slots) x `width`;
+// `work` (rows x K) decides whether the pool shares the panels.
+template <typename PackPanel>
+PackedMatrix pack_panels(int64_t rows, int64_t depth, int width, int64_t work, ThreadPool* pool,
+                         const PackPanel& pack) {
   PackedMatrix p;
   p.rows = rows;
   p.depth = depth;
@@ -362,15 +369,35 @@ PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, in
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t panel = begin; panel < end; ++panel) {
       const int64_t r0 = panel * width;
-      pack_strided(m, r0, std::min<int64_t>(width, rows - r0), 0, depth, width, p.data.data() + panel * depth * width);
+      pack(r0, std::min<int64_t>(width, rows - r0), p.data.data() + panel * depth * width);
     }
   };
-  if (pool != nullptr && pool->threads() > 1 && rows * depth > (1 << 16)) {
+  if (pool != nullptr && pool->threads() > 1 && work > (1 << 16)) {
     pool->parallel_for(p.panels(), 1, run);
   } else {
     run(0, p.panels());
   }
   return p;
+}
+
+}  // namespace
+
+PackedMatrix pack_matrix(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
+  return pack_panels(rows, depth, width, rows * depth, pool, [&](int64_t r0, int64_t n, float* dst) {
+    pack_strided(m, r0, n, 0, depth, width, dst);
+  });
+}
+
+void pair_slots_bf16(const float* rows, int64_t row_stride, int64_t k_count, int64_t sc, int width, float* dst) {
+  for (int64_t s = 0; s < sc; ++s) {
+    const int64_t k = 2 * s;
+    if (k >= k_count) {
+      std::memset(dst + s * width, 0, static_cast<size_t>(width) * sizeof(float));
+      continue;
+    }
+    const float* even = rows + k * row_stride;
+    pair_rows_bf16_avx512(even, k + 1 < k_count ? even + row_stride : nullptr, width, dst + s * width);
+  }
 }
 
 void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_t n, int64_t s0, int64_t sc, int width,
@@ -385,15 +412,7 @@ void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_
     }
     if (m.row_stride == 1 && rows == width && bf16_dot_supported()) {
       // Rows are contiguous along each K row (a 1x1 convolution's X): pair two K rows at a time.
-      for (int64_t s = 0; s < sc; ++s) {
-        const int64_t k = k0 + 2 * s;
-        const float* even = m.src + (r0 + p0) + k * m.depth_stride;
-        if (k >= k_end) {
-          std::memset(d + s * width, 0, static_cast<size_t>(width) * sizeof(float));
-          continue;
-        }
-        pair_rows_bf16_avx512(even, k + 1 < k_end ? even + m.depth_stride : nullptr, width, d + s * width);
-      }
+      pair_slots_bf16(m.src + (r0 + p0) + k0 * m.depth_stride, m.depth_stride, k_end - k0, sc, width, d);
       continue;
     }
     uint32_t* du = reinterpret_cast<uint32_t*>(d);
@@ -413,24 +432,10 @@ void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_
 }
 
 PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
-  PackedMatrix p;
-  p.rows = rows;
-  p.depth = bf16_slots(depth);
-  p.width = width;
-  p.data.resize(p.panels() * p.depth * width);
-  auto run = [&](int64_t begin, int64_t end) {
-    for (int64_t panel = begin; panel < end; ++panel) {
-      const int64_t r0 = panel * width;
-      pack_strided_bf16(m, depth, r0, std::min<int64_t>(width, rows - r0), 0, p.depth, width,
-                        p.data.data() + panel * p.depth * width);
-    }
-  };
-  if (pool != nullptr && pool->threads() > 1 && rows * depth > (1 << 16)) {
-    pool->parallel_for(p.panels(), 1, run);
-  } else {
-    run(0, p.panels());
-  }
-  return p;
+  const int64_t slots = bf16_slots(depth);
+  return pack_panels(rows, slots, width, rows * depth, pool, [&](int64_t r0, int64_t n, float* dst) {
+    pack_strided_bf16(m, depth, r0, n, 0, slots, width, dst);
+  });
 }
 
 GemmOperand GemmOperand::strided_bf16(StridedMatrix m, int64_t depth) {

@@ -152,6 +152,24 @@ void pack_strided_bf16(const StridedMatrix& m, int64_t depth, int64_t r0, int64_
                        float* dst);
 // pack_matrix for bf16 pairs: the result's depth is bf16_slots(depth).
 PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
+// Slot rows [0, sc) of one panel from K rows of `width` values (row k at
+// rows + k * row_stride, `k_count` of them): slot s pairs rows 2s and 2s + 1,
+// zero past k_count. AVX-512 BF16 only (bf16_dot_supported()).
+void pair_slots_bf16(const float* rows, int64_t row_stride, int64_t k_count, int64_t sc, int width, float* dst);
+
+// The packing of one precision for the tactics: fp32 panels, or bfloat16
+// pairs (depth counted in slots, the bf16 microkernel).
+struct GemmPacking {
+  bool bf16 = false;
+  int64_t depth(int64_t k) const { return bf16 ? bf16_slots(k) : k; }
+  GemmConfig config(Isa isa) const { return bf16 ? gemm_config_bf16() : gemm_config(isa); }
+  PackedMatrix pack(const StridedMatrix& m, int64_t rows, int64_t k, int width, ThreadPool* pool) const {
+    return bf16 ? pack_matrix_bf16(m, rows, k, width, pool) : pack_matrix(m, rows, k, width, pool);
+  }
+  GemmOperand operand(StridedMatrix m, int64_t k) const {
+    return bf16 ? GemmOperand::strided_bf16(m, k) : GemmOperand::strided(m);
+  }
+};
 
 // Applies the full epilogue to one value at (i, j) that holds scale-free
 // accumulation `acc`; the scalar path for tails and transcendental activations.

@@ -30,20 +30,6 @@ const Tensor* optional_f32(ops::KernelContext& ctx, size_t i) {
   return ctx.has_input(i) && ctx.datum(i).is_tensor() ? &ctx.input(i) : nullptr;
 }
 
-// The packing and depth of one precision: fp32, or bfloat16 pairs.
-struct Packing {
-  bool bf16 = false;
-  int64_t depth(int64_t k) const { return bf16 ? bf16_slots(k) : k; }
-  PackedMatrix pack(const StridedMatrix& m, int64_t rows, int64_t k, int width, ThreadPool* pool) const {
-    return bf16 ? pack_matrix_bf16(m, rows, k, width, pool) : pack_matrix(m, rows, k, width, pool);
-  }
-  GemmOperand operand(StridedMatrix m, int64_t k) const {
-    return bf16 ? GemmOperand::strided_bf16(m, k) : GemmOperand::strided(m);
-  }
-};
-
-GemmConfig config_for(Isa isa, bool bf16) { return bf16 ? gemm_config_bf16() : gemm_config(isa); }
-
 bool all_f32(ops::KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
@@ -56,7 +42,7 @@ bool all_f32(ops::KernelContext& ctx) {
 
 class MatMulKernel final : public Kernel {
  public:
-  MatMulKernel(GemmConfig cfg, Packing packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
+  MatMulKernel(GemmConfig cfg, GemmPacking packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
       : cfg_(cfg), packing_(packing), epi_(epi), b_(std::move(b)) {}
 
   bool fills_outputs() const override { return true; }
@@ -154,7 +140,7 @@ class MatMulKernel final : public Kernel {
   }
 
   GemmConfig cfg_;
-  Packing packing_;
+  GemmPacking packing_;
   ops::Epilogue epi_;
   std::optional<PackedMatrix> b_;
 };
@@ -175,7 +161,7 @@ class MatMulTactic final : public OwnFusableTactic {
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = config_for(isa_, packing_.bf16);
+    const GemmConfig cfg = packing_.config(isa_);
     std::optional<PackedMatrix> packed;
     if (const Tensor* b = constant_b(node)) {
       const int64_t k = b->dim(0), n = b->dim(1);
@@ -188,7 +174,7 @@ class MatMulTactic final : public OwnFusableTactic {
     const Tensor* b = constant_b(node);
     if (b == nullptr || state.empty()) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = config_for(isa_, packing_.bf16);
+    const GemmConfig cfg = packing_.config(isa_);
     auto packed = PackedMatrix::deserialize(state, b->dim(1), packing_.depth(b->dim(0)), cfg.kernel.nr);
     if (!packed.is_ok()) return packed.status().with_context(node.describe());
     return std::unique_ptr<Kernel>(new MatMulKernel(cfg, packing_, epi, std::move(packed).value()));
@@ -203,14 +189,14 @@ class MatMulTactic final : public OwnFusableTactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
-  Packing packing_;
+  GemmPacking packing_;
 };
 
 // ---- Gemm / kiln.FusedGemm ------------------------------------------------------
 
 class GemmKernel final : public Kernel {
  public:
-  GemmKernel(GemmConfig cfg, Packing packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
+  GemmKernel(GemmConfig cfg, GemmPacking packing, ops::Epilogue epi, std::optional<PackedMatrix> b)
       : cfg_(cfg), packing_(packing), epi_(epi), b_(std::move(b)) {}
 
   bool fills_outputs() const override { return true; }
@@ -288,7 +274,7 @@ class GemmKernel final : public Kernel {
 
  private:
   GemmConfig cfg_;
-  Packing packing_;
+  GemmPacking packing_;
   ops::Epilogue epi_;
   std::optional<PackedMatrix> b_;
 };
@@ -310,7 +296,7 @@ class GemmTactic final : public OwnFusableTactic {
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = config_for(isa_, packing_.bf16);
+    const GemmConfig cfg = packing_.config(isa_);
     std::optional<PackedMatrix> packed;
     if (const Tensor* b = constant_b(node)) {
       const bool trans_b = node.attr_int("transB", 0) != 0;
@@ -326,7 +312,7 @@ class GemmTactic final : public OwnFusableTactic {
     const Tensor* b = constant_b(node);
     if (b == nullptr || state.empty()) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
-    const GemmConfig cfg = config_for(isa_, packing_.bf16);
+    const GemmConfig cfg = packing_.config(isa_);
     const bool trans_b = node.attr_int("transB", 0) != 0;
     const int64_t k = trans_b ? b->dim(1) : b->dim(0);
     const int64_t n = trans_b ? b->dim(0) : b->dim(1);
@@ -343,7 +329,7 @@ class GemmTactic final : public OwnFusableTactic {
     return t.rank() == 2 && t.dtype() == DataType::kFloat32 ? &t : nullptr;
   }
 
-  Packing packing_;
+  GemmPacking packing_;
 };
 
 }  // namespace
