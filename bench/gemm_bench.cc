@@ -2,7 +2,10 @@
 // FMA loop per ISA, on 1 and on N threads) and the packed SGEMM of the CPU
 // backend in the same run, and prints GFLOP/s and % of peak.
 //
-//   gemm_bench [--size 1024 | --shape M,N,K] [--threads 2] [--reps 20] [--check] [--cpu-time]
+//   gemm_bench [--size 1024 | --shape M,N,K] [--threads 2] [--reps 20] [--check] [--cpu-time] [--fp16]
+//
+// --fp16 stores B as half values (a --fp16 build's weights, widened while
+// the product runs) and reports both that and the fp32 B in the same run.
 //
 // --cpu-time also reports the 1-thread figures in the thread's CPU time
 // (peak loop and GEMM alike), which a machine busy with other processes
@@ -27,6 +30,7 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/isa.h"
 #include "backends/cpu/microkernel.h"
+#include "core/float_types.h"
 #include "core/thread_pool.h"
 
 namespace {
@@ -78,14 +82,17 @@ std::vector<float> random_floats(int64_t n, uint32_t seed) {
   return v;
 }
 
-// Median GFLOP/s of C[m, n] = A[m, k] x B[k, n] (B prepacked, as weights are) over `reps` runs.
-double time_gemm(Isa isa, int64_t m, int64_t n, int64_t k, int threads, int reps) {
-  const GemmConfig cfg = gemm_config(isa);
+// Median GFLOP/s of C[m, n] = A[m, k] x B[k, n] (B prepacked in `format`, as weights are) over `reps` runs.
+double time_gemm(Isa isa, int64_t m, int64_t n, int64_t k, int threads, int reps,
+                 WeightFormat format = WeightFormat::kFp32) {
+  const GemmPacking packing{format};
+  const GemmConfig cfg = packing.config(isa);
   std::vector<float> a = random_floats(m * k, 1), b = random_floats(k * n, 2), c(static_cast<size_t>(m * n));
+  for (float& v : b) v = static_cast<float>(kiln::Float16(v));  // half values: both formats hold them exactly
   ThreadPool pool(threads);
-  PackedMatrix pb = pack_matrix({b.data(), 1, n}, n, k, cfg.kernel.nr, &pool);
+  PackedMatrix pb = packing.pack({b.data(), 1, n}, n, k, cfg.kernel.nr, &pool);
   const GemmOperand oa = GemmOperand::strided({a.data(), k, 1});
-  const GemmOperand ob = GemmOperand::prepacked(pb);
+  const GemmOperand ob = GemmPacking::weights(pb);
   GemmEpilogue e;
   for (int w = 0; w < 3; ++w) gemm(cfg, m, n, k, oa, ob, c.data(), n, e, &pool);
   std::vector<double> times;
@@ -182,6 +189,7 @@ int main(int argc, char** argv) {
   int reps = 20;
   bool do_check = false;
   bool cpu_time = false;
+  bool fp16 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--size" && i + 1 < argc)
@@ -196,12 +204,14 @@ int main(int argc, char** argv) {
       max_threads = std::atoi(argv[++i]);
     else if (arg == "--reps" && i + 1 < argc)
       reps = std::atoi(argv[++i]);
+    else if (arg == "--fp16")
+      fp16 = true;
     else if (arg == "--check")
       do_check = true;
     else if (arg == "--cpu-time")
       cpu_time = true;
     else {
-      std::fprintf(stderr, "usage: gemm_bench [--size N | --shape M,N,K] [--threads T] [--reps R] [--check] [--cpu-time]\n");
+      std::fprintf(stderr, "usage: gemm_bench [--size N | --shape M,N,K] [--threads T] [--reps R] [--check] [--cpu-time] [--fp16]\n");
       return 2;
     }
   }
@@ -224,6 +234,11 @@ int main(int argc, char** argv) {
         const double gf = time_gemm(isa, shape[0], shape[1], shape[2], t, reps);
         std::printf("%-7s threads=%d  FMA peak %7.1f GFLOP/s  SGEMM %ldx%ldx%ld %7.1f GFLOP/s  = %5.1f%% of peak\n",
                     std::string(isa_name(isa)).c_str(), t, peak, shape[0], shape[1], shape[2], gf, 100.0 * gf / peak);
+        if (fp16 && f.f16c) {
+          const double g16 = time_gemm(isa, shape[0], shape[1], shape[2], t, reps, WeightFormat::kFp16);
+          std::printf("%-7s threads=%d  fp16 B (widened while it runs)              %7.1f GFLOP/s  = %5.2fx fp32 B\n",
+                      std::string(isa_name(isa)).c_str(), t, g16, g16 / gf);
+        }
         continue;
       }
       const double gf = time_gemm(isa, n, n, n, t, reps);

@@ -226,6 +226,38 @@ TEST(CpuConv, Bf16MatchesTheFp32ConvOfBf16Values) {
   EXPECT_FALSE(make_conv_gemm_bf16_tactic(false)->supports(inexact.node()));
 }
 
+// The fp16-storage conv (a --fp16 build's rounded weights, any X) against
+// the fp32 conv_gemm of the same ISA: the same bits on every case of the
+// table and with fused epilogues; weights with a non-half value: not served.
+TEST(CpuConv, Fp16WeightsGiveTheFp32TacticsBits) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "this CPU has no F16C";
+  uint32_t seed = 900;
+  const ConvCase fused = {{2, 6, 9, 8}, 10, {3, 3}, {1, 1}, {}, {1, 0, 1, 2}, 1, "", true};
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric) continue;
+    for (const ConvCase& c : conv_cases()) {
+      Dims wd = {c.m, c.x[1] / c.group};
+      wd.insert(wd.end(), c.kernel.begin(), c.kernel.end());
+      std::vector<NodeInput> in = {{random_tensor(c.x, seed++)}, {round_f16(random_tensor(wd, seed++)), true}};
+      if (c.bias) in.push_back({random_tensor({c.m}, seed++), true});
+      OneNode g("", "Conv", in, conv_attrs(c));
+      expect_same_as_fp32(*make_conv_gemm_fp16_tactic(isa, false), *make_conv_gemm_tactic(isa, false), g, describe(c));
+    }
+    const Tensor x = random_tensor(fused.x, 1), w = round_f16(random_tensor({10, 6, 3, 3}, 2));
+    const Tensor b = random_tensor({10}, 3);
+    OneNode plain("", "Conv", {{x}, {w, true}, {b, true}}, conv_attrs(fused));
+    const Tensor z = random_tensor(plain.run_reference({x, w, b})->dims(), 4);
+    for (const ops::Epilogue& act : all_epilogues()) {
+      OneNode g("kiln", "FusedConv", {{x}, {w, true}, {b, true}, {z}}, conv_attrs(fused));
+      act.to_node(g.node());
+      expect_same_as_fp32(*make_conv_gemm_fp16_tactic(isa, true), *make_conv_gemm_tactic(isa, true), g,
+                          std::string(ops::activation_name(act.activation)));
+    }
+    OneNode inexact("", "Conv", {{x}, {random_tensor({10, 6, 3, 3}, 5), true}}, conv_attrs(fused));
+    EXPECT_FALSE(make_conv_gemm_fp16_tactic(isa, false)->supports(inexact.node()));
+  }
+}
+
 TEST(CpuConv, UnsupportedNodesAreDeclined) {
   Tensor x = random_tensor({1, 2, 4, 4, 4}, 1), w = random_tensor({3, 2, 1, 1, 1}, 2);
   OneNode conv3d("", "Conv", {{x}, {w, true}}, {});

@@ -5,6 +5,10 @@
 // reference op run on |A|, |B|, |C|, plus |Z|).
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <limits>
+#include <random>
+
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
@@ -292,6 +296,97 @@ TEST(CpuBf16Gemm, PackedSlotsHoldRoundedPairs) {
         }
       }
     }
+  }
+}
+
+// The fp16-storage products (a --fp16 build's rounded weights, any A)
+// against the fp32 tactics of the same ISA: the same bits (tails of M, N
+// and K, depths past one kc block, batched A), transposes and epilogues.
+TEST(CpuFp16MatMul, HalfWeightsGiveTheFp32TacticsBits) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "this CPU has no F16C";
+  const std::vector<MatMulCase> cases = {
+      {{1, 1}, {1, 1}, true},           {{7, 13}, {13, 5}, true},   {{33, 300}, {300, 65}, true},
+      {{2, 3, 17, 41}, {41, 33}, true}, {{64}, {64, 48}, true},     {{100, 513}, {513, 37}, true},
+      {{15, 1027}, {1027, 31}, true},   {{3, 600}, {600, 130}, true},
+  };
+  uint32_t seed = 800;
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric) continue;
+    for (const auto& c : cases) {
+      OneNode g("", "MatMul", {{random_tensor(c.a, seed++)}, {round_f16(random_tensor(c.b, seed++)), true}}, {});
+      expect_same_as_fp32(*make_matmul_fp16_tactic(isa, false), *make_matmul_tactic(isa, false), g,
+                          dims_to_string(c.a) + "x" + dims_to_string(c.b));
+    }
+    const int64_t m = 31, k = 300, n = 45;
+    for (int trans_b : {0, 1}) {
+      const Tensor a = random_tensor({m, k}, seed++);
+      const Tensor b = round_f16(random_tensor(trans_b ? Dims{n, k} : Dims{k, n}, seed++));
+      const Tensor c = random_tensor({n}, seed++), z = random_tensor({m, n}, seed++);
+      std::vector<Attribute> attrs = {Attribute::make_int("transB", trans_b), Attribute::make_float("alpha", 0.5f)};
+      OneNode plain("", "Gemm", {{a}, {b, true}, {c, true}}, attrs);
+      expect_same_as_fp32(*make_gemm_fp16_tactic(isa, false), *make_gemm_tactic(isa, false), plain,
+                          "transB=" + std::to_string(trans_b));
+      for (const ops::Epilogue& e : all_epilogues()) {
+        OneNode g("kiln", "FusedGemm", {{a}, {b, true}, {c, true}, {z}}, attrs);
+        e.to_node(g.node());
+        expect_same_as_fp32(*make_gemm_fp16_tactic(isa, true), *make_gemm_tactic(isa, true), g,
+                            std::string(ops::activation_name(e.activation)));
+      }
+    }
+    // Weights with a value that is not a half, or a run-time B: not served.
+    const Tensor a = random_tensor({4, 8}, 1);
+    Tensor b = round_f16(random_tensor({8, 3}, 2));
+    b.data<float>()[5] = 1.0f + 1.0f / 4096.0f;
+    OneNode inexact("", "MatMul", {{a}, {b, true}}, {});
+    EXPECT_FALSE(make_matmul_fp16_tactic(isa, false)->supports(inexact.node()));
+    OneNode runtime_b("", "MatMul", {{a}, {round_f16(random_tensor({8, 3}, 2)), false}}, {});
+    EXPECT_FALSE(make_matmul_fp16_tactic(isa, false)->supports(runtime_b.node()));
+  }
+}
+
+// all_f16_values agrees with the round trip through core/float_types.h's
+// Float16 on edges (range, subnormals, rounding, specials) and random bits;
+// the F16C converters agree with it bit for bit.
+TEST(CpuFp16, HalfValuesAndConverters) {
+  auto exact = [](float v) {
+    const float back = static_cast<float>(Float16(v));
+    return !std::isnan(v) && std::memcmp(&back, &v, 4) == 0;
+  };
+  auto one = [](float v) {
+    Tensor t = Tensor::empty(DataType::kFloat32, {1});
+    t.data<float>()[0] = v;
+    return all_f16_values(t);
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> edges = {0.0f, -0.0f, 1.0f, 65504.0f, 65520.0f, 65536.0f, std::ldexp(1.0f, -14),
+                                    std::ldexp(1.0f, -24), std::ldexp(1.0f, -25), std::ldexp(3.0f, -24),
+                                    std::ldexp(3.0f, -25), std::ldexp(1023.0f, -24), std::ldexp(2047.0f, -25),
+                                    1.0f + std::ldexp(1.0f, -10), 1.0f + std::ldexp(1.0f, -11), inf, -inf,
+                                    std::numeric_limits<float>::quiet_NaN(), 1e-40f, -3.0f};
+  for (float v : edges) EXPECT_EQ(one(v), exact(v)) << v;
+  EXPECT_TRUE(one(std::ldexp(1.0f, -24)) && one(65504.0f) && one(inf)) << "the half range's ends";
+  std::mt19937 gen(7);
+  int exact_count = 0;
+  for (int i = 0; i < 200000; ++i) {
+    // Random exponents near the half range, mantissas with few low bits.
+    uint32_t u = (gen() & 0x8000'0000u) | ((100u + gen() % 60u) << 23) | (gen() & 0x7fe000u);
+    if (i % 3 == 0) u |= gen() & 0x1fffu;
+    const float v = std::bit_cast<float>(u);
+    ASSERT_EQ(one(v), exact(v)) << std::hex << u;
+    exact_count += exact(v);
+  }
+  EXPECT_GT(exact_count, 50000);
+  if (!cpu_features().f16c) return;
+  std::vector<float> src(37), back(37);
+  std::vector<uint16_t> halves(37);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = std::ldexp(static_cast<float>(gen() % 4096) - 2048.0f, -9);
+  src[3] = 1.0f + std::ldexp(1.0f, -11);  // a tie, to even
+  src[4] = 70000.0f;                        // past the range: infinity
+  narrow_to_halves_f16c(src.data(), halves.data(), 37);
+  widen_halves(halves.data(), back.data(), 37);
+  for (size_t i = 0; i < src.size(); ++i) {
+    EXPECT_EQ(halves[i], Float16(src[i]).bits) << i;
+    EXPECT_EQ(back[i], static_cast<float>(Float16(src[i]))) << i;
   }
 }
 

@@ -40,6 +40,13 @@ inline Tensor round_bf16(const Tensor& t) {
   return r;
 }
 
+// Each element rounded to IEEE half (what a --fp16 build's weights hold).
+inline Tensor round_f16(const Tensor& t) {
+  Tensor r = t.clone();
+  for (float& v : r.span<float>()) v = static_cast<float>(Float16(v));
+  return r;
+}
+
 inline Tensor abs_tensor(const Tensor& t) {
   Tensor a = t.clone();
   for (float& v : a.span<float>()) v = std::fabs(v);
@@ -170,6 +177,37 @@ inline void expect_same(const Tensor& got, const Tensor& want, const std::string
     const float a = got.data<float>()[i], b = want.data<float>()[i];
     EXPECT_TRUE((std::isnan(a) && std::isnan(b)) || a == b) << what << " element " << i << ": " << a << " vs " << b;
   }
+}
+
+// A tactic that stores half-valued weights as halves (fp16) against the
+// fp32 tactic of the same ISA on the node: the same products and sums in
+// the same order, so the same bits, with 1 and 2 threads and after a plan
+// round trip of the packed weights, which take about half the bytes.
+inline void expect_same_as_fp32(const Tactic& fp16, const Tactic& fp32, OneNode& g, const std::string& what) {
+  ASSERT_TRUE(fp16.supports(g.node())) << fp16.name() << " " << what;
+  ASSERT_TRUE(fp32.supports(g.node())) << fp32.name() << " " << what;
+  auto k16 = fp16.prepare(g.node());
+  auto k32 = fp32.prepare(g.node());
+  ASSERT_TRUE(k16.is_ok()) << k16.status().to_string();
+  ASSERT_TRUE(k32.is_ok()) << k32.status().to_string();
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    auto want = g.run(**k32, &pool);
+    auto got = g.run(**k16, &pool);
+    ASSERT_TRUE(want.is_ok() && got.is_ok()) << what;
+    ASSERT_EQ(std::memcmp(got->raw_data(), want->raw_data(), static_cast<size_t>(want->nbytes())), 0)
+        << fp16.name() << " " << what << " threads=" << threads << ": not the fp32 tactic's bits";
+  }
+  const std::vector<uint8_t> s16 = (*k16)->serialize(), s32 = (*k32)->serialize();
+  EXPECT_LT(static_cast<double>(s16.size()), 0.5 * static_cast<double>(s32.size()) + 1024.0) << what;
+  auto loaded = fp16.load(g.node(), s16);
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+  ThreadPool pool(2);
+  auto again = g.run(**loaded, &pool);
+  auto want = g.run(**k32, &pool);
+  ASSERT_TRUE(again.is_ok() && want.is_ok()) << what;
+  EXPECT_EQ(std::memcmp(again->raw_data(), want->raw_data(), static_cast<size_t>(want->nbytes())), 0)
+      << fp16.name() << " " << what << " after load";
 }
 
 // Every activation of the fused-op contract with parameters.

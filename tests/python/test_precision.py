@@ -13,6 +13,7 @@ weights there. Against the fp32 model: loosely (a few percent of the range).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 
 import numpy as np
@@ -172,6 +173,14 @@ def test_half_precision_builds(models, tmp_path, precision, kiln_exe):
     kiln.build(fp32, emulated, precision=precision, time_tactics=False, tactic_sources=["reference"])
     same = kiln.InferenceSession(str(emulated)).run(None, feeds)[0]
     assert np.max(np.abs(got - same)) <= 1e-4 * np.max(np.abs(same))
+    if precision == "fp16":
+        # The matrix layers store their rounded weights as halves (F16C widens them while the product runs).
+        layers = subprocess.run([kiln_exe, "inspect", str(plan)], capture_output=True, text=True)
+        assert layers.returncode == 0, layers.stderr
+        assert "_fp16." in layers.stdout, layers.stdout
+        fp32_plan = tmp_path / "fp32.plan"
+        kiln.build(fp32, fp32_plan, time_tactics=False, tactic_sources=["own"])
+        assert os.path.getsize(plan) < os.path.getsize(fp32_plan), "packed halves take less room than packed floats"
     first = "conv1" if name == "cnn" else "fc1"
     out = subprocess.run([kiln_exe, "build", str(fp32), "-o", str(plan), f"--{precision}", "--skip-timing",
                           "--layer-precision", f"{first}:fp32"], capture_output=True, text=True)

@@ -175,7 +175,7 @@ class ConvGemmKernel final : public Kernel {
       GemmOperand b;
       if (pointwise) {
         b = packing_.operand({xg, 1, in_size}, g.depth());
-      } else if (packing_.bf16) {
+      } else if (packing_.bf16()) {
         b = GemmOperand::custom([xg, &g](int64_t r0, int64_t n, int64_t s0, int64_t sc, int width, float* dst) {
           pack_im2col_bf16(xg, g, r0, n, s0, sc, width, dst);
         });
@@ -184,7 +184,7 @@ class ConvGemmKernel final : public Kernel {
           pack_im2col(xg, g, r0, n, k0, kc, width, dst);
         });
       }
-      gemm(cfg_, g.mg(), out_size, depth, GemmOperand::prepacked(w_[static_cast<size_t>(gi)]), b,
+      gemm(cfg_, g.mg(), out_size, depth, GemmPacking::weights(w_[static_cast<size_t>(gi)]), b,
            y->data<float>() + y_off, out_size, e, pool, GemmSplit::kColumns);
     };
     const int64_t tasks = g.n * g.group;
@@ -218,17 +218,18 @@ class ConvGemmKernel final : public Kernel {
   GemmConfig cfg_;
   GemmPacking packing_;
   ops::Epilogue epi_;
-  std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth (bf16: slots)] in MR panels
+  std::vector<PackedMatrix> w_;  // one per group: [M/g rows, C/g*KH*KW depth (bf16: slots)] in MR panels (fp16: halves)
 };
 
 class ConvGemmTactic final : public OwnFusableTactic {
  public:
-  ConvGemmTactic(Isa isa, bool fused, bool bf16)
-      : OwnFusableTactic(bf16 ? "conv_gemm_bf16" : "conv_gemm", "Conv", isa, fused), packing_{bf16} {}
+  ConvGemmTactic(Isa isa, bool fused, WeightFormat format)
+      : OwnFusableTactic(std::string("conv_gemm") + GemmPacking{format}.suffix(), "Conv", isa, fused),
+        packing_{format} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node) || !conv_node_supported(node)) return false;
-    return !packing_.bf16 || bf16_operands(node);
+    return weights_served(node, packing_.format, true);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -254,7 +255,6 @@ class ConvGemmTactic final : public OwnFusableTactic {
     const int64_t group = node.attr_int("group", 1);
     const int64_t mg = w.dim(0) / group;
     const int64_t depth = w.numel() / std::max<int64_t>(w.dim(0), 1);
-    const int64_t packed_depth = packing_.depth(depth);
     std::vector<PackedMatrix> packed;
     size_t pos = 0;
     for (int64_t gi = 0; gi < group; ++gi) {
@@ -264,7 +264,7 @@ class ConvGemmTactic final : public OwnFusableTactic {
       std::memcpy(&size, state.data() + pos, sizeof(size));
       pos += sizeof(size);
       if (state.size() - pos < size) return invalid_argument("{}: packed weights are truncated", node.describe());
-      auto p = PackedMatrix::deserialize(state.subspan(pos, size), mg, packed_depth, cfg.kernel.mr);
+      auto p = packing_.unpack(state.subspan(pos, size), mg, depth, cfg.kernel.mr);
       if (!p.is_ok()) return p.status().with_context(node.describe());
       packed.push_back(std::move(p).value());
       pos += size;
@@ -408,10 +408,13 @@ class DepthwiseTactic final : public OwnFusableTactic {
 }  // namespace
 
 std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused) {
-  return std::make_unique<ConvGemmTactic>(isa, fused, false);
+  return std::make_unique<ConvGemmTactic>(isa, fused, WeightFormat::kFp32);
 }
 std::unique_ptr<Tactic> make_conv_gemm_bf16_tactic(bool fused) {
-  return std::make_unique<ConvGemmTactic>(Isa::kAvx512, fused, true);
+  return std::make_unique<ConvGemmTactic>(Isa::kAvx512, fused, WeightFormat::kBf16);
+}
+std::unique_ptr<Tactic> make_conv_gemm_fp16_tactic(Isa isa, bool fused) {
+  return std::make_unique<ConvGemmTactic>(isa, fused, WeightFormat::kFp16);
 }
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused) {
   return std::make_unique<DepthwiseTactic>(isa, fused);

@@ -294,14 +294,15 @@ GemmConfig gemm_config_bf16() {
 
 std::vector<uint8_t> PackedMatrix::serialize() const {
   const int64_t header[3] = {rows, depth, width};
-  const size_t floats = static_cast<size_t>(panels() * depth * width);
-  std::vector<uint8_t> out(sizeof(header) + floats * sizeof(float));
+  const size_t n = static_cast<size_t>(bytes());
+  std::vector<uint8_t> out(sizeof(header) + n);
   std::memcpy(out.data(), header, sizeof(header));
-  if (floats > 0) std::memcpy(out.data() + sizeof(header), data.data(), floats * sizeof(float));
+  if (n > 0) std::memcpy(out.data() + sizeof(header), data.data(), n);
   return out;
 }
 
-Result<PackedMatrix> PackedMatrix::deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width) {
+Result<PackedMatrix> PackedMatrix::deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width,
+                                               bool f16) {
   int64_t header[3];
   if (bytes.size() < sizeof(header)) return invalid_argument("packed weights: {} bytes is too short", bytes.size());
   std::memcpy(header, bytes.data(), sizeof(header));
@@ -313,13 +314,13 @@ Result<PackedMatrix> PackedMatrix::deserialize(std::span<const uint8_t> bytes, i
   p.rows = rows;
   p.depth = depth;
   p.width = width;
-  const size_t floats = static_cast<size_t>(p.panels() * depth * width);
-  if (bytes.size() != sizeof(header) + floats * sizeof(float)) {
-    return invalid_argument("packed weights: {} bytes, expected {}", bytes.size(),
-                            sizeof(header) + floats * sizeof(float));
+  p.f16 = f16;
+  const size_t n = static_cast<size_t>(p.bytes());
+  if (bytes.size() != sizeof(header) + n) {
+    return invalid_argument("packed weights: {} bytes, expected {}", bytes.size(), sizeof(header) + n);
   }
-  p.data.resize(static_cast<int64_t>(floats));
-  if (floats > 0) std::memcpy(p.data.data(), bytes.data() + sizeof(header), floats * sizeof(float));
+  p.data.resize((p.bytes() + 3) / 4);
+  if (n > 0) std::memcpy(p.data.data(), bytes.data() + sizeof(header), n);
   return p;
 }
 
@@ -438,6 +439,40 @@ PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t dept
   });
 }
 
+void widen_halves(const uint16_t* src, float* dst, int64_t n) {
+  if (cpu_features().f16c && detect_isa() >= Isa::kAvx2) return widen_halves_f16c(src, dst, n);
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(Float16::from_bits(src[i]));
+}
+
+PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
+  PackedMatrix p = pack_matrix(m, rows, depth, width, pool);
+  AlignedFloats halves((p.elements() + 1) / 2);
+  auto* h = reinterpret_cast<uint16_t*>(halves.data());
+  if (cpu_features().f16c && detect_isa() >= Isa::kAvx2) {
+    narrow_to_halves_f16c(p.data.data(), h, p.elements());
+  } else {
+    for (int64_t i = 0; i < p.elements(); ++i) h[i] = Float16(p.data.data()[i]).bits;
+  }
+  p.data = std::move(halves);
+  p.f16 = true;
+  return p;
+}
+
+GemmOperand GemmOperand::prepacked_f16(const PackedMatrix& p) {
+  const PackedMatrix* pm = &p;
+  // The driver asks for whole panels (r0 a multiple of the width) over
+  // depth [k0, k0 + kc): within a [depth][width] panel those are kc * width
+  // contiguous values, widened into the block.
+  GemmOperand o = custom([pm](int64_t r0, int64_t n, int64_t k0, int64_t kc, int width, float* dst) {
+    const int64_t first = r0 / width, count = (n + width - 1) / width;
+    for (int64_t q = 0; q < count; ++q) {
+      widen_halves(pm->panel_f16(first + q) + k0 * width, dst + q * kc * width, kc * width);
+    }
+  });
+  o.halves = pm;
+  return o;
+}
+
 GemmOperand GemmOperand::strided_bf16(StridedMatrix m, int64_t depth) {
   return custom([m, depth](int64_t r0, int64_t n, int64_t s0, int64_t sc, int width, float* dst) {
     pack_strided_bf16(m, depth, r0, n, s0, sc, width, dst);
@@ -490,7 +525,11 @@ void gemm(const GemmConfig& cfg, int64_t m, int64_t n, int64_t k, const GemmOper
   // Below ~1 MFLOP the hand-off to another thread costs more than it saves.
   if (2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < 1e6) threads = 1;
   if (split == GemmSplit::kAuto) {
-    split = (a.packed != nullptr && b.packed == nullptr) ? GemmSplit::kColumns : GemmSplit::kRows;
+    if (b.halves != nullptr && a.packed == nullptr) {
+      split = n >= m ? GemmSplit::kColumns : GemmSplit::kRows;
+    } else {
+      split = (a.packed != nullptr && b.packed == nullptr) ? GemmSplit::kColumns : GemmSplit::kRows;
+    }
   }
   int64_t tm = 1, tn = 1;
   if (threads > 1) {

@@ -61,21 +61,32 @@ struct GemmConfig {
 GemmConfig gemm_config(Isa isa);
 
 // One whole operand packed into panels of `width` along its row dimension
-// (M for A, N for B), each panel holding all `depth` (K) values.
+// (M for A, N for B), each panel holding all `depth` (K) values. With `f16`
+// the panels hold IEEE half values (2 bytes each, the same [depth][width]
+// order): weights stored at half the bytes and widened block by block
+// while the product runs (GemmOperand::prepacked_f16).
 struct PackedMatrix {
   int64_t rows = 0;
   int64_t depth = 0;
   int width = 0;
+  bool f16 = false;
   AlignedFloats data;
 
   int64_t panels() const { return (rows + width - 1) / width; }
+  int64_t elements() const { return panels() * depth * width; }
+  // Bytes of the packed values.
+  int64_t bytes() const { return elements() * (f16 ? 2 : 4); }
   const float* panel(int64_t p) const { return data.data() + p * depth * width; }
+  const uint16_t* panel_f16(int64_t p) const {
+    return reinterpret_cast<const uint16_t*>(data.data()) + p * depth * width;
+  }
 
-  // rows, depth, width then the floats, little-endian host order.
+  // rows, depth, width then the packed values, little-endian host order.
   std::vector<uint8_t> serialize() const;
   // Restores serialize()'s bytes; checks the header against the expected
   // geometry and the byte count.
-  static Result<PackedMatrix> deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width);
+  static Result<PackedMatrix> deserialize(std::span<const uint8_t> bytes, int64_t rows, int64_t depth, int width,
+                                          bool f16 = false);
 };
 
 // Element (r, k) of a strided matrix operand is src[r * row_stride + k * depth_stride].
@@ -103,8 +114,16 @@ using PackFn = std::function<void(int64_t r0, int64_t n, int64_t k0, int64_t kc,
 struct GemmOperand {
   const PackedMatrix* packed = nullptr;
   PackFn pack;
+  // Set by prepacked_f16 (which packs through `pack`): the driver splits a
+  // product over the columns of such a B when it is wider than A is tall,
+  // so that each thread widens only its share.
+  const PackedMatrix* halves = nullptr;
 
   static GemmOperand prepacked(const PackedMatrix& p) { return {&p, nullptr}; }
+  // A PackedMatrix of half values (pack_matrix_f16): each block is widened
+  // to floats (F16C) as the driver asks for it. The values are exact, so
+  // the product is the fp32 one, bit for bit.
+  static GemmOperand prepacked_f16(const PackedMatrix& p);
   static GemmOperand strided(StridedMatrix m);
   // A strided operand of `depth` K values packed as bfloat16 pairs (below).
   static GemmOperand strided_bf16(StridedMatrix m, int64_t depth);
@@ -157,17 +176,47 @@ PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t dept
 // zero past k_count. AVX-512 BF16 only (bf16_dot_supported()).
 void pair_slots_bf16(const float* rows, int64_t row_stride, int64_t k_count, int64_t sc, int width, float* dst);
 
-// The packing of one precision for the tactics: fp32 panels, or bfloat16
-// pairs (depth counted in slots, the bf16 microkernel).
+// ---- half-precision weights ------------------------------------------------
+// pack_matrix with the panels stored as IEEE half values; every value of m
+// must be one (all_f16_values), so nothing is rounded.
+PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
+// dst[i] = float(src[i]) for i < n: F16C where the CPU has it, else scalar.
+void widen_halves(const uint16_t* src, float* dst, int64_t n);
+
+// How a tactic stores its constant operand (the weights):
+//   kFp32: fp32 panels on the ISA's fp32 microkernel;
+//   kBf16: bfloat16 pairs (depth counted in slots) on the AVX-512 BF16
+//          microkernel, the other operand rounded while packed;
+//   kFp16: half-value panels (half the bytes) widened block by block onto
+//          the fp32 microkernel: the fp32 product of the same values.
+enum class WeightFormat : uint8_t { kFp32, kBf16, kFp16 };
+
+// The packing of one weight format for the tactics.
 struct GemmPacking {
-  bool bf16 = false;
-  int64_t depth(int64_t k) const { return bf16 ? bf16_slots(k) : k; }
-  GemmConfig config(Isa isa) const { return bf16 ? gemm_config_bf16() : gemm_config(isa); }
+  WeightFormat format = WeightFormat::kFp32;
+  bool bf16() const { return format == WeightFormat::kBf16; }
+  bool fp16() const { return format == WeightFormat::kFp16; }
+  // The tactic-name suffix: "", "_bf16" or "_fp16".
+  const char* suffix() const { return bf16() ? "_bf16" : fp16() ? "_fp16" : ""; }
+  int64_t depth(int64_t k) const { return bf16() ? bf16_slots(k) : k; }
+  GemmConfig config(Isa isa) const { return bf16() ? gemm_config_bf16() : gemm_config(isa); }
+  // The weights, packed ahead of time.
   PackedMatrix pack(const StridedMatrix& m, int64_t rows, int64_t k, int width, ThreadPool* pool) const {
-    return bf16 ? pack_matrix_bf16(m, rows, k, width, pool) : pack_matrix(m, rows, k, width, pool);
+    if (bf16()) return pack_matrix_bf16(m, rows, k, width, pool);
+    if (fp16()) return pack_matrix_f16(m, rows, k, width, pool);
+    return pack_matrix(m, rows, k, width, pool);
   }
+  // Restores pack()'s result from PackedMatrix::serialize() bytes.
+  Result<PackedMatrix> unpack(std::span<const uint8_t> bytes, int64_t rows, int64_t k, int width) const {
+    return PackedMatrix::deserialize(bytes, rows, depth(k), width, fp16());
+  }
+  // pack()'s result as an operand of gemm().
+  static GemmOperand weights(const PackedMatrix& p) {
+    return p.f16 ? GemmOperand::prepacked_f16(p) : GemmOperand::prepacked(p);
+  }
+  // The other (activation) operand, packed while the product runs.
   GemmOperand operand(StridedMatrix m, int64_t k) const {
-    return bf16 ? GemmOperand::strided_bf16(m, k) : GemmOperand::strided(m);
+    return bf16() ? GemmOperand::strided_bf16(m, k) : GemmOperand::strided(m);
   }
 };
 

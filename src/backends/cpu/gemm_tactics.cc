@@ -5,7 +5,9 @@
 // dtypes at run time, odd bias shapes) go to the reference kernel. The bf16
 // variants run the same driver on the AVX-512 BF16 microkernel with both
 // operands packed as bfloat16 pairs (gemm.h), only where the graph
-// guarantees both hold bfloat16 values (tactics.h).
+// guarantees both hold bfloat16 values (tactics.h). The fp16 variants store
+// a constant B of half values at half the bytes and widen it block by
+// block onto the fp32 microkernel (gemm.h WeightFormat::kFp16).
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -57,7 +59,7 @@ class MatMulKernel final : public Kernel {
     const Tensor* bias = optional_f32(ctx, 2);
     if (bias != nullptr && (bias->numel() != n || bias->rank() != 1)) return run_reference(ctx);
     if (b.rank() == 2) return run_folded(ctx, a, b, k, n, bias);
-    if (packing_.bf16) return run_reference(ctx);  // bf16 tactics take a constant matrix B only
+    if (packing_.format != WeightFormat::kFp32) return run_reference(ctx);  // they take a constant matrix B only
     return run_batched(ctx, a, b, k, n, bias);
   }
 
@@ -89,7 +91,7 @@ class MatMulKernel final : public Kernel {
       runtime_b = packing_.pack({b.data<float>(), 1, n}, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, rows, n, packing_.depth(k), packing_.operand({a.data<float>(), k, 1}, k), GemmOperand::prepacked(*pb),
+    gemm(cfg_, rows, n, packing_.depth(k), packing_.operand({a.data<float>(), k, 1}, k), GemmPacking::weights(*pb),
          y->data<float>(), n, e, ctx.pool());
     return Status::ok();
   }
@@ -147,16 +149,16 @@ class MatMulKernel final : public Kernel {
 
 class MatMulTactic final : public OwnFusableTactic {
  public:
-  MatMulTactic(Isa isa, bool fused, bool bf16)
-      : OwnFusableTactic(bf16 ? "matmul_bf16" : "matmul", "MatMul", isa, fused), packing_{bf16} {}
+  MatMulTactic(Isa isa, bool fused, WeightFormat format)
+      : OwnFusableTactic(std::string("matmul") + GemmPacking{format}.suffix(), "MatMul", isa, fused),
+        packing_{format} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
     if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() < 2) return false;
-    if (packing_.bf16) return constant_b(node) != nullptr && bf16_operands(node);
-    return true;
+    return weights_served(node, packing_.format, constant_b(node) != nullptr);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -175,7 +177,7 @@ class MatMulTactic final : public OwnFusableTactic {
     if (b == nullptr || state.empty()) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
     const GemmConfig cfg = packing_.config(isa_);
-    auto packed = PackedMatrix::deserialize(state, b->dim(1), packing_.depth(b->dim(0)), cfg.kernel.nr);
+    auto packed = packing_.unpack(state, b->dim(1), b->dim(0), cfg.kernel.nr);
     if (!packed.is_ok()) return packed.status().with_context(node.describe());
     return std::unique_ptr<Kernel>(new MatMulKernel(cfg, packing_, epi, std::move(packed).value()));
   }
@@ -265,7 +267,7 @@ class GemmKernel final : public Kernel {
       runtime_b = packing_.pack(bm, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, m, n, packing_.depth(k), packing_.operand(am, k), GemmOperand::prepacked(*pb), y->data<float>(), n, e,
+    gemm(cfg_, m, n, packing_.depth(k), packing_.operand(am, k), GemmPacking::weights(*pb), y->data<float>(), n, e,
          ctx.pool());
     return Status::ok();
   }
@@ -281,8 +283,8 @@ class GemmKernel final : public Kernel {
 
 class GemmTactic final : public OwnFusableTactic {
  public:
-  GemmTactic(Isa isa, bool fused, bool bf16)
-      : OwnFusableTactic(bf16 ? "gemm_bf16" : "gemm", "Gemm", isa, fused), packing_{bf16} {}
+  GemmTactic(Isa isa, bool fused, WeightFormat format)
+      : OwnFusableTactic(std::string("gemm") + GemmPacking{format}.suffix(), "Gemm", isa, fused), packing_{format} {}
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
@@ -290,8 +292,7 @@ class GemmTactic final : public OwnFusableTactic {
     if (node.input(2) != nullptr && !is_f32(node.input(2))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() != 2) return false;
-    if (packing_.bf16) return constant_b(node) != nullptr && bf16_operands(node);
-    return true;
+    return weights_served(node, packing_.format, constant_b(node) != nullptr);
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -316,7 +317,7 @@ class GemmTactic final : public OwnFusableTactic {
     const bool trans_b = node.attr_int("transB", 0) != 0;
     const int64_t k = trans_b ? b->dim(1) : b->dim(0);
     const int64_t n = trans_b ? b->dim(0) : b->dim(1);
-    auto packed = PackedMatrix::deserialize(state, n, packing_.depth(k), cfg.kernel.nr);
+    auto packed = packing_.unpack(state, n, k, cfg.kernel.nr);
     if (!packed.is_ok()) return packed.status().with_context(node.describe());
     return std::unique_ptr<Kernel>(new GemmKernel(cfg, packing_, epi, std::move(packed).value()));
   }
@@ -335,16 +336,22 @@ class GemmTactic final : public OwnFusableTactic {
 }  // namespace
 
 std::unique_ptr<Tactic> make_matmul_tactic(Isa isa, bool fused) {
-  return std::make_unique<MatMulTactic>(isa, fused, false);
+  return std::make_unique<MatMulTactic>(isa, fused, WeightFormat::kFp32);
 }
 std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused) {
-  return std::make_unique<GemmTactic>(isa, fused, false);
+  return std::make_unique<GemmTactic>(isa, fused, WeightFormat::kFp32);
 }
 std::unique_ptr<Tactic> make_matmul_bf16_tactic(bool fused) {
-  return std::make_unique<MatMulTactic>(Isa::kAvx512, fused, true);
+  return std::make_unique<MatMulTactic>(Isa::kAvx512, fused, WeightFormat::kBf16);
 }
 std::unique_ptr<Tactic> make_gemm_bf16_tactic(bool fused) {
-  return std::make_unique<GemmTactic>(Isa::kAvx512, fused, true);
+  return std::make_unique<GemmTactic>(Isa::kAvx512, fused, WeightFormat::kBf16);
+}
+std::unique_ptr<Tactic> make_matmul_fp16_tactic(Isa isa, bool fused) {
+  return std::make_unique<MatMulTactic>(isa, fused, WeightFormat::kFp16);
+}
+std::unique_ptr<Tactic> make_gemm_fp16_tactic(Isa isa, bool fused) {
+  return std::make_unique<GemmTactic>(isa, fused, WeightFormat::kFp16);
 }
 
 }  // namespace kiln::backends::cpu

@@ -113,6 +113,10 @@ void layernorm_row_avx2(const float* x, float* y, const float* scale, const floa
 // quieted): the Cast to float16 and back, bit-exact with core/float_types.h.
 // F16C; call only where cpu_features().f16c and detect_isa() >= kAvx2.
 void round_to_f16_f16c(float* v, int64_t n);
+// dst[i] = float(src[i]) (IEEE half bits) and dst[i] = half(src[i]) (round
+// to nearest even) for i < n; F16C, under the same conditions.
+void widen_halves_f16c(const uint16_t* src, float* dst, int64_t n);
+void narrow_to_halves_f16c(const float* src, uint16_t* dst, int64_t n);
 
 // Register-only FMA loops for measuring the peak: run `iters` iterations
 // and return the floating-point operations done (2 per lane per FMA).

@@ -333,4 +333,40 @@ void round_to_f16_f16c(float* v, int64_t n) {
   }
 }
 
+void widen_halves_f16c(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 8)));
+    _mm256_storeu_ps(dst + i, lo);
+    _mm256_storeu_ps(dst + i + 8, hi);
+  }
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  if (i < n) {
+    alignas(16) uint16_t tail[8] = {};
+    alignas(32) float out[8];
+    for (int64_t j = i; j < n; ++j) tail[j - i] = src[j];
+    _mm256_store_ps(out, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tail))));
+    for (int64_t j = i; j < n; ++j) dst[j] = out[j - i];
+  }
+}
+
+void narrow_to_halves_f16c(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  if (i < n) {
+    alignas(32) float tail[8] = {};
+    alignas(16) uint16_t out[8];
+    for (int64_t j = i; j < n; ++j) tail[j - i] = src[j];
+    _mm_store_si128(reinterpret_cast<__m128i*>(out),
+                    _mm256_cvtps_ph(_mm256_load_ps(tail), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (int64_t j = i; j < n; ++j) dst[j] = out[j - i];
+  }
+}
+
 }  // namespace kiln::backends::cpu

@@ -22,6 +22,14 @@ void register_tactics(TacticRegistry& registry) {
   }
   for (Isa isa : supported_isas()) {
     if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;
+    // Half-value weights stored as halves (`--fp16` builds): before the fp32
+    // products of the same ISA, as the bf16 ones, for builds without timing.
+    if (isa != Isa::kGeneric && cpu_features().f16c) {
+      registry.add("", "MatMul", make_matmul_fp16_tactic(isa, false));
+      registry.add("kiln", "FusedMatMul", make_matmul_fp16_tactic(isa, true));
+      registry.add("", "Gemm", make_gemm_fp16_tactic(isa, false));
+      registry.add("kiln", "FusedGemm", make_gemm_fp16_tactic(isa, true));
+    }
     registry.add("", "MatMul", make_matmul_tactic(isa, false));
     registry.add("kiln", "FusedMatMul", make_matmul_tactic(isa, true));
     registry.add("", "Gemm", make_gemm_tactic(isa, false));
@@ -29,6 +37,10 @@ void register_tactics(TacticRegistry& registry) {
     // Depthwise first: a build without timing takes each node's first candidate.
     registry.add("", "Conv", make_conv_depthwise_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
+    if (isa != Isa::kGeneric && cpu_features().f16c) {
+      registry.add("", "Conv", make_conv_gemm_fp16_tactic(isa, false));
+      registry.add("kiln", "FusedConv", make_conv_gemm_fp16_tactic(isa, true));
+    }
     registry.add("", "Conv", make_conv_gemm_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_gemm_tactic(isa, true));
     for (int tile : {2, 4}) {

@@ -1,6 +1,7 @@
 #include <bit>
 #include <cstdint>
 
+#include "backends/cpu/gemm.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
 #include "ops/epilogue.h"
@@ -64,6 +65,42 @@ bool all_bf16_values(const Tensor& t) {
     if ((std::bit_cast<uint32_t>(v) & 0xffffu) != 0) return false;
   }
   return true;
+}
+
+bool all_f16_values(const Tensor& t) {
+  if (t.dtype() != DataType::kFloat32) return false;
+  for (float v : t.span<float>()) {
+    const uint32_t u = std::bit_cast<uint32_t>(v);
+    const uint32_t exp = (u >> 23) & 0xffu, mant = u & 0x7fffffu;
+    if (exp == 0xffu || exp == 0) {  // infinity (NaN is not kept bit for bit), zero (fp32 subnormals are not halves)
+      if (mant != 0) return false;
+      continue;
+    }
+    const int e = static_cast<int>(exp) - 127;
+    if (e > 15 || e < -24) return false;
+    // A normal half keeps 10 mantissa bits; a subnormal one (2^-24 steps) fewer.
+    const int dropped = e >= -14 ? 13 : -1 - e;
+    if ((mant & ((1u << dropped) - 1u)) != 0) return false;
+  }
+  return true;
+}
+
+bool f16_weights(const ir::Node& node) {
+  const ir::Value* b = node.input(1);
+  return cpu_features().f16c && detect_isa() >= Isa::kAvx2 && b != nullptr && b->is_constant() &&
+         all_f16_values(b->constant());
+}
+
+bool weights_served(const ir::Node& node, WeightFormat format, bool constant_weights) {
+  switch (format) {
+    case WeightFormat::kFp32:
+      return true;
+    case WeightFormat::kBf16:
+      return constant_weights && bf16_operands(node);
+    case WeightFormat::kFp16:
+      return constant_weights && f16_weights(node);
+  }
+  return false;
 }
 
 Status run_reference(ops::KernelContext& ctx) {

@@ -26,6 +26,11 @@ std::unique_ptr<Tactic> make_gemm_tactic(Isa isa, bool fused);
 // "own.[fused_]matmul_bf16.avx512" / "own.[fused_]gemm_bf16.avx512".
 std::unique_ptr<Tactic> make_matmul_bf16_tactic(bool fused);
 std::unique_ptr<Tactic> make_gemm_bf16_tactic(bool fused);
+// The same two with a constant B of half values (f16_weights) stored as
+// halves and widened while the product runs (F16C; AVX2 and AVX-512):
+// "own.[fused_]matmul_fp16.<isa>" / "own.[fused_]gemm_fp16.<isa>".
+std::unique_ptr<Tactic> make_matmul_fp16_tactic(Isa isa, bool fused);
+std::unique_ptr<Tactic> make_gemm_fp16_tactic(Isa isa, bool fused);
 // Conv and kiln.FusedConv (1-D and 2-D, fp32, constant weights): im2col
 // packed on the fly (a 1x1 stride-1 unpadded kernel reads X directly) and
 // the packed SGEMM with weights packed in prepare.
@@ -35,6 +40,9 @@ std::unique_ptr<Tactic> make_conv_gemm_tactic(Isa isa, bool fused);
 // bfloat16 pairs, im2col columns paired while packed.
 // "own.conv_gemm_bf16.avx512" / "own.fused_conv_gemm_bf16.avx512".
 std::unique_ptr<Tactic> make_conv_gemm_bf16_tactic(bool fused);
+// The same with weights of half values stored as halves (f16_weights):
+// "own.conv_gemm_fp16.<isa>" / "own.fused_conv_gemm_fp16.<isa>".
+std::unique_ptr<Tactic> make_conv_gemm_fp16_tactic(Isa isa, bool fused);
 // Depthwise Conv / kiln.FusedConv (group == C == M): direct, vectorized
 // along the output row. "own.conv_depthwise.<isa>" / "own.fused_conv_depthwise.<isa>".
 std::unique_ptr<Tactic> make_conv_depthwise_tactic(Isa isa, bool fused);
@@ -139,6 +147,19 @@ bool all_bf16_values(const Tensor& t);
 // says: the CPU runs vdpbf16ps, input 1 (B, the weights) is a constant of
 // bfloat16 values and input 0 holds_bf16_values().
 bool bf16_operands(const ir::Node& node);
+// True if every element of float32 tensor `t` is exactly an IEEE half value
+// (zero, a normal or subnormal half, or an infinity; NaN is not).
+bool all_f16_values(const Tensor& t);
+// An fp16-storage tactic (WeightFormat::kFp16) serves a node whose input 1,
+// the weights, is a constant of half values, on a CPU with F16C: the
+// widened panels hold exactly the graph's values, so the product is the
+// fp32 one (`--fp16` builds round the weights; any input 0).
+bool f16_weights(const ir::Node& node);
+// Whether a GEMM-based tactic whose weights take `format` (gemm.h) serves a
+// node its other checks accept: fp32 always; bf16 and fp16 only with
+// constant weights (`constant_weights`) and bf16_operands / f16_weights.
+enum class WeightFormat : uint8_t;
+bool weights_served(const ir::Node& node, WeightFormat format, bool constant_weights);
 // Runs the op's reference kernel: the fallback of fast kernels for inputs
 // they do not handle at run time (shapes the build could not see).
 Status run_reference(ops::KernelContext& ctx);
