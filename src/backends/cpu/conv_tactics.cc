@@ -248,7 +248,9 @@ class ConvGemmTactic final : public OwnFusableTactic {
   }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
-    if (state.empty() || !supports(node)) return prepare(node);
+    // The weights' values were checked when the plan was built: the packed
+    // state is what runs, and the initializer's pages stay untouched.
+    if (state.empty() || !serves(node) || !conv_node_supported(node)) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
     const GemmConfig cfg = packing_.config(isa_);
     const Tensor& w = node.input(1)->constant();
