@@ -92,6 +92,14 @@ class Tactic {
     (void)node;
     return -1;
   }
+  // True if this tactic's kernel for `node` also takes input 0 as float16
+  // (widening it exactly) when the node's input 0 is float32 at build time:
+  // the builder then stores a 16-bit round trip's value feeding it as
+  // float16 (src/plan/half_values.h).
+  virtual bool takes_float16_input(const ir::Node& node) const {
+    (void)node;
+    return false;
+  }
   // Rebuilds a kernel from Kernel::serialize()'s bytes when a plan loads.
   // The default ignores the state and prepares again.
   virtual Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const {

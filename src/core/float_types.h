@@ -67,6 +67,19 @@ struct Float16 {
   }
 };
 
+// True if float `v` is exactly an IEEE half value: zero, a normal or
+// subnormal half, or an infinity (NaN is not: its payload need not survive).
+inline bool is_float16_value(float v) {
+  const uint32_t u = std::bit_cast<uint32_t>(v);
+  const uint32_t exp = (u >> 23) & 0xffu, mant = u & 0x7fffffu;
+  if (exp == 0xffu || exp == 0) return mant == 0;  // fp32 subnormals are not halves
+  const int e = static_cast<int>(exp) - 127;
+  if (e > 15 || e < -24) return false;
+  // A normal half keeps 10 mantissa bits; a subnormal one (2^-24 steps) fewer.
+  const int dropped = e >= -14 ? 13 : -1 - e;
+  return (mant & ((1u << dropped) - 1u)) == 0;
+}
+
 struct BFloat16 {
   uint16_t bits = 0;
 

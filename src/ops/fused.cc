@@ -8,6 +8,10 @@
 //   kiln.FusedMatMul(A, B, [bias], [Z])  MatMul (numpy batching), bias over the
 //                                     last dim, then epilogue
 //
+// X / A may be float16 while the weights are float32 (passes/half_inputs.cc
+// stores the 16-bit round trip before a layer as float16): it is widened
+// exactly first, and Y is float32.
+//
 // Z (the residual) has Y's shape. Epilogue attributes: ops/epilogue.h. Every
 // fused node also carries "fused_from" (the source node names), which the
 // kernels ignore. fused_misc.cc holds the other kiln ops (attention, layer
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/float_types.h"
 #include "ops/epilogue.h"
 #include "ops/families.h"
 #include "ops/registry.h"
@@ -82,6 +87,12 @@ Status fused_kernel(KernelContext& ctx, std::string_view op) {
     // Gemm without C: a zero C keeps the Gemm kernel on its opset-11 path.
     in[2] = Datum(Tensor::scalar<float>(DataType::kFloat32, 0.0f));
   }
+  if (in[0].is_tensor() && in[0].tensor().dtype() == DataType::kFloat16) {
+    const Tensor& h = in[0].tensor();
+    KILN_ASSIGN_OR_RETURN(Tensor x, Tensor::allocate(DataType::kFloat32, h.dims()));
+    for (int64_t i = 0; i < h.numel(); ++i) x.data<float>()[i] = static_cast<float>(h.data<Float16>()[i]);
+    in[0] = Datum(std::move(x));
+  }
   for (size_t i = 0; i < 2; ++i) {
     if (!in[i].is_tensor() || in[i].tensor().dtype() != DataType::kFloat32) {
       return ctx.error(unimplemented("input {} must be a float32 tensor", i));
@@ -102,11 +113,20 @@ Status fused_conv_kernel(KernelContext& ctx) { return fused_kernel<3, false>(ctx
 Status fused_gemm_kernel(KernelContext& ctx) { return fused_kernel<3, false>(ctx, "Gemm"); }
 Status fused_matmul_kernel(KernelContext& ctx) { return fused_kernel<2, true>(ctx, "MatMul"); }
 
-// Output type: the base op's inference (it reads inputs 0 and 1 and the attributes).
+// Output type: the base op's inference (it reads inputs 0 and 1 and the
+// attributes); float32 for a float16 input 0 (widened) with float32 weights.
 template <const char* kOp>
 Status fused_infer(InferContext& ctx) {
   const OpDef* def = Registry::global().find("", kOp, 1000);
-  return def != nullptr && def->infer != nullptr ? def->infer(ctx) : Status::ok();
+  if (def == nullptr || def->infer == nullptr) return Status::ok();
+  KILN_RETURN_IF_ERROR(def->infer(ctx));
+  if (ctx.input_type(0).dtype == DataType::kFloat16 && ctx.input_type(1).dtype == DataType::kFloat32 &&
+      ctx.num_outputs() == 1 && ctx.node().output(0) != nullptr) {
+    ir::ValueType t = ctx.node().output(0)->type();
+    t.dtype = DataType::kFloat32;
+    ctx.set_output_type(0, std::move(t));
+  }
+  return Status::ok();
 }
 
 constexpr char kConv[] = "Conv";

@@ -110,6 +110,10 @@ void append_fused_from(const ir::Node* n, std::vector<std::string>& names);
 // Sets "fused_from" on `fused` to the names of `sources` (in order).
 void set_fused_from(ir::Node* fused, const std::vector<const ir::Node*>& sources);
 
+// `p` is a one-input kiln.Pointwise whose body ends with Cast(to float16) ->
+// Cast(to float): the 16-bit round trip of an fp16 build (passes/half_inputs.cc).
+bool ends_in_half_round_trip(const ir::Node& p);
+
 // Removes nodes whose outputs are all unused and unpinned, repeatedly; and,
 // when no subgraph captures anything, the values left without a role.
 // True if anything was removed.

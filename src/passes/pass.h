@@ -37,5 +37,7 @@ std::unique_ptr<Pass> make_attention_fusion();
 std::unique_ptr<Pass> make_horizontal_fusion();
 std::unique_ptr<Pass> make_vertical_fusion();
 std::unique_ptr<Pass> make_pointwise_fusion();
+// Does nothing unless `enabled` (PipelineOptions::half_inputs).
+std::unique_ptr<Pass> make_half_inputs(bool enabled);
 
 }  // namespace kiln::passes

@@ -26,8 +26,10 @@ namespace {
 //   bias and activation already in the epilogue (Q/K/V projections become one
 //   FusedMatMul whose bias is the three biases side by side);
 // - pointwise fusion last: it takes whatever elementwise chains are left;
+// - half inputs after pointwise fusion: it shortens the chains that end in
+//   a 16-bit round trip before matrix layers (and converts the layers);
 // - dead-code elimination at the end drops what the rewrites left unused.
-std::vector<std::unique_ptr<Pass>> default_passes() {
+std::vector<std::unique_ptr<Pass>> default_passes(const PipelineOptions& options = {}) {
   std::vector<std::unique_ptr<Pass>> p;
   p.push_back(make_qdq_lowering());
   p.push_back(make_constant_folding());
@@ -39,6 +41,7 @@ std::vector<std::unique_ptr<Pass>> default_passes() {
   p.push_back(make_vertical_fusion());
   p.push_back(make_horizontal_fusion());
   p.push_back(make_pointwise_fusion());
+  p.push_back(make_half_inputs(options.half_inputs));
   p.push_back(make_dead_code_elimination());
   return p;
 }
@@ -58,7 +61,7 @@ Result<std::vector<PassReport>> optimize(ir::Graph& graph, const PipelineOptions
     return invalid_argument("no optimizer pass is named '{}' (passes: {})", options.dump_after, fmt::join(names, ", "));
   }
   PassManager manager(options);
-  for (auto& p : default_passes()) manager.add(std::move(p));
+  for (auto& p : default_passes(options)) manager.add(std::move(p));
   return manager.run(graph);
 }
 

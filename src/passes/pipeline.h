@@ -27,6 +27,10 @@ struct PipelineOptions {
   // Treat graph inputs that have an initializer as constants (set for ONNX IR
   // versions before 4, which list every initializer as an input).
   bool initializer_inputs_are_constant = false;
+  // Store the 16-bit round trips before matrix layers as float16 values
+  // that the layers widen (passes/half_inputs.cc): for fp16 builds whose
+  // layers run on the CPU tactics (F16C).
+  bool half_inputs = false;
   // Run the IR verifier after every pass (on by default in debug builds).
 #ifdef NDEBUG
   bool verify = false;

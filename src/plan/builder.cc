@@ -2,6 +2,7 @@
 
 #include <flatbuffers/base.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include "core/logging.h"
 #include "core/thread_pool.h"
 #include "ops/shape_inference.h"
+#include "plan/half_values.h"
 #include "plan/layouts.h"
 #include "plan/memory_planner.h"
 #include "plan/shapes.h"
@@ -71,6 +73,7 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
   passes::PipelineOptions pass_options = options.passes;
   // IR versions before 4 list every initializer as a graph input; those are weights, not inputs.
   if (model.ir_version > 0 && model.ir_version < 4) pass_options.initializer_inputs_are_constant = true;
+  pass_options.half_inputs = options.precision == "fp16";
   KILN_ASSIGN_OR_RETURN(auto pass_reports, passes::optimize(graph, pass_options));
   const double optimize_seconds = seconds_since(t_opt);
   // Types of values the passes created; only a hint to the memory plan
@@ -116,6 +119,13 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
     KILN_ASSIGN_OR_RETURN(blocked_values, assign_blocked_layouts(graph, sel.layers, sel.kernels, registry));
   }
 
+  int64_t half_values = 0;
+  if (options.precision == "fp16") {
+    const backends::TacticRegistry& registry =
+        options.registry != nullptr ? *options.registry : backends::TacticRegistry::global();
+    KILN_ASSIGN_OR_RETURN(half_values, store_half_values(graph, sel.layers, sel.kernels, registry));
+  }
+
   std::vector<std::string> tactics;
   for (const Layer& l : sel.layers) tactics.push_back(l.tactic);
   MemoryPlanOptions mo;
@@ -154,6 +164,7 @@ Result<Plan> build(ir::Model model, const BuildOptions& options, BuildReport* re
     report->optimize_seconds = optimize_seconds;
     report->tactic_seconds = tactic_seconds;
     report->blocked_values = blocked_values;
+    report->half_values = half_values;
     report->total_seconds = seconds_since(t0);
   }
   return plan;

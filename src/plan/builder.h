@@ -52,6 +52,7 @@ struct BuildReport {
   int64_t cache_hits = 0;
   int64_t cache_misses = 0;
   int64_t blocked_values = 0;  // values kept in a blocked layout between kernels
+  int64_t half_values = 0;     // fp16 builds: round trips stored as float16 (plan/half_values.h)
   double optimize_seconds = 0;
   double tactic_seconds = 0;
   double total_seconds = 0;

@@ -258,6 +258,21 @@ TEST(CpuConv, Fp16WeightsGiveTheFp32TacticsBits) {
   }
 }
 
+// A float16 X (what a --fp16 plan stores before the layer), widened
+// exactly per image by the fp16 conv and by the fused reference kernel.
+TEST(CpuConv, Fp16WidensAFloat16Input) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "this CPU has no F16C";
+  const ConvCase c = {{2, 6, 9, 8}, 10, {3, 3}, {1, 1}, {}, {1, 0, 1, 2}, 1, "", true};
+  const Tensor w = round_f16(random_tensor({10, 6, 3, 3}, 2)), b = random_tensor({10}, 3);
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric) continue;
+    expect_half_input_widened(
+        *make_conv_gemm_fp16_tactic(isa, true), *make_conv_gemm_tactic(isa, true), round_f16(random_tensor(c.x, 1)),
+        [&](const Tensor& x) { return OneNode("kiln", "FusedConv", {{x}, {w, true}, {b, true}}, conv_attrs(c)); },
+        "FusedConv");
+  }
+}
+
 TEST(CpuConv, UnsupportedNodesAreDeclined) {
   Tensor x = random_tensor({1, 2, 4, 4, 4}, 1), w = random_tensor({3, 2, 1, 1, 1}, 2);
   OneNode conv3d("", "Conv", {{x}, {w, true}}, {});

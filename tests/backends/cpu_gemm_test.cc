@@ -344,6 +344,36 @@ TEST(CpuFp16MatMul, HalfWeightsGiveTheFp32TacticsBits) {
   }
 }
 
+// A float16 input 0 (what a --fp16 plan stores before the layer) is widened
+// exactly by the fp16 tactics and the fused reference kernels.
+TEST(CpuFp16MatMul, Float16InputsAreWidenedExactly) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "this CPU has no F16C";
+  const Tensor b = round_f16(random_tensor({300, 45}, 1)), bias = random_tensor({45}, 2);
+  const Tensor bt = round_f16(random_tensor({45, 300}, 3)), z = random_tensor({2, 31, 45}, 4);
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric) continue;
+    const Tensor x = round_f16(random_tensor({2, 31, 300}, 5));
+    expect_half_input_widened(
+        *make_matmul_fp16_tactic(isa, true), *make_matmul_tactic(isa, true), x,
+        [&](const Tensor& a) {
+          OneNode g("kiln", "FusedMatMul", {{a}, {b, true}, {bias, true}, {z}}, {});
+          ops::Epilogue e;
+          e.activation = ops::Activation::kRelu;
+          e.to_node(g.node());
+          return g;
+        },
+        "FusedMatMul relu");
+    const Tensor x2 = round_f16(random_tensor({31, 300}, 6));
+    expect_half_input_widened(
+        *make_gemm_fp16_tactic(isa, true), *make_gemm_tactic(isa, true), x2,
+        [&](const Tensor& a) {
+          return OneNode("kiln", "FusedGemm", {{a}, {bt, true}, {bias, true}},
+                         {Attribute::make_int("transB", 1), Attribute::make_float("alpha", 0.5f)});
+        },
+        "FusedGemm transB");
+  }
+}
+
 // all_f16_values agrees with the round trip through core/float_types.h's
 // Float16 on edges (range, subnormals, rounding, specials) and random bits;
 // the F16C converters agree with it bit for bit.

@@ -47,6 +47,13 @@ inline Tensor round_f16(const Tensor& t) {
   return r;
 }
 
+// A float32 tensor of half values as a float16 tensor.
+inline Tensor to_f16(const Tensor& t) {
+  Tensor h = Tensor::empty(DataType::kFloat16, t.dims());
+  for (int64_t i = 0; i < t.numel(); ++i) h.data<Float16>()[i] = Float16(t.data<float>()[i]);
+  return h;
+}
+
 inline Tensor abs_tensor(const Tensor& t) {
   Tensor a = t.clone();
   for (float& v : a.span<float>()) v = std::fabs(v);
@@ -208,6 +215,36 @@ inline void expect_same_as_fp32(const Tactic& fp16, const Tactic& fp32, OneNode&
   ASSERT_TRUE(again.is_ok() && want.is_ok()) << what;
   EXPECT_EQ(std::memcmp(again->raw_data(), want->raw_data(), static_cast<size_t>(want->nbytes())), 0)
       << fp16.name() << " " << what << " after load";
+}
+
+// A fused node whose input 0 is float16 (a --fp16 plan stores the round
+// trip before the layer so, plan/half_values.h), against the same node on
+// the widened float32 values: the fp16 tactic gives the fp32 tactic's bits,
+// the reference kernel its own bits, and the float32-only tactic declines.
+// `make(x)` builds the node with input 0 = x.
+template <typename Make>
+void expect_half_input_widened(const Tactic& fp16, const Tactic& fp32, const Tensor& x32, const Make& make,
+                               const std::string& what) {
+  OneNode g16 = make(to_f16(x32));
+  OneNode g32 = make(x32);
+  EXPECT_FALSE(fp32.supports(g16.node())) << fp32.name() << " " << what;
+  ASSERT_TRUE(fp16.supports(g16.node())) << fp16.name() << " " << what;
+  auto k16 = fp16.prepare(g16.node());
+  auto k32 = fp32.prepare(g32.node());
+  ASSERT_TRUE(k16.is_ok() && k32.is_ok()) << what;
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    auto got = g16.run(**k16, &pool);
+    auto want = g32.run(**k32, &pool);
+    ASSERT_TRUE(got.is_ok() && want.is_ok()) << what << " " << got.status().to_string();
+    ASSERT_EQ(got->dtype(), DataType::kFloat32) << what;
+    ASSERT_EQ(std::memcmp(got->raw_data(), want->raw_data(), want->nbytes()), 0) << what << " threads=" << threads;
+  }
+  auto ref16 = g16.run_reference(g16.feeds());
+  auto ref32 = g32.run_reference(g32.feeds());
+  ASSERT_TRUE(ref16.is_ok()) << what << ": " << ref16.status().to_string();
+  ASSERT_TRUE(ref32.is_ok()) << what;
+  EXPECT_EQ(std::memcmp(ref16->raw_data(), ref32->raw_data(), ref32->nbytes()), 0) << what << " (reference)";
 }
 
 // Every activation of the fused-op contract with parameters.

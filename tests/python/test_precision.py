@@ -14,6 +14,7 @@ weights there. Against the fp32 model: loosely (a few percent of the range).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -186,6 +187,10 @@ def test_half_precision_builds(models, tmp_path, precision, kiln_exe):
                           "--layer-precision", f"{first}:fp32"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert f"{first}" in out.stdout and "fp32" in out.stdout and precision in out.stdout, out.stdout
+    if precision == "fp16":
+        # Untimed, every fp16 layer takes the half-storage tactic, and the round trips before them are float16.
+        stored = re.search(r"fp16 storage: (\d+) layers keep their weights as halves, (\d+) values", out.stdout)
+        assert stored and int(stored.group(1)) > 0 and int(stored.group(2)) > 0, out.stdout
     bad = subprocess.run([kiln_exe, "build", str(fp32), "-o", str(plan), f"--{precision}", "--layer-precision",
                           "nope:fp32"], capture_output=True, text=True)
     assert bad.returncode != 0 and "nope" in bad.stderr

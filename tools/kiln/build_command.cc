@@ -181,6 +181,12 @@ Status run_build(const BuildArgs& args) {
     std::printf("profile %s: min %s opt %s max %s\n", p.name.c_str(), plan::format_dims(p.min).c_str(),
                 plan::format_dims(p.opt).c_str(), plan::format_dims(p.max).c_str());
   }
+  if (plan.precision == "fp16") {
+    int64_t half_weights = 0;
+    for (const auto& l : plan.layers) half_weights += l.tactic.find("_fp16.") != std::string::npos ? 1 : 0;
+    std::printf("fp16 storage: %lld layers keep their weights as halves, %lld values between layers are float16\n",
+                static_cast<long long>(half_weights), static_cast<long long>(report.half_values));
+  }
   std::printf("tactics: %lld layers timed (%lld timings from the cache, %lld measured) in %.2f s; build %.2f s\n",
               static_cast<long long>(report.timed_nodes), static_cast<long long>(report.cache_hits),
               static_cast<long long>(report.cache_misses), report.tactic_seconds, report.total_seconds);

@@ -56,8 +56,8 @@ Result<Conv2dGeom> conv2d_geometry(const ir::Node& node, const Dims& x, const Di
   return g;
 }
 
-bool conv_node_supported(const ir::Node& node) {
-  if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
+bool conv_node_supported(const ir::Node& node, bool half_x) {
+  if (!(is_f32(node.input(0)) || (half_x && is_f16(node.input(0)))) || !is_f32(node.input(1))) return false;
   if (node.input(2) != nullptr && !is_f32(node.input(2))) return false;
   const ir::Value* w = node.input(1);
   if (!w->is_constant()) return false;

@@ -34,7 +34,8 @@ struct Conv2dGeom {
 Result<Conv2dGeom> conv2d_geometry(const ir::Node& node, const Dims& x, const Dims& w);
 
 // True if the node is a Conv-like node these tactics can take at build time:
-// X and W float32, W a constant of rank 3 or 4, the optional bias float32.
-bool conv_node_supported(const ir::Node& node);
+// X and W float32 (X may be float16 with `half_x`: a kernel that widens it),
+// W a constant of rank 3 or 4, the optional bias float32.
+bool conv_node_supported(const ir::Node& node, bool half_x = false);
 
 }  // namespace kiln::backends::cpu

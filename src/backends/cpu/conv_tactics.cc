@@ -31,7 +31,8 @@ Result<ops::Epilogue> node_epilogue(const ir::Node& node, bool fused) {
 }
 
 // The inputs a conv kernel needs at run time, or false to fall back to the
-// reference kernel (which reports any error).
+// reference kernel (which reports any error). X may be float16 where the
+// kernel widens it (`half_x`).
 struct ConvInputs {
   const Tensor* x = nullptr;
   const Tensor* w = nullptr;
@@ -40,10 +41,12 @@ struct ConvInputs {
   Conv2dGeom g;
 };
 
-bool read_conv_inputs(ops::KernelContext& ctx, ConvInputs& in) {
+bool read_conv_inputs(ops::KernelContext& ctx, ConvInputs& in, bool half_x = false) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
-    if (!ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32) return false;
+    if (!ctx.datum(i).is_tensor()) return false;
+    const DataType t = ctx.input(i).dtype();
+    if (t != DataType::kFloat32 && !(i == 0 && half_x && t == DataType::kFloat16)) return false;
   }
   if (!ctx.has_input(0) || !ctx.has_input(1)) return false;
   in.x = &ctx.input(0);
@@ -151,9 +154,10 @@ class ConvGemmKernel final : public Kernel {
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
     ConvInputs in;
-    if (!read_conv_inputs(ctx, in)) return run_reference(ctx);
+    if (!read_conv_inputs(ctx, in, packing_.fp16())) return run_reference(ctx);
     const Conv2dGeom& g = in.g;
     const int64_t depth = packing_.depth(g.depth());
+    const bool half_x = in.x->dtype() == DataType::kFloat16;
     if (static_cast<int64_t>(w_.size()) != g.group || w_[0].rows != g.mg() || w_[0].depth != depth) {
       return run_reference(ctx);
     }
@@ -164,7 +168,16 @@ class ConvGemmKernel final : public Kernel {
     const bool pointwise = g.pointwise();
     auto one = [&](int64_t t, ThreadPool* pool) {
       const int64_t img = t / g.group, gi = t % g.group;
-      const float* xg = in.x->data<float>() + (img * g.c + gi * g.cg()) * in_size;
+      const int64_t x_off = (img * g.c + gi * g.cg()) * in_size;
+      const float* xg;
+      if (half_x) {  // this image's channels of a float16 X, widened into the thread's buffer
+        thread_local AlignedFloats widened;
+        widened.reserve_discard(g.cg() * in_size);
+        widen_halves(static_cast<const uint16_t*>(in.x->raw_data()) + x_off, widened.data(), g.cg() * in_size);
+        xg = widened.data();
+      } else {
+        xg = in.x->data<float>() + x_off;
+      }
       const int64_t y_off = (img * g.m + gi * g.mg()) * out_size;
       GemmEpilogue e;
       e.bias_row = in.bias != nullptr ? in.bias + gi * g.mg() : nullptr;
@@ -228,7 +241,7 @@ class ConvGemmTactic final : public OwnFusableTactic {
         packing_{format} {}
 
   bool supports(const ir::Node& node) const override {
-    if (!serves(node) || !conv_node_supported(node)) return false;
+    if (!serves(node) || !conv_node_supported(node, packing_.fp16())) return false;
     return weights_served(node, packing_.format, true);
   }
 
@@ -247,10 +260,12 @@ class ConvGemmTactic final : public OwnFusableTactic {
     return std::unique_ptr<Kernel>(new ConvGemmKernel(cfg, packing_, epi, std::move(packed)));
   }
 
+  bool takes_float16_input(const ir::Node& node) const override { return packing_.fp16() && supports(node); }
+
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     // The weights' values were checked when the plan was built: the packed
     // state is what runs, and the initializer's pages stay untouched.
-    if (state.empty() || !serves(node) || !conv_node_supported(node)) return prepare(node);
+    if (state.empty() || !serves(node) || !conv_node_supported(node, packing_.fp16())) return prepare(node);
     KILN_ASSIGN_OR_RETURN(ops::Epilogue epi, node_epilogue(node, fused_));
     const GemmConfig cfg = packing_.config(isa_);
     const Tensor& w = node.input(1)->constant();

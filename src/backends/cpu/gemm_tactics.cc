@@ -32,12 +32,31 @@ const Tensor* optional_f32(ops::KernelContext& ctx, size_t i) {
   return ctx.has_input(i) && ctx.datum(i).is_tensor() ? &ctx.input(i) : nullptr;
 }
 
-bool all_f32(ops::KernelContext& ctx) {
+// Every input float32; input 0 may also be float16 where the kernel widens it (`half_a`).
+bool all_f32(ops::KernelContext& ctx, bool half_a) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
-    if (!ctx.datum(i).is_tensor() || ctx.input(i).dtype() != DataType::kFloat32) return false;
+    if (!ctx.datum(i).is_tensor()) return false;
+    const DataType t = ctx.input(i).dtype();
+    if (t != DataType::kFloat32 && !(i == 0 && half_a && t == DataType::kFloat16)) return false;
   }
   return true;
+}
+
+// The values of A as floats: its own data, or a float16 A widened into the
+// calling thread's buffer (reused from run to run).
+const float* floats_of(const Tensor& a) {
+  if (a.dtype() == DataType::kFloat32) return a.data<float>();
+  thread_local AlignedFloats widened;
+  widened.reserve_discard(a.numel());
+  widen_halves(static_cast<const uint16_t*>(a.raw_data()), widened.data(), a.numel());
+  return widened.data();
+}
+
+// Input 0 of a node a tactic of `packing` takes: float32, or float16 for
+// the fp16 tactics (passes/half_inputs.cc).
+bool a_served(const ir::Node& node, const GemmPacking& packing) {
+  return is_f32(node.input(0)) || (packing.fp16() && is_f16(node.input(0)));
 }
 
 // ---- MatMul / kiln.FusedMatMul ------------------------------------------------
@@ -49,7 +68,7 @@ class MatMulKernel final : public Kernel {
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
-    if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx)) return run_reference(ctx);
+    if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx, packing_.fp16())) return run_reference(ctx);
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
     if (a.rank() < 1 || b.rank() < 2) return run_reference(ctx);
@@ -59,7 +78,9 @@ class MatMulKernel final : public Kernel {
     const Tensor* bias = optional_f32(ctx, 2);
     if (bias != nullptr && (bias->numel() != n || bias->rank() != 1)) return run_reference(ctx);
     if (b.rank() == 2) return run_folded(ctx, a, b, k, n, bias);
-    if (packing_.format != WeightFormat::kFp32) return run_reference(ctx);  // they take a constant matrix B only
+    if (packing_.format != WeightFormat::kFp32 || a.dtype() != DataType::kFloat32) {
+      return run_reference(ctx);  // they take a constant matrix B only
+    }
     return run_batched(ctx, a, b, k, n, bias);
   }
 
@@ -91,7 +112,7 @@ class MatMulKernel final : public Kernel {
       runtime_b = packing_.pack({b.data<float>(), 1, n}, n, k, cfg_.kernel.nr, ctx.pool());
       pb = &*runtime_b;
     }
-    gemm(cfg_, rows, n, packing_.depth(k), packing_.operand({a.data<float>(), k, 1}, k), GemmPacking::weights(*pb),
+    gemm(cfg_, rows, n, packing_.depth(k), packing_.operand({floats_of(a), k, 1}, k), GemmPacking::weights(*pb),
          y->data<float>(), n, e, ctx.pool());
     return Status::ok();
   }
@@ -155,7 +176,7 @@ class MatMulTactic final : public OwnFusableTactic {
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
-    if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
+    if (!a_served(node, packing_) || !is_f32(node.input(1))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() < 2) return false;
     return weights_served(node, packing_.format, constant_b(node) != nullptr);
@@ -171,6 +192,8 @@ class MatMulTactic final : public OwnFusableTactic {
     }
     return std::unique_ptr<Kernel>(new MatMulKernel(cfg, packing_, epi, std::move(packed)));
   }
+
+  bool takes_float16_input(const ir::Node& node) const override { return packing_.fp16() && supports(node); }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     const Tensor* b = constant_b(node);
@@ -203,7 +226,7 @@ class GemmKernel final : public Kernel {
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
-    if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx)) return run_reference(ctx);
+    if (!ctx.has_input(0) || !ctx.has_input(1) || !all_f32(ctx, packing_.fp16())) return run_reference(ctx);
     const ir::Node& node = ctx.node();
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
@@ -259,7 +282,8 @@ class GemmKernel final : public Kernel {
     e.activation = epi_;
 
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, {m, n}));
-    const StridedMatrix am = trans_a ? StridedMatrix{a.data<float>(), 1, m} : StridedMatrix{a.data<float>(), k, 1};
+    const float* ap = floats_of(a);
+    const StridedMatrix am = trans_a ? StridedMatrix{ap, 1, m} : StridedMatrix{ap, k, 1};
     std::optional<PackedMatrix> runtime_b;
     const PackedMatrix* pb = b_ ? &*b_ : nullptr;
     if (pb == nullptr || pb->depth != packing_.depth(k) || pb->rows != n) {
@@ -288,7 +312,7 @@ class GemmTactic final : public OwnFusableTactic {
 
   bool supports(const ir::Node& node) const override {
     if (!serves(node)) return false;
-    if (!is_f32(node.input(0)) || !is_f32(node.input(1))) return false;
+    if (!a_served(node, packing_) || !is_f32(node.input(1))) return false;
     if (node.input(2) != nullptr && !is_f32(node.input(2))) return false;
     const ir::Value* b = node.input(1);
     if (b->is_constant() && b->constant().rank() != 2) return false;
@@ -308,6 +332,8 @@ class GemmTactic final : public OwnFusableTactic {
     }
     return std::unique_ptr<Kernel>(new GemmKernel(cfg, packing_, epi, std::move(packed)));
   }
+
+  bool takes_float16_input(const ir::Node& node) const override { return packing_.fp16() && supports(node); }
 
   Result<std::unique_ptr<Kernel>> load(const ir::Node& node, std::span<const uint8_t> state) const override {
     const Tensor* b = constant_b(node);

@@ -12,7 +12,8 @@
 // behind a per-tensor DequantizeLinear and Y behind a QuantizeLinear (the
 // Q/DQ tactics' arithmetic, also bit-exact), with BatchNormalization as
 // own.batchnorm computes it, and a second 8-bit input only as
-// Q(steps(DQ(a) + DQ(b))). A body with any other op, type or a constant
+// Q(steps(DQ(a) + DQ(b))); Y may be float16 behind a final Cast to float16
+// (passes/half_inputs.cc; F16C, bit-exact with core/float_types.h). A body with any other op, type or a constant
 // that does not broadcast into X is left to the reference.
 #include <algorithm>
 #include <bit>
@@ -72,6 +73,8 @@ struct Program {
   // A second 8-bit input B of X's dims, dequantized and added to X's values
   // before the steps (a Q/DQ model's residual add).
   QuantEnd in2;
+  // Y is float16: the body ends with a Cast to float16.
+  bool half_out = false;
 };
 
 const std::vector<std::pair<const char*, Code>> kUnary = {
@@ -224,6 +227,11 @@ bool compile_step(const ir::Node& n, const ir::Value* x, Program& prog) {
   return true;
 }
 
+bool cast_to_f16(const ir::Node& n) {
+  return n.domain().empty() && n.op_type() == "Cast" && n.num_inputs() == 1 && n.num_outputs() == 1 &&
+         n.attr_int("to", 0) == static_cast<int64_t>(DataType::kFloat16);
+}
+
 // `n` then `next` cast `x` to bfloat16 or float16 and back to float32: the
 // rounding step `code`.
 bool half_round_trip(const ir::Node& n, const ir::Node* next, const ir::Value* x, Code& code) {
@@ -291,12 +299,18 @@ bool compile(const ir::Node& node, Program& prog) {
     ++it;
   }
   auto stop = nodes.end();
-  // An 8-bit Y: the body ends with a QuantizeLinear.
-  if (it != stop && quant_end(*nodes.back(), "QuantizeLinear", prog.out)) --stop;
-  const auto typed = [](const ir::Value* v, const QuantEnd& q) {
-    return q.on ? v != nullptr && v->type().is_tensor() && v->type().dtype == q.type : is_f32(v);
+  const auto typed_as = [](const ir::Value* v, DataType t) {
+    return v != nullptr && v->type().is_tensor() && v->type().dtype == t;
   };
-  if (!typed(node.input(0), prog.in) || !typed(node.output(0), prog.out)) return false;
+  // An 8-bit Y: the body ends with a QuantizeLinear; a float16 Y: with a Cast to float16.
+  if (it != stop && quant_end(*nodes.back(), "QuantizeLinear", prog.out)) {
+    --stop;
+  } else if (it != stop && cast_to_f16(*nodes.back()) && typed_as(node.output(0), DataType::kFloat16)) {
+    prog.half_out = true;
+    --stop;
+  }
+  const auto typed = [&](const ir::Value* v, const QuantEnd& q) { return q.on ? typed_as(v, q.type) : is_f32(v); };
+  if (!typed(node.input(0), prog.in) || !(prog.half_out || typed(node.output(0), prog.out))) return false;
   for (; it != stop; ++it) {
     const auto after = std::next(it);
     const ir::Node* next = after != nodes.end() ? after->get() : nullptr;
@@ -309,12 +323,12 @@ bool compile(const ir::Node& node, Program& prog) {
     if (!compile_step(**it, cur, prog)) return false;
     cur = (*it)->output(0);
   }
-  if (prog.out.on) {
+  if (prog.out.on || prog.half_out) {
     const ir::Node& q = *nodes.back();
     if (q.input(0) != cur) return false;
     cur = q.output(0);
   }
-  return cur == body->outputs()[0] && (!prog.steps.empty() || prog.in.on || prog.out.on);
+  return cur == body->outputs()[0] && (!prog.steps.empty() || prog.in.on || prog.out.on || prog.half_out);
 }
 
 // Where a constant's element for flat element i of X is: (i / inner) % n.
@@ -390,6 +404,12 @@ void round_bf16(float* v, int64_t len) {
 bool f16c_rounding() {
   static const bool ok = detect_isa() >= Isa::kAvx2 && cpu_features().f16c;
   return ok;
+}
+
+// y[i] = float16(v[i]): the Cast to float16 (round to nearest even).
+void narrow_to_halves(const float* v, uint16_t* y, int64_t len) {
+  if (f16c_rounding()) return narrow_to_halves_f16c(v, y, len);
+  for (int64_t i = 0; i < len; ++i) y[i] = Float16(v[i]).bits;
 }
 
 void apply_unary(const Step& s, float* v, int64_t len) {
@@ -502,7 +522,7 @@ class PointwiseKernel final : public Kernel {
 
   Status run(ops::KernelContext& ctx) const override {
     const DataType in_type = prog_.in.on ? prog_.in.type : DataType::kFloat32;
-    const DataType out_type = prog_.out.on ? prog_.out.type : DataType::kFloat32;
+    const DataType out_type = prog_.out.on ? prog_.out.type : prog_.half_out ? DataType::kFloat16 : DataType::kFloat32;
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.input(0).dtype() != in_type) {
       return run_reference(ctx);
     }
@@ -527,10 +547,10 @@ class PointwiseKernel final : public Kernel {
     const QuantEnd& qout = prog_.out;
     auto blocks = [&](int64_t b0, int64_t b1) {
       float cbuf[kBlock];
-      float vbuf[kBlock];  // the running values when X or Y is 8-bit
+      float vbuf[kBlock];  // the running values when X or Y is 8-bit, or Y float16
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t i0 = blk * kBlock, len = std::min(kBlock, total - i0);
-        float* v = qout.on ? vbuf : y->data<float>() + i0;
+        float* v = qout.on || prog_.half_out ? vbuf : y->data<float>() + i0;
         if (qin.on) {
           dequantize_bytes(static_cast<const uint8_t*>(x.raw_data()) + i0, v, len, qin.scale, qin.zero_point,
                            qin.type);
@@ -575,6 +595,8 @@ class PointwiseKernel final : public Kernel {
         }
         if (qout.on) {
           quantize_floats(v, static_cast<uint8_t*>(y->raw_data()) + i0, len, qout.scale, qout.zero_point, qout.type);
+        } else if (prog_.half_out) {
+          narrow_to_halves(v, static_cast<uint16_t*>(y->raw_data()) + i0, len);
         }
       }
     };

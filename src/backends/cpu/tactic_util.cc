@@ -4,6 +4,7 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
+#include "core/float_types.h"
 #include "ops/epilogue.h"
 #include "ops/registry.h"
 
@@ -22,6 +23,10 @@ bool OwnFusableTactic::serves(const ir::Node& node) const {
 
 bool is_f32(const ir::Value* v) {
   return v != nullptr && v->type().is_tensor() && v->type().dtype == DataType::kFloat32;
+}
+
+bool is_f16(const ir::Value* v) {
+  return v != nullptr && v->type().is_tensor() && v->type().dtype == DataType::kFloat16;
 }
 
 namespace {
@@ -70,17 +75,7 @@ bool all_bf16_values(const Tensor& t) {
 bool all_f16_values(const Tensor& t) {
   if (t.dtype() != DataType::kFloat32) return false;
   for (float v : t.span<float>()) {
-    const uint32_t u = std::bit_cast<uint32_t>(v);
-    const uint32_t exp = (u >> 23) & 0xffu, mant = u & 0x7fffffu;
-    if (exp == 0xffu || exp == 0) {  // infinity (NaN is not kept bit for bit), zero (fp32 subnormals are not halves)
-      if (mant != 0) return false;
-      continue;
-    }
-    const int e = static_cast<int>(exp) - 127;
-    if (e > 15 || e < -24) return false;
-    // A normal half keeps 10 mantissa bits; a subnormal one (2^-24 steps) fewer.
-    const int dropped = e >= -14 ? 13 : -1 - e;
-    if ((mant & ((1u << dropped) - 1u)) != 0) return false;
+    if (!is_float16_value(v)) return false;
   }
   return true;
 }

@@ -133,8 +133,9 @@ bool qdq_scalar_params(const ir::Node& n, float& scale, int32_t& zp, DataType& q
 void quantize_floats(const float* in, uint8_t* out, int64_t n, float scale, int32_t zero_point, DataType q_type);
 void dequantize_bytes(const uint8_t* in, float* out, int64_t n, float scale, int32_t zp, DataType q_type);
 
-// True if `v` is a tensor value known to hold float32.
+// True if `v` is a tensor value known to hold float32 / float16.
 bool is_f32(const ir::Value* v);
+bool is_f16(const ir::Value* v);
 // True if `v` holds float32 values that are all exactly bfloat16 by
 // construction: the output of Cast(to float) from bfloat16 (the round trip
 // `--bf16` puts before each matrix layer), also as the last op of a
