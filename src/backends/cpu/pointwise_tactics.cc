@@ -515,6 +515,71 @@ void apply_binary(const Step& s, float* v, const float* c, int64_t len) {
 // Elements per block: the running values and one constant block stay in L1.
 constexpr int64_t kBlock = 2048;
 
+// Every step over the running values v[0, len) of block [i0, i0 + len);
+// `cbuf` is kBlock floats of scratch. One body, compiled three times below.
+inline void apply_steps(const std::vector<Step>& steps, const Broadcast* bc, float* v, float* cbuf, int64_t i0,
+                        int64_t len) {
+  for (const Step& s : steps) {
+    if (!is_binary(s.code)) {
+      apply_unary(s, v, len);
+      continue;
+    }
+    const Broadcast& b = bc[s.operand];
+    if (b.n == 1) {
+      apply_binary<0>(s, v, b.p, len);
+    } else if (b.inner == 1 && (i0 % b.n) + len <= b.n) {
+      apply_binary<1>(s, v, b.p + i0 % b.n, len);  // a contiguous run of the constant
+    } else if (b.inner >= 8) {
+      // Runs of `inner` equal values (e.g. one per channel of NCHW).
+      int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
+      for (int64_t j = 0; j < len;) {
+        const int64_t run = std::min(b.inner - r, len - j);
+        apply_binary<0>(s, v + j, b.p + q, run);
+        j += run;
+        r = 0;
+        if (++q == b.n) q = 0;
+      }
+    } else {
+      int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
+      for (int64_t j = 0; j < len; ++j) {
+        cbuf[j] = b.p[q];
+        if (++r == b.inner) {
+          r = 0;
+          if (++q == b.n) q = 0;
+        }
+      }
+      apply_binary<1>(s, v, cbuf, len);
+    }
+  }
+}
+
+// The same loops vectorized for the ISA levels this machine runs: each entry
+// inlines everything it calls (gnu::flatten) under its own target, so no
+// out-of-line copy of a shared function is compiled with AVX flags. The file
+// is compiled with -ffp-contract=off: no variant fuses a multiply and an add
+// that the reference rounds twice.
+using StepsFn = void (*)(const std::vector<Step>&, const Broadcast*, float*, float*, int64_t, int64_t);
+[[gnu::flatten]] void apply_steps_generic(const std::vector<Step>& steps, const Broadcast* bc, float* v, float* cbuf,
+                                          int64_t i0, int64_t len) {
+  apply_steps(steps, bc, v, cbuf, i0, len);
+}
+[[gnu::flatten, gnu::target("avx2")]] void apply_steps_avx2(const std::vector<Step>& steps, const Broadcast* bc,
+                                                            float* v, float* cbuf, int64_t i0, int64_t len) {
+  apply_steps(steps, bc, v, cbuf, i0, len);
+}
+[[gnu::flatten, gnu::target("avx512f,avx512bw,avx512dq,avx512vl")]] void apply_steps_avx512(
+    const std::vector<Step>& steps, const Broadcast* bc, float* v, float* cbuf, int64_t i0, int64_t len) {
+  apply_steps(steps, bc, v, cbuf, i0, len);
+}
+
+StepsFn steps_fn() {
+  static const StepsFn fn = detect_isa() == Isa::kAvx512 ? apply_steps_avx512
+                            : detect_isa() == Isa::kAvx2  ? apply_steps_avx2
+                                                          : apply_steps_generic;
+  return fn;
+}
+
+
 class PointwiseKernel final : public Kernel {
  public:
   explicit PointwiseKernel(Program prog) : prog_(std::move(prog)) {}
@@ -561,38 +626,7 @@ class PointwiseKernel final : public Kernel {
           dequantize_bytes(second + i0, cbuf, len, qin2.scale, qin2.zero_point, qin2.type);
           for (int64_t j = 0; j < len; ++j) v[j] += cbuf[j];
         }
-        for (const Step& s : prog_.steps) {
-          if (!is_binary(s.code)) {
-            apply_unary(s, v, len);
-            continue;
-          }
-          const Broadcast& b = bc[static_cast<size_t>(s.operand)];
-          if (b.n == 1) {
-            apply_binary<0>(s, v, b.p, len);
-          } else if (b.inner == 1 && (i0 % b.n) + len <= b.n) {
-            apply_binary<1>(s, v, b.p + i0 % b.n, len);  // a contiguous run of the constant
-          } else if (b.inner >= 8) {
-            // Runs of `inner` equal values (e.g. one per channel of NCHW).
-            int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
-            for (int64_t j = 0; j < len;) {
-              const int64_t run = std::min(b.inner - r, len - j);
-              apply_binary<0>(s, v + j, b.p + q, run);
-              j += run;
-              r = 0;
-              if (++q == b.n) q = 0;
-            }
-          } else {
-            int64_t q = (i0 / b.inner) % b.n, r = i0 % b.inner;
-            for (int64_t j = 0; j < len; ++j) {
-              cbuf[j] = b.p[q];
-              if (++r == b.inner) {
-                r = 0;
-                if (++q == b.n) q = 0;
-              }
-            }
-            apply_binary<1>(s, v, cbuf, len);
-          }
-        }
+        steps_fn()(prog_.steps, bc.data(), v, cbuf, i0, len);
         if (qout.on) {
           quantize_floats(v, static_cast<uint8_t*>(y->raw_data()) + i0, len, qout.scale, qout.zero_point, qout.type);
         } else if (prog_.half_out) {
