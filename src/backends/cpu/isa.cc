@@ -49,6 +49,7 @@ CpuFeatures probe() {
     f.avx512bw = (b >> 30) & 1;
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
+    f.avx512vbmi = (c >> 1) & 1;
     f.avx512bf16 = (a1 >> 5) & 1;
   }
 #endif

@@ -27,6 +27,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vl = false;
   bool avx512vnni = false;
+  bool avx512vbmi = false;  // vpermb / vpermi2b: byte table lookups
   bool avxvnni = false;  // AVX-VNNI: vpdpbusd on ymm (VEX encoded)
   bool avx512bf16 = false;
 };

@@ -16,6 +16,10 @@
 // (passes/half_inputs.cc; F16C, bit-exact with core/float_types.h). A body with any other op, type or a constant
 // that does not broadcast into X is left to the reference.
 #include <algorithm>
+#include <immintrin.h>
+#include <memory>
+#include <mutex>
+#include <map>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -280,6 +284,8 @@ bool compile_quantized_add(const ir::Node& node, const ir::Graph& body, Program&
          typed(node.output(0), prog.out.type);
 }
 
+bool compile_chain(const ir::Graph& chain, const ir::Value* x, const ir::Value* y, Program& prog);
+
 bool compile(const ir::Node& node, Program& prog) {
   if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_outputs() != 1) return false;
   if (node.num_inputs() == 2) {
@@ -288,7 +294,14 @@ bool compile(const ir::Node& node, Program& prog) {
   }
   if (node.num_inputs() != 1) return false;
   const ir::Graph* body = node.attr_graph("body");
-  if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
+  return body != nullptr && compile_chain(*body, node.input(0), node.output(0), prog);
+}
+
+// A one-input body, with x and y the values it reads and writes (their types
+// decide the 8-bit and float16 ends).
+bool compile_chain(const ir::Graph& chain, const ir::Value* x, const ir::Value* y, Program& prog) {
+  const ir::Graph* body = &chain;
+  if (body->inputs().size() != 1 || body->outputs().size() != 1) return false;
   const ir::Value* cur = body->inputs()[0];
   const auto& nodes = body->nodes();
   auto it = nodes.begin();
@@ -305,12 +318,12 @@ bool compile(const ir::Node& node, Program& prog) {
   // An 8-bit Y: the body ends with a QuantizeLinear; a float16 Y: with a Cast to float16.
   if (it != stop && quant_end(*nodes.back(), "QuantizeLinear", prog.out)) {
     --stop;
-  } else if (it != stop && cast_to_f16(*nodes.back()) && typed_as(node.output(0), DataType::kFloat16)) {
+  } else if (it != stop && cast_to_f16(*nodes.back()) && typed_as(y, DataType::kFloat16)) {
     prog.half_out = true;
     --stop;
   }
   const auto typed = [&](const ir::Value* v, const QuantEnd& q) { return q.on ? typed_as(v, q.type) : is_f32(v); };
-  if (!typed(node.input(0), prog.in) || !(prog.half_out || typed(node.output(0), prog.out))) return false;
+  if (!typed(x, prog.in) || !(prog.half_out || typed(y, prog.out))) return false;
   for (; it != stop; ++it) {
     const auto after = std::next(it);
     const ir::Node* next = after != nodes.end() ? after->get() : nullptr;
@@ -580,9 +593,135 @@ StepsFn steps_fn() {
 }
 
 
+// An 8-bit to 8-bit chain whose constants are scalars or one per channel
+// (runs of at least kMinRun elements) maps each byte to a byte per channel:
+// 256-byte tables, computed with the same steps on all 256 inputs, replace
+// the arithmetic (one vpermi2b pair per 64 bytes with AVX-512 VBMI).
+struct ByteTables {
+  int64_t inner = 1;  // element i uses table (i / inner) % n
+  int64_t n = 1;
+  std::vector<uint8_t> bytes;  // n x 256
+};
+constexpr int64_t kMinRun = 64;
+
+std::shared_ptr<const ByteTables> byte_tables(const Program& prog, const std::vector<Broadcast>& bc) {
+  if (!prog.in.on || !prog.out.on || prog.in2.on) return nullptr;
+  auto t = std::make_shared<ByteTables>();
+  for (const Broadcast& b : bc) {
+    if (b.n == 1) continue;
+    if (b.inner < kMinRun || (t->n != 1 && (b.inner != t->inner || b.n != t->n))) return nullptr;
+    t->inner = b.inner;
+    t->n = b.n;
+  }
+  t->bytes.resize(static_cast<size_t>(t->n * 256));
+  uint8_t all[256];
+  for (int i = 0; i < 256; ++i) all[i] = static_cast<uint8_t>(i);
+  float v[256];
+  for (int64_t c = 0; c < t->n; ++c) {
+    dequantize_bytes(all, v, 256, prog.in.scale, prog.in.zero_point, prog.in.type);
+    for (const Step& s : prog.steps) {
+      if (!is_binary(s.code)) {
+        apply_unary(s, v, 256);
+        continue;
+      }
+      const Broadcast& b = bc[static_cast<size_t>(s.operand)];
+      apply_binary<0>(s, v, b.p + (b.n == 1 ? 0 : c), 256);
+    }
+    quantize_floats(v, t->bytes.data() + c * 256, 256, prog.out.scale, prog.out.zero_point, prog.out.type);
+  }
+  return t;
+}
+
+void lookup_generic(const uint8_t* table, const uint8_t* x, uint8_t* y, int64_t len) {
+  for (int64_t i = 0; i < len; ++i) y[i] = table[x[i]];
+}
+
+[[gnu::target("avx512f,avx512bw,avx512vbmi")]] void lookup_vbmi(const uint8_t* table, const uint8_t* x, uint8_t* y,
+                                                                  int64_t len) {
+  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+  const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  int64_t i = 0;
+  for (; i + 64 <= len; i += 64) {
+    const __m512i idx = _mm512_loadu_si512(x + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);  // bytes 0-127 by the index's low 7 bits
+    const __m512i hi = _mm512_permutex2var_epi8(t2, idx, t3);  // bytes 128-255
+    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+  }
+  for (; i < len; ++i) y[i] = table[x[i]];
+}
+
+using LookupFn = void (*)(const uint8_t*, const uint8_t*, uint8_t*, int64_t);
+LookupFn lookup_fn() {
+  static const LookupFn fn =
+      detect_isa() == Isa::kAvx512 && cpu_features().avx512vbmi ? lookup_vbmi : lookup_generic;
+  return fn;
+}
+
+// y[i] = table((i / inner) % n)[x[i]] for i in [begin, end).
+void lookup_span(const ByteTables& t, const uint8_t* x, uint8_t* y, int64_t begin, int64_t end) {
+  const LookupFn fn = lookup_fn();
+  for (int64_t i = begin; i < end;) {
+    const int64_t run = std::min(end, (i / t.inner + 1) * t.inner) - i;
+    fn(t.bytes.data() + ((i / t.inner) % t.n) * 256, x + i, y + i, run);
+    i += run;
+  }
+}
+
+// The chain over flat elements [begin, end) of X, in blocks of kBlock
+// elements from `begin`: x (8-bit or float32) -> y (8-bit, float16 or
+// float32); `second` is the 8-bit second input or nullptr. y may be x.
+void run_span(const Program& prog, const Broadcast* bc, const void* x, const uint8_t* second, void* y, int64_t begin,
+              int64_t end) {
+  const QuantEnd& qin = prog.in;
+  const QuantEnd& qout = prog.out;
+  const QuantEnd& qin2 = prog.in2;
+  float cbuf[kBlock];
+  float vbuf[kBlock];  // the running values when X or Y is 8-bit, or Y float16
+  for (int64_t i0 = begin; i0 < end; i0 += kBlock) {
+    const int64_t len = std::min(kBlock, end - i0);
+    float* v = qout.on || prog.half_out ? vbuf : static_cast<float*>(y) + i0;
+    if (qin.on) {
+      dequantize_bytes(static_cast<const uint8_t*>(x) + i0, v, len, qin.scale, qin.zero_point, qin.type);
+    } else if (v != static_cast<const float*>(x) + i0) {
+      std::memcpy(v, static_cast<const float*>(x) + i0, static_cast<size_t>(len) * sizeof(float));
+    }
+    if (second != nullptr) {
+      dequantize_bytes(second + i0, cbuf, len, qin2.scale, qin2.zero_point, qin2.type);
+      for (int64_t j = 0; j < len; ++j) v[j] += cbuf[j];
+    }
+    steps_fn()(prog.steps, bc, v, cbuf, i0, len);
+    if (qout.on) {
+      quantize_floats(v, static_cast<uint8_t*>(y) + i0, len, qout.scale, qout.zero_point, qout.type);
+    } else if (prog.half_out) {
+      narrow_to_halves(v, static_cast<uint16_t*>(y) + i0, len);
+    }
+  }
+}
+
+// Byte tables per X dims, built once (they depend on the dims only through
+// how the constants broadcast) and shared by the runs that follow.
+class TableCache {
+ public:
+  std::shared_ptr<const ByteTables> get(const Program& prog, const Dims& x, const std::vector<Broadcast>& bc) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(x);
+    if (it != cache_.end()) return it->second;
+    auto t = byte_tables(prog, bc);
+    if (cache_.size() < 16) cache_.emplace(x, t);
+    return t;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::map<Dims, std::shared_ptr<const ByteTables>> cache_;
+};
+
 class PointwiseKernel final : public Kernel {
  public:
   explicit PointwiseKernel(Program prog) : prog_(std::move(prog)) {}
+  std::shared_ptr<const ByteTables> tables_for(const Dims& x, const std::vector<Broadcast>& bc) const {
+    return tables_.get(prog_, x, bc);
+  }
   bool fills_outputs() const override { return true; }
 
   Status run(ops::KernelContext& ctx) const override {
@@ -608,30 +747,17 @@ class PointwiseKernel final : public Kernel {
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, out_type, x.dims()));
     const int64_t total = x.numel();
     if (total == 0) return Status::ok();
-    const QuantEnd& qin = prog_.in;
-    const QuantEnd& qout = prog_.out;
+    // Byte tables pay off once the data is several times their size.
+    const std::shared_ptr<const ByteTables> tables = total >= 4096 * static_cast<int64_t>(bc.size() + 1)
+                                                         ? tables_for(x.dims(), bc)
+                                                         : nullptr;
     auto blocks = [&](int64_t b0, int64_t b1) {
-      float cbuf[kBlock];
-      float vbuf[kBlock];  // the running values when X or Y is 8-bit, or Y float16
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t i0 = blk * kBlock, len = std::min(kBlock, total - i0);
-        float* v = qout.on || prog_.half_out ? vbuf : y->data<float>() + i0;
-        if (qin.on) {
-          dequantize_bytes(static_cast<const uint8_t*>(x.raw_data()) + i0, v, len, qin.scale, qin.zero_point,
-                           qin.type);
-        } else if (v != x.data<float>() + i0) {
-          std::memcpy(v, x.data<float>() + i0, static_cast<size_t>(len) * sizeof(float));
-        }
-        if (second != nullptr) {
-          dequantize_bytes(second + i0, cbuf, len, qin2.scale, qin2.zero_point, qin2.type);
-          for (int64_t j = 0; j < len; ++j) v[j] += cbuf[j];
-        }
-        steps_fn()(prog_.steps, bc.data(), v, cbuf, i0, len);
-        if (qout.on) {
-          quantize_floats(v, static_cast<uint8_t*>(y->raw_data()) + i0, len, qout.scale, qout.zero_point, qout.type);
-        } else if (prog_.half_out) {
-          narrow_to_halves(v, static_cast<uint16_t*>(y->raw_data()) + i0, len);
-        }
+      const int64_t begin = b0 * kBlock, end = std::min(total, b1 * kBlock);
+      if (tables != nullptr) {
+        lookup_span(*tables, static_cast<const uint8_t*>(x.raw_data()), static_cast<uint8_t*>(y->raw_data()), begin,
+                    end);
+      } else {
+        run_span(prog_, bc.data(), x.raw_data(), second, y->raw_data(), begin, end);
       }
     };
     const int64_t nblocks = (total + kBlock - 1) / kBlock;
@@ -646,6 +772,7 @@ class PointwiseKernel final : public Kernel {
 
  private:
   Program prog_;
+  TableCache tables_;
 };
 
 class PointwiseTactic final : public Tactic {
