@@ -69,6 +69,15 @@ class Tactic {
     (void)node;
     return "";
   }
+  // True if this tactic's kernel for `node` maps input 0 to output 0
+  // element by element, in place order, with no constant that depends on
+  // the position: it runs unchanged on a value in any blocked layout, so a
+  // blocked value may pass through it (src/plan/layouts.h), e.g. the 16-bit
+  // round trip that --bf16/--fp16 put between two convolutions.
+  virtual bool layout_transparent(const ir::Node& node) const {
+    (void)node;
+    return false;
+  }
   // A kernel for `node` inside a chain of blocked_layout(node): input 0,
   // input 3 (when present) and output 0 blocked. The tuner times this one,
   // as most layers of a chain pay no reorders; the default is prepare().

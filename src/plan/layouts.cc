@@ -9,6 +9,30 @@
 
 namespace kiln::plan {
 
+BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
+                         const std::function<bool(const ir::Node&)>& transparent) {
+  BlockedSpan span;
+  std::vector<const ir::Value*> todo = {v};
+  while (!todo.empty() && span.spannable) {
+    const ir::Value* w = todo.back();
+    todo.pop_back();
+    if (pinned(w) || w->uses().empty()) span.spannable = false;
+    for (const ir::Use& u : w->uses()) {
+      if (transparent(*u.node)) {
+        if (u.input_index != 0 || u.node->num_outputs() != 1 || u.node->output(0) == nullptr) {
+          span.spannable = false;
+        } else {
+          todo.push_back(u.node->output(0));
+        }
+        continue;
+      }
+      if (u.input_index != 0 && u.input_index != 3) span.spannable = false;
+      span.ends.push_back(u);
+    }
+  }
+  return span;
+}
+
 Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& layers,
                                        std::vector<std::shared_ptr<const backends::Kernel>>& kernels,
                                        const backends::TacticRegistry& registry) {
@@ -31,18 +55,24 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
   // flags[k]: input 0, input 3 and output 0 of node k stay blocked.
   std::vector<std::array<int64_t, 3>> flags(nodes.size(), {0, 0, 0});
   int64_t kept = 0;
+  // A transparent node's kernel runs as it is on blocked bytes: no flags.
+  auto transparent = [&](const ir::Node& n) {
+    auto it = step.find(&n);
+    return it != step.end() && tactic[it->second] != nullptr && tactic[it->second]->layout_transparent(n);
+  };
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (layout[k].empty() || nodes[k]->num_outputs() != 1) continue;
     const ir::Value* v = nodes[k]->output(0);
-    if (v == nullptr || v->uses().empty() || pinned(v)) continue;
-    bool ok = true;
-    for (const ir::Use& u : v->uses()) {
+    if (v == nullptr) continue;
+    const BlockedSpan span = blocked_span(v, pinned, transparent);
+    bool ok = span.spannable;
+    for (const ir::Use& u : span.ends) {
       auto it = step.find(u.node);
-      ok = ok && it != step.end() && layout[it->second] == layout[k] && (u.input_index == 0 || u.input_index == 3);
+      ok = ok && it != step.end() && layout[it->second] == layout[k];
     }
     if (!ok) continue;
     flags[k][2] = 1;
-    for (const ir::Use& u : v->uses()) flags[step[u.node]][u.input_index == 0 ? 0 : 1] = 1;
+    for (const ir::Use& u : span.ends) flags[step[u.node]][u.input_index == 0 ? 0 : 1] = 1;
     ++kept;
   }
   for (size_t k = 0; k < nodes.size(); ++k) {

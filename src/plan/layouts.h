@@ -11,15 +11,29 @@
 // that leave the plan (graph outputs) or that a subgraph captures stay NCHW.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "backends/tactic.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
+#include "passes/graph_util.h"
 #include "plan/plan.h"
 
 namespace kiln::plan {
+
+// A value and the nodes that read it as activations (input 0 or the
+// residual input 3), seen through layout-transparent nodes
+// (backends::Tactic::layout_transparent): a blocked layout spans the value
+// and every transparent node's output up to these ends.
+struct BlockedSpan {
+  std::vector<ir::Use> ends;  // the readers that are not transparent
+  bool spannable = true;      // false: a value on the way is pinned or unread, or read through another input
+};
+// `transparent(node)`: whether the tactic chosen for `node` is layout-transparent.
+BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
+                         const std::function<bool(const ir::Node&)>& transparent);
 
 // Marks the top-level nodes of `graph` (in the order of `layers` and
 // `kernels`, one per node) and prepares again the kernels of the nodes it

@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "core/thread_pool.h"
 #include "passes/graph_util.h"
+#include "plan/layouts.h"
 
 namespace kiln::plan {
 namespace {
@@ -166,11 +167,16 @@ class LayoutCosts {
     }
   }
 
-  void refine(const std::vector<std::vector<Option>>& options, std::vector<size_t>& chosen) {
+  // `untimed[i]`: the tactic of a node without timed options.
+  void refine(const std::vector<std::vector<Option>>& options, std::vector<size_t>& chosen,
+              const std::vector<const backends::Tactic*>& untimed) {
     options_ = &options;
     layout_.assign(nodes_.size(), "");
+    transparent_.assign(nodes_.size(), false);
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (!options[i].empty()) layout_[i] = options[i][chosen[i]].layout;
+      const backends::Tactic* t = !options[i].empty() ? options[i][chosen[i]].tactic : untimed[i];
+      transparent_[i] = t != nullptr && t->layout_transparent(*nodes_[i]);
     }
     for (int round = 0; round < 8; ++round) {
       bool changed = false;
@@ -215,13 +221,19 @@ class LayoutCosts {
   }
 
   double value_cost(const ir::Value* v) {
+    // A layout-transparent node's output belongs to its input's span.
+    for (const ir::Node* t = v->producer(); t != nullptr && is_transparent(*t) && t->input(0) != nullptr;
+         t = v->producer()) {
+      v = t->input(0);
+    }
     const ir::Node* producer = v->producer();
     auto p = producer != nullptr ? index_.find(producer) : index_.end();
     const std::string& own = p != index_.end() ? layout_[p->second] : kNone;
-    bool kept = keep_blocked_ && !own.empty() && !pinned_(v) && !v->uses().empty();
+    const BlockedSpan span = blocked_span(v, pinned_, [&](const ir::Node& n) { return is_transparent(n); });
+    bool kept = keep_blocked_ && !own.empty() && span.spannable;
     int blocked_ends = own.empty() ? 0 : 1;
     std::string other;
-    for (const ir::Use& u : v->uses()) {
+    for (const ir::Use& u : span.ends) {
       auto it = index_.find(u.node);
       const bool activation = u.input_index == 0 || u.input_index == 3;
       const std::string& l = it != index_.end() && activation ? layout_[it->second] : kNone;
@@ -230,6 +242,11 @@ class LayoutCosts {
     }
     if (kept || blocked_ends == 0) return 0;
     return blocked_ends * reorder_ms(v, own.empty() ? other : own, p != index_.end() ? p->second : nodes_.size());
+  }
+
+  bool is_transparent(const ir::Node& n) const {
+    auto it = index_.find(&n);
+    return it != index_.end() && transparent_[it->second];
   }
 
   // One reorder of `v` to or from `layout`, timed by a tactic that keeps it.
@@ -269,6 +286,7 @@ class LayoutCosts {
   std::vector<const ir::Node*> nodes_;
   std::unordered_map<const ir::Node*, size_t> index_;
   std::vector<std::string> layout_;
+  std::vector<bool> transparent_;  // the chosen tactic is layout-transparent (fixed during refine)
   const std::vector<std::vector<Option>>* options_ = nullptr;
   std::unordered_map<std::string, double> memo_;
 };
@@ -378,7 +396,7 @@ Result<Selection> select_tactics(const ir::Graph& graph, const ValueDims& dims, 
   }
   std::vector<size_t> chosen = fastest;
   LayoutCosts costs(graph, dims, pool, options.blocked_layouts, cache);
-  costs.refine(timed, chosen);
+  costs.refine(timed, chosen, untimed);
   size_t i = 0;
   for (const auto& node_ptr : graph.nodes()) {
     Layer& layer = sel.layers[i];

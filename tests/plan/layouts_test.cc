@@ -134,6 +134,71 @@ TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
   expect_outputs(run(std::move(plain)), want);
 }
 
+ir::Value* binary(ir::Graph& g, const std::string& op, ir::Value* x, Tensor c, const std::string& name) {
+  ir::Value* cv = g.add_constant(name + "_c", std::move(c)).value();
+  ir::Value* y = test::value(g, name);
+  g.add_node(op, {x, cv}, {y}, name)->set_opset(17);
+  return y;
+}
+
+// x -> conv a -> Relu -> Cast(float16) -> Cast(float) -> conv b -> Abs -> Sqrt -> conv c
+// -> Sub(per channel) -> Abs -> conv d = y. The 16-bit round trip and the Abs/Sqrt chain
+// (each one kiln.Pointwise) are layout-transparent: a blocked value passes through them; the
+// per-channel Sub is not.
+ir::Model transparent_model() {
+  auto g = std::make_shared<ir::Graph>("transparent");
+  g->set_opset_imports({{"", 17}});
+  ir::Value* x = g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({2, 3, 12, 12}))).value();
+  g->add_input(x);
+  ir::Value* a = unary(*g, "Relu", conv(*g, x, test::random_tensor({16, 3, 3, 3}, 1), "a")->output(0), "a_relu");
+  ir::Value* h = test::value(*g, "h");
+  ir::Node* down = g->add_node("Cast", {a}, {h}, "to_half");
+  down->set_attr(ir::Attribute::make_int("to", static_cast<int64_t>(DataType::kFloat16)));
+  down->set_opset(17);
+  ir::Value* back = test::value(*g, "back");
+  ir::Node* up = g->add_node("Cast", {h}, {back}, "to_float");
+  up->set_attr(ir::Attribute::make_int("to", static_cast<int64_t>(DataType::kFloat32)));
+  up->set_opset(17);
+  ir::Value* b = conv(*g, back, test::random_tensor({16, 16, 3, 3}, 2), "b")->output(0);
+  ir::Value* t = unary(*g, "Sqrt", unary(*g, "Abs", b, "abs"), "sqrt");
+  ir::Value* c = conv(*g, t, test::random_tensor({16, 16, 1, 1}, 3), "c")->output(0);
+  ir::Value* m = binary(*g, "Sub", c, test::random_tensor({1, 16, 1, 1}, 4), "per_channel");
+  ir::Value* d = conv(*g, unary(*g, "Abs", m, "abs2"), test::random_tensor({16, 16, 1, 1}, 5), "d")->output(0);
+  g->add_output(d);
+  ir::Model model;
+  model.graph = g;
+  return model;
+}
+
+TEST(BlockedLayouts, BlockedValuesPassThroughTransparentPointwiseChains) {
+  backends::TacticRegistry registry;
+  registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
+  registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
+  registry.add("kiln", "Pointwise", backends::cpu::make_pointwise_tactic());
+  const auto want = test::reference_run(transparent_model(), feeds());
+  BuildOptions o;
+  o.shapes = parse_shape_spec("x:2x3x12x12").value();
+  o.threads = 2;
+  o.registry = &registry;
+  o.time_tactics = false;
+  auto plan = build(transparent_model(), o);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  std::map<std::string, std::vector<int64_t>> marks;
+  int64_t chains = 0;
+  for (const auto& n : plan->model.graph->nodes()) {
+    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
+    chains += n->op_type() == "Pointwise" ? 1 : 0;
+  }
+  ASSERT_EQ(chains, 3);
+  const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
+  // a -> (round trip) -> b -> (abs, sqrt) -> c: blocked through both chains; c -> (per channel) -> d: NCHW.
+  EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
+  EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 0, 1, block}));
+  EXPECT_EQ(marks["c"], (std::vector<int64_t>{1, 0, 0, block}));
+  EXPECT_EQ(marks.count("d"), 0u);
+  expect_outputs(run(std::move(plan).value()), want);
+}
+
 // x -> conv a -> relu r -> conv b; b + a -> relu -> sigmoid: the sum fuses into b as its
 // residual, and a dies there, so b's output takes a's storage (oneDNN's sum
 // post-op reads the residual from the destination) instead of a copy.

@@ -783,6 +783,15 @@ class PointwiseTactic final : public Tactic {
     Program prog;
     return compile(node, prog);
   }
+  // Float32 in and out, one input, constants (if any) single values.
+  bool layout_transparent(const ir::Node& node) const override {
+    Program prog;
+    if (node.num_inputs() != 1 || !compile(node, prog) || prog.in.on || prog.out.on || prog.half_out) return false;
+    for (const Tensor& c : prog.operands) {
+      if (c.numel() != 1) return false;
+    }
+    return true;
+  }
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
     Program prog;
     if (!compile(node, prog)) return invalid_argument("{}: not supported by own.pointwise", node.describe());
