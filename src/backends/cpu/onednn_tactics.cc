@@ -62,6 +62,27 @@ std::pair<memory, std::shared_ptr<void>> weights_memory(const memory::desc& desc
   return {memory(desc, cpu_engine(), storage.get()), storage};
 }
 
+// Storage an execution borrows (scratchpad, reorder buffers), one per
+// calling thread and use, kept from run to run: allocating it per run put a
+// large buffer through malloc's mmap path, and so page faults, into every
+// layer. Each context runs its kernels on its own thread, one at a time.
+enum class Borrowed { kScratchpad, kSrc, kDst, kCount };
+memory borrowed_memory(const memory::desc& desc, Borrowed use) {
+  struct Buffer {
+    std::unique_ptr<void, decltype(&std::free)> data{nullptr, std::free};
+    size_t bytes = 0;
+  };
+  thread_local Buffer buffers[static_cast<int>(Borrowed::kCount)];
+  Buffer& b = buffers[static_cast<int>(use)];
+  const size_t need = std::max<size_t>(desc.get_size(), 64);
+  if (need > b.bytes) {
+    b.data.reset(allocate_aligned(need));
+    if (!b.data) throw std::bad_alloc();
+    b.bytes = need;
+  }
+  return memory(desc, cpu_engine(), b.data.get());
+}
+
 // Appends the fused epilogue as post-ops; false if oneDNN has no match.
 bool build_post_ops(const ops::Epilogue& e, bool residual, dnnl::post_ops& po) {
   if (residual && !e.residual_after_activation) po.append_sum(1.0f);
@@ -152,7 +173,7 @@ class OnednnMatMulKernel final : public Kernel {
       if (bias != nullptr) {
         args.insert({DNNL_ARG_BIAS, memory({{1, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(bias))});
       }
-      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
+      args.insert({DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)});
       dnnl::stream s(cpu_engine());
       p.prim.execute(s, args);
       s.wait();
@@ -340,10 +361,10 @@ class OnednnConvKernel final : public Kernel {
       memory dst_user({ydims, dt::f32, io_.dst ? io_.layout : tag::nchw}, cpu_engine(), y->data<float>());
       memory src = src_user, dst = dst_user;
       if (p.pd.src_desc() != src_user.get_desc()) {
-        src = memory(p.pd.src_desc(), cpu_engine());
+        src = borrowed_memory(p.pd.src_desc(), Borrowed::kSrc);
         dnnl::reorder(src_user, src).execute(s, src_user, src);
       }
-      if (p.pd.dst_desc() != dst_user.get_desc()) dst = memory(p.pd.dst_desc(), cpu_engine());
+      if (p.pd.dst_desc() != dst_user.get_desc()) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
       if (z != nullptr) {
         memory z_user({ydims, dt::f32, io_.residual ? io_.layout : tag::nchw}, cpu_engine(),
                       const_cast<float*>(z->data<float>()));
@@ -356,7 +377,7 @@ class OnednnConvKernel final : public Kernel {
       if (bias != nullptr) {
         args.insert({DNNL_ARG_BIAS, memory({{g.m}, dt::f32, tag::x}, cpu_engine(), const_cast<float*>(bias))});
       }
-      args.insert({DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), cpu_engine())});
+      args.insert({DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)});
       p.prim.execute(s, args);
       if (dst != dst_user) dnnl::reorder(dst, dst_user).execute(s, dst, dst_user);
       s.wait();
@@ -507,7 +528,7 @@ class OnednnConvTactic final : public Tactic {
       std::vector<double> times;
       for (int r = 0; r < 6; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        memory blocked(blocked_md, cpu_engine());
+        memory blocked = borrowed_memory(blocked_md, Borrowed::kDst);  // as the kernels reorder
         dnnl::reorder(plain, blocked).execute(s, plain, blocked);
         s.wait();
         const auto t1 = std::chrono::steady_clock::now();
