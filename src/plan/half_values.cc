@@ -4,18 +4,15 @@
 
 #include "core/error.h"
 #include "passes/graph_util.h"
+#include "plan/layouts.h"
 
 namespace kiln::plan {
 
 Result<int64_t> store_half_values(ir::Graph& graph, std::vector<Layer>& layers,
                                   std::vector<std::shared_ptr<const backends::Kernel>>& kernels,
                                   const backends::TacticRegistry& registry) {
-  std::vector<ir::Node*> nodes;
-  for (const auto& n : graph.nodes()) nodes.push_back(n.get());
-  if (nodes.size() != layers.size() || nodes.size() != kernels.size()) {
-    return internal_error("half values: {} nodes, {} layers, {} kernels", nodes.size(), layers.size(),
-                          kernels.size());
-  }
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Node*> nodes,
+                        lowered_nodes(graph, layers.size(), kernels.size(), "float16 values"));
   std::unordered_map<const ir::Node*, size_t> step;
   for (size_t k = 0; k < nodes.size(); ++k) step[nodes[k]] = k;
   const passes::Pinned pinned(graph);
@@ -56,10 +53,7 @@ Result<int64_t> store_half_values(ir::Graph& graph, std::vector<Layer>& layers,
       tactic = &registry.reference();
       layers[k].tactic = std::string(tactic->name());
     }
-    auto kernel = tactic->prepare(*p);
-    if (!kernel.is_ok()) return kernel.status().with_context("float16 values");
-    kernels[k] = std::shared_ptr<const backends::Kernel>(std::move(kernel).value());
-    layers[k].state = kernels[k]->serialize();
+    KILN_RETURN_IF_ERROR(prepare_again(*tactic, *p, layers[k], kernels[k], "float16 values"));
     ++stored;
   }
   return stored;

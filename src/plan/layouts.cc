@@ -33,15 +33,30 @@ BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
   return span;
 }
 
+Result<std::vector<ir::Node*>> lowered_nodes(const ir::Graph& graph, size_t layers, size_t kernels,
+                                             std::string_view step) {
+  std::vector<ir::Node*> nodes;
+  for (const auto& n : graph.nodes()) nodes.push_back(n.get());
+  if (nodes.size() != layers || nodes.size() != kernels) {
+    return internal_error("{}: {} nodes, {} layers, {} kernels", step, nodes.size(), layers, kernels);
+  }
+  return nodes;
+}
+
+Status prepare_again(const backends::Tactic& tactic, const ir::Node& node, Layer& layer,
+                     std::shared_ptr<const backends::Kernel>& kernel, std::string_view step) {
+  auto k = tactic.prepare(node);
+  if (!k.is_ok()) return k.status().with_context(std::string(step));
+  kernel = std::shared_ptr<const backends::Kernel>(std::move(k).value());
+  layer.state = kernel->serialize();
+  return Status::ok();
+}
+
 Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& layers,
                                        std::vector<std::shared_ptr<const backends::Kernel>>& kernels,
                                        const backends::TacticRegistry& registry) {
-  std::vector<ir::Node*> nodes;
-  for (const auto& n : graph.nodes()) nodes.push_back(n.get());
-  if (nodes.size() != layers.size() || nodes.size() != kernels.size()) {
-    return internal_error("blocked layouts: {} nodes, {} layers, {} kernels", nodes.size(), layers.size(),
-                          kernels.size());
-  }
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Node*> nodes,
+                        lowered_nodes(graph, layers.size(), kernels.size(), "blocked layouts"));
   std::unordered_map<const ir::Node*, size_t> step;
   std::vector<std::string> layout(nodes.size());
   std::vector<const backends::Tactic*> tactic(nodes.size());
@@ -79,10 +94,7 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
     if (flags[k] == std::array<int64_t, 3>{0, 0, 0}) continue;
     const int64_t block = layout[k] == "nChw16c" ? 16 : 8;
     nodes[k]->set_attr(ir::Attribute::make_ints("kiln_blocked", {flags[k][0], flags[k][1], flags[k][2], block}));
-    auto kernel = tactic[k]->prepare(*nodes[k]);
-    if (!kernel.is_ok()) return kernel.status().with_context("blocked layouts");
-    kernels[k] = std::shared_ptr<const backends::Kernel>(std::move(kernel).value());
-    layers[k].state = kernels[k]->serialize();
+    KILN_RETURN_IF_ERROR(prepare_again(*tactic[k], *nodes[k], layers[k], kernels[k], "blocked layouts"));
   }
   return kept;
 }

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "backends/tactic.h"
@@ -34,6 +35,16 @@ struct BlockedSpan {
 // `transparent(node)`: whether the tactic chosen for `node` is layout-transparent.
 BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
                          const std::function<bool(const ir::Node&)>& transparent);
+
+// The steps after tactic selection that change how values are stored
+// (blocked layouts here, float16 values in half_values.h) share these:
+// the top-level nodes of `graph`, one per layer and kernel (an error naming
+// `step` if the counts differ), and preparing node's kernel again after its
+// node changed, its state stored in the layer.
+Result<std::vector<ir::Node*>> lowered_nodes(const ir::Graph& graph, size_t layers, size_t kernels,
+                                             std::string_view step);
+Status prepare_again(const backends::Tactic& tactic, const ir::Node& node, Layer& layer,
+                     std::shared_ptr<const backends::Kernel>& kernel, std::string_view step);
 
 // Marks the top-level nodes of `graph` (in the order of `layers` and
 // `kernels`, one per node) and prepares again the kernels of the nodes it
