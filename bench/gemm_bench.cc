@@ -211,7 +211,9 @@ int main(int argc, char** argv) {
     else if (arg == "--cpu-time")
       cpu_time = true;
     else {
-      std::fprintf(stderr, "usage: gemm_bench [--size N | --shape M,N,K] [--threads T] [--reps R] [--check] [--cpu-time] [--fp16]\n");
+      std::fprintf(stderr,
+                   "usage: gemm_bench [--size N | --shape M,N,K] [--threads T] [--reps R] [--check] [--cpu-time] "
+                   "[--fp16]\n");
       return 2;
     }
   }

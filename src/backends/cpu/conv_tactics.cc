@@ -169,15 +169,9 @@ class ConvGemmKernel final : public Kernel {
     auto one = [&](int64_t t, ThreadPool* pool) {
       const int64_t img = t / g.group, gi = t % g.group;
       const int64_t x_off = (img * g.c + gi * g.cg()) * in_size;
-      const float* xg;
-      if (half_x) {  // this image's channels of a float16 X, widened into the thread's buffer
-        thread_local AlignedFloats widened;
-        widened.reserve_discard(g.cg() * in_size);
-        widen_halves(static_cast<const uint16_t*>(in.x->raw_data()) + x_off, widened.data(), g.cg() * in_size);
-        xg = widened.data();
-      } else {
-        xg = in.x->data<float>() + x_off;
-      }
+      // This image's channels; of a float16 X, widened.
+      const auto* x16 = static_cast<const uint16_t*>(in.x->raw_data());
+      const float* xg = half_x ? widen_halves_to_thread_buffer(x16 + x_off, g.cg() * in_size) : in.x->data<float>() + x_off;
       const int64_t y_off = (img * g.m + gi * g.mg()) * out_size;
       GemmEpilogue e;
       e.bias_row = in.bias != nullptr ? in.bias + gi * g.mg() : nullptr;

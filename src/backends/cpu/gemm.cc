@@ -444,6 +444,13 @@ void widen_halves(const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(Float16::from_bits(src[i]));
 }
 
+const float* widen_halves_to_thread_buffer(const uint16_t* src, int64_t n) {
+  thread_local AlignedFloats widened;
+  widened.reserve_discard(n);
+  widen_halves(src, widened.data(), n);
+  return widened.data();
+}
+
 PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
   PackedMatrix p = pack_matrix(m, rows, depth, width, pool);
   AlignedFloats halves((p.elements() + 1) / 2);

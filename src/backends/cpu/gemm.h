@@ -182,6 +182,10 @@ void pair_slots_bf16(const float* rows, int64_t row_stride, int64_t k_count, int
 PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
 // dst[i] = float(src[i]) for i < n: F16C where the CPU has it, else scalar.
 void widen_halves(const uint16_t* src, float* dst, int64_t n);
+// widen_halves into the calling thread's buffer (kept between calls): a
+// float16 activation as the fp32 kernels read it. Valid until this thread's
+// next call.
+const float* widen_halves_to_thread_buffer(const uint16_t* src, int64_t n);
 
 // How a tactic stores its constant operand (the weights):
 //   kFp32: fp32 panels on the ISA's fp32 microkernel;

@@ -43,14 +43,10 @@ bool all_f32(ops::KernelContext& ctx, bool half_a) {
   return true;
 }
 
-// The values of A as floats: its own data, or a float16 A widened into the
-// calling thread's buffer (reused from run to run).
+// The values of A as floats: its own data, or a float16 A widened.
 const float* floats_of(const Tensor& a) {
   if (a.dtype() == DataType::kFloat32) return a.data<float>();
-  thread_local AlignedFloats widened;
-  widened.reserve_discard(a.numel());
-  widen_halves(static_cast<const uint16_t*>(a.raw_data()), widened.data(), a.numel());
-  return widened.data();
+  return widen_halves_to_thread_buffer(static_cast<const uint16_t*>(a.raw_data()), a.numel());
 }
 
 // Input 0 of a node a tactic of `packing` takes: float32, or float16 for

@@ -592,7 +592,6 @@ StepsFn steps_fn() {
   return fn;
 }
 
-
 // An 8-bit to 8-bit chain whose constants are scalars or one per channel
 // (runs of at least kMinRun elements) maps each byte to a byte per channel:
 // 256-byte tables, computed with the same steps on all 256 inputs, replace
