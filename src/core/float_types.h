@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 namespace kiln {
 
@@ -78,6 +79,14 @@ inline bool is_float16_value(float v) {
   // A normal half keeps 10 mantissa bits; a subnormal one (2^-24 steps) fewer.
   const int dropped = e >= -14 ? 13 : -1 - e;
   return (mant & ((1u << dropped) - 1u)) == 0;
+}
+
+// True if every value is_float16_value.
+inline bool all_float16_values(std::span<const float> values) {
+  for (float v : values) {
+    if (!is_float16_value(v)) return false;
+  }
+  return true;
 }
 
 struct BFloat16 {

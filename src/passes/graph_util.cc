@@ -1,6 +1,7 @@
 #include "passes/graph_util.h"
 
 #include <cmath>
+#include <iterator>
 
 #include "core/error.h"
 #include "core/float_types.h"
@@ -189,6 +190,27 @@ void set_fused_from(ir::Node* fused, const std::vector<const ir::Node*>& sources
   a.kind = ir::Attribute::Kind::kStrings;
   a.strings = std::move(names);
   fused->set_attr(std::move(a));
+}
+
+namespace {
+
+bool is_cast_to(const ir::Node& n, DataType to) {
+  return n.domain().empty() && n.op_type() == "Cast" && n.num_inputs() == 1 && n.num_outputs() == 1 &&
+         n.attr_int("to", 0) == static_cast<int64_t>(to);
+}
+
+}  // namespace
+
+bool ends_in_half_round_trip(const ir::Node& p) {
+  if (p.domain() != kKilnDomain || p.op_type() != "Pointwise" || p.num_inputs() != 1 || p.num_outputs() != 1) {
+    return false;
+  }
+  const ir::Graph* body = p.attr_graph("body");
+  if (body == nullptr || body->outputs().size() != 1 || body->nodes().size() < 2) return false;
+  const ir::Node* up = body->nodes().back().get();
+  const ir::Node* down = std::prev(body->nodes().end(), 2)->get();
+  if (!is_cast_to(*up, DataType::kFloat32) || !is_cast_to(*down, DataType::kFloat16)) return false;
+  return up->input(0) == down->output(0) && up->output(0) == body->outputs()[0] && down->output(0)->uses().size() == 1;
 }
 
 bool remove_dead_nodes(ir::Graph& graph) {

@@ -12,7 +12,6 @@
 // float16 is the tactics' choice, made after this pass.
 //
 // Off unless PipelineOptions::half_inputs (the builder sets it for fp16 builds).
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -23,11 +22,6 @@
 
 namespace kiln::passes {
 namespace {
-
-bool is_cast_to(const ir::Node& n, DataType to) {
-  return n.domain().empty() && n.op_type() == "Cast" && n.num_inputs() == 1 && n.num_outputs() == 1 &&
-         n.attr_int("to", 0) == static_cast<int64_t>(to);
-}
 
 // The matrix op `n` is (the ONNX op's name), or "" for any other node.
 std::string matrix_op(const ir::Node& n) {
@@ -48,28 +42,8 @@ bool takes_half_input(const ir::Node& n, const ir::Value* x) {
   }
   if (op == "Conv" && n.attr_int("group", 1) != 1) return false;  // depthwise kernels read float32
   const Tensor* w = constant_of(n.input(1));
-  if (w == nullptr || w->dtype() != DataType::kFloat32) return false;
-  for (float v : w->span<float>()) {
-    if (!is_float16_value(v)) return false;
-  }
-  return true;
+  return w != nullptr && w->dtype() == DataType::kFloat32 && all_float16_values(w->span<float>());
 }
-
-}  // namespace
-
-bool ends_in_half_round_trip(const ir::Node& p) {
-  if (p.domain() != kKilnDomain || p.op_type() != "Pointwise" || p.num_inputs() != 1 || p.num_outputs() != 1) {
-    return false;
-  }
-  const ir::Graph* body = p.attr_graph("body");
-  if (body == nullptr || body->outputs().size() != 1 || body->nodes().size() < 2) return false;
-  const ir::Node* up = body->nodes().back().get();
-  const ir::Node* down = std::prev(body->nodes().end(), 2)->get();
-  if (!is_cast_to(*up, DataType::kFloat32) || !is_cast_to(*down, DataType::kFloat16)) return false;
-  return up->input(0) == down->output(0) && up->output(0) == body->outputs()[0] && down->output(0)->uses().size() == 1;
-}
-
-namespace {
 
 class HalfInputs : public Pass {
  public:

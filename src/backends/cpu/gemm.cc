@@ -440,8 +440,13 @@ PackedMatrix pack_matrix_bf16(const StridedMatrix& m, int64_t rows, int64_t dept
 }
 
 void widen_halves(const uint16_t* src, float* dst, int64_t n) {
-  if (cpu_features().f16c && detect_isa() >= Isa::kAvx2) return widen_halves_f16c(src, dst, n);
+  if (f16c_supported()) return widen_halves_f16c(src, dst, n);
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(Float16::from_bits(src[i]));
+}
+
+void narrow_to_halves(const float* src, uint16_t* dst, int64_t n) {
+  if (f16c_supported()) return narrow_to_halves_f16c(src, dst, n);
+  for (int64_t i = 0; i < n; ++i) dst[i] = Float16(src[i]).bits;
 }
 
 const float* widen_halves_to_thread_buffer(const uint16_t* src, int64_t n) {
@@ -454,12 +459,7 @@ const float* widen_halves_to_thread_buffer(const uint16_t* src, int64_t n) {
 PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool) {
   PackedMatrix p = pack_matrix(m, rows, depth, width, pool);
   AlignedFloats halves((p.elements() + 1) / 2);
-  auto* h = reinterpret_cast<uint16_t*>(halves.data());
-  if (cpu_features().f16c && detect_isa() >= Isa::kAvx2) {
-    narrow_to_halves_f16c(p.data.data(), h, p.elements());
-  } else {
-    for (int64_t i = 0; i < p.elements(); ++i) h[i] = Float16(p.data.data()[i]).bits;
-  }
+  narrow_to_halves(p.data.data(), reinterpret_cast<uint16_t*>(halves.data()), p.elements());
   p.data = std::move(halves);
   p.f16 = true;
   return p;

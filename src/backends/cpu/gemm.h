@@ -180,8 +180,11 @@ void pair_slots_bf16(const float* rows, int64_t row_stride, int64_t k_count, int
 // pack_matrix with the panels stored as IEEE half values; every value of m
 // must be one (all_f16_values), so nothing is rounded.
 PackedMatrix pack_matrix_f16(const StridedMatrix& m, int64_t rows, int64_t depth, int width, ThreadPool* pool);
-// dst[i] = float(src[i]) for i < n: F16C where the CPU has it, else scalar.
+// dst[i] = float(src[i]) (IEEE half bits) and dst[i] = half(src[i]) (round
+// to nearest even, the Cast to float16) for i < n: F16C where
+// f16c_supported(), else scalar, bit-exact with core/float_types.h.
 void widen_halves(const uint16_t* src, float* dst, int64_t n);
+void narrow_to_halves(const float* src, uint16_t* dst, int64_t n);
 // widen_halves into the calling thread's buffer (kept between calls): a
 // float16 activation as the fp32 kernels read it. Valid until this thread's
 // next call.

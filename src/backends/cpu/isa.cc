@@ -87,6 +87,11 @@ Isa detect_isa() {
 
 bool bf16_dot_supported() { return detect_isa() == Isa::kAvx512 && cpu_features().avx512bf16; }
 
+bool f16c_supported() {
+  static const bool ok = detect_isa() >= Isa::kAvx2 && cpu_features().f16c;
+  return ok;
+}
+
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
   for (int i = static_cast<int>(detect_isa()); i >= 0; --i) out.push_back(static_cast<Isa>(i));

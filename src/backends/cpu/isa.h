@@ -47,6 +47,10 @@ std::vector<Isa> supported_isas();
 // has AVX-512 BF16 and detect_isa() is kAvx512 (so KILN_CPU_ISA caps it too).
 bool bf16_dot_supported();
 
+// True when the F16C conversions (vcvtph2ps / vcvtps2ph) can run: the CPU
+// has F16C and detect_isa() is at least kAvx2 (so KILN_CPU_ISA caps it too).
+bool f16c_supported();
+
 // "generic", "avx2", "avx512"; the suffix of tactic names.
 std::string_view isa_name(Isa isa);
 

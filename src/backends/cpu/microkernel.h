@@ -111,10 +111,10 @@ void layernorm_row_avx2(const float* x, float* y, const float* scale, const floa
 
 // v[i] = float(float16(v[i])) (round to nearest even, subnormals kept, NaN
 // quieted): the Cast to float16 and back, bit-exact with core/float_types.h.
-// F16C; call only where cpu_features().f16c and detect_isa() >= kAvx2.
+// F16C; call only where f16c_supported() (isa.h).
 void round_to_f16_f16c(float* v, int64_t n);
 // dst[i] = float(src[i]) (IEEE half bits) and dst[i] = half(src[i]) (round
-// to nearest even) for i < n; F16C, under the same conditions.
+// to nearest even) for i < n; F16C, under the same condition.
 void widen_halves_f16c(const uint16_t* src, float* dst, int64_t n);
 void narrow_to_halves_f16c(const float* src, uint16_t* dst, int64_t n);
 

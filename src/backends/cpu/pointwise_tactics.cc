@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/gemm.h"
 #include "backends/cpu/microkernel.h"
 #include "backends/cpu/tactics.h"
 #include "core/error.h"
@@ -284,8 +285,6 @@ bool compile_quantized_add(const ir::Node& node, const ir::Graph& body, Program&
          typed(node.output(0), prog.out.type);
 }
 
-bool compile_chain(const ir::Graph& chain, const ir::Value* x, const ir::Value* y, Program& prog);
-
 bool compile(const ir::Node& node, Program& prog) {
   if (node.domain() != "kiln" || node.op_type() != "Pointwise" || node.num_outputs() != 1) return false;
   if (node.num_inputs() == 2) {
@@ -294,14 +293,10 @@ bool compile(const ir::Node& node, Program& prog) {
   }
   if (node.num_inputs() != 1) return false;
   const ir::Graph* body = node.attr_graph("body");
-  return body != nullptr && compile_chain(*body, node.input(0), node.output(0), prog);
-}
-
-// A one-input body, with x and y the values it reads and writes (their types
-// decide the 8-bit and float16 ends).
-bool compile_chain(const ir::Graph& chain, const ir::Value* x, const ir::Value* y, Program& prog) {
-  const ir::Graph* body = &chain;
-  if (body->inputs().size() != 1 || body->outputs().size() != 1) return false;
+  if (body == nullptr || body->inputs().size() != 1 || body->outputs().size() != 1) return false;
+  // X's and Y's types decide the 8-bit and float16 ends.
+  const ir::Value* x = node.input(0);
+  const ir::Value* y = node.output(0);
   const ir::Value* cur = body->inputs()[0];
   const auto& nodes = body->nodes();
   auto it = nodes.begin();
@@ -414,17 +409,6 @@ void round_bf16(float* v, int64_t len) {
   }
 }
 
-bool f16c_rounding() {
-  static const bool ok = detect_isa() >= Isa::kAvx2 && cpu_features().f16c;
-  return ok;
-}
-
-// y[i] = float16(v[i]): the Cast to float16 (round to nearest even).
-void narrow_to_halves(const float* v, uint16_t* y, int64_t len) {
-  if (f16c_rounding()) return narrow_to_halves_f16c(v, y, len);
-  for (int64_t i = 0; i < len; ++i) y[i] = Float16(v[i]).bits;
-}
-
 void apply_unary(const Step& s, float* v, int64_t len) {
   const float a = s.a, b = s.b;
   switch (s.code) {
@@ -478,7 +462,7 @@ void apply_unary(const Step& s, float* v, int64_t len) {
       });
     case Code::kRoundBf16: return round_bf16(v, len);
     case Code::kRoundF16:
-      if (f16c_rounding()) return round_to_f16_f16c(v, len);
+      if (f16c_supported()) return round_to_f16_f16c(v, len);
       return each(v, len, [](float x) { return static_cast<float>(Float16(x)); });
     default: return;
   }

@@ -24,7 +24,7 @@ void register_tactics(TacticRegistry& registry) {
     if (isa == Isa::kGeneric && detect_isa() != Isa::kGeneric) continue;
     // Half-value weights stored as halves (`--fp16` builds): before the fp32
     // products of the same ISA, as the bf16 ones, for builds without timing.
-    if (isa != Isa::kGeneric && cpu_features().f16c) {
+    if (isa != Isa::kGeneric && f16c_supported()) {
       registry.add("", "MatMul", make_matmul_fp16_tactic(isa, false));
       registry.add("kiln", "FusedMatMul", make_matmul_fp16_tactic(isa, true));
       registry.add("", "Gemm", make_gemm_fp16_tactic(isa, false));
@@ -37,7 +37,7 @@ void register_tactics(TacticRegistry& registry) {
     // Depthwise first: a build without timing takes each node's first candidate.
     registry.add("", "Conv", make_conv_depthwise_tactic(isa, false));
     registry.add("kiln", "FusedConv", make_conv_depthwise_tactic(isa, true));
-    if (isa != Isa::kGeneric && cpu_features().f16c) {
+    if (isa != Isa::kGeneric && f16c_supported()) {
       registry.add("", "Conv", make_conv_gemm_fp16_tactic(isa, false));
       registry.add("kiln", "FusedConv", make_conv_gemm_fp16_tactic(isa, true));
     }

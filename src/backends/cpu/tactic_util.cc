@@ -73,16 +73,12 @@ bool all_bf16_values(const Tensor& t) {
 }
 
 bool all_f16_values(const Tensor& t) {
-  if (t.dtype() != DataType::kFloat32) return false;
-  for (float v : t.span<float>()) {
-    if (!is_float16_value(v)) return false;
-  }
-  return true;
+  return t.dtype() == DataType::kFloat32 && all_float16_values(t.span<float>());
 }
 
 bool f16_weights(const ir::Node& node) {
   const ir::Value* b = node.input(1);
-  return cpu_features().f16c && detect_isa() >= Isa::kAvx2 && b != nullptr && b->is_constant() &&
+  return f16c_supported() && b != nullptr && b->is_constant() &&
          all_f16_values(b->constant());
 }
 
