@@ -441,6 +441,31 @@ TEST(CpuGemm, RejectsCorruptPackedWeights) {
   EXPECT_FALSE(tactic->load(g.node(), bytes).is_ok());
 }
 
+// The fp16 tactic's state holds halves: truncated, or a float state of the
+// same geometry (twice the bytes), it is refused with a message naming it.
+TEST(CpuFp16Gemm, RejectsCorruptPackedWeights) {
+  if (!cpu_features().f16c) GTEST_SKIP() << "this CPU has no F16C";
+  Tensor a = random_tensor({3, 40}, 1), b = round_f16(random_tensor({40, 36}, 2));
+  OneNode g("", "Gemm", {{a}, {b, true}}, {});
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kGeneric) continue;
+    auto fp16 = make_gemm_fp16_tactic(isa, false);
+    auto kernel = fp16->prepare(g.node());
+    ASSERT_TRUE(kernel.is_ok());
+    std::vector<uint8_t> bytes = (*kernel)->serialize();
+    bytes.pop_back();
+    auto truncated = fp16->load(g.node(), bytes);
+    ASSERT_FALSE(truncated.is_ok());
+    EXPECT_NE(truncated.status().to_string().find("packed weights"), std::string::npos)
+        << truncated.status().to_string();
+    auto fp32_state = make_gemm_tactic(isa, false)->prepare(g.node());
+    ASSERT_TRUE(fp32_state.is_ok());
+    auto floats = fp16->load(g.node(), (*fp32_state)->serialize());
+    ASSERT_FALSE(floats.is_ok());
+    EXPECT_NE(floats.status().to_string().find("packed weights"), std::string::npos) << floats.status().to_string();
+  }
+}
+
 // The vectorized exp/erf activations against the scalar definitions
 // (ops::Epilogue::activate) over a wide range, extremes included.
 TEST(CpuActivations, VectorizedTranscendentalsMatchScalar) {
