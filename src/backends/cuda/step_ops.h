@@ -54,7 +54,10 @@ Status enqueue_simple(const Plan& plan, const Step& step, GpuContext& ctx);
 // The fastest of `count` candidates (algorithms) on ctx.stream: each is
 // launched once (a warm-up: CUDA loads kernels lazily, at first launch), then
 // timed as the best of three windows of three launches (a GPU shared with
-// other work slows some windows down, never speeds one up). `launch(i)`
+// other work slows some windows down, never speeds one up). The three
+// launches are replayed from a CUDA graph, as the engine runs them, so the
+// window holds GPU time only, not the libraries' host work per call; a
+// candidate whose launches cannot be captured is timed launched directly. `launch(i)`
 // enqueues candidate i once and says false for a candidate that cannot run.
 // Returns the index of the fastest, or -1 when none ran; `best_ms` gets its
 // time per launch and `timed` the number of candidates timed.
