@@ -1,8 +1,13 @@
-// Differential tests of the 2-D pooling tactics against the reference
-// kernels: odd sizes, strides, dilations, asymmetric and large pads,
-// ceil_mode, count_include_pad, windows that see no input, 1 and 2 threads.
-// Tolerance: max pools exact; averages 1e-5 relative to max(1, |value|)
-// (the tactic sums in float, the reference in double).
+// Differential tests of the 2-D pooling tactics (own.* and oneDNN's NCHW
+// onednn.pool) against the reference kernels: odd sizes, strides,
+// dilations, asymmetric and large pads, ceil_mode, count_include_pad,
+// windows that see no input, 1 and 2 threads. oneDNN's tactic must refuse
+// the cases it cannot compute as the reference does (dilations, pads as
+// large as the window, count_include_pad with ceil_mode). The blocked
+// variant is tested inside a chain of blocked convolutions
+// (tests/plan/layouts_test.cc). Tolerance: max pools exact; averages 1e-5
+// relative to max(1, |value|) (the tactics sum in float, the reference in
+// double).
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -32,15 +37,13 @@ std::string describe(const PoolCase& c) {
          list(c.dilations) + " ceil" + std::to_string(c.ceil_mode) + " cip" + std::to_string(c.count_include_pad);
 }
 
-void check(const std::string& op, OneNode& g, float rel, const std::string& what) {
-  auto tactic = make_pool_tactic(op);
-  ASSERT_NE(tactic, nullptr);
-  ASSERT_TRUE(tactic->supports(g.node())) << what;
+void check(const Tactic& tactic, const std::string& op, OneNode& g, float rel, const std::string& what) {
+  ASSERT_TRUE(tactic.supports(g.node())) << what;
   auto want = g.run_reference(g.feeds());
   ASSERT_TRUE(want.is_ok()) << what << ": " << want.status().to_string();
   Tensor mag = want->clone();
   for (float& v : mag.span<float>()) v = std::isfinite(v) ? std::max(1.0f, std::fabs(v)) : 1.0f;
-  auto kernel = tactic->prepare(g.node());
+  auto kernel = tactic.prepare(g.node());
   ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
@@ -56,8 +59,35 @@ void check(const std::string& op, OneNode& g, float rel, const std::string& what
         want->data<float>()[i] = 0;
       }
     }
-    expect_close(*got, *want, mag, rel, op + " " + what + " threads " + std::to_string(threads));
+    expect_close(*got, *want, mag, rel,
+                 std::string(tactic.name()) + " " + op + " " + what + " threads " + std::to_string(threads));
   }
+}
+
+void check(const std::string& op, OneNode& g, float rel, const std::string& what) {
+  auto tactic = make_pool_tactic(op);
+  ASSERT_NE(tactic, nullptr);
+  check(*tactic, op, g, rel, what);
+}
+
+// What oneDNN's pooling cannot compute as ONNX does: a dilated window, a
+// pad as large as the window (windows that may see only padding), an
+// average that counts padding under ceil_mode (oneDNN would count the taps
+// ceil_mode adds past the explicit pads).
+bool onednn_can_pool(const std::string& op, const PoolCase& c) {
+  for (int64_t d : c.dilations) {
+    if (d != 1) return false;
+  }
+  for (size_t i = 0; i < c.pads.size(); ++i) {
+    if (c.pads[i] >= c.kernel[i % 2]) return false;
+  }
+  return !(op == "AveragePool" && c.count_include_pad != 0 && c.ceil_mode != 0);
+}
+
+void check_onednn(const std::string& op, OneNode& g, const PoolCase& c, float rel) {
+  auto tactic = make_onednn_pool_tactic(/*blocked=*/false);
+  EXPECT_EQ(tactic->supports(g.node()), onednn_can_pool(op, c)) << describe(c);
+  if (tactic->supports(g.node())) check(*tactic, op, g, rel, describe(c));
 }
 
 std::vector<PoolCase> cases() {
@@ -89,6 +119,7 @@ TEST(CpuPool, MaxPoolMatchesReference) {
   for (const PoolCase& c : cases()) {
     OneNode g = make_node("MaxPool", c, seed++, 12);
     check("MaxPool", g, 0.0f, describe(c));
+    check_onednn("MaxPool", g, c, 0.0f);
   }
 }
 
@@ -97,6 +128,7 @@ TEST(CpuPool, AveragePoolMatchesReference) {
   for (const PoolCase& c : cases()) {
     OneNode g = make_node("AveragePool", c, seed++, 19);
     check("AveragePool", g, 1e-5f, describe(c));
+    check_onednn("AveragePool", g, c, 1e-5f);
   }
 }
 
@@ -106,6 +138,7 @@ TEST(CpuPool, GlobalPoolsMatchReference) {
     for (const char* op : {"GlobalMaxPool", "GlobalAveragePool"}) {
       OneNode g("", op, {{random_tensor(dims, seed++, -3.0f, 3.0f)}}, {}, 17);
       check(op, g, 1e-5f, dims_to_string(dims));
+      check(*make_onednn_pool_tactic(false), op, g, 1e-5f, dims_to_string(dims));
     }
   }
 }

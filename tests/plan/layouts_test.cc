@@ -237,6 +237,96 @@ TEST(BlockedLayouts, ResidualConvWritesOverItsResidual) {
   }
 }
 
+// x [N, 3, 13, 13] -> conv a (16) -> MaxPool 3x3/2 (pads 1) -> conv b (16) -> AveragePool 2x2/2 (ceil_mode)
+// -> conv c (16) -> GlobalAveragePool -> Flatten = y. With oneDNN's blocked pools the chain stays blocked
+// from a to the global pool, whose [N, 16, 1, 1] output goes to the Flatten in NCHW.
+ir::Model pool_chain_model() {
+  auto g = std::make_shared<ir::Graph>("pools");
+  g->set_opset_imports({{"", 17}});
+  ir::Value* x =
+      g->add_value("x", ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 3, 13, 13}))).value();
+  g->add_input(x);
+  auto pool = [&](const std::string& op, ir::Value* in, const std::string& name, std::vector<ir::Attribute> attrs) {
+    ir::Value* y = test::value(*g, name);
+    ir::Node* n = g->add_node(op, {in}, {y}, name);
+    for (auto& a : attrs) n->set_attr(std::move(a));
+    n->set_opset(17);
+    return y;
+  };
+  ir::Value* a = conv(*g, x, test::random_tensor({16, 3, 3, 3}, 11), "a")->output(0);
+  ir::Value* p = pool("MaxPool", a, "maxpool",
+                      {ir::Attribute::make_ints("kernel_shape", {3, 3}), ir::Attribute::make_ints("strides", {2, 2}),
+                       ir::Attribute::make_ints("pads", {1, 1, 1, 1})});
+  ir::Value* b = conv(*g, p, test::random_tensor({16, 16, 3, 3}, 12), "b")->output(0);
+  ir::Value* q = pool("AveragePool", b, "avgpool",
+                      {ir::Attribute::make_ints("kernel_shape", {2, 2}), ir::Attribute::make_ints("strides", {2, 2}),
+                       ir::Attribute::make_int("ceil_mode", 1)});
+  ir::Value* c = conv(*g, q, test::random_tensor({16, 16, 1, 1}, 13), "c")->output(0);
+  ir::Value* gap = pool("GlobalAveragePool", c, "gap", {});
+  ir::Value* y = test::value(*g, "y");
+  g->add_node("Flatten", {gap}, {y}, "flatten")->set_opset(17);
+  g->add_output(y);
+  ir::Model model;
+  model.graph = g;
+  return model;
+}
+
+TEST(BlockedLayouts, PoolsBetweenBlockedConvolutionsStayBlocked) {
+  backends::TacticRegistry registry;
+  registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalAveragePool"}) {
+    registry.add("", op, backends::cpu::make_onednn_pool_tactic(true));
+  }
+  const runtime::NamedTensors in = {{"x", test::random_tensor({2, 3, 13, 13}, 14)}};
+  const auto want = test::reference_run(pool_chain_model(), in);
+  for (bool blocked : {true, false}) {
+    BuildOptions o;
+    o.shapes = parse_shape_spec("x:2x3x13x13").value();
+    o.threads = 2;
+    o.blocked_layouts = blocked;
+    o.registry = &registry;
+    o.time_tactics = false;
+    auto plan = build(pool_chain_model(), o);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    std::map<std::string, std::vector<int64_t>> marks;
+    for (const auto& n : plan->model.graph->nodes()) {
+      if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
+    }
+    if (blocked) {
+      const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
+      EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
+      EXPECT_EQ(marks["maxpool"], (std::vector<int64_t>{1, 0, 1, block}));
+      EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 0, 1, block}));
+      EXPECT_EQ(marks["avgpool"], (std::vector<int64_t>{1, 0, 1, block}));
+      EXPECT_EQ(marks["c"], (std::vector<int64_t>{1, 0, 1, block}));
+      EXPECT_EQ(marks["gap"], (std::vector<int64_t>{1, 0, 0, block}));
+    } else {
+      EXPECT_TRUE(marks.empty());
+    }
+    auto engine = runtime::Engine::create_from_plan(std::move(plan).value(), {.threads = 2});
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    auto out = (*engine)->run(in);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    expect_outputs(*out, want);
+  }
+  // A pool has no residual to keep blocked, and the NCHW tactic honours no mark.
+  ir::Model m = pool_chain_model();
+  ir::Node* maxpool = nullptr;
+  for (const auto& n : m.graph->nodes()) {
+    if (n->name() == "maxpool") maxpool = n.get();
+  }
+  ASSERT_NE(maxpool, nullptr);
+  maxpool->input(0)->set_type(ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 16, 7, 7})));
+  maxpool->set_attr(ir::Attribute::make_ints("kiln_blocked", {1, 1, 1, 16}));
+  EXPECT_FALSE(backends::cpu::make_onednn_pool_tactic(true)->prepare(*maxpool).is_ok());
+  maxpool->set_attr(ir::Attribute::make_ints("kiln_blocked", {1, 0, 1, 16}));
+  EXPECT_TRUE(backends::cpu::make_onednn_pool_tactic(true)->prepare(*maxpool).is_ok());
+  EXPECT_FALSE(backends::cpu::make_onednn_pool_tactic(false)->prepare(*maxpool).is_ok());
+  // 12 channels are no whole block of 8 or 16.
+  maxpool->input(0)->set_type(ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 12, 7, 7})));
+  EXPECT_FALSE(backends::cpu::make_onednn_pool_tactic(true)->prepare(*maxpool).is_ok());
+}
+
 TEST(BlockedLayouts, BadMarksAreRejected) {
   ir::Model m = chain_model();
   ir::Node* first = m.graph->nodes().front().get();

@@ -2,7 +2,10 @@
 // "onednn.matmul" (MatMul, kiln.FusedMatMul and Gemm / kiln.FusedGemm with a
 // constant B) and "onednn.conv" / "onednn.conv_blocked" (Conv and
 // kiln.FusedConv with constant weights; plain NCHW in and out, or oneDNN's
-// preferred blocked layout with reorders around the primitive). The fused
+// preferred blocked layout with reorders around the primitive) and
+// "onednn.pool" / "onednn.pool_blocked" (MaxPool, AveragePool and the global
+// pools, so that a pool between blocked convolutions, resnet's stem pool,
+// keeps the chain blocked). The fused
 // epilogue becomes post-ops: sum (the residual, copied into the output
 // first), then eltwise for the activation (or the other way round).
 //
@@ -29,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <utility>
@@ -39,6 +43,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
+#include "ops/conv_window.h"
 #include "ops/epilogue.h"
 
 namespace kiln::backends::cpu {
@@ -127,6 +132,22 @@ bool build_post_ops(const ops::Epilogue& e, bool residual, dnnl::post_ops& po) {
 
 void set_threads(ThreadPool* pool) { omp_set_num_threads(pool != nullptr ? pool->threads() : 1); }
 
+// The calling thread's oneDNN stream (a stream is used by one thread at a
+// time; making one per run allocated in every layer).
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+// A reorder from the plan's layout of a value to a primitive's (or back),
+// created once per shape with the primitive: creating it in each run was a
+// primitive-cache lookup and a few allocations in every layer. Empty when
+// the two agree.
+std::optional<dnnl::reorder> reorder_between(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return std::nullopt;
+  return dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to));
+}
+
 bool inputs_f32(ops::KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
@@ -174,7 +195,7 @@ class OnednnMatMulKernel final : public Kernel {
         args.insert({DNNL_ARG_BIAS, memory({{1, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(bias))});
       }
       args.insert({DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)});
-      dnnl::stream s(cpu_engine());
+      dnnl::stream& s = thread_stream();
       p.prim.execute(s, args);
       s.wait();
     } catch (const dnnl::error& e) {
@@ -210,7 +231,7 @@ class OnednnMatMulKernel final : public Kernel {
     dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
     memory plain({{k, n}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(w_.data<float>()));
     auto [packed, storage] = weights_memory(pd.weights_desc());
-    dnnl::stream s(cpu_engine());
+    dnnl::stream& s = thread_stream();
     dnnl::reorder(plain, packed).execute(s, plain, packed);
     s.wait();
     return cache_.emplace(rows, Prepared{pd, dnnl::matmul(pd), packed, storage}).first->second;
@@ -321,6 +342,41 @@ Result<BlockedIo> read_blocked_io(const ir::Node& node) {
 // The channel block oneDNN's convolutions use on this machine.
 int64_t conv_block_width() { return detect_isa() == Isa::kAvx512 ? 16 : 8; }
 
+// One reorder of a float32 NCHW value of `dims` to the blocked layout, as
+// the blocked kernels do it when a neighbour keeps the value in NCHW: the
+// thread's borrowed buffer for the blocked side and one prepared reorder;
+// the median of five runs after one. nullopt when the channels are
+// not whole blocks.
+std::optional<double> time_blocked_reorder(const Dims& dims, ThreadPool& pool) {
+  const int64_t block = conv_block_width();
+  if (dims.size() != 4 || dims[1] % block != 0) return std::nullopt;
+  for (int64_t d : dims) {
+    if (d <= 0) return std::nullopt;
+  }
+  try {
+    set_threads(&pool);
+    const memory::dims md(dims.begin(), dims.end());
+    memory plain({md, dt::f32, tag::nchw}, cpu_engine());
+    std::memset(plain.get_data_handle(), 0, plain.get_desc().get_size());
+    const memory::desc blocked_md(md, dt::f32, block == 16 ? tag::nChw16c : tag::nChw8c);
+    const dnnl::reorder reorder(dnnl::reorder::primitive_desc(cpu_engine(), plain.get_desc(), cpu_engine(), blocked_md));
+    dnnl::stream& s = thread_stream();
+    std::vector<double> times;
+    for (int r = 0; r < 6; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      memory blocked = borrowed_memory(blocked_md, Borrowed::kDst);  // as the kernels reorder
+      reorder.execute(s, plain, blocked);
+      s.wait();
+      const auto t1 = std::chrono::steady_clock::now();
+      if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  } catch (const dnnl::error&) {
+    return std::nullopt;
+  }
+}
+
 class OnednnConvKernel final : public Kernel {
  public:
   OnednnConvKernel(Tensor w, ops::Epilogue epi, bool blocked, BlockedIo io)
@@ -355,22 +411,20 @@ class OnednnConvKernel final : public Kernel {
     try {
       set_threads(ctx.pool());
       const Prepared& p = prepared(g, bias != nullptr, z != nullptr);
-      dnnl::stream s(cpu_engine());
-      memory src_user({x.dims(), dt::f32, io_.src ? io_.layout : tag::nchw}, cpu_engine(),
-                      const_cast<float*>(x.data<float>()));
-      memory dst_user({ydims, dt::f32, io_.dst ? io_.layout : tag::nchw}, cpu_engine(), y->data<float>());
+      dnnl::stream& s = thread_stream();
+      memory src_user(p.src_md, cpu_engine(), const_cast<float*>(x.data<float>()));
+      memory dst_user(p.dst_md, cpu_engine(), y->data<float>());
       memory src = src_user, dst = dst_user;
-      if (p.pd.src_desc() != src_user.get_desc()) {
+      if (p.to_src) {
         src = borrowed_memory(p.pd.src_desc(), Borrowed::kSrc);
-        dnnl::reorder(src_user, src).execute(s, src_user, src);
+        p.to_src->execute(s, src_user, src);
       }
-      if (p.pd.dst_desc() != dst_user.get_desc()) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
+      if (p.from_dst) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
       if (z != nullptr) {
-        memory z_user({ydims, dt::f32, io_.residual ? io_.layout : tag::nchw}, cpu_engine(),
-                      const_cast<float*>(z->data<float>()));
+        memory z_user(p.residual_md, cpu_engine(), const_cast<float*>(z->data<float>()));
         // The memory plan may place the output over the residual: nothing to copy then.
-        if (z_user.get_data_handle() != dst.get_data_handle() || z_user.get_desc() != dst.get_desc()) {
-          dnnl::reorder(z_user, dst).execute(s, z_user, dst);
+        if (z_user.get_data_handle() != dst.get_data_handle() || p.residual_md != p.pd.dst_desc()) {
+          p.residual_to_dst->execute(s, z_user, dst);
         }
       }
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
@@ -379,7 +433,7 @@ class OnednnConvKernel final : public Kernel {
       }
       args.insert({DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)});
       p.prim.execute(s, args);
-      if (dst != dst_user) dnnl::reorder(dst, dst_user).execute(s, dst, dst_user);
+      if (p.from_dst) p.from_dst->execute(s, dst, dst_user);
       s.wait();
     } catch (const dnnl::error& e) {
       return ctx.error(internal_error("oneDNN convolution: {}", e.what()));
@@ -393,6 +447,8 @@ class OnednnConvKernel final : public Kernel {
     dnnl::convolution_forward prim;
     memory weights;
     std::shared_ptr<void> storage;  // the weights' bytes
+    memory::desc src_md, dst_md, residual_md;  // the plan's layouts of x, y and the residual
+    std::optional<dnnl::reorder> to_src, from_dst, residual_to_dst;
   };
 
   const Prepared& prepared(const Conv2dGeom& g, bool bias, bool residual) const {
@@ -432,10 +488,25 @@ class OnednnConvKernel final : public Kernel {
     memory plain({wdims, dt::f32, g.group == 1 ? tag::oihw : tag::goihw}, cpu_engine(),
                  const_cast<float*>(w_.data<float>()));
     auto [packed, storage] = weights_memory(pd.weights_desc());
-    dnnl::stream s(cpu_engine());
+    dnnl::stream& s = thread_stream();
     dnnl::reorder(plain, packed).execute(s, plain, packed);
     s.wait();
-    return cache_.emplace(key, Prepared{pd, dnnl::convolution_forward(pd), packed, storage}).first->second;
+    Prepared p;
+    p.pd = pd;
+    p.prim = dnnl::convolution_forward(pd);
+    p.weights = packed;
+    p.storage = storage;
+    p.src_md = memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw);
+    p.dst_md = memory::desc({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
+    p.to_src = reorder_between(p.src_md, pd.src_desc());
+    p.from_dst = reorder_between(pd.dst_desc(), p.dst_md);
+    if (residual) {
+      p.residual_md = memory::desc({g.n, g.m, g.oh, g.ow}, dt::f32, io_.residual ? io_.layout : tag::nchw);
+      // A copy even between equal layouts, unless the output is placed over the residual.
+      p.residual_to_dst = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), p.residual_md, cpu_engine(),
+                                                                      pd.dst_desc()));
+    }
+    return cache_.emplace(key, std::move(p)).first->second;
   }
 
   Tensor w_;
@@ -510,35 +581,9 @@ class OnednnConvTactic final : public Tactic {
     return make_kernel(node, io);
   }
 
-  // As the kernel does it: a fresh oneDNN buffer for the blocked side (page
-  // faults included) and one reorder; the median of five runs after one.
   std::optional<double> time_layout_change(const Dims& dims, ThreadPool& pool) const override {
-    const int64_t block = conv_block_width();
-    if (!blocked_ || dims.size() != 4 || dims[1] % block != 0) return std::nullopt;
-    for (int64_t d : dims) {
-      if (d <= 0) return std::nullopt;
-    }
-    try {
-      set_threads(&pool);
-      const memory::dims md(dims.begin(), dims.end());
-      memory plain({md, dt::f32, tag::nchw}, cpu_engine());
-      std::memset(plain.get_data_handle(), 0, plain.get_desc().get_size());
-      const memory::desc blocked_md(md, dt::f32, block == 16 ? tag::nChw16c : tag::nChw8c);
-      dnnl::stream s(cpu_engine());
-      std::vector<double> times;
-      for (int r = 0; r < 6; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        memory blocked = borrowed_memory(blocked_md, Borrowed::kDst);  // as the kernels reorder
-        dnnl::reorder(plain, blocked).execute(s, plain, blocked);
-        s.wait();
-        const auto t1 = std::chrono::steady_clock::now();
-        if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-      }
-      std::sort(times.begin(), times.end());
-      return times[times.size() / 2];
-    } catch (const dnnl::error&) {
-      return std::nullopt;
-    }
+    if (!blocked_) return std::nullopt;
+    return time_blocked_reorder(dims, pool);
   }
 
  private:
@@ -563,9 +608,263 @@ class OnednnConvTactic final : public Tactic {
   bool blocked_;
 };
 
+// ---- pooling ----------------------------------------------------------------------
+
+enum class OnednnPoolKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
+
+const char* pool_op_name(OnednnPoolKind k) {
+  switch (k) {
+    case OnednnPoolKind::kMax: return "MaxPool";
+    case OnednnPoolKind::kAverage: return "AveragePool";
+    case OnednnPoolKind::kGlobalMax: return "GlobalMaxPool";
+    case OnednnPoolKind::kGlobalAverage: return "GlobalAveragePool";
+  }
+  return "";
+}
+
+bool is_global(OnednnPoolKind k) { return k == OnednnPoolKind::kGlobalMax || k == OnednnPoolKind::kGlobalAverage; }
+
+// One pooling of an input [n, c, h, w]: the window, its pads (the right and
+// bottom ones as oneDNN wants them: what the output count reaches, ceil_mode
+// included) and the oneDNN algorithm.
+struct PoolGeom {
+  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0;
+  algorithm alg = algorithm::pooling_max;
+};
+
+// Static conditions under which oneDNN's pooling computes what the
+// reference does, whatever the input size: undilated 2-D windows whose
+// pads are smaller than the window (so every window sees an input), and,
+// for an average counting the padding, no ceil_mode (oneDNN would count
+// the extra taps ceil_mode adds past the explicit pads; ONNX does not).
+// NaN in a max window follows oneDNN's vmaxps rule, not the reference's
+// (the own tactic sends such inputs to the reference).
+bool pool_attrs_supported(const ir::Node& node, OnednnPoolKind kind) {
+  if (is_global(kind)) return true;
+  const std::vector<int64_t> kernel = node.attr_ints("kernel_shape");
+  if (kernel.size() != 2) return false;
+  auto win = ops::read_window(node, kernel, /*with_dilations=*/true);
+  if (!win.is_ok()) return false;
+  for (int64_t d : win->dilations) {
+    if (d != 1) return false;
+  }
+  if (win->auto_pad == "NOTSET") {
+    for (size_t axis = 0; axis < 2; ++axis) {
+      if (win->pad_begin(axis) >= kernel[axis] || win->pad_end(axis) >= kernel[axis]) return false;
+    }
+  }
+  if (kind == OnednnPoolKind::kAverage && node.attr_int("count_include_pad", 0) != 0 &&
+      node.attr_int("ceil_mode", 0) != 0) {
+    return false;
+  }
+  return true;
+}
+
+Result<PoolGeom> pool_geometry(const ir::Node& node, OnednnPoolKind kind, const Dims& x) {
+  PoolGeom g;
+  g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
+  if (is_global(kind)) {
+    g.kh = g.h, g.kw = g.w, g.oh = 1, g.ow = 1;
+    g.alg = kind == OnednnPoolKind::kGlobalMax ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
+    return g;
+  }
+  const std::vector<int64_t> kernel = node.attr_ints("kernel_shape");
+  KILN_ASSIGN_OR_RETURN(ops::Window wd, ops::read_window(node, kernel, /*with_dilations=*/true));
+  const bool ceil_mode = node.attr_int("ceil_mode", 0) != 0;
+  KILN_ASSIGN_OR_RETURN(g.oh, ops::window_output_dim(g.h, 0, wd, ceil_mode));
+  KILN_ASSIGN_OR_RETURN(g.ow, ops::window_output_dim(g.w, 1, wd, ceil_mode));
+  g.kh = kernel[0], g.kw = kernel[1], g.sh = wd.strides[0], g.sw = wd.strides[1];
+  g.pt = wd.pad_begin(0), g.pl = wd.pad_begin(1);
+  // Where the last window ends (short of the input's end when the stride skips past it).
+  g.pb = std::max<int64_t>((g.oh - 1) * g.sh + g.kh - g.h - g.pt, 0);
+  g.pr = std::max<int64_t>((g.ow - 1) * g.sw + g.kw - g.w - g.pl, 0);
+  // Every window must hold an input (see pool_attrs_supported; SAME pads are below the window too).
+  if (g.oh <= 0 || g.ow <= 0 || g.pt >= g.kh || g.pl >= g.kw || g.pb >= g.kh || g.pr >= g.kw) {
+    return unimplemented("{}: a window of this pooling sees only padding", node.describe());
+  }
+  if (kind == OnednnPoolKind::kMax) {
+    g.alg = algorithm::pooling_max;
+  } else {
+    g.alg = node.attr_int("count_include_pad", 0) != 0 ? algorithm::pooling_avg_include_padding
+                                                         : algorithm::pooling_avg_exclude_padding;
+  }
+  return g;
+}
+
+// The pooling `node` is, if any (the tactics serve all four ops under one name).
+std::optional<OnednnPoolKind> pool_kind(const ir::Node& node) {
+  if (!node.domain().empty()) return std::nullopt;
+  for (OnednnPoolKind k : {OnednnPoolKind::kMax, OnednnPoolKind::kAverage, OnednnPoolKind::kGlobalMax,
+                           OnednnPoolKind::kGlobalAverage}) {
+    if (node.op_type() == pool_op_name(k)) return k;
+  }
+  return std::nullopt;
+}
+
+class OnednnPoolKernel final : public Kernel {
+ public:
+  OnednnPoolKernel(OnednnPoolKind kind, BlockedIo io) : kind_(kind), io_(io) {}
+
+  bool fills_outputs() const override { return true; }
+  Status run(ops::KernelContext& ctx) const override {
+    auto fallback = [&]() -> Status {
+      if (io_.any()) {
+        return ctx.error(internal_error("the plan keeps this pooling's activations in a blocked layout, but the "
+                                        "inputs at run time are not what it was built for"));
+      }
+      return run_reference(ctx);
+    };
+    if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.wants_output(1)) return fallback();
+    const Tensor& x = ctx.input(0);
+    if (x.dtype() != DataType::kFloat32 || x.rank() != 4 || x.numel() == 0) return fallback();
+    if (io_.any() && x.dim(1) % io_.block() != 0) return fallback();
+    auto geom = pool_geometry(ctx.node(), kind_, x.dims());
+    if (!geom.is_ok()) return fallback();
+    const PoolGeom& g = *geom;
+    const Dims ydims = {g.n, g.c, g.oh, g.ow};
+    const Prepared* prim = nullptr;
+    try {
+      prim = &prepared(g);
+    } catch (const dnnl::error& e) {
+      if (!io_.any()) return run_reference(ctx);  // a geometry oneDNN does not take
+      return ctx.error(internal_error("oneDNN pooling: {}", e.what()));
+    }
+    const Prepared& p = *prim;
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
+    try {
+      set_threads(ctx.pool());
+      dnnl::stream& s = thread_stream();
+      memory src_user(p.src_md, cpu_engine(), const_cast<float*>(x.data<float>()));
+      memory dst_user(p.dst_md, cpu_engine(), y->data<float>());
+      memory src = src_user, dst = dst_user;
+      if (p.to_src) {
+        src = borrowed_memory(p.pd.src_desc(), Borrowed::kSrc);
+        p.to_src->execute(s, src_user, src);
+      }
+      if (p.from_dst) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
+      p.prim.execute(s, {{DNNL_ARG_SRC, src},
+                         {DNNL_ARG_DST, dst},
+                         {DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)}});
+      if (p.from_dst) p.from_dst->execute(s, dst, dst_user);
+      s.wait();
+    } catch (const dnnl::error& e) {
+      return ctx.error(internal_error("oneDNN pooling: {}", e.what()));
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Prepared {
+    dnnl::pooling_forward::primitive_desc pd;
+    dnnl::pooling_forward prim;
+    memory::desc src_md, dst_md;  // the plan's layouts of x and y
+    std::optional<dnnl::reorder> to_src, from_dst;
+  };
+
+  const Prepared& prepared(const PoolGeom& g) const {
+    const std::vector<int64_t> key = {g.n, g.c, g.h, g.w};
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    // As for the convolution: one side blocked means both are (the other reordered), a
+    // layout oneDNN's jit kernels read and write natively; channels that are not whole
+    // blocks stay NCHW.
+    const bool blocked = io_.any() && g.c % io_.block() == 0;
+    const tag layout = blocked ? io_.layout : tag::nchw;
+    const memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, layout);
+    const memory::desc dst_md({g.n, g.c, g.oh, g.ow}, dt::f32, layout);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, g.alg, src_md, dst_md, {g.sh, g.sw},
+                                     {g.kh, g.kw}, {g.pt, g.pl}, {g.pb, g.pr});
+    dnnl::pooling_forward::primitive_desc pd(desc, attr, cpu_engine());
+    Prepared p;
+    p.pd = pd;
+    p.prim = dnnl::pooling_forward(pd);
+    p.src_md = memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw);
+    p.dst_md = memory::desc({g.n, g.c, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
+    // A global pool's [n, c, 1, 1] output has the same bytes in NCHW and in whole channel blocks.
+    if (blocked && g.oh == 1 && g.ow == 1) p.dst_md = dst_md;
+    p.to_src = reorder_between(p.src_md, pd.src_desc());
+    p.from_dst = reorder_between(pd.dst_desc(), p.dst_md);
+    return cache_.emplace(key, std::move(p)).first->second;
+  }
+
+  OnednnPoolKind kind_;
+  BlockedIo io_;
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<int64_t>, Prepared> cache_;  // by input dims; guarded by mu_
+};
+
+class OnednnPoolTactic final : public Tactic {
+ public:
+  explicit OnednnPoolTactic(bool blocked) : blocked_(blocked) {}
+  std::string_view name() const override { return blocked_ ? "onednn.pool_blocked" : "onednn.pool"; }
+  std::string_view source() const override { return "onednn"; }
+
+  bool supports(const ir::Node& node) const override {
+    const std::optional<OnednnPoolKind> kind = pool_kind(node);
+    if (!kind || node.num_inputs() != 1 || !is_f32(node.input(0))) return false;
+    if (*kind == OnednnPoolKind::kMax && node.num_outputs() > 1 && node.output(1) != nullptr) return false;
+    const ir::ValueType& t = node.input(0)->type();
+    if (t.shape.rank_known() && t.shape.rank() != 4) return false;
+    return pool_attrs_supported(node, *kind);
+  }
+
+  // The convolutions' blocked layout, where the input's channels are known whole blocks.
+  std::string blocked_layout(const ir::Node& node) const override {
+    if (!blocked_ || !supports(node)) return "";
+    const ir::ValueType& t = node.input(0)->type();
+    if (!t.shape.rank_known() || t.shape.rank() != 4 || !t.shape[1].known()) return "";
+    const int64_t block = conv_block_width();
+    if (t.shape[1].value % block != 0) return "";
+    return block == 16 ? "nChw16c" : "nChw8c";
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
+    KILN_ASSIGN_OR_RETURN(BlockedIo io, read_blocked_io(node));
+    if (io.any() && !blocked_) return invalid_argument("{}: kiln_blocked needs onednn.pool_blocked", node.describe());
+    return make_kernel(node, io);
+  }
+
+  Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const override {
+    const std::string layout = blocked_layout(node);
+    if (layout.empty()) return prepare(node);
+    BlockedIo io;
+    io.src = io.dst = true;
+    io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
+    return make_kernel(node, io);
+  }
+
+  std::optional<double> time_layout_change(const Dims& dims, ThreadPool& pool) const override {
+    if (!blocked_) return std::nullopt;
+    return time_blocked_reorder(dims, pool);
+  }
+
+ private:
+  Result<std::unique_ptr<Kernel>> make_kernel(const ir::Node& node, BlockedIo io) const {
+    if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
+    // No residual here; a blocked value holds whole channel blocks (checked
+    // where the channel count is known; the kernel checks it at run time).
+    if (io.residual) return invalid_argument("{}: a pooling has no residual input to keep blocked", node.describe());
+    const ir::ValueType& t = node.input(0)->type();
+    if (io.any() && t.shape.rank_known() && t.shape.rank() == 4 && t.shape[1].known() &&
+        t.shape[1].value % io.block() != 0) {
+      return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
+                              t.shape[1].value, io.block());
+    }
+    return std::unique_ptr<Kernel>(new OnednnPoolKernel(*pool_kind(node), io));
+  }
+
+  bool blocked_;
+};
+
 }  // namespace
 
 std::unique_ptr<Tactic> make_onednn_matmul_tactic() { return std::make_unique<OnednnMatMulTactic>(); }
 std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked) { return std::make_unique<OnednnConvTactic>(blocked); }
+
+std::unique_ptr<Tactic> make_onednn_pool_tactic(bool blocked) { return std::make_unique<OnednnPoolTactic>(blocked); }
 
 }  // namespace kiln::backends::cpu

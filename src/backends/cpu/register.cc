@@ -77,6 +77,9 @@ void register_tactics(TacticRegistry& registry) {
     registry.add("", "Conv", make_onednn_conv_tactic(blocked));
     registry.add("kiln", "FusedConv", make_onednn_conv_tactic(blocked));
   }
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"}) {
+    for (bool blocked : {false, true}) registry.add("", op, make_onednn_pool_tactic(blocked));
+  }
 }
 
 }  // namespace kiln::backends::cpu

@@ -91,6 +91,11 @@ std::unique_ptr<Tactic> make_pointwise_tactic();
 // primitive) for 2-D Conv / kiln.FusedConv with constant weights.
 std::unique_ptr<Tactic> make_onednn_matmul_tactic();
 std::unique_ptr<Tactic> make_onednn_conv_tactic(bool blocked);
+// "onednn.pool" (NCHW) and "onednn.pool_blocked" (the convolutions' blocked
+// layout, so a pool inside a chain of blocked convolutions keeps it) for 2-D
+// float32 MaxPool (Y only), AveragePool, GlobalMaxPool and GlobalAveragePool
+// (one tactic for all four, registered under each).
+std::unique_ptr<Tactic> make_onednn_pool_tactic(bool blocked);
 
 // The common part of the own tactics that serve an ONNX op and its kiln.Fused*
 // twin at one ISA: the name "own.[fused_]<family>.<isa>", the source "own" and
