@@ -149,8 +149,10 @@ Result<std::unique_ptr<Session::Impl>> make_impl(ir::Model model, const SessionO
   plan::BuildOptions bo;
   bo.threads = options.threads;
   bo.time_tactics = options.time_tactics && !plan::skip_timing_requested();
-  bo.warmup = 1;
-  bo.repeats = 3;
+  // Tactics are timed as `kiln build` times them (BuildOptions' warm-up and
+  // repeats): with one warm-up and three repeats the choices followed a
+  // noisy machine's swings (three sessions of mobilenetv2 at batch 1 ran
+  // 4.64-4.87 ms in one interleaved run).
   // Dynamic tensor inputs: keep the model to build it again per run-time shape.
   std::string bytes;
   if (model.graph != nullptr && has_dynamic_tensor_inputs(*model.graph)) {
