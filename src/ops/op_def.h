@@ -31,6 +31,14 @@ class SubgraphRunner {
   virtual Result<std::vector<Datum>> run(const ir::Graph& graph, std::span<const Datum> inputs) = 0;
 };
 
+// The bytes output `index` of `node` occupies when it holds `numel` elements
+// of `dtype` with dims `dims`: numel * element size, except for an output the
+// plan keeps in a blocked channel layout (the node's "kiln_blocked"
+// attribute, plan/layouts.h) whose channels are not whole blocks, which
+// fills its last block with padding (a float [1, 24, 56, 56] value in
+// nChw16c takes 32 channels' bytes). Unrepresentable sizes give -1.
+int64_t output_storage_bytes(const ir::Node& node, size_t index, DataType dtype, const Dims& dims);
+
 // Gives kernel outputs their storage: the runtime's memory plan places
 // planned outputs in its arena. allocate() returns a zero-filled tensor for
 // output `index` of `node` with `dims`, or an undefined Tensor to let the
@@ -67,7 +75,9 @@ class KernelContext {
   // Output i is wanted by the graph (ONNX lets trailing optional outputs be omitted).
   bool wants_output(size_t i) const { return i < outputs_.size() && node_.output(i) != nullptr; }
   // Allocates output i (zero-filled) and returns it: from the allocator set
-  // with set_allocator() when it has storage for it, else on the heap.
+  // with set_allocator() when it has storage for it, else on the heap. The
+  // storage holds output_storage_bytes() (a padded blocked layout's extra
+  // bytes follow the tensor's own).
   Result<Tensor*> allocate_output(size_t i, DataType dtype, Dims dims);
   // Borrowed; must outlive the kernel call. nullptr: always the heap.
   void set_allocator(OutputAllocator* allocator) { allocator_ = allocator; }

@@ -91,6 +91,19 @@ Result<const Tensor*> KernelContext::tensor_input(size_t i) const {
   return &inputs_[i].tensor();
 }
 
+int64_t output_storage_bytes(const ir::Node& node, size_t index, DataType dtype, const Dims& dims) {
+  auto numel = checked_numel(dims);
+  if (!numel.is_ok()) return -1;
+  const int64_t bytes = *numel * static_cast<int64_t>(element_size(dtype));
+  if (index != 0 || dims.size() != 4 || !node.has_attr("kiln_blocked")) return bytes;
+  const std::vector<int64_t> marks = node.attr_ints("kiln_blocked");
+  if (marks.size() != 4 || marks[2] != 1 || marks[3] <= 0 || dims[1] % marks[3] == 0) return bytes;
+  Dims padded = dims;
+  padded[1] = (dims[1] / marks[3] + 1) * marks[3];
+  auto padded_numel = checked_numel(padded);
+  return padded_numel.is_ok() ? *padded_numel * static_cast<int64_t>(element_size(dtype)) : -1;
+}
+
 Result<Tensor*> KernelContext::allocate_output(size_t i, DataType dtype, Dims dims) {
   if (i >= outputs_.size()) return internal_error("{}: output {} out of range", node_.describe(), i);
   if (allocator_ != nullptr && checked_numel(dims).is_ok()) {
@@ -99,6 +112,18 @@ Result<Tensor*> KernelContext::allocate_output(size_t i, DataType dtype, Dims di
       outputs_[i] = Datum(std::move(planned));
       return &outputs_[i].tensor();
     }
+  }
+  const int64_t storage = output_storage_bytes(node_, i, dtype, dims);
+  auto numel = checked_numel(dims);
+  if (storage >= 0 && numel.is_ok() && dtype != DataType::kString &&
+      storage > *numel * static_cast<int64_t>(element_size(dtype))) {
+    // Padded blocks: zero-filled storage of the padded size, viewed with the output's dims.
+    auto bytes = Tensor::allocate(DataType::kUInt8, Dims{storage});
+    if (!bytes.is_ok()) return error(bytes.status());
+    auto owner = std::make_shared<Tensor>(std::move(bytes).value());
+    void* data = owner->raw_data();
+    outputs_[i] = Datum(Tensor::wrap(dtype, std::move(dims), data, std::move(owner)));
+    return &outputs_[i].tensor();
   }
   auto t = Tensor::allocate(dtype, std::move(dims));
   if (!t.is_ok()) return error(t.status());

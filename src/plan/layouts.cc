@@ -9,9 +9,28 @@
 
 namespace kiln::plan {
 
+namespace {
+
+// Whether a float value's channels (dim 1, known) are whole blocks of `block`.
+bool whole_blocks(const ir::Value* v, int64_t block) {
+  const ir::ValueType& t = v->type();
+  return block > 0 && t.shape.rank_known() && t.shape.rank() == 4 && t.shape[1].known() &&
+         t.shape[1].value % block == 0;
+}
+
+}  // namespace
+
+int64_t layout_block(std::string_view layout) {
+  if (layout == "nChw16c") return 16;
+  if (layout == "nChw8c") return 8;
+  return 0;
+}
+
 BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
-                         const std::function<bool(const ir::Node&)>& transparent) {
+                         const std::function<bool(const ir::Node&)>& transparent, std::string_view layout) {
   BlockedSpan span;
+  const int64_t block = layout_block(layout);
+  const bool padded = block > 0 && !whole_blocks(v, block);
   std::vector<const ir::Value*> todo = {v};
   while (!todo.empty() && span.spannable) {
     const ir::Value* w = todo.back();
@@ -19,7 +38,7 @@ BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
     if (pinned(w) || w->uses().empty()) span.spannable = false;
     for (const ir::Use& u : w->uses()) {
       if (transparent(*u.node)) {
-        if (u.input_index != 0 || u.node->num_outputs() != 1 || u.node->output(0) == nullptr) {
+        if (padded || u.input_index != 0 || u.node->num_outputs() != 1 || u.node->output(0) == nullptr) {
           span.spannable = false;
         } else {
           todo.push_back(u.node->output(0));
@@ -52,6 +71,31 @@ Status prepare_again(const backends::Tactic& tactic, const ir::Node& node, Layer
   return Status::ok();
 }
 
+Status check_blocked_marks(const ir::Graph& graph) {
+  auto marks_of = [](const ir::Node& n) -> std::vector<int64_t> {
+    if (!n.has_attr("kiln_blocked")) return {};
+    std::vector<int64_t> m = n.attr_ints("kiln_blocked");
+    return m.size() == 4 ? m : std::vector<int64_t>{};
+  };
+  for (const auto& n : graph.nodes()) {
+    const std::vector<int64_t> m = marks_of(*n);
+    if (m.empty()) continue;
+    for (size_t flag : {size_t{0}, size_t{1}}) {
+      const size_t input = flag == 0 ? 0 : 3;
+      if (m[flag] != 1 || input >= n->num_inputs() || n->input(input) == nullptr) continue;
+      const ir::Value* v = n->input(input);
+      if (whole_blocks(v, m[3])) continue;  // same bytes as NCHW: nothing to read past
+      const ir::Node* p = v->producer();
+      const std::vector<int64_t> pm = p != nullptr ? marks_of(*p) : std::vector<int64_t>{};
+      if (pm.empty() || pm[2] != 1 || pm[3] != m[3] || p->output(0) != v) {
+        return invalid_argument("{} reads '{}' in padded blocks of {} channels, which its producer does not write",
+                                n->describe(), v->name(), m[3]);
+      }
+    }
+  }
+  return Status::ok();
+}
+
 Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& layers,
                                        std::vector<std::shared_ptr<const backends::Kernel>>& kernels,
                                        const backends::TacticRegistry& registry) {
@@ -79,7 +123,7 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
     if (layout[k].empty() || nodes[k]->num_outputs() != 1) continue;
     const ir::Value* v = nodes[k]->output(0);
     if (v == nullptr) continue;
-    const BlockedSpan span = blocked_span(v, pinned, transparent);
+    const BlockedSpan span = blocked_span(v, pinned, transparent, layout[k]);
     bool ok = span.spannable;
     for (const ir::Use& u : span.ends) {
       auto it = step.find(u.node);
@@ -92,7 +136,7 @@ Result<int64_t> assign_blocked_layouts(ir::Graph& graph, std::vector<Layer>& lay
   }
   for (size_t k = 0; k < nodes.size(); ++k) {
     if (flags[k] == std::array<int64_t, 3>{0, 0, 0}) continue;
-    const int64_t block = layout[k] == "nChw16c" ? 16 : 8;
+    const int64_t block = layout_block(layout[k]);
     nodes[k]->set_attr(ir::Attribute::make_ints("kiln_blocked", {flags[k][0], flags[k][1], flags[k][2], block}));
     KILN_RETURN_IF_ERROR(prepare_again(*tactic[k], *nodes[k], layers[k], kernels[k], "blocked layouts"));
   }

@@ -4,8 +4,12 @@
 // every consumer name the same one (backends::Tactic::blocked_layout), so
 // the reorders to and from NCHW around each of those kernels disappear.
 //
-// The value keeps its NCHW dims: the layouts tactics name hold whole
-// channel blocks, so the byte size and the memory plan do not change. Only
+// The value keeps its NCHW dims. Where its channels are whole blocks the
+// byte size does not change; otherwise the last block is padded (oneDNN's
+// padded blocked layouts, e.g. mobilenetv2's 24 channels in nChw16c), its
+// storage is larger (ops::output_storage_bytes, which the memory plan and
+// the kernels' allocations use) and only kernels read it: such a value does
+// not pass through layout-transparent nodes, which see numel elements. Only
 // the kernels at both ends know the bytes are blocked, through their node's
 // "kiln_blocked" attribute, which the plan file stores with the node. Values
 // that leave the plan (graph outputs) or that a subgraph captures stay NCHW.
@@ -33,8 +37,19 @@ struct BlockedSpan {
   bool spannable = true;      // false: a value on the way is pinned or unread, or read through another input
 };
 // `transparent(node)`: whether the tactic chosen for `node` is layout-transparent.
+// A value whose channels are not whole blocks of `layout` spans no transparent
+// node (an empty `layout`: no such limit).
 BlockedSpan blocked_span(const ir::Value* v, const passes::Pinned& pinned,
-                         const std::function<bool(const ir::Node&)>& transparent);
+                         const std::function<bool(const ir::Node&)>& transparent, std::string_view layout);
+
+// Channels per block of a blocked layout name ("nChw16c": 16, "nChw8c": 8; 0 otherwise).
+int64_t layout_block(std::string_view layout);
+
+// Plan-load check of the "kiln_blocked" marks (a damaged plan must not make a
+// kernel read past a value's storage): a kernel that reads input 0 or 3
+// blocked in a layout that pads (channels not known to be whole blocks)
+// needs that value written padded by its producer, in the same block.
+Status check_blocked_marks(const ir::Graph& graph);
 
 // The steps after tactic selection that change how values are stored
 // (blocked layouts here, float16 values in half_values.h) share these:

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "ops/op_def.h"
+
 namespace kiln::plan {
 namespace {
 
@@ -112,9 +114,11 @@ MemoryPlan plan_memory(const ir::Graph& graph, const ValueDims& dims, const std:
       if (dt == DataType::kUndefined || dt == DataType::kString) continue;
       auto it = dims.find(v);
       if (it == dims.end()) continue;
-      auto numel = checked_numel(it->second);
-      if (!numel.is_ok()) continue;
-      bytes[v] = *numel * static_cast<int64_t>(element_size(dt));
+      size_t out = 0;
+      while (out < n->num_outputs() && n->output(out) != v) ++out;
+      const int64_t storage = ops::output_storage_bytes(*n, out, dt, it->second);  // padded blocked layouts
+      if (storage < 0) continue;
+      bytes[v] = storage;
       last_use[v] = index[n];
     }
   }

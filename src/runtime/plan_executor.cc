@@ -9,6 +9,8 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "ops/kernel_guard.h"
+#include "ops/op_def.h"
+#include "plan/layouts.h"
 
 namespace kiln::runtime {
 namespace {
@@ -34,10 +36,8 @@ class ArenaAllocator final : public ops::OutputAllocator {
     if (slot < 0 || dtype == DataType::kString || dtype == DataType::kUndefined) return {};
     const Block& b = blocks_[static_cast<size_t>(slot)];
     if (b.offset < 0 || b.kind == plan::BlockKind::kView || b.kind == plan::BlockKind::kConcat) return {};
-    auto numel = checked_numel(dims);
-    if (!numel.is_ok()) return {};
-    const int64_t nbytes = *numel * static_cast<int64_t>(element_size(dtype));
-    if (nbytes > b.size) return {};  // a shape larger than the plan foresaw
+    const int64_t nbytes = ops::output_storage_bytes(node, index, dtype, dims);  // padded blocks included
+    if (nbytes < 0 || nbytes > b.size) return {};  // a shape larger than the plan foresaw
     uint8_t* p = base_ + b.offset;
     if (b.kind == plan::BlockKind::kInPlace) {
       // Only over the input that lives in this block with the output's dtype and dims.
@@ -155,6 +155,7 @@ Result<std::unique_ptr<PlanExecutor>> PlanExecutor::create(const plan::Plan& pla
   if (plan.layers.size() != steps.size()) {
     return invalid_argument("plan has {} layers for {} nodes", plan.layers.size(), steps.size());
   }
+  if (plan.model.graph != nullptr) KILN_RETURN_IF_ERROR(plan::check_blocked_marks(*plan.model.graph));
   const auto& registry = backends::TacticRegistry::global();
   for (size_t k = 0; k < steps.size(); ++k) {
     const ir::Node& node = *steps[k].node;

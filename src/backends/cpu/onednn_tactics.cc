@@ -345,11 +345,11 @@ int64_t conv_block_width() { return detect_isa() == Isa::kAvx512 ? 16 : 8; }
 // One reorder of a float32 NCHW value of `dims` to the blocked layout, as
 // the blocked kernels do it when a neighbour keeps the value in NCHW: the
 // thread's borrowed buffer for the blocked side and one prepared reorder;
-// the median of five runs after one. nullopt when the channels are
-// not whole blocks.
+// the median of five runs after one. Channels that are not
+// whole blocks are padded.
 std::optional<double> time_blocked_reorder(const Dims& dims, ThreadPool& pool) {
   const int64_t block = conv_block_width();
-  if (dims.size() != 4 || dims[1] % block != 0) return std::nullopt;
+  if (dims.size() != 4) return std::nullopt;
   for (int64_t d : dims) {
     if (d <= 0) return std::nullopt;
   }
@@ -535,21 +535,19 @@ class OnednnConvTactic final : public Tactic {
     return conv_node_supported(node) && node.input(1)->constant().rank() == 4;
   }
 
-  // oneDNN's own blocked layout, for ungrouped and depthwise convolutions
-  // whose output channels are whole blocks (its jit kernels read and write
-  // those natively; forcing it elsewhere could select a slow implementation).
-  // An ungrouped convolution whose input channels are not whole blocks (a
-  // network's first layer, on 3 channels) reads NCHW and writes blocked:
-  // its input is never kept blocked, as no producer of it can name a layout
-  // of whole blocks.
+  // oneDNN's own blocked layout, for ungrouped convolutions (channels that
+  // are not whole blocks are padded: oneDNN's jit kernels read and write
+  // padded blocks natively, mobilenetv2's 24 channels) and depthwise ones
+  // whose channels are whole blocks (forcing it elsewhere could select a
+  // slow implementation). A network's first layer, on 3 channels, reads its
+  // NCHW graph input and writes blocked.
   std::string blocked_layout(const ir::Node& node) const override {
     if (!blocked_ || !supports(node)) return "";
     const ir::ValueType& t = node.input(0)->type();
     if (!t.shape.rank_known() || t.shape.rank() != 4) return "";
     const int64_t group = node.attr_int("group", 1);
     const int64_t m = node.input(1)->constant().dim(0), c = conv_input_channels(node), block = conv_block_width();
-    if (m % block != 0) return "";
-    if (group != 1 && (group != c || group != m)) return "";
+    if (group != 1 && (group != c || group != m || m % block != 0)) return "";
     return block == 16 ? "nChw16c" : "nChw8c";
   }
 
@@ -573,8 +571,10 @@ class OnednnConvTactic final : public Tactic {
   Result<std::unique_ptr<Kernel>> prepare_blocked(const ir::Node& node) const override {
     const std::string layout = blocked_layout(node);
     if (layout.empty()) return prepare(node);
+    // Inside a chain the input is blocked too, unless it has fewer channels
+    // than a block (a first layer on 3 channels reads its NCHW graph input).
     BlockedIo io;
-    io.src = conv_input_channels(node) % conv_block_width() == 0;
+    io.src = conv_input_channels(node) % conv_block_width() == 0 || conv_input_channels(node) > conv_block_width();
     io.dst = true;
     io.residual = node.input(3) != nullptr;
     io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
@@ -589,14 +589,16 @@ class OnednnConvTactic final : public Tactic {
  private:
   Result<std::unique_ptr<Kernel>> make_kernel(const ir::Node& node, BlockedIo io) const {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
-    // A blocked value holds whole channel blocks; anything else (a damaged
-    // plan) would make oneDNN read or write past the tensor.
+    // A grouped convolution's blocked values hold whole channel blocks; an
+    // ungrouped one's may be padded (the memory plan and the output's
+    // allocation size padded values; plan::check_blocked_marks checks at
+    // load that a padded input is written padded).
     const Tensor& w = node.input(1)->constant();
     const int64_t m = w.dim(0), c = conv_input_channels(node);
     const int64_t block = io.block();
-    if (((io.dst || io.residual) && m % block != 0) || (io.src && c % block != 0)) {
-      return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
-                              io.src && c % block != 0 ? c : m, block);
+    if (node.attr_int("group", 1) != 1 && (((io.dst || io.residual) && m % block != 0) || (io.src && c % block != 0))) {
+      return invalid_argument("{}: kiln_blocked keeps {} channels of a grouped convolution in blocks of {}",
+                              node.describe(), io.src && c % block != 0 ? c : m, block);
     }
     ops::Epilogue epi;
     if (node.op_type() == "FusedConv") {
@@ -718,7 +720,6 @@ class OnednnPoolKernel final : public Kernel {
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.wants_output(1)) return fallback();
     const Tensor& x = ctx.input(0);
     if (x.dtype() != DataType::kFloat32 || x.rank() != 4 || x.numel() == 0) return fallback();
-    if (io_.any() && x.dim(1) % io_.block() != 0) return fallback();
     auto geom = pool_geometry(ctx.node(), kind_, x.dims());
     if (!geom.is_ok()) return fallback();
     const PoolGeom& g = *geom;
@@ -768,9 +769,8 @@ class OnednnPoolKernel final : public Kernel {
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     // As for the convolution: one side blocked means both are (the other reordered), a
-    // layout oneDNN's jit kernels read and write natively; channels that are not whole
-    // blocks stay NCHW.
-    const bool blocked = io_.any() && g.c % io_.block() == 0;
+    // layout oneDNN's jit kernels read and write natively (padded blocks included).
+    const bool blocked = io_.any();
     const tag layout = blocked ? io_.layout : tag::nchw;
     const memory::desc src_md({g.n, g.c, g.h, g.w}, dt::f32, layout);
     const memory::desc dst_md({g.n, g.c, g.oh, g.ow}, dt::f32, layout);
@@ -785,7 +785,7 @@ class OnednnPoolKernel final : public Kernel {
     p.src_md = memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw);
     p.dst_md = memory::desc({g.n, g.c, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
     // A global pool's [n, c, 1, 1] output has the same bytes in NCHW and in whole channel blocks.
-    if (blocked && g.oh == 1 && g.ow == 1) p.dst_md = dst_md;
+    if (blocked && g.oh == 1 && g.ow == 1 && g.c % io_.block() == 0) p.dst_md = dst_md;
     p.to_src = reorder_between(p.src_md, pd.src_desc());
     p.from_dst = reorder_between(pd.dst_desc(), p.dst_md);
     return cache_.emplace(key, std::move(p)).first->second;
@@ -812,14 +812,12 @@ class OnednnPoolTactic final : public Tactic {
     return pool_attrs_supported(node, *kind);
   }
 
-  // The convolutions' blocked layout, where the input's channels are known whole blocks.
+  // The convolutions' blocked layout (padded where the channels are not whole blocks).
   std::string blocked_layout(const ir::Node& node) const override {
     if (!blocked_ || !supports(node)) return "";
     const ir::ValueType& t = node.input(0)->type();
-    if (!t.shape.rank_known() || t.shape.rank() != 4 || !t.shape[1].known()) return "";
-    const int64_t block = conv_block_width();
-    if (t.shape[1].value % block != 0) return "";
-    return block == 16 ? "nChw16c" : "nChw8c";
+    if (!t.shape.rank_known() || t.shape.rank() != 4) return "";
+    return conv_block_width() == 16 ? "nChw16c" : "nChw8c";
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -845,15 +843,9 @@ class OnednnPoolTactic final : public Tactic {
  private:
   Result<std::unique_ptr<Kernel>> make_kernel(const ir::Node& node, BlockedIo io) const {
     if (!supports(node)) return invalid_argument("{}: not supported by {}", node.describe(), name());
-    // No residual here; a blocked value holds whole channel blocks (checked
-    // where the channel count is known; the kernel checks it at run time).
+    // No residual here. Blocked values may be padded (plan::check_blocked_marks
+    // checks at load that a padded input is written padded).
     if (io.residual) return invalid_argument("{}: a pooling has no residual input to keep blocked", node.describe());
-    const ir::ValueType& t = node.input(0)->type();
-    if (io.any() && t.shape.rank_known() && t.shape.rank() == 4 && t.shape[1].known() &&
-        t.shape[1].value % io.block() != 0) {
-      return invalid_argument("{}: kiln_blocked keeps {} channels in blocks of {}", node.describe(),
-                              t.shape[1].value, io.block());
-    }
     return std::unique_ptr<Kernel>(new OnednnPoolKernel(*pool_kind(node), io));
   }
 
