@@ -22,6 +22,11 @@ it (onnxruntime's and OpenVINO's pools spin after a run) do not count
 against it. One such run was too few for a short model: mobilenetv2 at
 batch 1 measured 13.6 ms for Kiln and 21.0 ms for OpenVINO with --settle 1,
 12.0 and 11.5 ms with 3 (onnxruntime 10.9 and 10.8), so 3 is the default.
+Runs are not enough after onnxruntime, whose workers kept spinning through
+them: mobilenetv2 at batch 1 timed right after it ran 8.4 ms in Kiln (4.1
+alone) and 7.3 ms in OpenVINO (4.1 after Kiln), 4.2 and 4.6 ms with a 50 ms
+pause first (2026-11-27). So each engine's turn starts with --pause-ms idle
+(the spinning threads give up and sleep), then its settle runs.
 
 Only record results when the machine is quiet: the script prints the load
 average before and after.
@@ -157,6 +162,7 @@ def bench_one(name, batch, args, rng):
         for e in engines:
             # Untimed first: the previous engine's idle workers (onnxruntime's
             # and OpenVINO's spin after a run) must not eat into this one's time.
+            time.sleep(args.pause_ms / 1e3)
             for _ in range(args.settle):
                 e.run(feeds)
             t = time.perf_counter()
@@ -189,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--settle", type=int, default=3,
                     help="untimed runs of an engine right before each timed one (absorbs the previous engine's "
                          "spinning threads)")
+    ap.add_argument("--pause-ms", type=float, default=50.0,
+                    help="idle time before each engine's turn (the previous engine's spinning threads go to sleep)")
     ap.add_argument("--ov-hint", default="LATENCY", choices=["LATENCY", "THROUGHPUT"],
                     help="OpenVINO performance hint for batch > 1")
     ap.add_argument("--skip", default="", help="comma-separated engines to leave out (kiln,onnxruntime,openvino)")
