@@ -142,11 +142,42 @@ dnnl::stream& thread_stream() {
 // A reorder from the plan's layout of a value to a primitive's (or back),
 // created once per shape with the primitive: creating it in each run was a
 // primitive-cache lookup and a few allocations in every layer. Empty when
-// the two agree.
-std::optional<dnnl::reorder> reorder_between(const memory::desc& from, const memory::desc& to) {
-  if (from == to) return std::nullopt;
+// the two agree (an empty handle).
+dnnl::reorder reorder_between(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return {};
   return dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to));
 }
+
+// How the plan stores a primitive's input x and output y against how the
+// primitive reads and writes them, with the reorders between (none where
+// they agree), prepared with the primitive.
+struct PlanIo {
+  memory::desc x_md, y_md;      // the plan's layouts
+  memory::desc src_md, dst_md;  // the primitive's
+  dnnl::reorder to_src, from_dst;  // empty handles where the layouts agree
+
+  PlanIo() = default;
+  PlanIo(const memory::desc& x, const memory::desc& y, const memory::desc& src, const memory::desc& dst)
+      : x_md(x), y_md(y), src_md(src), dst_md(dst), to_src(reorder_between(x, src)), from_dst(reorder_between(dst, y)) {}
+
+  // The primitive's source: x itself, or x reordered into the thread's buffer.
+  memory source(dnnl::stream& s, const void* x) const {
+    memory user(x_md, cpu_engine(), const_cast<void*>(x));
+    if (!to_src) return user;
+    memory src = borrowed_memory(src_md, Borrowed::kSrc);
+    to_src.execute(s, user, src);
+    return src;
+  }
+  // The primitive's destination: y itself, or the thread's buffer that finish() reorders into y.
+  memory destination(void* y) const {
+    return from_dst ? borrowed_memory(dst_md, Borrowed::kDst) : memory(y_md, cpu_engine(), y);
+  }
+  void finish(dnnl::stream& s, memory dst, void* y) const {
+    if (!from_dst) return;
+    memory user(y_md, cpu_engine(), y);
+    from_dst.execute(s, dst, user);
+  }
+};
 
 bool inputs_f32(ops::KernelContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
@@ -412,19 +443,13 @@ class OnednnConvKernel final : public Kernel {
       set_threads(ctx.pool());
       const Prepared& p = prepared(g, bias != nullptr, z != nullptr);
       dnnl::stream& s = thread_stream();
-      memory src_user(p.src_md, cpu_engine(), const_cast<float*>(x.data<float>()));
-      memory dst_user(p.dst_md, cpu_engine(), y->data<float>());
-      memory src = src_user, dst = dst_user;
-      if (p.to_src) {
-        src = borrowed_memory(p.pd.src_desc(), Borrowed::kSrc);
-        p.to_src->execute(s, src_user, src);
-      }
-      if (p.from_dst) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
+      memory src = p.io.source(s, x.data<float>());
+      memory dst = p.io.destination(y->data<float>());
       if (z != nullptr) {
         memory z_user(p.residual_md, cpu_engine(), const_cast<float*>(z->data<float>()));
         // The memory plan may place the output over the residual: nothing to copy then.
         if (z_user.get_data_handle() != dst.get_data_handle() || p.residual_md != p.pd.dst_desc()) {
-          p.residual_to_dst->execute(s, z_user, dst);
+          p.residual_to_dst.execute(s, z_user, dst);
         }
       }
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
@@ -433,7 +458,7 @@ class OnednnConvKernel final : public Kernel {
       }
       args.insert({DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)});
       p.prim.execute(s, args);
-      if (p.from_dst) p.from_dst->execute(s, dst, dst_user);
+      p.io.finish(s, dst, y->data<float>());
       s.wait();
     } catch (const dnnl::error& e) {
       return ctx.error(internal_error("oneDNN convolution: {}", e.what()));
@@ -447,8 +472,9 @@ class OnednnConvKernel final : public Kernel {
     dnnl::convolution_forward prim;
     memory weights;
     std::shared_ptr<void> storage;  // the weights' bytes
-    memory::desc src_md, dst_md, residual_md;  // the plan's layouts of x, y and the residual
-    std::optional<dnnl::reorder> to_src, from_dst, residual_to_dst;
+    PlanIo io;
+    memory::desc residual_md;  // the plan's layout of the residual
+    dnnl::reorder residual_to_dst;
   };
 
   const Prepared& prepared(const Conv2dGeom& g, bool bias, bool residual) const {
@@ -496,10 +522,9 @@ class OnednnConvKernel final : public Kernel {
     p.prim = dnnl::convolution_forward(pd);
     p.weights = packed;
     p.storage = storage;
-    p.src_md = memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw);
-    p.dst_md = memory::desc({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
-    p.to_src = reorder_between(p.src_md, pd.src_desc());
-    p.from_dst = reorder_between(pd.dst_desc(), p.dst_md);
+    p.io = PlanIo(memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw),
+                  memory::desc({g.n, g.m, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw), pd.src_desc(),
+                  pd.dst_desc());
     if (residual) {
       p.residual_md = memory::desc({g.n, g.m, g.oh, g.ow}, dt::f32, io_.residual ? io_.layout : tag::nchw);
       // A copy even between equal layouts, unless the output is placed over the residual.
@@ -736,18 +761,12 @@ class OnednnPoolKernel final : public Kernel {
     try {
       set_threads(ctx.pool());
       dnnl::stream& s = thread_stream();
-      memory src_user(p.src_md, cpu_engine(), const_cast<float*>(x.data<float>()));
-      memory dst_user(p.dst_md, cpu_engine(), y->data<float>());
-      memory src = src_user, dst = dst_user;
-      if (p.to_src) {
-        src = borrowed_memory(p.pd.src_desc(), Borrowed::kSrc);
-        p.to_src->execute(s, src_user, src);
-      }
-      if (p.from_dst) dst = borrowed_memory(p.pd.dst_desc(), Borrowed::kDst);
+      memory src = p.io.source(s, x.data<float>());
+      memory dst = p.io.destination(y->data<float>());
       p.prim.execute(s, {{DNNL_ARG_SRC, src},
                          {DNNL_ARG_DST, dst},
                          {DNNL_ARG_SCRATCHPAD, borrowed_memory(p.pd.scratchpad_desc(), Borrowed::kScratchpad)}});
-      if (p.from_dst) p.from_dst->execute(s, dst, dst_user);
+      p.io.finish(s, dst, y->data<float>());
       s.wait();
     } catch (const dnnl::error& e) {
       return ctx.error(internal_error("oneDNN pooling: {}", e.what()));
@@ -759,8 +778,7 @@ class OnednnPoolKernel final : public Kernel {
   struct Prepared {
     dnnl::pooling_forward::primitive_desc pd;
     dnnl::pooling_forward prim;
-    memory::desc src_md, dst_md;  // the plan's layouts of x and y
-    std::optional<dnnl::reorder> to_src, from_dst;
+    PlanIo io;
   };
 
   const Prepared& prepared(const PoolGeom& g) const {
@@ -782,12 +800,11 @@ class OnednnPoolKernel final : public Kernel {
     Prepared p;
     p.pd = pd;
     p.prim = dnnl::pooling_forward(pd);
-    p.src_md = memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw);
-    p.dst_md = memory::desc({g.n, g.c, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
+    memory::desc y_md({g.n, g.c, g.oh, g.ow}, dt::f32, io_.dst ? io_.layout : tag::nchw);
     // A global pool's [n, c, 1, 1] output has the same bytes in NCHW and in whole channel blocks.
-    if (blocked && g.oh == 1 && g.ow == 1 && g.c % io_.block() == 0) p.dst_md = dst_md;
-    p.to_src = reorder_between(p.src_md, pd.src_desc());
-    p.from_dst = reorder_between(pd.dst_desc(), p.dst_md);
+    if (blocked && g.oh == 1 && g.ow == 1 && g.c % io_.block() == 0) y_md = dst_md;
+    p.io = PlanIo(memory::desc({g.n, g.c, g.h, g.w}, dt::f32, io_.src ? io_.layout : tag::nchw), y_md,
+                  pd.src_desc(), pd.dst_desc());
     return cache_.emplace(key, std::move(p)).first->second;
   }
 
