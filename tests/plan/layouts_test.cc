@@ -396,6 +396,37 @@ TEST(BlockedLayouts, ChannelsThatAreNoWholeBlockStayBlockedPadded) {
   }
 }
 
+// A damaged plan: a's output loses its padded mark (a writes 24 NCHW channels) while the plan
+// declares 32 channels for it, whole blocks, so the plan-load check lets b's padded read through.
+// b's kernel sees 24 channels where 32 were declared and refuses to read past the tensor.
+TEST(BlockedLayouts, PaddedReadOfAMisdeclaredValueIsRefused) {
+  if (backends::cpu::detect_isa() != backends::cpu::Isa::kAvx512) GTEST_SKIP() << "24 channels are whole blocks of 8";
+  backends::TacticRegistry registry;
+  registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
+  registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
+  BuildOptions o;
+  o.shapes = parse_shape_spec("x:2x3x12x12").value();
+  o.threads = 2;
+  o.registry = &registry;
+  o.time_tactics = false;
+  auto plan = build(padded_model(), o);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  for (const auto& n : plan->model.graph->nodes()) {
+    if (n->name() != "a") continue;
+    n->remove_attr("kiln_blocked");
+    n->output(0)->set_type(ir::ValueType::tensor(DataType::kFloat32, Shape({Dim::sym("N"), 32, 12, 12})));
+  }
+  EXPECT_TRUE(check_blocked_marks(*plan->model.graph).is_ok()) << "32 declared channels are whole blocks";
+  auto bytes = serialize_plan(std::move(plan).value());
+  ASSERT_TRUE(bytes.is_ok()) << bytes.status().to_string();
+  auto loaded = load_plan_bytes(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), nullptr, "bad.plan");
+  if (!loaded.is_ok()) return;  // refused at load: fine too
+  auto engine = runtime::Engine::create_from_plan(std::move(loaded).value(), {.threads = 2});
+  if (!engine.is_ok()) return;
+  auto out = (*engine)->run({{"x", test::random_tensor({2, 3, 12, 12}, 25)}});
+  EXPECT_FALSE(out.is_ok()) << "a padded read of 24 declared-as-32 channels ran";
+}
+
 TEST(BlockedLayouts, BadMarksAreRejected) {
   ir::Model m = chain_model();
   ir::Node* first = m.graph->nodes().front().get();

@@ -370,6 +370,19 @@ Result<BlockedIo> read_blocked_io(const ir::Node& node) {
   return io;
 }
 
+// Whether a kernel may read `t`, the value `v`, in blocks of `block`
+// channels. Channels that are not whole blocks are read padded: at plan load
+// plan::check_blocked_marks verified, from the channel count the plan
+// declares for `v`, that the producer writes them padded (or that they are
+// whole blocks). A tensor whose count differs from the declared one (a
+// damaged plan) would be read past its end: the kernel refuses it.
+bool padded_read_allowed(const ir::Value* v, const Tensor& t, int64_t block) {
+  if (t.rank() != 4 || t.dim(1) % block == 0) return true;
+  const ir::ValueType& type = v->type();
+  return !(type.shape.rank_known() && type.shape.rank() == 4 && type.shape[1].known() &&
+           type.shape[1].value != t.dim(1));
+}
+
 // The channel block oneDNN's convolutions use on this machine.
 int64_t conv_block_width() { return detect_isa() == Isa::kAvx512 ? 16 : 8; }
 
@@ -438,6 +451,10 @@ class OnednnConvKernel final : public Kernel {
     const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
     if (z != nullptr && z->dims() != ydims) return fallback();
     if (g.oh <= 0 || g.ow <= 0 || g.n == 0) return fallback();
+    if ((io_.src && !padded_read_allowed(ctx.node().input(0), x, io_.block())) ||
+        (io_.residual && z != nullptr && !padded_read_allowed(ctx.node().input(3), *z, io_.block()))) {
+      return fallback();
+    }
     KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DataType::kFloat32, ydims));
     try {
       set_threads(ctx.pool());
@@ -745,6 +762,7 @@ class OnednnPoolKernel final : public Kernel {
     if (!ctx.has_input(0) || !ctx.datum(0).is_tensor() || ctx.wants_output(1)) return fallback();
     const Tensor& x = ctx.input(0);
     if (x.dtype() != DataType::kFloat32 || x.rank() != 4 || x.numel() == 0) return fallback();
+    if (io_.src && !padded_read_allowed(ctx.node().input(0), x, io_.block())) return fallback();
     auto geom = pool_geometry(ctx.node(), kind_, x.dims());
     if (!geom.is_ok()) return fallback();
     const PoolGeom& g = *geom;
