@@ -62,14 +62,30 @@ ir::Model chain_model() {
 
 runtime::NamedTensors feeds() { return {{"x", test::random_tensor({2, 3, 12, 12}, 9)}}; }
 
-Plan build_chain(bool blocked, const backends::TacticRegistry& registry) {
+// A plan of `model` on 2 threads with each node's first candidate of `registry` (no timing:
+// oneDNN for the convolutions, never the reference); `shapes` as kiln build's --shapes ("" for none).
+Result<Plan> build_untimed(ir::Model model, const backends::TacticRegistry& registry, const std::string& shapes,
+                           bool blocked = true) {
   BuildOptions o;
-  o.shapes = parse_shape_spec("x:2x3x12x12").value();
+  if (!shapes.empty()) o.shapes = parse_shape_spec(shapes).value();
   o.threads = 2;
   o.blocked_layouts = blocked;
   o.registry = &registry;
-  o.time_tactics = false;  // the first candidate: oneDNN for the convolutions, never the reference
-  auto p = build(chain_model(), o);
+  o.time_tactics = false;
+  return build(std::move(model), o);
+}
+
+// The "kiln_blocked" marks of a plan's nodes, by node name.
+std::map<std::string, std::vector<int64_t>> blocked_marks(const Plan& plan) {
+  std::map<std::string, std::vector<int64_t>> marks;
+  for (const auto& n : plan.model.graph->nodes()) {
+    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
+  }
+  return marks;
+}
+
+Plan build_chain(bool blocked, const backends::TacticRegistry& registry) {
+  auto p = build_untimed(chain_model(), registry, "x:2x3x12x12", blocked);
   EXPECT_TRUE(p.is_ok()) << p.status().to_string();
   return std::move(p).value();
 }
@@ -108,10 +124,7 @@ TEST(BlockedLayouts, ConvChainStaysBlockedAndMatchesTheReference) {
 
   Plan plan = build_chain(true, registry);
   // Which values stay blocked: by the fused node that writes them.
-  std::map<std::string, std::vector<int64_t>> marks;
-  for (const auto& n : plan.model.graph->nodes()) {
-    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
-  }
+  auto marks = blocked_marks(plan);
   const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
   // a (3 input channels: NCHW in, blocked out) -> b (src and residual): blocked; b's sum also feeds the Sigmoid: NCHW;
   // c (depthwise) -> d: blocked; d's output is a graph output: NCHW.
@@ -177,19 +190,11 @@ TEST(BlockedLayouts, BlockedValuesPassThroughTransparentPointwiseChains) {
   registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
   registry.add("kiln", "Pointwise", backends::cpu::make_pointwise_tactic());
   const auto want = test::reference_run(transparent_model(), feeds());
-  BuildOptions o;
-  o.shapes = parse_shape_spec("x:2x3x12x12").value();
-  o.threads = 2;
-  o.registry = &registry;
-  o.time_tactics = false;
-  auto plan = build(transparent_model(), o);
+  auto plan = build_untimed(transparent_model(), registry, "x:2x3x12x12");
   ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-  std::map<std::string, std::vector<int64_t>> marks;
+  auto marks = blocked_marks(*plan);
   int64_t chains = 0;
-  for (const auto& n : plan->model.graph->nodes()) {
-    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
-    chains += n->op_type() == "Pointwise" ? 1 : 0;
-  }
+  for (const auto& n : plan->model.graph->nodes()) chains += n->op_type() == "Pointwise" ? 1 : 0;
   ASSERT_EQ(chains, 3);
   const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
   // a -> (round trip) -> b -> (abs, sqrt) -> c: blocked through both chains; c -> (per channel) -> d: NCHW.
@@ -222,12 +227,7 @@ TEST(BlockedLayouts, ResidualConvWritesOverItsResidual) {
   const runtime::NamedTensors in = {{"x", test::random_tensor({2, 8, 12, 12}, 9)}};
   const auto want = test::reference_run(model, in);
   for (bool blocked : {true, false}) {
-    BuildOptions o;
-    o.threads = 2;
-    o.blocked_layouts = blocked;
-    o.registry = &registry;
-    o.time_tactics = false;
-    auto plan = build(model, o);
+    auto plan = build_untimed(model, registry, "", blocked);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     EXPECT_EQ(plan->memory.in_place, 1) << "blocked " << blocked;
     auto engine = runtime::Engine::create_from_plan(std::move(plan).value(), {.threads = 2});
@@ -281,18 +281,9 @@ TEST(BlockedLayouts, PoolsBetweenBlockedConvolutionsStayBlocked) {
   const runtime::NamedTensors in = {{"x", test::random_tensor({2, 3, 13, 13}, 14)}};
   const auto want = test::reference_run(pool_chain_model(), in);
   for (bool blocked : {true, false}) {
-    BuildOptions o;
-    o.shapes = parse_shape_spec("x:2x3x13x13").value();
-    o.threads = 2;
-    o.blocked_layouts = blocked;
-    o.registry = &registry;
-    o.time_tactics = false;
-    auto plan = build(pool_chain_model(), o);
+    auto plan = build_untimed(pool_chain_model(), registry, "x:2x3x13x13", blocked);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-    std::map<std::string, std::vector<int64_t>> marks;
-    for (const auto& n : plan->model.graph->nodes()) {
-      if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
-    }
+    auto marks = blocked_marks(*plan);
     if (blocked) {
       const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
       EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
@@ -358,17 +349,9 @@ TEST(BlockedLayouts, ChannelsThatAreNoWholeBlockStayBlockedPadded) {
   registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
   const runtime::NamedTensors in = {{"x", test::random_tensor({2, 3, 12, 12}, 24)}};
   const auto want = test::reference_run(padded_model(), in);
-  BuildOptions o;
-  o.shapes = parse_shape_spec("x:2x3x12x12").value();
-  o.threads = 2;
-  o.registry = &registry;
-  o.time_tactics = false;
-  auto plan = build(padded_model(), o);
+  auto plan = build_untimed(padded_model(), registry, "x:2x3x12x12");
   ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-  std::map<std::string, std::vector<int64_t>> marks;
-  for (const auto& n : plan->model.graph->nodes()) {
-    if (n->has_attr("kiln_blocked")) marks[n->name()] = n->attr_ints("kiln_blocked");
-  }
+  auto marks = blocked_marks(*plan);
   const int64_t block = backends::cpu::detect_isa() == backends::cpu::Isa::kAvx512 ? 16 : 8;
   EXPECT_EQ(marks["a"], (std::vector<int64_t>{0, 0, 1, block}));
   EXPECT_EQ(marks["b"], (std::vector<int64_t>{1, 1, 1, block}));
@@ -404,12 +387,7 @@ TEST(BlockedLayouts, PaddedReadOfAMisdeclaredValueIsRefused) {
   backends::TacticRegistry registry;
   registry.add("", "Conv", backends::cpu::make_onednn_conv_tactic(true));
   registry.add("kiln", "FusedConv", backends::cpu::make_onednn_conv_tactic(true));
-  BuildOptions o;
-  o.shapes = parse_shape_spec("x:2x3x12x12").value();
-  o.threads = 2;
-  o.registry = &registry;
-  o.time_tactics = false;
-  auto plan = build(padded_model(), o);
+  auto plan = build_untimed(padded_model(), registry, "x:2x3x12x12");
   ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
   for (const auto& n : plan->model.graph->nodes()) {
     if (n->name() != "a") continue;
