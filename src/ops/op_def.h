@@ -31,6 +31,21 @@ class SubgraphRunner {
   virtual Result<std::vector<Datum>> run(const ir::Graph& graph, std::span<const Datum> inputs) = 0;
 };
 
+// A node's blocked-layout marks (its "kiln_blocked" attribute [src,
+// residual, dst, block], written by plan/layouts.cc after tactic
+// selection): whether input 0, input 3 and output 0 are stored in blocks of
+// `block` (8 or 16) channels.
+struct BlockedMarks {
+  bool src = false;
+  bool residual = false;
+  bool dst = false;
+  int64_t block = 0;  // 0 without the attribute
+  bool any() const { return src || residual || dst; }
+};
+// The node's marks (none without the attribute), or an error naming the
+// node for a malformed attribute.
+Result<BlockedMarks> read_blocked_marks(const ir::Node& node);
+
 // The bytes output `index` of `node` occupies when it holds `numel` elements
 // of `dtype` with dims `dims`: numel * element size, except for an output the
 // plan keeps in a blocked channel layout (the node's "kiln_blocked"

@@ -91,15 +91,32 @@ Result<const Tensor*> KernelContext::tensor_input(size_t i) const {
   return &inputs_[i].tensor();
 }
 
+Result<BlockedMarks> read_blocked_marks(const ir::Node& node) {
+  BlockedMarks m;
+  if (!node.has_attr("kiln_blocked")) return m;
+  const std::vector<int64_t> v = node.attr_ints("kiln_blocked");
+  if (v.size() != 4 || (v[3] != 8 && v[3] != 16)) {
+    return invalid_argument("{}: attribute kiln_blocked must be [src, residual, dst, 8 or 16]", node.describe());
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    if (v[i] != 0 && v[i] != 1) return invalid_argument("{}: kiln_blocked flags must be 0 or 1", node.describe());
+  }
+  m.src = v[0] != 0;
+  m.residual = v[1] != 0;
+  m.dst = v[2] != 0;
+  m.block = v[3];
+  return m;
+}
+
 int64_t output_storage_bytes(const ir::Node& node, size_t index, DataType dtype, const Dims& dims) {
   auto numel = checked_numel(dims);
   if (!numel.is_ok()) return -1;
   const int64_t bytes = *numel * static_cast<int64_t>(element_size(dtype));
-  if (index != 0 || dims.size() != 4 || !node.has_attr("kiln_blocked")) return bytes;
-  const std::vector<int64_t> marks = node.attr_ints("kiln_blocked");
-  if (marks.size() != 4 || marks[2] != 1 || marks[3] <= 0 || dims[1] % marks[3] == 0) return bytes;
+  if (index != 0 || dims.size() != 4) return bytes;
+  auto marks = read_blocked_marks(node);  // malformed marks: the kernels refuse them when prepared
+  if (!marks.is_ok() || !marks->dst || dims[1] % marks->block == 0) return bytes;
   Dims padded = dims;
-  padded[1] = (dims[1] / marks[3] + 1) * marks[3];
+  padded[1] = (dims[1] / marks->block + 1) * marks->block;
   auto padded_numel = checked_numel(padded);
   return padded_numel.is_ok() ? *padded_numel * static_cast<int64_t>(element_size(dtype)) : -1;
 }

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "ops/op_def.h"
 #include "passes/graph_util.h"
 
 namespace kiln::plan {
@@ -72,24 +73,18 @@ Status prepare_again(const backends::Tactic& tactic, const ir::Node& node, Layer
 }
 
 Status check_blocked_marks(const ir::Graph& graph) {
-  auto marks_of = [](const ir::Node& n) -> std::vector<int64_t> {
-    if (!n.has_attr("kiln_blocked")) return {};
-    std::vector<int64_t> m = n.attr_ints("kiln_blocked");
-    return m.size() == 4 ? m : std::vector<int64_t>{};
-  };
   for (const auto& n : graph.nodes()) {
-    const std::vector<int64_t> m = marks_of(*n);
-    if (m.empty()) continue;
-    for (size_t flag : {size_t{0}, size_t{1}}) {
-      const size_t input = flag == 0 ? 0 : 3;
-      if (m[flag] != 1 || input >= n->num_inputs() || n->input(input) == nullptr) continue;
+    auto m = ops::read_blocked_marks(*n);  // malformed marks: the kernels refuse them when prepared
+    if (!m.is_ok()) continue;
+    for (const auto& [read, input] : {std::pair{m->src, size_t{0}}, std::pair{m->residual, size_t{3}}}) {
+      if (!read || input >= n->num_inputs() || n->input(input) == nullptr) continue;
       const ir::Value* v = n->input(input);
-      if (whole_blocks(v, m[3])) continue;  // same bytes as NCHW: nothing to read past
+      if (whole_blocks(v, m->block)) continue;  // same bytes as NCHW: nothing to read past
       const ir::Node* p = v->producer();
-      const std::vector<int64_t> pm = p != nullptr ? marks_of(*p) : std::vector<int64_t>{};
-      if (pm.empty() || pm[2] != 1 || pm[3] != m[3] || p->output(0) != v) {
+      auto pm = p != nullptr ? ops::read_blocked_marks(*p) : Result<ops::BlockedMarks>(ops::BlockedMarks{});
+      if (!pm.is_ok() || !pm->dst || pm->block != m->block || p->output(0) != v) {
         return invalid_argument("{} reads '{}' in padded blocks of {} channels, which its producer does not write",
-                                n->describe(), v->name(), m[3]);
+                                n->describe(), v->name(), m->block);
       }
     }
   }

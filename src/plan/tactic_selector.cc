@@ -240,6 +240,7 @@ class LayoutCosts {
   // fastest in it), kept when the plan's total cost falls.
   void join_blocked_spans(std::vector<size_t>& chosen) {
     const auto& options = *options_;
+    double cost = -1;  // the plan's total cost with `chosen`, computed at the first move tried
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const ir::Node& n = *nodes_[i];
       if (n.num_outputs() != 1 || n.output(0) == nullptr) continue;
@@ -268,12 +269,13 @@ class LayoutCosts {
       if (!all) continue;
       std::vector<std::pair<size_t, size_t>> before;
       for (const auto& [node, option] : moves) before.emplace_back(node, chosen[node]);
-      const double old_cost = total_cost(chosen);
+      if (cost < 0) cost = total_cost(chosen);
       for (const auto& [node, option] : moves) chosen[node] = option, layout_[node] = options[node][option].layout;
       const double new_cost = total_cost(chosen);
-      if (new_cost < old_cost - 1e-6) {
+      if (new_cost < cost - 1e-6) {
         KILN_LOG_DEBUG("{} and the {} readers of its output in {}: {:.4f} ms with reorders over {:.4f} ms",
-                       n.describe(), moves.size() - 1, layout, new_cost, old_cost);
+                       n.describe(), moves.size() - 1, layout, new_cost, cost);
+        cost = new_cost;
         continue;
       }
       for (const auto& [node, option] : before) chosen[node] = option, layout_[node] = options[node][option].layout;

@@ -342,8 +342,9 @@ class OnednnMatMulTactic final : public Tactic {
 
 // ---- convolution ------------------------------------------------------------------
 
-// Which of a conv's activations the builder keeps in the blocked layout
-// (the node's "kiln_blocked" attribute: [src, residual, dst, block width]).
+// Which of a conv's or pool's activations the builder keeps in the blocked
+// layout (the node's "kiln_blocked" marks, ops::read_blocked_marks), with
+// oneDNN's tag for that layout.
 struct BlockedIo {
   bool src = false;
   bool residual = false;
@@ -353,20 +354,16 @@ struct BlockedIo {
   int64_t block() const { return layout == tag::nChw16c ? 16 : 8; }  // channels per block
 };
 
+// oneDNN's tag for blocks of `block` (8 or 16) channels.
+tag blocked_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
+
 Result<BlockedIo> read_blocked_io(const ir::Node& node) {
+  KILN_ASSIGN_OR_RETURN(ops::BlockedMarks m, ops::read_blocked_marks(node));
   BlockedIo io;
-  if (!node.has_attr("kiln_blocked")) return io;
-  const std::vector<int64_t> v = node.attr_ints("kiln_blocked");
-  if (v.size() != 4 || (v[3] != 8 && v[3] != 16)) {
-    return invalid_argument("{}: attribute kiln_blocked must be [src, residual, dst, 8 or 16]", node.describe());
-  }
-  for (size_t i = 0; i < 3; ++i) {
-    if (v[i] != 0 && v[i] != 1) return invalid_argument("{}: kiln_blocked flags must be 0 or 1", node.describe());
-  }
-  io.src = v[0] != 0;
-  io.residual = v[1] != 0;
-  io.dst = v[2] != 0;
-  io.layout = v[3] == 16 ? tag::nChw16c : tag::nChw8c;
+  io.src = m.src;
+  io.residual = m.residual;
+  io.dst = m.dst;
+  if (m.block != 0) io.layout = blocked_tag(m.block);
   return io;
 }
 
@@ -383,8 +380,10 @@ bool padded_read_allowed(const ir::Value* v, const Tensor& t, int64_t block) {
            type.shape[1].value != t.dim(1));
 }
 
-// The channel block oneDNN's convolutions use on this machine.
+// The channel block oneDNN's convolutions use on this machine, and the name
+// of that layout as Tactic::blocked_layout gives it.
 int64_t conv_block_width() { return detect_isa() == Isa::kAvx512 ? 16 : 8; }
+std::string blocked_layout_name() { return conv_block_width() == 16 ? "nChw16c" : "nChw8c"; }
 
 // One reorder of a float32 NCHW value of `dims` to the blocked layout, as
 // the blocked kernels do it when a neighbour keeps the value in NCHW: the
@@ -402,7 +401,7 @@ std::optional<double> time_blocked_reorder(const Dims& dims, ThreadPool& pool) {
     const memory::dims md(dims.begin(), dims.end());
     memory plain({md, dt::f32, tag::nchw}, cpu_engine());
     std::memset(plain.get_data_handle(), 0, plain.get_desc().get_size());
-    const memory::desc blocked_md(md, dt::f32, block == 16 ? tag::nChw16c : tag::nChw8c);
+    const memory::desc blocked_md(md, dt::f32, blocked_tag(block));
     const dnnl::reorder reorder(dnnl::reorder::primitive_desc(cpu_engine(), plain.get_desc(), cpu_engine(), blocked_md));
     dnnl::stream& s = thread_stream();
     std::vector<double> times;
@@ -590,7 +589,7 @@ class OnednnConvTactic final : public Tactic {
     const int64_t group = node.attr_int("group", 1);
     const int64_t m = node.input(1)->constant().dim(0), c = conv_input_channels(node), block = conv_block_width();
     if (group != 1 && (group != c || group != m || m % block != 0)) return "";
-    return block == 16 ? "nChw16c" : "nChw8c";
+    return blocked_layout_name();
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -619,7 +618,7 @@ class OnednnConvTactic final : public Tactic {
     io.src = conv_input_channels(node) % conv_block_width() == 0 || conv_input_channels(node) > conv_block_width();
     io.dst = true;
     io.residual = node.input(3) != nullptr;
-    io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
+    io.layout = blocked_tag(conv_block_width());
     return make_kernel(node, io);
   }
 
@@ -654,19 +653,7 @@ class OnednnConvTactic final : public Tactic {
 
 // ---- pooling ----------------------------------------------------------------------
 
-enum class OnednnPoolKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
-
-const char* pool_op_name(OnednnPoolKind k) {
-  switch (k) {
-    case OnednnPoolKind::kMax: return "MaxPool";
-    case OnednnPoolKind::kAverage: return "AveragePool";
-    case OnednnPoolKind::kGlobalMax: return "GlobalMaxPool";
-    case OnednnPoolKind::kGlobalAverage: return "GlobalAveragePool";
-  }
-  return "";
-}
-
-bool is_global(OnednnPoolKind k) { return k == OnednnPoolKind::kGlobalMax || k == OnednnPoolKind::kGlobalAverage; }
+bool is_global(PoolKind k) { return k == PoolKind::kGlobalMax || k == PoolKind::kGlobalAverage; }
 
 // One pooling of an input [n, c, h, w]: the window, its pads (the right and
 // bottom ones as oneDNN wants them: what the output count reaches, ceil_mode
@@ -684,7 +671,7 @@ struct PoolGeom {
 // the extra taps ceil_mode adds past the explicit pads; ONNX does not).
 // NaN in a max window follows oneDNN's vmaxps rule, not the reference's
 // (the own tactic sends such inputs to the reference).
-bool pool_attrs_supported(const ir::Node& node, OnednnPoolKind kind) {
+bool pool_attrs_supported(const ir::Node& node, PoolKind kind) {
   if (is_global(kind)) return true;
   const std::vector<int64_t> kernel = node.attr_ints("kernel_shape");
   if (kernel.size() != 2) return false;
@@ -698,19 +685,19 @@ bool pool_attrs_supported(const ir::Node& node, OnednnPoolKind kind) {
       if (win->pad_begin(axis) >= kernel[axis] || win->pad_end(axis) >= kernel[axis]) return false;
     }
   }
-  if (kind == OnednnPoolKind::kAverage && node.attr_int("count_include_pad", 0) != 0 &&
+  if (kind == PoolKind::kAverage && node.attr_int("count_include_pad", 0) != 0 &&
       node.attr_int("ceil_mode", 0) != 0) {
     return false;
   }
   return true;
 }
 
-Result<PoolGeom> pool_geometry(const ir::Node& node, OnednnPoolKind kind, const Dims& x) {
+Result<PoolGeom> pool_geometry(const ir::Node& node, PoolKind kind, const Dims& x) {
   PoolGeom g;
   g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
   if (is_global(kind)) {
     g.kh = g.h, g.kw = g.w, g.oh = 1, g.ow = 1;
-    g.alg = kind == OnednnPoolKind::kGlobalMax ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
+    g.alg = kind == PoolKind::kGlobalMax ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
     return g;
   }
   const std::vector<int64_t> kernel = node.attr_ints("kernel_shape");
@@ -727,7 +714,7 @@ Result<PoolGeom> pool_geometry(const ir::Node& node, OnednnPoolKind kind, const 
   if (g.oh <= 0 || g.ow <= 0 || g.pt >= g.kh || g.pl >= g.kw || g.pb >= g.kh || g.pr >= g.kw) {
     return unimplemented("{}: a window of this pooling sees only padding", node.describe());
   }
-  if (kind == OnednnPoolKind::kMax) {
+  if (kind == PoolKind::kMax) {
     g.alg = algorithm::pooling_max;
   } else {
     g.alg = node.attr_int("count_include_pad", 0) != 0 ? algorithm::pooling_avg_include_padding
@@ -736,19 +723,9 @@ Result<PoolGeom> pool_geometry(const ir::Node& node, OnednnPoolKind kind, const 
   return g;
 }
 
-// The pooling `node` is, if any (the tactics serve all four ops under one name).
-std::optional<OnednnPoolKind> pool_kind(const ir::Node& node) {
-  if (!node.domain().empty()) return std::nullopt;
-  for (OnednnPoolKind k : {OnednnPoolKind::kMax, OnednnPoolKind::kAverage, OnednnPoolKind::kGlobalMax,
-                           OnednnPoolKind::kGlobalAverage}) {
-    if (node.op_type() == pool_op_name(k)) return k;
-  }
-  return std::nullopt;
-}
-
 class OnednnPoolKernel final : public Kernel {
  public:
-  OnednnPoolKernel(OnednnPoolKind kind, BlockedIo io) : kind_(kind), io_(io) {}
+  OnednnPoolKernel(PoolKind kind, BlockedIo io) : kind_(kind), io_(io) {}
 
   bool fills_outputs() const override { return true; }
   Status run(ops::KernelContext& ctx) const override {
@@ -826,7 +803,7 @@ class OnednnPoolKernel final : public Kernel {
     return cache_.emplace(key, std::move(p)).first->second;
   }
 
-  OnednnPoolKind kind_;
+  PoolKind kind_;
   BlockedIo io_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<int64_t>, Prepared> cache_;  // by input dims; guarded by mu_
@@ -838,10 +815,11 @@ class OnednnPoolTactic final : public Tactic {
   std::string_view name() const override { return blocked_ ? "onednn.pool_blocked" : "onednn.pool"; }
   std::string_view source() const override { return "onednn"; }
 
+  // One tactic serves all four pooling ops under one name (registered under each).
   bool supports(const ir::Node& node) const override {
-    const std::optional<OnednnPoolKind> kind = pool_kind(node);
+    const std::optional<PoolKind> kind = pool_kind(node);
     if (!kind || node.num_inputs() != 1 || !is_f32(node.input(0))) return false;
-    if (*kind == OnednnPoolKind::kMax && node.num_outputs() > 1 && node.output(1) != nullptr) return false;
+    if (*kind == PoolKind::kMax && node.num_outputs() > 1 && node.output(1) != nullptr) return false;
     const ir::ValueType& t = node.input(0)->type();
     if (t.shape.rank_known() && t.shape.rank() != 4) return false;
     return pool_attrs_supported(node, *kind);
@@ -852,7 +830,7 @@ class OnednnPoolTactic final : public Tactic {
     if (!blocked_ || !supports(node)) return "";
     const ir::ValueType& t = node.input(0)->type();
     if (!t.shape.rank_known() || t.shape.rank() != 4) return "";
-    return conv_block_width() == 16 ? "nChw16c" : "nChw8c";
+    return blocked_layout_name();
   }
 
   Result<std::unique_ptr<Kernel>> prepare(const ir::Node& node) const override {
@@ -866,7 +844,7 @@ class OnednnPoolTactic final : public Tactic {
     if (layout.empty()) return prepare(node);
     BlockedIo io;
     io.src = io.dst = true;
-    io.layout = layout == "nChw16c" ? tag::nChw16c : tag::nChw8c;
+    io.layout = blocked_tag(conv_block_width());
     return make_kernel(node, io);
   }
 

@@ -32,12 +32,14 @@
 #include "ops/conv_window.h"
 
 namespace kiln::backends::cpu {
+
 namespace {
+constexpr PoolKind kPoolKinds[] = {PoolKind::kMax, PoolKind::kAverage, PoolKind::kGlobalMax,
+                                   PoolKind::kGlobalAverage};
+}  // namespace
 
-enum class PoolKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
-
-const char* op_name(PoolKind k) {
-  switch (k) {
+const char* pool_op_name(PoolKind kind) {
+  switch (kind) {
     case PoolKind::kMax: return "MaxPool";
     case PoolKind::kAverage: return "AveragePool";
     case PoolKind::kGlobalMax: return "GlobalMaxPool";
@@ -45,6 +47,16 @@ const char* op_name(PoolKind k) {
   }
   return "";
 }
+
+std::optional<PoolKind> pool_kind(const ir::Node& node) {
+  if (!node.domain().empty()) return std::nullopt;
+  for (PoolKind k : kPoolKinds) {
+    if (node.op_type() == pool_op_name(k)) return k;
+  }
+  return std::nullopt;
+}
+
+namespace {
 
 bool is_max(PoolKind k) { return k == PoolKind::kMax || k == PoolKind::kGlobalMax; }
 
@@ -296,7 +308,7 @@ class PoolTactic final : public Tactic {
   std::string_view name() const override { return name_; }
   std::string_view source() const override { return "own"; }
   bool supports(const ir::Node& node) const override {
-    if (node.op_type() != op_name(kind_) || !node.domain().empty() || !is_f32(node.input(0))) return false;
+    if (pool_kind(node) != kind_ || !is_f32(node.input(0))) return false;
     if (kind_ == PoolKind::kMax && node.output(1) != nullptr) return false;
     const ir::ValueType& t = node.input(0)->type();
     if (t.shape.rank_known() && t.shape.rank() != 4) return false;
@@ -316,8 +328,8 @@ class PoolTactic final : public Tactic {
 }  // namespace
 
 std::unique_ptr<Tactic> make_pool_tactic(std::string_view op) {
-  for (PoolKind k : {PoolKind::kMax, PoolKind::kAverage, PoolKind::kGlobalMax, PoolKind::kGlobalAverage}) {
-    if (op == op_name(k)) return std::make_unique<PoolTactic>(k);
+  for (PoolKind k : kPoolKinds) {
+    if (op == pool_op_name(k)) return std::make_unique<PoolTactic>(k);
   }
   return nullptr;
 }

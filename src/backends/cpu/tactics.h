@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,12 @@ std::unique_ptr<Tactic> make_layernorm_tactic(Isa isa);
 // Inference-mode BatchNormalization of float32 as a per-channel y = x * k + b
 // (k, b from the running statistics in double): "own.batchnorm".
 std::unique_ptr<Tactic> make_batchnorm_tactic();
+
+// The 2-D pooling ops the pool tactics serve (own.* below and onednn.pool*),
+// their ONNX names, and which of them a default-domain `node` is, if any.
+enum class PoolKind { kMax, kAverage, kGlobalMax, kGlobalAverage };
+const char* pool_op_name(PoolKind kind);
+std::optional<PoolKind> pool_kind(const ir::Node& node);
 
 // 2-D NCHW float32 pooling (pool_tactics.cc): MaxPool (Y only), AveragePool,
 // GlobalMaxPool, GlobalAveragePool; nullptr for any other op.

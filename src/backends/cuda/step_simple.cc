@@ -201,24 +201,19 @@ class CapturedRuns {
 
   // False (and nothing kept) when the launches cannot be captured or one
   // fails under capture: the caller then times direct launches.
-  Result<bool> capture(cudaStream_t stream, int runs, const std::function<Result<bool>(int)>& launch, int i) {
+  bool capture(cudaStream_t stream, int runs, const std::function<Result<bool>(int)>& launch, int i) {
     reset();
     if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
-    Status failed = Status::ok();
     bool ok = true;
-    for (int r = 0; r < runs && ok && failed.is_ok(); ++r) {
+    for (int r = 0; r < runs && ok; ++r) {
       Result<bool> ran = launch(i);
-      if (!ran.is_ok()) {
-        failed = ran.status();
-      } else {
-        ok = std::move(ran).value();
-      }
+      ok = ran.is_ok() && *ran;
     }
     cudaError_t end = cudaStreamEndCapture(stream, &graph_);
-    if (!failed.is_ok() || !ok || end != cudaSuccess || graph_ == nullptr ||
+    if (!ok || end != cudaSuccess || graph_ == nullptr ||
         cudaGraphInstantiate(&exec_, graph_, 0) != cudaSuccess) {
       (void)cudaGetLastError();
       reset();
@@ -253,7 +248,7 @@ Result<int> fastest_candidate(GpuContext& ctx, int count, const std::function<Re
   for (int i = 0; i < count; ++i) {
     KILN_ASSIGN_OR_RETURN(bool ok, launch(i));  // warm-up
     if (!ok) continue;
-    KILN_ASSIGN_OR_RETURN(bool captured, graph.capture(ctx.stream, kRuns, launch, i));
+    const bool captured = graph.capture(ctx.stream, kRuns, launch, i);
     if (captured) KILN_RETURN_IF_ERROR(graph.launch(ctx.stream));  // the graph's own first launch
     float ms = INFINITY;
     for (int w = 0; w < kWindows && ok; ++w) {
